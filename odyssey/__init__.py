@@ -1,0 +1,23 @@
+"""odyssey: which parts of a recurrent architecture, and which hyperparameters, actually matter.
+
+`odyssey.LSTM` is imported lazily so that reports and the CLI's analysis commands never pay for torch.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .variants import VARIANTS, CellSpec, resolve_variant
+
+try:
+    __version__ = version("odyssey")
+except PackageNotFoundError:  # a checkout run as `python cli.py` without installing
+    __version__ = "0.1.0+local"
+
+__all__ = ["LSTM", "VARIANTS", "CellSpec", "resolve_variant", "__version__"]
+
+
+def __getattr__(name: str):
+    if name == "LSTM":
+        from .lstm import LSTM
+
+        return LSTM
+    raise AttributeError(f"module 'odyssey' has no attribute {name!r}")

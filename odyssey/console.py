@@ -1,0 +1,23 @@
+"""Printing tables for the CLI: one place that turns rows into a Rich table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+
+def print_rows(rows: Sequence[dict[str, object]], *, title: str | None = None) -> None:
+    """Rows of equal keys as a table; numbers right-aligned."""
+    if not rows:
+        console.print(f"{title}: nothing to show" if title else "nothing to show")
+        return
+    table = Table(title=title)
+    for key, value in rows[0].items():
+        table.add_column(str(key), justify="right" if isinstance(value, (int, float)) else "left")
+    for row in rows:
+        table.add_row(*(f"{v:,}" if isinstance(v, int) else f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values()))
+    console.print(table)

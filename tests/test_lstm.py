@@ -1,0 +1,239 @@
+"""odyssey.LSTM against torch.nn.LSTM, against the paper's equations written out plainly, and gradcheck."""
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from odyssey import LSTM, VARIANTS, CellSpec, resolve_variant
+
+LENGTHS = torch.tensor([6, 3, 5, 1])
+
+
+def randomise(model: nn.Module, scale: float = 0.5) -> nn.Module:
+    """Non-zero everything, peepholes and gate-to-gate matrices included."""
+    with torch.no_grad():
+        for p in model.parameters():
+            p.uniform_(-scale, scale)
+    return model
+
+
+# --- nn.LSTM equivalence --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_np_from_torch_matches_nn_lstm(bidirectional):
+    torch.manual_seed(0)
+    ref = nn.LSTM(5, 7, bidirectional=bidirectional)
+    ours = LSTM.from_torch(ref, variant="NP")
+    x = torch.randn(6, 4, 5)
+    target = torch.randn(6, 4, 7 * (2 if bidirectional else 1))
+
+    packed_out, (h_ref, c_ref) = ref(pack_padded_sequence(x, LENGTHS, enforce_sorted=False))
+    out_ref, _ = pad_packed_sequence(packed_out, total_length=6)
+    out, (h, c) = ours(x, lengths=LENGTHS)
+    torch.testing.assert_close(out, out_ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(h, h_ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(c, c_ref, atol=1e-5, rtol=1e-5)
+
+    ((out_ref * target).sum() + h_ref.sum() + c_ref.sum()).backward()
+    ((out * target).sum() + h.sum() + c.sum()).backward()
+    for suffix, cell in zip(("", "_reverse"), ours.directions):
+        torch.testing.assert_close(cell.weight_ih.grad, getattr(ref, f"weight_ih_l0{suffix}").grad, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(cell.weight_hh.grad, getattr(ref, f"weight_hh_l0{suffix}").grad, atol=1e-5, rtol=1e-5)
+        # One bias where torch has two: each of torch's receives the same gradient as ours.
+        torch.testing.assert_close(cell.bias.grad, getattr(ref, f"bias_ih_l0{suffix}").grad, atol=1e-5, rtol=1e-5)
+
+
+def test_packed_sequence_and_batch_first_agree_with_lengths():
+    torch.manual_seed(1)
+    model = randomise(LSTM(3, 4, variant="V", bidirectional=True))
+    x = torch.randn(6, 4, 3)
+    out, state = model(x, lengths=LENGTHS)
+    packed_out, packed_state = model(pack_padded_sequence(x, LENGTHS, enforce_sorted=False))
+    unpacked, _ = pad_packed_sequence(packed_out, total_length=6)
+    torch.testing.assert_close(unpacked, out)
+    for a, b in zip(state, packed_state):
+        torch.testing.assert_close(a, b)
+    model.batch_first = True
+    out_bf, _ = model(x.transpose(0, 1), lengths=LENGTHS)
+    torch.testing.assert_close(out_bf.transpose(0, 1), out)
+
+
+def test_padding_never_reaches_real_steps():
+    torch.manual_seed(2)
+    model = randomise(LSTM(3, 4, variant="FGR", bidirectional=True))
+    x = torch.randn(6, 4, 3)
+    garbage = x.clone()
+    mask = torch.arange(6).unsqueeze(1) >= LENGTHS
+    garbage[mask] = 1e3
+    out, state = model(x, lengths=LENGTHS)
+    out_garbage, state_garbage = model(garbage, lengths=LENGTHS)
+    torch.testing.assert_close(out, out_garbage)
+    assert torch.all(out[mask] == 0)
+    for a, b in zip(state, state_garbage):
+        torch.testing.assert_close(a, b)
+
+
+def test_initial_state_continues_a_sequence():
+    torch.manual_seed(3)
+    for name in ("V", "FGR"):
+        model = randomise(LSTM(3, 4, variant=name))
+        x = torch.randn(8, 2, 3)
+        whole, _ = model(x)
+        _, mid = model(x[:5])
+        rest, _ = model(x[5:], mid)
+        torch.testing.assert_close(rest, whole[5:])
+
+
+# --- the paper's equations, one sequence and one step at a time ------------------------------
+
+
+def plain_reference(cell, x_seq: torch.Tensor) -> tuple[list[torch.Tensor], tuple[torch.Tensor, ...]]:
+    """The block of Greff et al. for one sequence (T, I): per-gate weights, vectors, no fusion."""
+    spec, h = cell.spec, cell.hidden_size
+    blocks = cell.block_slices()
+    W = {b: cell.weight_ih[s] for b, s in blocks.items()}
+    R = {b: cell.weight_hh[s] for b, s in blocks.items()}
+    bias = {b: cell.bias[s] for b, s in blocks.items()}
+    P = dict(zip(spec.peephole_gates, cell.peephole)) if cell.peephole is not None else {}
+    G = {}
+    for ti, target in enumerate(spec.weighted_gates):
+        for si, source in enumerate(spec.recurrent_gates):
+            G[target, source] = cell.weight_gg[ti * h : (ti + 1) * h, si * h : (si + 1) * h]
+
+    y, c = torch.zeros(h, dtype=x_seq.dtype), torch.zeros(h, dtype=x_seq.dtype)
+    prev = {g: torch.zeros(h, dtype=x_seq.dtype) for g in spec.recurrent_gates}
+
+    def gate(name, x, peek):
+        if name not in W:
+            return torch.ones(h, dtype=x.dtype)
+        a = W[name] @ x + R[name] @ y + bias[name]
+        if name in P:
+            a = a + P[name] * peek
+        for source, value in prev.items():
+            a = a + G[name, source] @ value
+        return torch.sigmoid(a)
+
+    outputs = []
+    for x in x_seq:
+        z = W["z"] @ x + R["z"] @ y + bias["z"]
+        z = torch.tanh(z) if spec.input_activation else z
+        i = gate("i", x, c)
+        f = 1 - i if spec.coupled_gates else gate("f", x, c)
+        c_new = z * i + c * f
+        o = gate("o", x, c_new)
+        y = (torch.tanh(c_new) if spec.output_activation else c_new) * o
+        c = c_new
+        prev = {g: {"i": i, "f": f, "o": o}[g] for g in spec.recurrent_gates}
+        outputs.append(y)
+    gates = (torch.cat([prev[g] for g in spec.recurrent_gates]),) if spec.recurrent_gates else ()
+    return outputs, (y, c, *gates)
+
+
+SPECS = {**VARIANTS, "CIFG+NP": resolve_variant("CIFG+NP"), "NIG+NOAF+FGR": resolve_variant("NIG+NOAF+FGR")}
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+def test_every_variant_matches_the_paper_equations(name):
+    torch.manual_seed(4)
+    model = randomise(LSTM(3, 4, variant=SPECS[name], bidirectional=True)).double()
+    x = torch.randn(6, 4, 3, dtype=torch.float64)
+    out, state = model(x, lengths=LENGTHS)
+    for b, length in enumerate(LENGTHS.tolist()):
+        seq = x[:length, b]
+        fwd, fwd_final = plain_reference(model.directions[0], seq)
+        bwd, bwd_final = plain_reference(model.directions[1], seq.flip(0))
+        expected = torch.cat([torch.stack(fwd), torch.stack(bwd[::-1])], dim=1)
+        torch.testing.assert_close(out[:length, b], expected)
+        assert torch.all(out[length:, b] == 0)
+        for k, (f_part, b_part) in enumerate(zip(fwd_final, bwd_final)):
+            torch.testing.assert_close(state[k][0, b], f_part)
+            torch.testing.assert_close(state[k][1, b], b_part)
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+def test_gradcheck_float64(name):
+    torch.manual_seed(5)
+    model = randomise(LSTM(2, 3, variant=SPECS[name], bidirectional=True)).double()
+    x = torch.randn(4, 2, 2, dtype=torch.float64, requires_grad=True)
+    params = list(model.parameters())
+    names = [n for n, _ in model.named_parameters()]
+
+    def run(x, *values):
+        replaced = dict(zip(names, values))
+        out, state = torch.func.functional_call(model, replaced, (x,), {"lengths": torch.tensor([4, 2])})
+        return (out, *state)
+
+    assert torch.autograd.gradcheck(run, (x, *[p.detach().requires_grad_() for p in params]))
+
+
+# --- parameters, switches, construction -------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+def test_parameter_count_follows_the_spec(name):
+    spec = SPECS[name]
+    model = LSTM(11, 13, variant=spec, bidirectional=True)
+    assert sum(p.numel() for p in model.parameters()) == 2 * spec.parameter_count(11, 13)
+
+
+def test_parameter_counts_of_the_presets():
+    i, h = 11, 13
+    count = {name: spec.parameter_count(i, h) for name, spec in VARIANTS.items()}
+    gate = h * (i + h + 1)  # one gate's W, R and bias
+    assert count["V"] == 4 * gate + 3 * h
+    assert count["NP"] == count["V"] - 3 * h
+    assert count["FGR"] == count["V"] + 9 * h * h
+    assert count["CIFG"] == count["V"] - gate - h
+    for name in ("NIG", "NFG", "NOG"):
+        assert count[name] == count["V"] - gate - h
+    assert count["NIAF"] == count["NOAF"] == count["V"]
+    assert resolve_variant("CIFG+NP").parameter_count(i, h) == 3 * gate
+
+
+def test_variants_own_only_the_parameters_they_use():
+    cifg = LSTM(3, 4, variant="CIFG").directions[0]
+    assert cifg.spec.blocks == ("i", "z", "o") and cifg.peephole.shape == (2, 4)
+    np_cell = LSTM(3, 4, variant="NP").directions[0]
+    assert np_cell.peephole is None and np_cell.weight_gg is None
+    fgr = LSTM(3, 4, variant="FGR").directions[0]
+    assert fgr.weight_gg.shape == (12, 12)
+
+
+def test_combinations_and_bad_names():
+    assert resolve_variant("cifg+np") == CellSpec(coupled_gates=True, peepholes=False)
+    assert resolve_variant(CellSpec(output_gate=False)) == VARIANTS["NOG"]
+    with pytest.raises(ValueError, match="unknown variant 'XYZ'"):
+        resolve_variant("V+XYZ")
+    with pytest.raises(ValueError, match="coupled_gates"):
+        resolve_variant("CIFG+NFG")
+
+
+def test_forget_bias_initialisation():
+    v = LSTM(3, 4, variant="V", forget_bias=1.0).directions[0]
+    blocks = v.block_slices()
+    assert torch.all(v.bias[blocks["f"]] == 1.0) and torch.all(v.bias[blocks["i"]] == 0.0)
+    cifg = LSTM(3, 4, variant="CIFG", forget_bias=1.0).directions[0]
+    f = 1 - torch.sigmoid(cifg.bias[cifg.block_slices()["i"]])
+    torch.testing.assert_close(f, torch.sigmoid(torch.ones(4)))
+
+
+def test_from_torch_drops_rows_of_missing_gates():
+    ref = nn.LSTM(3, 4)
+    cifg = LSTM.from_torch(ref, variant="CIFG").directions[0]
+    rows = torch.cat([torch.arange(0, 4), torch.arange(8, 16)])  # torch's i, g, o blocks
+    torch.testing.assert_close(cifg.weight_ih, ref.weight_ih_l0[rows])
+    assert torch.all(cifg.peephole == 0)
+    with pytest.raises(ValueError, match="one-layer"):
+        LSTM.from_torch(nn.LSTM(3, 4, num_layers=2))
+
+
+def test_bad_inputs_are_clear_errors():
+    model = LSTM(3, 4)
+    with pytest.raises(ValueError, match=r"expected input of shape \(T, B, 3\)"):
+        model(torch.randn(5, 2, 4))
+    with pytest.raises(ValueError, match="lengths must be 2 values"):
+        model(torch.randn(5, 2, 3), lengths=torch.tensor([6, 2]))
+    with pytest.raises(ValueError, match="initial state"):
+        model(torch.randn(5, 2, 3), (torch.zeros(1, 2, 4),))
