@@ -5,6 +5,9 @@ Library imports sit inside the commands so that `odyssey report` never imports t
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -39,8 +42,54 @@ def variants(
     print_rows(variant_table(input_size=input_size, hidden_size=hidden_size), title=f"variants (I={input_size}, H={hidden_size})")
 
 
+StudyArg = Annotated[Path, typer.Argument(help="A study file (TOML), e.g. studies/quick.toml.", show_default=False)]
+StorageOpt = Annotated[str | None, typer.Option(help="Optuna storage URL; default sqlite:///results/<name>.db.")]
+
+
+@app.command()
+def run(
+    study: StudyArg,
+    storage: StorageOpt = None,
+    jobs: Annotated[int, typer.Option(min=1, help="Worker processes on this machine.")] = 1,
+    threads: Annotated[int | None, typer.Option(min=1, help="Torch threads per worker (default: 1 with several jobs).")] = None,
+    extend: Annotated[bool, typer.Option(help="Accept more trials, tasks or variants in a changed study file.")] = False,
+    checkpoint_dir: Annotated[Path | None, typer.Option(help="Per-epoch checkpoints; share it between machines to resume there.")] = None,
+) -> None:
+    """Run a study: each (task, variant) cell gets its missing trials. Safe to stop and run again."""
+    from odyssey.console import print_rows
+    from odyssey.runner import run as run_study
+    from odyssey.studyfile import load_study_file
+
+    spec = load_study_file(study)
+    print_rows(run_study(spec, storage_url=storage, jobs=jobs, threads=threads, extend=extend, checkpoint_dir=checkpoint_dir), title=spec.name)
+
+
+@app.command()
+def status(
+    study: Annotated[Path | None, typer.Argument(help="A study file; or give --storage.", show_default=False)] = None,
+    storage: StorageOpt = None,
+    name: Annotated[str | None, typer.Option(help="The study's name, when the storage holds several.")] = None,
+) -> None:
+    """Show, per (task, variant), complete / running / failed / remaining trials and the best value."""
+    from odyssey.console import print_rows
+    from odyssey.progress import status_rows
+    from odyssey.studyfile import resolve_storage
+
+    url, name = resolve_storage(study, storage, name)
+    print_rows(status_rows(url, name), title=name)
+
+
 def main() -> None:
-    app()
+    """The console entry point: errors a user can fix print as one line (ODYSSEY_DEBUG=1 shows the traceback)."""
+    from odyssey.errors import USER_ERRORS, Interrupted
+
+    try:
+        app()
+    except USER_ERRORS as err:
+        if os.environ.get("ODYSSEY_DEBUG"):
+            raise
+        print(f"error: {str(err).splitlines()[0] if str(err) else type(err).__name__}", file=sys.stderr)
+        raise SystemExit(130 if isinstance(err, Interrupted) else 2) from None
 
 
 if __name__ == "__main__":

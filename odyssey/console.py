@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
+# Piped output (CI logs, files) has no terminal width: do not squeeze names into 80 columns.
+console = Console() if sys.stdout.isatty() else Console(width=200)
 
 
 def print_rows(rows: Sequence[dict[str, object]], *, title: str | None = None) -> None:

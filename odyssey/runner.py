@@ -1,0 +1,89 @@
+"""`odyssey run`: prepare the cells once, then train in N worker processes while showing progress."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+from pathlib import Path
+
+from . import slots
+from .errors import Interrupted, WorkerFailed
+from .progress import status_rows, watch
+from .storage import mask_url, open_storage
+from .study import default_checkpoint_dir, prepare
+from .studyfile import StudyFile
+from .worker import build_tasks, work
+
+
+def _writable(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise ValueError(f"{directory}: results folder not writable ({err.strerror})") from None
+
+
+def _worker_process(spec: StudyFile, storage_url: str, checkpoint_dir: Path, worker: int, threads: int, errors) -> None:
+    try:
+        work(spec, storage_url, checkpoint_dir=checkpoint_dir, worker=worker, threads=threads)
+    except KeyboardInterrupt:
+        pass
+    except Exception as err:  # noqa: BLE001 - reported by the parent in one line
+        errors.put(f"worker {worker}: {type(err).__name__}: {err}")
+        raise SystemExit(1) from None
+
+
+def run(
+    spec: StudyFile,
+    *,
+    storage_url: str | None = None,
+    jobs: int = 1,
+    threads: int | None = None,
+    extend: bool = False,
+    checkpoint_dir: Path | None = None,
+    progress: bool = True,
+) -> list[dict[str, object]]:
+    """Run every cell's missing trials; returns the status rows afterwards."""
+    url = storage_url or spec.default_storage
+    checkpoint_dir = checkpoint_dir or default_checkpoint_dir(spec, url)
+    _writable(checkpoint_dir)
+    storage = open_storage(url, on_stale=slots.requeue)
+    prepare(spec, storage, extend=extend)
+    build_tasks(spec)  # validates task options and fills the data cache once, before workers race for it
+    threads = threads or (1 if jobs > 1 else max(os.cpu_count() or 1, 1))
+    if jobs == 1:
+        done = threading.Event()
+        viewer = threading.Thread(target=watch, args=(storage, spec.name), kwargs={"running": lambda: not done.is_set(), "jobs": 1}, daemon=True)
+        if progress:
+            viewer.start()
+        try:
+            work(spec, url, checkpoint_dir=checkpoint_dir, threads=threads)
+        except KeyboardInterrupt:
+            raise Interrupted(f"interrupted: finished trials are in {mask_url(url)}; run the same command to resume") from None
+        finally:
+            done.set()
+            if viewer.is_alive():
+                viewer.join()
+        return status_rows(url, spec.name)
+    context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools and open DB handles
+    errors = context.Queue()
+    workers = [context.Process(target=_worker_process, args=(spec, url, checkpoint_dir, w, threads, errors)) for w in range(jobs)]
+    for w in workers:
+        w.start()
+    try:
+        if progress:
+            watch(storage, spec.name, running=lambda: any(w.is_alive() for w in workers), jobs=jobs)
+        for w in workers:
+            w.join()
+    except KeyboardInterrupt:
+        for w in workers:
+            w.join()
+        raise Interrupted(f"interrupted: finished trials are in {mask_url(url)}; run the same command to resume") from None
+    failures = [errors.get(timeout=5) if not errors.empty() else "" for w in workers if w.exitcode != 0]
+    if failures:
+        failures = [f or "a worker exited with an error" for f in failures]
+        raise WorkerFailed("; ".join(failures))
+    return status_rows(url, spec.name)

@@ -1,0 +1,122 @@
+"""Which trials count toward a cell's planned number, and retrying the trials of dead workers.
+
+A cell plans N trial slots. Every trial holds a slot except a failed trial that was retried (its
+retry holds the slot now) and a surplus trial (created by a race between workers, never run).
+A failure of the training itself (divergence) is final and keeps its slot.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections import Counter
+from dataclasses import dataclass
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+HOST = socket.gethostname()
+
+
+def retried_numbers(trials: list[FrozenTrial]) -> set[int]:
+    return {n for t in trials for n in t.system_attrs.get("retry_history", [])}
+
+
+def slot_trials(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    retried = retried_numbers(trials)
+    return [
+        t
+        for t in trials
+        if not t.user_attrs.get("surplus") and not (t.state == TrialState.FAIL and t.number in retried)
+    ]
+
+
+@dataclass(frozen=True)
+class CellCounts:
+    planned: int
+    complete: int = 0
+    failed: int = 0
+    running: int = 0
+    waiting: int = 0
+
+    @property
+    def remaining(self) -> int:
+        """Slots not finished: waiting, running, or not yet created."""
+        return max(self.planned - self.complete - self.failed, 0)
+
+    @property
+    def unstarted(self) -> int:
+        return max(self.planned - self.complete - self.failed - self.running, 0)
+
+
+def count(trials: list[FrozenTrial], planned: int) -> CellCounts:
+    states = Counter(t.state for t in slot_trials(trials))
+    return CellCounts(
+        planned=planned,
+        complete=states[TrialState.COMPLETE],
+        failed=states[TrialState.FAIL],
+        running=states[TrialState.RUNNING],
+        waiting=states[TrialState.WAITING],
+    )
+
+
+def root_number(trial: FrozenTrial) -> int:
+    """The first trial of a retry chain: its checkpoint is the one to resume."""
+    history = trial.system_attrs.get("retry_history", [])
+    return history[0] if history else trial.number
+
+
+def requeue(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Queue a failed trial again with the same parameters (Optuna's retry attributes, so its tools agree)."""
+    history = [*trial.system_attrs.get("retry_history", []), trial.number]
+    system_attrs = {**trial.system_attrs, "failed_trial": history[0], "retry_history": history}
+    user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in ("worker", "progress")}
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=TrialState.WAITING,
+            params=trial.params,
+            distributions=trial.distributions,
+            user_attrs=user_attrs,
+            system_attrs=system_attrs,
+        )
+    )
+
+
+def fail_and_requeue(study: optuna.Study, trial: FrozenTrial) -> bool:
+    """Mark a running trial failed and queue its retry; False if someone else finished it first."""
+    storage = study._storage  # Optuna exposes no public way to fail a trial by id
+    try:
+        if not storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+            return False
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+    requeue(study, storage.get_trial(trial._trial_id))
+    return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a killed child its parent has not reaped yet still answers signal 0
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def fail_dead_local_trials(study: optuna.Study) -> int:
+    """Retry at once the running trials of processes on this host that no longer exist.
+
+    Heartbeats find dead workers on other machines after the grace period; a local dead process
+    is certain now, so a restarted run need not wait.
+    """
+    failed = 0
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = trial.user_attrs.get("worker") or {}
+        if worker.get("host") == HOST and worker.get("pid") != os.getpid() and not _alive(int(worker.get("pid", 0))):
+            failed += fail_and_requeue(study, trial)
+    return failed

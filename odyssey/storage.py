@@ -1,0 +1,71 @@
+"""Opening Optuna storages: SQLite by default, any SQLAlchemy URL (PostgreSQL for many machines).
+
+Heartbeats let a crashed worker's trial be found and retried; passwords never leave this module
+unmasked.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+HEARTBEAT_SECONDS = 10
+GRACE_SECONDS = 60
+SQLITE_LOCK_TIMEOUT = 600  # seconds a writer waits for SQLite's lock: as long as a slow transaction may take
+
+
+class StorageError(ValueError):
+    """A storage that cannot be opened, with a one-line reason and the password masked."""
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password replaced by ***."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+def sqlite_path(url: str) -> Path | None:
+    if not url.startswith("sqlite:///"):
+        return None
+    path = url.removeprefix("sqlite:///")
+    return None if path in ("", ":memory:") else Path(path)
+
+
+def open_storage(url: str, *, must_exist: bool = False, on_stale=None):
+    """An RDBStorage with heartbeats; `on_stale(study, trial)` requeues trials of dead workers.
+
+    must_exist: for commands that only read (status, report), a missing SQLite file is an error
+    rather than a new empty database.
+    """
+    import optuna
+    import sqlalchemy.exc
+
+    path = sqlite_path(url)
+    engine_kwargs: dict = {}
+    if path is not None:
+        if must_exist and not path.exists():
+            raise StorageError(f"{url}: no such storage (the file {path} does not exist)")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise StorageError(f"{url}: cannot create the folder {path.parent} ({err.strerror})") from None
+        engine_kwargs["connect_args"] = {"timeout": SQLITE_LOCK_TIMEOUT}
+    elif url.startswith("postgresql"):
+        engine_kwargs["pool_pre_ping"] = True
+        engine_kwargs["connect_args"] = {"connect_timeout": 10}
+    try:
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=HEARTBEAT_SECONDS,
+            grace_period=GRACE_SECONDS,
+            heartbeat_stale_trial_callback=on_stale,
+        )
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, OSError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise StorageError(f"{mask_url(url)}: cannot open storage ({mask_url(reason)})") from None
+
+
+def study_names(storage) -> list[str]:
+    import optuna
+
+    return [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]

@@ -1,0 +1,131 @@
+"""Training one network on one task: the paper's protocol, resumable epoch by epoch.
+
+Knows nothing about Optuna, studies, or what the model is: it needs `model(inputs, lengths)`,
+a task (odyssey.tasks.base.Task) and hyperparameters.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import checkpoint
+from .config import TrainingConfig
+from .space import Hyperparameters
+from .tasks.base import Batch, Task
+
+
+class Diverged(RuntimeError):
+    """Training blew up (non-finite loss or an exploding metric); the trial fails with this reason."""
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    validation: float  # best validation metric: the objective
+    test: float  # test metric of the best-validation model
+    epochs: int
+    best_epoch: int
+    seconds: float
+    stopped: str  # "patience", "max_epochs" or "max_seconds"
+    resumed_from: int  # the checkpoint's epoch this run continued from (0: a fresh start)
+
+
+EpochCallback = Callable[[int, float, float], None]  # (epoch, validation metric, best so far)
+
+
+def evaluate(model: nn.Module, task: Task, split: str, *, batch_size: int) -> float:
+    model.eval()
+    numerator = denominator = 0.0
+    with torch.no_grad():
+        for batch in task.batches(split, batch_size):
+            num, den = task.metric(model(batch.inputs, batch.lengths), batch)
+            numerator, denominator = numerator + num, denominator + den
+    return numerator / denominator if denominator else math.nan
+
+
+def _noisy(batch: Batch, std: float, generator: torch.Generator) -> torch.Tensor:
+    if std == 0:
+        return batch.inputs
+    noise = torch.randn(batch.inputs.shape, generator=generator, dtype=batch.inputs.dtype)
+    return batch.inputs + std * noise  # padding is masked by the LSTM, so its noise never counts
+
+
+def _check_divergence(state: checkpoint.TrainingState, *, train_loss: float, metric: float, factor: float, name: str) -> None:
+    """Non-finite, or `factor` times the first epoch's: bounded metrics (error rates) hide a blow-up the loss shows."""
+    if state.first_loss is None:
+        state.first_loss, state.first_metric = train_loss, metric
+    if not math.isfinite(metric) or metric > factor * max(state.first_metric, 1e-12):
+        raise Diverged(f"validation {name} became {metric:.4g} in epoch {state.epoch}")
+    if not math.isfinite(train_loss) or train_loss > factor * max(state.first_loss, 1e-12):
+        raise Diverged(f"training loss became {train_loss:.4g} in epoch {state.epoch} (first epoch: {state.first_loss:.4g})")
+
+
+def train(
+    model: nn.Module,
+    task: Task,
+    hparams: Hyperparameters,
+    *,
+    config: TrainingConfig,
+    seed: int,
+    checkpoint_path: Path | None = None,
+    on_epoch: EpochCallback | None = None,
+) -> TrainingResult:
+    """SGD with Nesterov momentum and Gaussian input noise; early stopping on the validation metric.
+
+    With a checkpoint path, each epoch's end is saved there and a later call resumes from it.
+    """
+    momentum = hparams.momentum
+    optimizer = torch.optim.SGD(model.parameters(), lr=hparams.learning_rate, momentum=momentum, nesterov=momentum > 0)
+    generator = torch.Generator().manual_seed(seed)
+    state = checkpoint.TrainingState(best_state=copy.deepcopy(model.state_dict()))
+    if checkpoint_path is not None:
+        state = checkpoint.resume(checkpoint_path, model=model, optimizer=optimizer, generator=generator) or state
+    resumed_from = state.epoch
+    started = time.perf_counter() - state.seconds
+    stopped = "max_epochs"
+    while state.epoch < config.max_epochs:
+        model.train()
+        total, batches = 0.0, 0
+        for batch in task.batches("train", config.batch_size, shuffle=True, generator=generator):
+            optimizer.zero_grad(set_to_none=True)
+            loss = task.loss(model(_noisy(batch, hparams.input_noise, generator), batch.lengths), batch)
+            if not torch.isfinite(loss):
+                raise Diverged(f"training loss became {loss.item()} in epoch {state.epoch + 1}")
+            loss.backward()
+            optimizer.step()
+            total, batches = total + loss.item(), batches + 1
+        metric = evaluate(model, task, "validation", batch_size=config.eval_batch_size)
+        state.epoch += 1
+        _check_divergence(state, train_loss=total / max(batches, 1), metric=metric, factor=config.divergence_factor, name=task.metric_name)
+        if metric < state.best_metric:
+            state.best_metric, state.best_epoch = metric, state.epoch
+            state.best_state = copy.deepcopy(model.state_dict())
+        state.seconds = time.perf_counter() - started
+        if checkpoint_path is not None:
+            checkpoint.save(checkpoint_path, state, model=model, optimizer=optimizer, generator=generator)
+        if on_epoch is not None:
+            on_epoch(state.epoch, metric, state.best_metric)
+        if state.epoch - state.best_epoch >= config.patience:
+            stopped = "patience"
+            break
+        if config.max_seconds is not None and state.seconds >= config.max_seconds:
+            stopped = "max_seconds"
+            break
+    model.load_state_dict(state.best_state)
+    test = evaluate(model, task, "test", batch_size=config.eval_batch_size)
+    return TrainingResult(
+        validation=state.best_metric,
+        test=test,
+        epochs=state.epoch,
+        best_epoch=state.best_epoch,
+        seconds=time.perf_counter() - started,
+        stopped=stopped,
+        resumed_from=resumed_from,
+    )

@@ -1,0 +1,173 @@
+"""Studies end to end through the CLI: run, resume after SIGKILL, refuse changes, divergence, status."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+ROOT = Path(__file__).parents[1]
+
+STUDY = """
+name = "tiny"
+tasks = ["vowels"]
+variants = ["V", "CIFG"]
+trials = 2
+seed = 3
+[training]
+batch_size = {batch_size}
+max_epochs = {max_epochs}
+patience = 50
+[space]
+hidden_size = {{ low = 4, high = 8, log = true }}
+learning_rate = {{ low = 1e-3, high = 1e-2, log = true }}
+"""
+
+
+def cli(*args: str, cwd: Path, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    result = subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"odyssey {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def write_study(tmp_path: Path, *, batch_size: int = 32, max_epochs: int = 2, extra: str = "", trials: int = 2) -> Path:
+    path = tmp_path / "tiny.toml"
+    path.write_text(STUDY.format(batch_size=batch_size, max_epochs=max_epochs).replace("trials = 2", f"trials = {trials}") + extra)
+    return path
+
+
+def cells(storage: str) -> dict[str, list[optuna.trial.FrozenTrial]]:
+    return {s.study_name: optuna.load_study(study_name=s.study_name, storage=storage).trials for s in optuna.get_all_study_summaries(storage)}
+
+
+def states(trials) -> list[TrialState]:
+    return [t.state for t in trials]
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("ODYSSEY_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def test_run_records_every_trial_and_a_second_run_adds_none(tmp_path, cache):
+    study = write_study(tmp_path)
+    cli("run", str(study), cwd=tmp_path)
+    storage = f"sqlite:///{tmp_path}/results/tiny.db"
+    found = cells(storage)
+    assert sorted(found) == ["tiny/vowels/CIFG", "tiny/vowels/V"]
+    for name, trials in found.items():
+        assert states(trials) == [TrialState.COMPLETE] * 2, name
+        for t in trials:
+            attrs = t.user_attrs
+            assert attrs["task"] == "vowels" and attrs["metric"] == "frame_error" and attrs["epochs"] == 2
+            assert 0 <= attrs["test_metric"] <= 1 and attrs["seconds"] > 0 and attrs["parameter_count"] > 0
+            assert set(attrs["versions"]) == {"odyssey", "torch", "optuna"}
+            assert 4 <= t.params["hidden_size"] <= 8 and 1e-3 <= t.params["learning_rate"] <= 1e-2
+    study_attrs = optuna.load_study(study_name="tiny/vowels/V", storage=storage).user_attrs
+    assert study_attrs["odyssey_study"] == "tiny" and len(study_attrs["study_hash"]) == 16
+
+    cli("run", str(study), cwd=tmp_path)
+    assert {n: len(t) for n, t in cells(storage).items()} == {n: 2 for n in found}
+
+    shown = cli("status", str(study), cwd=tmp_path).stdout
+    assert "tiny/vowels/CIFG" in shown and "tiny/vowels/V" in shown
+
+
+def test_same_seed_same_trials_whatever_the_number_of_jobs(tmp_path, cache):
+    one, two = tmp_path / "one", tmp_path / "two"
+    for folder, jobs in ((one, "1"), (two, "2")):
+        folder.mkdir()
+        cli("run", str(write_study(folder)), "--jobs", jobs, cwd=folder)
+    a, b = cells(f"sqlite:///{one}/results/tiny.db"), cells(f"sqlite:///{two}/results/tiny.db")
+    for name in a:
+        assert sorted(t.params["learning_rate"] for t in a[name]) == sorted(t.params["learning_rate"] for t in b[name])
+        assert sorted(t.value for t in a[name]) == pytest.approx(sorted(t.value for t in b[name]), abs=0.02)
+
+
+def test_changed_study_file_is_refused_unless_extended(tmp_path, cache):
+    study = write_study(tmp_path, trials=1)
+    cli("run", str(study), cwd=tmp_path)
+    study.write_text(study.read_text().replace("seed = 3", "seed = 4"))
+    refused = cli("run", str(study), cwd=tmp_path, check=False)
+    assert refused.returncode == 2 and "changed: seed" in refused.stderr and "Traceback" not in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    study = write_study(tmp_path, trials=2)
+    assert "--extend" in cli("run", str(study), cwd=tmp_path, check=False).stderr
+    cli("run", str(study), "--extend", cwd=tmp_path)
+    assert all(len(t) == 2 for t in cells(f"sqlite:///{tmp_path}/results/tiny.db").values())
+
+
+def test_divergence_fails_the_trial_and_the_study_goes_on(tmp_path, cache):
+    study = tmp_path / "diverge.toml"
+    study.write_text(
+        'name = "diverge"\ntasks = ["adding"]\nvariants = ["V"]\ntrials = 3\n'
+        "[training]\nbatch_size = 16\nmax_epochs = 3\n"
+        "[task_options.adding]\nlength = 10\ntrain = 64\nvalidation = 16\ntest = 16\n"
+        # learning rates from harmless to explosive: the MSE of a linear head blows up to inf
+        "[space]\nhidden_size = 4\nlearning_rate = { low = 1e-3, high = 1e6, log = true }\n"
+    )
+    cli("run", str(study), cwd=tmp_path)
+    trials = cells(f"sqlite:///{tmp_path}/results/diverge.db")["diverge/adding/V"]
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert failed and len(trials) == 3, [(t.state, t.params["learning_rate"]) for t in trials]
+    assert all("became" in t.user_attrs["failure"] for t in failed)
+    assert any(t.state == TrialState.COMPLETE for t in trials)  # the study went on past the failures
+
+
+def _running_epoch(db: Path) -> int:
+    """The epoch a running trial has checkpointed, read straight from SQLite (0 if none yet)."""
+    try:
+        with sqlite3.connect(db, timeout=1) as con:
+            rows = con.execute(
+                "select a.value_json from trial_user_attributes a join trials t on a.trial_id = t.trial_id "
+                "where t.state = 'RUNNING' and a.key = 'progress'"
+            ).fetchall()
+    except sqlite3.Error:
+        return 0
+    import json
+
+    return max((json.loads(v)["epoch"] for (v,) in rows), default=0)
+
+
+def test_sigkill_mid_trial_then_resume_completes_each_trial_once(tmp_path, cache):
+    study = write_study(tmp_path, batch_size=2, max_epochs=5)
+    db = tmp_path / "results" / "tiny.db"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "run", str(study)], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while _running_epoch(db) < 2:
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline, "no trial reached epoch 2"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    cli("run", str(study), cwd=tmp_path)
+    found = cells(f"sqlite:///{db}")
+    complete = [t for trials in found.values() for t in trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 4
+    failed = [t for trials in found.values() for t in trials if t.state == TrialState.FAIL]
+    assert len(failed) == 1  # the killed one, retried
+    retry = next(t for t in complete if t.system_attrs.get("retry_history") == [failed[0].number])
+    assert retry.params == failed[0].params
+    assert retry.user_attrs["resumed_from_epoch"] >= 2 and retry.user_attrs["epochs"] == 5
+    assert not list((tmp_path / "results" / "tiny" / "checkpoints").rglob("*.pt"))
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path, cache):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\ntasks = ["vowels"]\nvariants = ["V"]\ntrials = 1\nepochs = 3\n')
+    result = cli("run", str(bad), cwd=tmp_path, check=False)
+    assert result.returncode == 2 and result.stderr.strip() == f"error: {bad}: unknown key 'epochs'; expected one of " + result.stderr.split("expected one of ")[1].strip()
+    result = cli("status", "--storage", f"sqlite:///{tmp_path}/absent.db", cwd=tmp_path, check=False)
+    assert result.returncode == 2 and "no such storage" in result.stderr and "Traceback" not in result.stderr
+    result = cli("run", str(write_study(tmp_path)), "--storage", "postgresql://user:secret@127.0.0.1:1/db", cwd=tmp_path, check=False)
+    assert result.returncode == 2 and "secret" not in result.stderr and "***" in result.stderr

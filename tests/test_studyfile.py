@@ -1,0 +1,88 @@
+"""Study files: what loads, and the one-line errors for what does not."""
+
+from pathlib import Path
+
+import pytest
+
+from odyssey.space import PAPER_SPACE
+from odyssey.studyfile import StudyFileError, load_study_file
+
+GOOD = """
+name = "demo"
+tasks = ["adding"]
+variants = ["V", "CIFG+NP"]
+trials = 3
+seed = 7
+[training]
+batch_size = 4
+max_epochs = 2
+patience = 1
+[space]
+learning_rate = { low = 1e-4, high = 1e-1, log = true }
+hidden_size = 8
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "study.toml"
+    path.write_text(text)
+    return path
+
+
+def test_a_good_file_loads_with_the_paper_space_as_default(tmp_path):
+    spec = load_study_file(write(tmp_path, GOOD))
+    assert spec.name == "demo" and spec.cells() == [("adding", "V"), ("adding", "CIFG+NP")]
+    assert spec.training.batch_size == 4 and spec.training.patience == 1
+    assert spec.space["learning_rate"].high == 1e-1
+    assert spec.space["hidden_size"].low == spec.space["hidden_size"].high == 8
+    assert spec.space["input_noise"] == PAPER_SPACE["input_noise"]
+    assert spec.default_storage == "sqlite:///results/demo.db"
+
+
+def test_the_digest_ignores_formatting_but_not_content(tmp_path):
+    a = load_study_file(write(tmp_path, GOOD))
+    b = load_study_file(write(tmp_path, "# a comment\n" + GOOD.replace("trials = 3", "trials   =   3")))
+    c = load_study_file(write(tmp_path, GOOD.replace("seed = 7", "seed = 8")))
+    assert a.digest() == b.digest() != c.digest()
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (("trials = 3", "trials = 3\nepochs = 4"), "unknown key 'epochs'"),
+        (("batch_size = 4", "batch_size = 4\nlr = 1"), "unknown key 'training.lr'"),
+        (("trials = 3", 'trials = "many"'), "'trials' must be an integer"),
+        (("trials = 3", "trials = 0"), "'trials' must be at least 1"),
+        (("batch_size = 4", "batch_size = 1.5"), "'training.batch_size' must be an integer"),
+        (('["adding"]', '["nope"]'), "unknown task 'nope'"),
+        (('"CIFG+NP"', '"XYZ"'), "unknown variant 'XYZ'"),
+        (("low = 1e-4, high = 1e-1", "low = 1e-1, high = 1e-4"), "empty range: low 0.1 > high 0.0001"),
+        (("low = 1e-4", "low = 0"), "log-scaled, so low must be > 0"),
+        (("hidden_size = 8", "hidden_size = 8.5"), "whole numbers"),
+        (("hidden_size = 8", "dropout = 0.1"), "unknown key 'space.dropout'"),
+        (('name = "demo"', 'name = "a/b"'), "'name' must be letters"),
+        (('variants = ["V", "CIFG+NP"]', 'variants = ["V", "V"]'), "lists a name twice"),
+        (("seed = 7", "seed = 7\n[task_options.vowels]\nx = 1"), "task the study does not run"),
+    ],
+)
+def test_bad_files_give_one_line_errors_naming_file_and_key(tmp_path, change, message):
+    path = write(tmp_path, GOOD.replace(*change))
+    with pytest.raises(StudyFileError) as err:
+        load_study_file(path)
+    text = str(err.value)
+    assert message in text and str(path) in text and "\n" not in text
+
+
+def test_missing_keys_malformed_toml_and_missing_files(tmp_path):
+    with pytest.raises(StudyFileError, match="missing key 'trials'"):
+        load_study_file(write(tmp_path, GOOD.replace("trials = 3", "")))
+    with pytest.raises(StudyFileError, match="not valid TOML"):
+        load_study_file(write(tmp_path, GOOD + "\n[training\n"))
+    with pytest.raises(StudyFileError, match="no such study file"):
+        load_study_file(tmp_path / "absent.toml")
+
+
+def test_shipped_studies_load():
+    for path in sorted(Path(__file__).parents[1].joinpath("studies").glob("*.toml")):
+        spec = load_study_file(path)
+        assert spec.cells(), path
