@@ -65,6 +65,21 @@ def run(
 
 
 @app.command()
+def prepare(
+    study: StudyArg,
+    storage: StorageOpt = None,
+    extend: Annotated[bool, typer.Option(help="Accept more trials, tasks or variants in a changed study file.")] = False,
+) -> None:
+    """Create a study's cells and queue its trials without training: once, before workers on many machines."""
+    from odyssey.console import print_rows
+    from odyssey.runner import prepare_study
+    from odyssey.studyfile import load_study_file
+
+    spec = load_study_file(study)
+    print_rows(prepare_study(spec, storage_url=storage, extend=extend), title=spec.name)
+
+
+@app.command()
 def status(
     study: Annotated[Path | None, typer.Argument(help="A study file; or give --storage.", show_default=False)] = None,
     storage: StorageOpt = None,
@@ -77,6 +92,45 @@ def status(
 
     url, name = resolve_storage(study, storage, name)
     print_rows(status_rows(url, name), title=name)
+
+
+@app.command()
+def tasks(
+    path: Annotated[list[str] | None, typer.Option(help="TASK=PATH: your copy of timit, iam_ondb or jsb (repeatable).")] = None,
+    build: Annotated[bool, typer.Option(help="Build default data sets not cached yet (chorales ~20 s, speech ~20-40 s).")] = False,
+) -> None:
+    """Show every task with its default sizes and metric (cached or instant data only unless --build)."""
+    from odyssey.tasks import print_task_table
+
+    print_task_table(paths=path, build=build)
+
+
+@app.command()
+def importance(
+    storage: Annotated[str, typer.Option(help="Optuna storage URL, e.g. sqlite:///results/mini.db.", show_default=False)],
+    study: Annotated[str, typer.Option(help="The Optuna study's name (any study, not only odyssey's).", show_default=False)],
+    params: Annotated[list[str] | None, typer.Option("--params", help="Parameters to analyse (repeatable); default all.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+) -> None:
+    """Variance shares of each hyperparameter and each pair (fANOVA, log-sampled ones in log10), with std over trees."""
+    from odyssey.analysis.importance import print_importance
+
+    print_importance(storage=storage, study=study, params=params, fmt=fmt)
+
+
+@app.command()
+def report(
+    study: Annotated[Path | None, typer.Argument(help="A study file; or give --storage.", show_default=False)] = None,
+    storage: StorageOpt = None,
+    name: Annotated[str | None, typer.Option(help="The study's name, when the storage holds several.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder; default results/<name>/.")] = None,
+) -> None:
+    """Write report.html (self-contained), report.md, figures and CSV tables: variants, importance, the paper's claims."""
+    from odyssey.analysis.report import build_report
+    from odyssey.studyfile import resolve_storage
+
+    url, name = resolve_storage(study, storage, name)
+    typer.echo(f"wrote {build_report(storage=url, name=name, out_dir=out)}")
 
 
 def main() -> None:

@@ -36,6 +36,13 @@ def _worker_process(spec: StudyFile, storage_url: str, checkpoint_dir: Path, wor
         raise SystemExit(1) from None
 
 
+def prepare_study(spec: StudyFile, *, storage_url: str | None = None, extend: bool = False) -> list[dict[str, object]]:
+    """Create the cells and queue their trials without training: do it once before starting many workers."""
+    url = storage_url or spec.default_storage
+    prepare(spec, open_storage(url, on_stale=slots.requeue), extend=extend)
+    return status_rows(url, spec.name)
+
+
 def run(
     spec: StudyFile,
     *,
@@ -50,9 +57,9 @@ def run(
     url = storage_url or spec.default_storage
     checkpoint_dir = checkpoint_dir or default_checkpoint_dir(spec, url)
     _writable(checkpoint_dir)
+    build_tasks(spec)  # first: a bad task option or dataset path must not leave cells behind; fills the cache once
     storage = open_storage(url, on_stale=slots.requeue)
     prepare(spec, storage, extend=extend)
-    build_tasks(spec)  # validates task options and fills the data cache once, before workers race for it
     threads = threads or (1 if jobs > 1 else max(os.cpu_count() or 1, 1))
     if jobs == 1:
         done = threading.Event()

@@ -1,12 +1,13 @@
 """Which trials count toward a cell's planned number, and retrying the trials of dead workers.
 
-A cell plans N trial slots. Every trial holds a slot except a failed trial that was retried (its
-retry holds the slot now) and a surplus trial (created by a race between workers, never run).
+A cell plans N trial slots. Every trial holds a slot except a trial that was retried (its retry
+holds the slot now) and a surplus trial (created by a race between workers, never run).
 A failure of the training itself (divergence) is final and keeps its slot.
 """
 
 from __future__ import annotations
 
+import datetime
 import os
 import socket
 from collections import Counter
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from .storage import GRACE_SECONDS
+
 HOST = socket.gethostname()
 
 
@@ -22,13 +25,23 @@ def retried_numbers(trials: list[FrozenTrial]) -> set[int]:
     return {n for t in trials for n in t.system_attrs.get("retry_history", [])}
 
 
+SLOT = "odyssey_slot"  # system attr of a queued random-search trial: which planned slot it fills
+
+
 def slot_trials(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    """The trials holding slots. Two workers queueing the same slot at once: the lower number holds it."""
     retried = retried_numbers(trials)
-    return [
-        t
-        for t in trials
-        if not t.user_attrs.get("surplus") and not (t.state == TrialState.FAIL and t.number in retried)
-    ]
+    held, seen = [], set()
+    for t in sorted(trials, key=lambda t: t.number):
+        if t.user_attrs.get("surplus") or t.number in retried:
+            continue
+        slot = t.system_attrs.get(SLOT)
+        if slot is not None:
+            if slot in seen:
+                continue
+            seen.add(slot)
+        held.append(t)
+    return held
 
 
 @dataclass(frozen=True)
@@ -58,6 +71,24 @@ def count(trials: list[FrozenTrial], planned: int) -> CellCounts:
         running=states[TrialState.RUNNING],
         waiting=states[TrialState.WAITING],
     )
+
+
+def discard_duplicates(study: optuna.Study, trials: list[FrozenTrial]) -> None:
+    """Finish, as surplus, queued trials whose slot another trial already holds (two machines queued it)."""
+    held = {t.number for t in slot_trials(trials)}
+    for t in trials:
+        if t.state == TrialState.WAITING and t.number not in held:
+            mark_surplus(study, t._trial_id)
+
+
+def mark_surplus(study: optuna.Study, trial_id: int) -> None:
+    """Never run this trial; another worker may have finished it first, which is just as good."""
+    storage = study._storage
+    try:
+        storage.set_trial_user_attr(trial_id, "surplus", True)
+        storage.set_trial_state_values(trial_id, state=TrialState.PRUNED)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        pass
 
 
 def root_number(trial: FrozenTrial) -> int:
@@ -94,6 +125,12 @@ def fail_and_requeue(study: optuna.Study, trial: FrozenTrial) -> bool:
     return True
 
 
+def stamp(study: optuna.Study, trial_id: int) -> None:
+    """Mark a just-claimed trial as this process's and start its heartbeat record."""
+    study._storage.set_trial_user_attr(trial_id, "worker", {"host": HOST, "pid": os.getpid()})
+    study._storage.record_heartbeat(trial_id)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -108,15 +145,28 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def fail_dead_local_trials(study: optuna.Study) -> int:
+def recover_lost_trials(study: optuna.Study) -> int:
     """Retry at once the running trials of processes on this host that no longer exist.
 
     Heartbeats find dead workers on other machines after the grace period; a local dead process
     is certain now, so a restarted run need not wait.
     """
     failed = 0
+    now = datetime.datetime.now()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker = trial.user_attrs.get("worker") or {}
-        if worker.get("host") == HOST and worker.get("pid") != os.getpid() and not _alive(int(worker.get("pid", 0))):
+        worker = trial.user_attrs.get("worker")
+        if worker is None:
+            # Killed between claiming and stamping: no heartbeat either, so Optuna never calls it stale.
+            orphaned = trial.datetime_start is not None and (now - trial.datetime_start).total_seconds() > GRACE_SECONDS
+        else:
+            orphaned = worker.get("host") == HOST and worker.get("pid") != os.getpid() and not _alive(int(worker.get("pid", 0)))
+        if orphaned:
             failed += fail_and_requeue(study, trial)
+    # A worker killed between failing a dead trial and queueing its retry leaves a failure that is not
+    # the training's own (those carry "failure"): queue the retry now. Duplicates lose to the lower number.
+    trials = study.get_trials(deepcopy=False)
+    retried = retried_numbers(trials)
+    for trial in trials:
+        if trial.state == TrialState.FAIL and "failure" not in trial.user_attrs and trial.number not in retried:
+            requeue(study, trial)
     return failed

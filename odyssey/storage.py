@@ -6,12 +6,15 @@ unmasked.
 
 from __future__ import annotations
 
+import random
 import re
+import time
 from pathlib import Path
 
 HEARTBEAT_SECONDS = 10
 GRACE_SECONDS = 60
-SQLITE_LOCK_TIMEOUT = 600  # seconds a writer waits for SQLite's lock: as long as a slow transaction may take
+SQLITE_LOCK_TIMEOUT = 600
+CREATION_ATTEMPTS = 10  # seconds a writer waits for SQLite's lock: as long as a slow transaction may take
 
 
 class StorageError(ValueError):
@@ -52,17 +55,28 @@ def open_storage(url: str, *, must_exist: bool = False, on_stale=None):
     elif url.startswith("postgresql"):
         engine_kwargs["pool_pre_ping"] = True
         engine_kwargs["connect_args"] = {"connect_timeout": 10}
-    try:
-        return optuna.storages.RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=HEARTBEAT_SECONDS,
-            grace_period=GRACE_SECONDS,
-            heartbeat_stale_trial_callback=on_stale,
-        )
-    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, OSError) as err:
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise StorageError(f"{mask_url(url)}: cannot open storage ({mask_url(reason)})") from None
+    # Workers starting together on a new database race to create Optuna's schema; the losers'
+    # errors (duplicate tables or types) go away once the winner commits, so try again.
+    for attempt in range(CREATION_ATTEMPTS):
+        try:
+            return optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=HEARTBEAT_SECONDS,
+                grace_period=GRACE_SECONDS,
+                heartbeat_stale_trial_callback=on_stale,
+            )
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as err:
+            if attempt == CREATION_ATTEMPTS - 1:
+                raise StorageError(f"{mask_url(url)}: cannot create the schema ({_first_line(err)})") from None
+            time.sleep(random.uniform(0.2, 1.0))
+        except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, OSError) as err:
+            raise StorageError(f"{mask_url(url)}: cannot open storage ({mask_url(_first_line(err))})") from None
+    raise AssertionError("unreachable")
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).splitlines()[0] if str(err) else type(err).__name__
 
 
 def study_names(storage) -> list[str]:

@@ -95,27 +95,34 @@ def _check_unchanged(study: optuna.Study, canonical: dict, digest: str, *, exten
 
 def _queue_random_trials(study: optuna.Study, spec: StudyFile, task: str, variant: str) -> None:
     """Queue the missing slots with values drawn from (seed, cell, slot): the same on every machine."""
-    held = len(slots.slot_trials(study.get_trials(deepcopy=False)))
+    taken = {t.system_attrs.get(slots.SLOT) for t in slots.slot_trials(study.get_trials(deepcopy=False))}
     dists = distributions(spec.space)
-    for slot in range(held, spec.trials):
-        params = draw(spec.space, np.random.default_rng(derive_seed(spec.seed, task, variant, slot)))
-        study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING, params=params, distributions=dists))
+    for slot in range(spec.trials):
+        if slot not in taken:
+            params = draw(spec.space, np.random.default_rng(derive_seed(spec.seed, task, variant, slot)))
+            study.add_trial(
+                optuna.trial.create_trial(state=TrialState.WAITING, params=params, distributions=dists, system_attrs={slots.SLOT: slot})
+            )
 
 
 def claim(study: optuna.Study, planned: int, *, sampler: str) -> optuna.Trial | None:
-    """The next trial to run in this cell, or None when every slot is taken."""
-    optuna.storages.fail_stale_trials(study)
-    slots.fail_dead_local_trials(study)
-    counts = slots.count(study.get_trials(deepcopy=False), planned)
-    if counts.waiting == 0 and (sampler == "random" or counts.unstarted == 0):
-        return None
-    trial = study.ask()
-    frozen = study._storage.get_trial(trial._trial_id)
-    if frozen.params or frozen.system_attrs.get("retry_history") or frozen.system_attrs.get("fixed_params"):
-        return trial  # a queued slot or a retry: ours once popped
-    held = slots.slot_trials(study.get_trials(deepcopy=False))
-    if sum(t.number < frozen.number for t in held) >= planned:  # another worker took the last slot first
-        study._storage.set_trial_user_attr(trial._trial_id, "surplus", True)
-        study.tell(trial, state=TrialState.PRUNED)
-        return None
-    return trial
+    """The next trial to run in this cell, or None when every slot is taken.
+
+    Two workers can race (for a queued slot both machines queued, or for the last new TPE trial):
+    the loser marks its trial surplus, never runs it, and asks again.
+    """
+    while True:
+        optuna.storages.fail_stale_trials(study)
+        slots.recover_lost_trials(study)
+        trials = study.get_trials(deepcopy=False)
+        slots.discard_duplicates(study, trials)
+        counts = slots.count(trials, planned)
+        if counts.waiting == 0 and (sampler == "random" or counts.unstarted == 0):
+            return None
+        trial = study.ask()
+        slots.stamp(study, trial._trial_id)  # at once: a worker killed from here on is found and retried
+        held = slots.slot_trials(study.get_trials(deepcopy=False))
+        mine = next((t for t in held if t.number == trial.number), None)
+        if mine is not None and mine.state == TrialState.RUNNING and (mine.params or sum(t.number < trial.number for t in held) < planned):
+            return trial  # a queued slot, a retry, or a new trial within the plan
+        slots.mark_surplus(study, trial._trial_id)

@@ -93,7 +93,6 @@ def run_trial(trial: optuna.Trial, *, spec: StudyFile, task: Task, variant: str,
         "metric": task.metric_name,
         "parameter_count": parameter_count(model),
         "versions": versions(),
-        "worker": {"host": slots.HOST, "pid": os.getpid()},
     }
     for key, value in attrs.items():
         trial.set_user_attr(key, value)

@@ -137,7 +137,8 @@ def _running_epoch(db: Path) -> int:
     return max((json.loads(v)["epoch"] for (v,) in rows), default=0)
 
 
-def test_sigkill_mid_trial_then_resume_completes_each_trial_once(tmp_path, cache):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "Ctrl-C"])
+def test_stopped_mid_trial_then_resumed_completes_each_trial_once(tmp_path, cache, sig):
     study = write_study(tmp_path, batch_size=2, max_epochs=5)
     db = tmp_path / "results" / "tiny.db"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -147,8 +148,11 @@ def test_sigkill_mid_trial_then_resume_completes_each_trial_once(tmp_path, cache
         assert proc.poll() is None, proc.stderr.read().decode()
         assert time.monotonic() < deadline, "no trial reached epoch 2"
         time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    if sig == signal.SIGINT:  # a clean stop: the running trial is queued again, one line says so
+        message = proc.stderr.read().decode()
+        assert proc.returncode == 130 and "run the same command to resume" in message and "Traceback" not in message
 
     cli("run", str(study), cwd=tmp_path)
     found = cells(f"sqlite:///{db}")

@@ -1,0 +1,121 @@
+"""The report's figures, drawn from the tables the analysis computed (never computing anything here).
+
+Figures are built on `matplotlib.figure.Figure` directly, not pyplot: no GUI backend, no global
+figure registry to leak, safe in any process.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib import MatplotlibDeprecationWarning
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from .variant_stats import VANILLA
+
+STYLE = "whitegrid"
+COLOURS = {"reference": "#9e9e9e", "worse": "#d62728", "better": "#2ca02c", "not significant": "#7fa7d1", "not tested": "#e0e0e0"}
+KIND_COLOURS = {"main": "#4c72b0", "pair": "#dd8452", "rest": "#9e9e9e"}
+
+
+def _verdict(row: pd.Series) -> str:
+    if row["variant"] == VANILLA:
+        return "reference"
+    if row["note"]:
+        return "not tested"
+    return row["direction"] if row["significant"] else "not significant"
+
+
+def _count(value: float) -> str:
+    if not np.isfinite(value):
+        return "?"
+    return f"{value / 1e6:.1f}M" if value >= 1e6 else f"{value / 1e3:.1f}k" if value >= 1e3 else f"{value:.0f}"
+
+
+def variant_boxplots(complete: pd.DataFrame, best: pd.DataFrame, tests: pd.DataFrame, *, metric: str) -> Figure:
+    """Test metric per variant, all trials and the best by validation; colour = verdict against vanilla."""
+    order = list(tests["variant"])
+    colours = {row["variant"]: COLOURS[_verdict(row)] for _, row in tests.iterrows()}
+    labels = [f"{row['variant']}\n{_count(row['parameters'])}" for _, row in tests.iterrows()]
+    with sns.axes_style(STYLE):
+        fig = Figure(figsize=(max(7.0, 1.5 + 1.3 * len(order)), 4.2), layout="constrained")
+        axes = fig.subplots(1, 2, sharey=False)
+        for ax, data, title in ((axes[0], complete, "all trials"), (axes[1], best, "best 10% by validation")):
+            data = data[data["variant"].isin(order)].dropna(subset=["test_metric"])
+            if data.empty:
+                ax.text(0.5, 0.5, "no trials with a test metric", ha="center", va="center", transform=ax.transAxes)
+            else:
+                with warnings.catch_warnings():  # seaborn 0.13 passes matplotlib 3.11 a deprecated argument
+                    warnings.simplefilter("ignore", MatplotlibDeprecationWarning)
+                    sns.boxplot(data=data, x="variant", y="test_metric", order=order, hue="variant", hue_order=order, palette=colours, legend=False, ax=ax, fliersize=0)
+                    sns.stripplot(data=data, x="variant", y="test_metric", order=order, color="black", size=2.5, alpha=0.5, ax=ax)
+            ax.set_xticks(range(len(order)), labels, fontsize=8)
+            ax.set(title=title, xlabel="variant (median parameter count)", ylabel=f"test {metric}")
+        handles = [Patch(color=c, label=k) for k, c in COLOURS.items() if k in {_verdict(r) for _, r in tests.iterrows()}]
+        fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8, frameon=False)
+    return fig
+
+
+def share_bars(terms: pd.DataFrame) -> Figure:
+    """Variance shares, largest first, "higher order" last; error bars are the std across trees."""
+    ordered = pd.concat([terms[terms["kind"] != "rest"].sort_values("mean", ascending=False), terms[terms["kind"] == "rest"]])
+    with sns.axes_style(STYLE):
+        fig = Figure(figsize=(7.5, 0.9 + 0.32 * len(ordered)), layout="constrained")
+        ax = fig.subplots()
+        y = np.arange(len(ordered))
+        ax.barh(y, ordered["mean"], xerr=ordered["std"], color=[KIND_COLOURS[k] for k in ordered["kind"]], capsize=2)
+        for row, (mean, std) in enumerate(zip(ordered["mean"], ordered["std"])):
+            ax.text(max(mean, 0) + std + 0.01, row, f"{mean:.3f}", va="center", fontsize=7)
+        ax.set_yticks(y, ordered["term"], fontsize=8)
+        ax.invert_yaxis()
+        ax.set(xlabel="share of variance (mean ± std over trees)", xlim=(min(0.0, float(ordered["mean"].min())), 1.0))
+    return fig
+
+
+def marginal_curves(curves: pd.DataFrame, *, metric: str, times: pd.DataFrame | None = None) -> Figure:
+    """Predicted metric (and training time) vs each parameter, ±1 std across trees as a band."""
+    rows = [(curves, f"{metric} (marginal)")] + ([(times, "training seconds (marginal)")] if times is not None and not times.empty else [])
+    params = list(dict.fromkeys(curves["param"]))
+    with sns.axes_style(STYLE):
+        fig = Figure(figsize=(3.2 * len(params), 2.8 * len(rows)), layout="constrained")
+        # One y-axis per row: a flat curve should look flat next to the one that matters.
+        axes = fig.subplots(len(rows), len(params), squeeze=False, sharey="row")
+        for r, (table, ylabel) in enumerate(rows):
+            for c, param in enumerate(params):
+                ax, part = axes[r, c], table[table["param"] == param]
+                ax.plot(part["x"], part["mean"], color="#4c72b0")
+                ax.fill_between(part["x"], part["mean"] - part["std"], part["mean"] + part["std"], color="#4c72b0", alpha=0.25, linewidth=0)
+                ax.set(xlabel=param, ylabel=ylabel if c == 0 else "")
+    return fig
+
+
+def pair_heatmaps(surfaces: pd.DataFrame, *, metric: str) -> Figure:
+    """Per pair: the pair's marginal (total) and what remains after both main effects (interaction only)."""
+    pairs = list(dict.fromkeys(zip(surfaces["param_x"], surfaces["param_y"])))
+    # Shared colour ranges: a weak interaction must look weak, not be stretched to full colour.
+    limits = {"total_mean": {"vmin": surfaces["total_mean"].min(), "vmax": surfaces["total_mean"].max()}}
+    reach = float(surfaces["interaction_mean"].abs().max()) if len(surfaces) else 0.0
+    limits["interaction_mean"] = {"vmin": -(reach or 1.0), "vmax": reach or 1.0}
+    with sns.axes_style("white"):
+        fig = Figure(figsize=(10, 3.3 * max(len(pairs), 1)), layout="constrained")
+        axes = fig.subplots(max(len(pairs), 1), 2, squeeze=False)
+        for r, (px, py) in enumerate(pairs):
+            part = surfaces[(surfaces["param_x"] == px) & (surfaces["param_y"] == py)]
+            xs, ys = np.unique(part["x"]), np.unique(part["y"])
+            for ax, column, title, cmap in ((axes[r, 0], "total_mean", f"{metric}: total", "viridis_r"), (axes[r, 1], "interaction_mean", "interaction only", "vlag")):
+                grid = part.pivot(index="y", columns="x", values=column).to_numpy()
+                mesh = ax.pcolormesh(xs, ys, grid, cmap=cmap, shading="nearest", **limits[column])
+                fig.colorbar(mesh, ax=ax)
+                ax.set(xlabel=px, ylabel=py, title=title)
+    return fig
+
+
+def save_png(fig: Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, format="png")
+    return path

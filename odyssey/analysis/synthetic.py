@@ -1,0 +1,73 @@
+"""Synthetic odyssey studies with known effects, written the way `odyssey run` writes real ones.
+
+For tests, the fANOVA benchmark and trying a report without training anything: the metric is a
+known function of the hyperparameters and the variant, plus noise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import optuna
+from optuna.distributions import FloatDistribution, IntDistribution
+from optuna.trial import TrialState
+
+PAPER_DISTRIBUTIONS = {
+    "learning_rate": FloatDistribution(1e-6, 1e-2, log=True),
+    "hidden_size": IntDistribution(20, 200, log=True),
+    "one_minus_momentum": FloatDistribution(0.01, 1.0, log=True),
+    "input_noise": FloatDistribution(0.0, 1.0),
+}
+# Offsets of the test metric against vanilla, shaped like the paper's findings.
+PAPER_OFFSETS = {"V": 0.0, "NIG": 0.02, "NFG": 0.12, "NOG": 0.02, "NIAF": 0.02, "NOAF": 0.10, "NP": 0.0, "CIFG": 0.0, "FGR": 0.01}
+
+
+def paper_like_metric(params: dict[str, float], variant: str) -> float:
+    """Learning rate dominates (a valley at 1e-3), bigger is better with diminishing returns, noise hurts a little."""
+    lr = np.log10(params["learning_rate"]) + 3.0
+    hidden = np.log10(params["hidden_size"] / 20.0)
+    return float(0.3 + 0.08 * lr**2 - 0.08 * hidden + 0.03 * params["input_noise"] + 0.01 * lr * hidden + PAPER_OFFSETS.get(variant, 0.0))
+
+
+def write_synthetic_study(
+    storage,
+    *,
+    name: str = "synthetic",
+    tasks: tuple[str, ...] = ("toy",),
+    variants: tuple[str, ...] = tuple(PAPER_OFFSETS),
+    trials: int = 40,
+    noise: float = 0.01,
+    failed: int = 1,
+    running: int = 1,
+    metric: str = "error",
+    seed: int = 0,
+) -> None:
+    """One Optuna study per (task, variant) named "{name}/{task}/{variant}", with the attributes odyssey sets."""
+    rng = np.random.default_rng(seed)
+    for task in tasks:
+        for variant in variants:
+            study = optuna.create_study(storage=storage, study_name=f"{name}/{task}/{variant}", direction="minimize")
+            for key, value in {"odyssey_study": name, "task": task, "variant": variant, "metric": metric, "study_hash": "synthetic"}.items():
+                study.set_user_attr(key, value)
+            for slot in range(trials + failed + running):
+                params = {k: d.to_external_repr(_draw(d, rng)) for k, d in PAPER_DISTRIBUTIONS.items()}
+                value = paper_like_metric(params, variant) + rng.normal(0, noise)
+                attrs = {"task": task, "variant": variant, "metric": metric, "parameter_count": 4000 + 100 * len(variant), "versions": {}}
+                if slot < trials:
+                    state, done = TrialState.COMPLETE, {"test_metric": value + rng.normal(0, noise), "epochs": 10, "seconds": params["hidden_size"] * 0.5}
+                else:
+                    state, done = (TrialState.FAIL, {"failure": "diverged"}) if slot < trials + failed else (TrialState.RUNNING, {})
+                study.add_trial(
+                    optuna.trial.create_trial(
+                        state=state,
+                        value=value if state == TrialState.COMPLETE else None,
+                        params=params,
+                        distributions=PAPER_DISTRIBUTIONS,
+                        user_attrs=attrs | done,
+                    )
+                )
+
+
+def _draw(distribution, rng: np.random.Generator) -> float:
+    low, high = distribution.low, distribution.high
+    value = float(np.exp(rng.uniform(np.log(low), np.log(high)))) if distribution.log else float(rng.uniform(low, high))
+    return round(value) if isinstance(distribution, IntDistribution) else value

@@ -1,0 +1,54 @@
+"""Checking a study file's task options against the task factory's own signature, so a typo or a
+wrong type fails at once with the allowed keys, not deep inside a build or as a silent default."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import types
+import typing
+from typing import Callable
+
+
+def check_options(task: str, factory: Callable, options: dict) -> None:
+    """ValueError for an unknown key, a value of the wrong type or a missing required option."""
+    signature = inspect.signature(factory)
+    hints = typing.get_type_hints(factory)
+    allowed = [name for name in signature.parameters if name != "seed"]
+    for key, value in options.items():
+        if key not in allowed:
+            raise ValueError(f"task {task!r} has no option {key!r}; its options: {', '.join(allowed) or 'none'}")
+        if not _matches(value, hints[key]):
+            raise ValueError(
+                f"task {task!r}: option {key!r} must be {_describe(hints[key])}, got {value!r} ({type(value).__name__})"
+            )
+    missing = [n for n, p in signature.parameters.items() if p.default is p.empty and n not in options]
+    if missing:
+        summary = (factory.__doc__ or "").strip().splitlines()[0]
+        raise ValueError(f"task {task!r} needs option {', '.join(missing)}: {summary}")
+
+
+def _arms(hint) -> tuple:
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return typing.get_args(hint)
+    return (hint,)
+
+
+def _matches(value, hint) -> bool:
+    for arm in _arms(hint):
+        if arm is type(None) and value is None:
+            return True
+        if arm is bool and isinstance(value, bool):
+            return True
+        if arm is int and isinstance(value, int) and not isinstance(value, bool):
+            return True
+        if arm is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True
+        if arm in (str, os.PathLike) and isinstance(value, arm):
+            return True
+    return False
+
+
+def _describe(hint) -> str:
+    names = {type(None): "None", os.PathLike: "a path", str: "a string", int: "an integer", float: "a number", bool: "true/false"}
+    return " or ".join(names.get(arm, getattr(arm, "__name__", str(arm))) for arm in _arms(hint))

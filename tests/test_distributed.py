@@ -1,0 +1,245 @@
+"""Many workers, one study: PostgreSQL and SQLite under concurrent workers, SIGKILLs and bad input.
+
+PostgreSQL comes from ODYSSEY_TEST_POSTGRES (set by .ci/run) or is installed and started here by
+.ci/postgres.sh when running as root; the PostgreSQL tests skip, saying why, only when neither works.
+"""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+import sqlalchemy
+from optuna.trial import TrialState
+
+from odyssey.storage import mask_url
+
+ROOT = Path(__file__).parents[1]
+FULL = os.environ.get("ODYSSEY_FULL_TESTS") == "1"
+
+STUDY = """
+name = "dist"
+tasks = ["adding"]
+variants = ["V", "NP"]
+trials = {trials}
+seed = 5
+[training]
+batch_size = {batch_size}
+max_epochs = {epochs}
+patience = 50
+[task_options.adding]
+length = 20
+train = {train}
+validation = 16
+test = 16
+[space]
+hidden_size = 6
+learning_rate = {{ low = 1e-3, high = 1e-2, log = true }}
+"""
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    url = os.environ.get("ODYSSEY_TEST_POSTGRES")
+    if url:
+        return url
+    if os.geteuid() != 0:
+        pytest.skip("no PostgreSQL: set ODYSSEY_TEST_POSTGRES, or run as root so .ci/postgres.sh can install and start one")
+    started = subprocess.run(["bash", str(ROOT / ".ci" / "postgres.sh")], capture_output=True, text=True, timeout=600)
+    if started.returncode != 0:
+        pytest.skip(f"no PostgreSQL could be started: {started.stderr.strip().splitlines()[-1:]}")
+    return started.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def postgres(postgres_server) -> str:
+    """A fresh database per test on the shared server, dropped afterwards."""
+    name = f"odyssey_test_{uuid.uuid4().hex[:10]}"
+    admin = sqlalchemy.create_engine(postgres_server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as con:
+        con.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    yield postgres_server.rsplit("/", 1)[0] + "/" + name
+    with admin.connect() as con:
+        con.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def write_study(folder: Path, *, trials: int, epochs: int = 2, batch_size: int = 16, train: int = 64) -> Path:
+    path = folder / "dist.toml"
+    path.write_text(STUDY.format(trials=trials, epochs=epochs, batch_size=batch_size, train=train))
+    return path
+
+
+def start(study: Path, storage: str, cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "cli.py"), "run", str(study), "--storage", storage],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def finish(proc: subprocess.Popen, timeout: float = 300) -> str:
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, f"worker failed ({proc.returncode}): {err}"
+    return out + err
+
+
+def all_trials(storage: str) -> dict[str, list[optuna.trial.FrozenTrial]]:
+    names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+    return {n: optuna.load_study(study_name=n, storage=storage).get_trials() for n in names}
+
+
+def assert_planned_exactly_once(storage: str, planned: int) -> list[optuna.trial.FrozenTrial]:
+    """Each cell: `planned` COMPLETE trials, one per slot; nothing RUNNING or WAITING left."""
+    completed = []
+    for name, trials in all_trials(storage).items():
+        done = [t for t in trials if t.state == TrialState.COMPLETE]
+        table = [(t.number, t.state.name, t.system_attrs.get("odyssey_slot"), t.system_attrs.get("retry_history"), t.user_attrs.get("worker")) for t in trials]
+        assert sorted(t.system_attrs["odyssey_slot"] for t in done) == list(range(planned)), (name, table)
+        assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)], (name, table)
+        completed += done
+    return completed
+
+
+def test_four_workers_on_one_postgres_study(postgres, tmp_path, monkeypatch):
+    monkeypatch.setenv("ODYSSEY_CACHE_DIR", str(tmp_path / "cache"))
+    study = write_study(tmp_path, trials=6)
+    workers = [start(study, postgres, tmp_path) for _ in range(4)]  # all at once: schema and cells race
+    outputs = [finish(w) for w in workers]
+    completed = assert_planned_exactly_once(postgres, 6)
+    assert len(completed) == 12 and len({t.user_attrs["worker"]["pid"] for t in completed}) >= 2
+    password = "odyssey-test"
+    assert all(password not in out for out in outputs)
+    shown = subprocess.run([sys.executable, str(ROOT / "cli.py"), "status", "--storage", postgres], capture_output=True, text=True)
+    assert "dist/adding/V" in shown.stdout and password not in shown.stdout + shown.stderr
+
+
+def _training(storage: str, pids: set[int]) -> dict[int, int]:
+    """Trial number -> worker pid, for running trials of these workers between their first and
+    next-to-last epoch: a kill then surely lands inside the trial, whatever this check's latency."""
+    return {
+        t.number: t.user_attrs["worker"]["pid"]
+        for trials in all_trials(storage).values()
+        for t in trials
+        if t.state == TrialState.RUNNING
+        and 1 <= (t.user_attrs.get("progress") or {}).get("epoch", 0) <= EPOCHS - 2
+        and t.user_attrs.get("worker", {}).get("pid") in pids
+    }
+
+
+EPOCHS = 6
+
+
+def _kill_mid_trial(storage: str, workers: list[subprocess.Popen], rng: random.Random) -> subprocess.Popen | None:
+    """SIGKILL a worker at a random moment inside a trial's epoch; None once all workers have exited."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        alive = {w.pid: w for w in workers if w.poll() is None}
+        if not alive:
+            return None
+        candidates = _training(storage, set(alive))
+        if candidates:
+            number, pid = rng.choice(sorted(candidates.items()))
+            time.sleep(rng.uniform(0.0, 0.3))
+            if _training(storage, {pid}).get(number) == pid:  # still inside that trial
+                alive[pid].send_signal(signal.SIGKILL)
+                alive[pid].wait()
+                return alive[pid]
+        time.sleep(0.05)
+    raise AssertionError("no worker reached a trial's first epoch in time")
+
+
+def _kill_workers_at_random_moments(storage: str, tmp_path: Path, *, kills: int, seed: int) -> int:
+    """Two workers; `kills` times SIGKILL one mid-trial, at a random moment of an epoch, and start another."""
+    study = write_study(tmp_path, trials=3, epochs=EPOCHS, batch_size=4, train=1024)
+    rng = random.Random(seed)
+    workers = [start(study, storage, tmp_path) for _ in range(2)]
+    killed = 0
+    for _ in range(kills):
+        victim = _kill_mid_trial(storage, workers, rng)
+        if victim is None:
+            break
+        killed += 1
+        workers = [w for w in workers if w is not victim] + [start(study, storage, tmp_path)]
+    for w in workers:
+        finish(w)
+    finish(start(study, storage, tmp_path))  # whatever the last kill left queued
+    return killed
+
+
+def _check_resumed(storage: str) -> int:
+    """A killed trial is retried with its parameters and loses at most the epoch it was in."""
+    resumed = 0
+    for trials in all_trials(storage).values():
+        by_number = {t.number: t for t in trials}
+        for t in trials:
+            if t.state == TrialState.COMPLETE and t.system_attrs.get("retry_history"):
+                failed = by_number[t.system_attrs["retry_history"][-1]]
+                assert failed.state == TrialState.FAIL and failed.params == t.params
+                reached = (failed.user_attrs.get("progress") or {}).get("epoch", 0)
+                assert t.user_attrs["resumed_from_epoch"] >= reached
+                resumed += t.user_attrs["resumed_from_epoch"] >= 1
+    return resumed
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_sigkill_at_random_moments_loses_no_trial(backend, tmp_path, monkeypatch, request):
+    monkeypatch.setenv("ODYSSEY_CACHE_DIR", str(tmp_path / "cache"))
+    storage = f"sqlite:///{tmp_path}/dist.db" if backend == "sqlite" else request.getfixturevalue("postgres")
+    kills = 6 if FULL else 3
+    assert _kill_workers_at_random_moments(storage, tmp_path, kills=kills, seed=11) == kills
+    assert len(assert_planned_exactly_once(storage, 3)) == 6
+    assert _check_resumed(storage) >= 1  # at least one killed trial went on from its checkpoint
+
+
+@pytest.mark.parametrize(
+    "storage, expected",
+    [
+        ("sqlit:///x.db", "cannot open storage"),
+        ("postgresql+psycopg2://me:hunter2@127.0.0.1:1/db", "cannot open storage"),
+        ("nonsense", "cannot open storage"),
+    ],
+)
+def test_bad_storage_urls_are_one_line_errors_without_passwords(tmp_path, storage, expected):
+    study = write_study(tmp_path, trials=1)
+    result = subprocess.run([sys.executable, str(ROOT / "cli.py"), "run", str(study), "--storage", storage], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 2 and expected in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "hunter2" not in result.stderr
+
+
+def test_errors_after_finished_work_lose_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("ODYSSEY_CACHE_DIR", str(tmp_path / "cache"))
+    study = write_study(tmp_path, trials=2)
+    storage = f"sqlite:///{tmp_path}/keep.db"
+    finish(start(study, storage, tmp_path))
+    before = {n: [(t.number, t.value) for t in ts] for n, ts in all_trials(storage).items()}
+
+    def run(path: Path, *extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(ROOT / "cli.py"), "run", str(path), "--storage", storage, *extra], cwd=tmp_path, capture_output=True, text=True)
+
+    blocked = tmp_path / "a-file"  # a folder cannot be made under a file, even by root
+    blocked.write_text("")
+    result = run(study, "--checkpoint-dir", str(blocked / "checkpoints"))
+    assert result.returncode == 2 and "not writable" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+    missing = tmp_path / "timit.toml"
+    missing.write_text('name = "dist"\ntasks = ["timit"]\nvariants = ["V"]\ntrials = 1\n[task_options.timit]\npath = "/no/such/timit"\n')
+    result = run(missing, "--extend")
+    assert result.returncode == 2 and "/no/such/timit" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+    after = {n: [(t.number, t.value) for t in ts if t.state == TrialState.COMPLETE] for n, ts in all_trials(storage).items()}
+    assert {n: v for n, v in after.items() if n in before} == before
+
+
+def test_mask_url_hides_passwords():
+    assert mask_url("postgresql+psycopg2://u:p%40ss@h:5432/db") == "postgresql+psycopg2://u:***@h:5432/db"
+    assert mask_url("sqlite:///results/x.db") == "sqlite:///results/x.db"

@@ -1,0 +1,164 @@
+"""`odyssey report` and `odyssey importance` on synthetic studies: files, contents, escaping, errors, no torch."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+from odyssey.analysis.importance import print_importance, study_importance
+from odyssey.analysis.report import CSV_NAMES, build_report
+from odyssey.analysis.synthetic import write_synthetic_study
+
+ROOT = Path(__file__).resolve().parents[1]
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> Path:
+    """One task with vanilla and three variants, one without vanilla; failed and running trials in every cell."""
+    folder = tmp_path_factory.mktemp("report")
+    storage = optuna.storages.InMemoryStorage()
+    write_synthetic_study(storage, name="demo", tasks=("toy",), variants=("V", "NFG", "CIFG", "NP"), trials=30)
+    write_synthetic_study(storage, name="demo", tasks=("novanilla",), variants=("NFG", "CIFG"), trials=10, seed=1)
+    return build_report(storage=storage, name=None, out_dir=folder / "out")
+
+
+def test_report_writes_html_markdown_figures_and_csvs(report: Path):
+    out = report.parent
+    assert report.name == "report.html"
+    assert {f"{name}.csv" for name in CSV_NAMES} <= {p.name for p in out.iterdir()}
+    text = report.read_text()
+    assert text.count("data:image/png;base64,") == len(list((out / "figures").glob("*.png"))) >= 5
+    assert "src='figures/" not in text  # self-contained: nothing to fetch
+    markdown = (out / "report.md").read_text()
+    for link in [line.split("](")[1].rstrip(")") for line in markdown.splitlines() if line.startswith("![")]:
+        assert (out / link).is_file()
+
+
+def test_report_counts_trials_per_cell_by_state(report: Path):
+    cells = pd.read_csv(report.parent / "cells.csv").set_index(["task", "variant"])
+    assert cells.loc[("toy", "V"), ["complete", "failed", "running"]].tolist() == [30, 1, 1]
+    assert list(cells.loc["toy"].index) == ["V", "NFG", "NP", "CIFG"]  # vanilla first
+
+
+def test_report_tables_behind_the_figures(report: Path):
+    out = report.parent
+    stats = pd.read_csv(out / "variant_stats.csv")
+    nfg = stats[(stats.task == "toy") & (stats.variant == "NFG")].iloc[0]
+    assert nfg["direction"] == "worse" and nfg["significant"]
+    assert stats[stats.task == "novanilla"]["note"].str.contains("no vanilla").all()
+    importance = pd.read_csv(out / "importance.csv")
+    toy = importance[importance.task == "toy"].set_index("term")
+    assert toy.loc["log10(learning_rate)", "mean"] > 0.5 and {"mean", "std"} <= set(toy.columns)
+    assert toy["mean"].sum() == pytest.approx(1.0)
+    assert {"total_mean", "interaction_std"} <= set(pd.read_csv(out / "pairs.csv").columns)
+    assert set(pd.read_csv(out / "marginals.csv")["target"]) == {"error", "seconds"}
+    claims = pd.read_csv(out / "claims.csv")
+    assert set(claims["task"]) == {"toy", "novanilla"} and claims["evidence"].notna().all()
+
+
+def test_report_text_says_what_was_skipped(report: Path):
+    text = (report.parent / "report.md").read_text()
+    assert "has no complete vanilla (V) trials" in text
+    assert "paper's findings" in text
+
+
+def test_names_are_escaped_in_html_and_markdown(tmp_path: Path):
+    storage = optuna.storages.InMemoryStorage()
+    write_synthetic_study(storage, name="x", tasks=("<script>alert(1)</script>",), variants=("V", "<b>NFG"), trials=12, failed=0, running=0)
+    path = build_report(storage=storage, name="x", out_dir=tmp_path)
+    for text in (path.read_text(), (tmp_path / "report.md").read_text()):
+        assert "<script>alert" not in text and "<b>NFG" not in text
+        assert "&lt;script" in text
+
+
+@pytest.mark.parametrize(
+    ("setup", "match"),
+    [
+        ("missing", "does not exist"),
+        ("empty", "holds no studies"),
+        ("unknown", "no odyssey study named 'nope'.*it holds: a, b"),
+        ("several", "several odyssey studies.*a, b"),
+        ("unreachable", "cannot open storage"),
+    ],
+)
+def test_bad_input_is_one_clear_error(tmp_path: Path, setup: str, match: str):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    if setup in ("unknown", "several"):
+        storage = optuna.storages.InMemoryStorage()
+        for name in ("a", "b"):
+            write_synthetic_study(storage, name=name, variants=("V",), trials=1, failed=0, running=0)
+        url = storage
+    elif setup == "empty":
+        optuna.storages.RDBStorage(url)
+    elif setup == "unreachable":
+        url = "postgresql://user:secret@127.0.0.1:1/none"
+    with pytest.raises(ValueError, match=match) as error:
+        build_report(storage=url, name="nope" if setup == "unknown" else None, out_dir=tmp_path / "out")
+    assert "\n" not in str(error.value) and "secret" not in str(error.value)
+
+
+def _plain_study(url: str) -> None:
+    """An Optuna study that odyssey did not write: its own names, a log-scaled parameter, one that does nothing."""
+
+    def objective(trial: optuna.Trial) -> float:
+        lr = trial.suggest_float("lr", 1e-5, 1e-1, log=True)
+        dropout = trial.suggest_float("dropout", 0.0, 0.5)
+        trial.suggest_float("wd", 0.0, 1.0)
+        return abs(math.log10(lr) + 3) + dropout
+
+    optuna.create_study(storage=url, study_name="plain", sampler=optuna.samplers.RandomSampler(seed=0)).optimize(objective, n_trials=40)
+
+
+def test_importance_of_any_optuna_study(tmp_path: Path, capsys):
+    url = f"sqlite:///{tmp_path / 'plain.db'}"
+    _plain_study(url)
+    table, count = study_importance(storage=url, study="plain", params=["lr", "dropout"])
+    assert count == 40 and list(table["term"]) == ["log10(lr)", "dropout", "log10(lr) × dropout", "higher order"]
+    print_importance(storage=url, study="plain", fmt="json")
+    data = json.loads(capsys.readouterr().out)
+    assert data["trials"] == 40 and {"term", "kind", "mean", "std"} <= set(data["terms"][0])
+    print_importance(storage=url, study="plain", fmt="csv")
+    assert capsys.readouterr().out.startswith("term,kind,params,mean,std")
+    with pytest.raises(ValueError, match="unknown parameter.*the study has: dropout, lr, wd"):
+        study_importance(storage=url, study="plain", params=["momentum"])
+    with pytest.raises(ValueError, match="no study named 'other'.*plain"):
+        study_importance(storage=url, study="other")
+
+
+def test_report_command_writes_results_name_without_importing_torch(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    write_synthetic_study(url, name="cli", variants=("V", "CIFG"), trials=12, failed=0, running=0)
+    code = (
+        f"import sys; sys.path.insert(0, {str(ROOT)!r}); import cli\n"
+        f"sys.argv = ['odyssey', 'report', '--storage', {url!r}]\n"
+        "try:\n    cli.main()\nexcept SystemExit as end:\n    assert not end.code, end.code\n"
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "wrote results/cli/report.html"  # the storage's only study, in results/<name>/
+    assert (tmp_path / "results/cli/report.md").is_file()
+
+
+def test_command_errors_are_one_line(tmp_path: Path):
+    args = ["importance", "--storage", f"sqlite:///{tmp_path / 'missing.db'}", "--study", "x"]
+    done = subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1 and "does not exist" in done.stderr
+
+
+def test_analysis_never_imports_torch():
+    code = (
+        "import importlib, pkgutil, sys, odyssey.analysis as a\n"
+        "for m in pkgutil.iter_modules(a.__path__): importlib.import_module(f'odyssey.analysis.{m.name}')\n"
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
