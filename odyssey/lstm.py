@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from . import kernel
 from .variants import CellSpec, resolve_variant
 
 # (h, c) for every variant; FGR also carries the previous step's gate activations: (h, c, gates).
@@ -21,9 +22,12 @@ State = tuple[Tensor, ...]
 class VariantCell(nn.Module):
     """The parameters of one direction and the recurrence over a whole sequence."""
 
-    def __init__(self, input_size: int, hidden_size: int, spec: CellSpec, *, forget_bias: float = 0.0) -> None:
+    def __init__(
+        self, input_size: int, hidden_size: int, spec: CellSpec, *, forget_bias: float = 0.0, backend: str | None = None
+    ) -> None:
         super().__init__()
         self.input_size, self.hidden_size, self.spec, self.forget_bias = input_size, hidden_size, spec, forget_bias
+        self.backend = kernel.check_backend(backend)
         rows = len(spec.blocks) * hidden_size
         self.weight_ih = nn.Parameter(torch.empty(rows, input_size))
         self.weight_hh = nn.Parameter(torch.empty(rows, hidden_size))
@@ -68,7 +72,15 @@ class VariantCell(nn.Module):
         return torch.cat([self.weight_hh, torch.cat([per_gate.get(b, zero) for b in self.spec.blocks])], dim=1)
 
     def forward(self, inputs: Tensor, state: State, mask: Tensor | None) -> tuple[Tensor, State]:
-        """inputs (T, B, I); state tensors (B, .); mask (T, B, 1) with True on real steps, or None."""
+        """inputs (T, B, I); state tensors (B, .); mask (T, B, 1) with True on real steps, or None.
+
+        Runs on the C++ kernel (odyssey.kernel) or on `_forward_reference`, as `backend` says."""
+        if kernel.use_kernel(self.backend, inputs):
+            return kernel.forward_sequence(self, inputs, state, mask)
+        return self._forward_reference(inputs, state, mask)
+
+    def _forward_reference(self, inputs: Tensor, state: State, mask: Tensor | None) -> tuple[Tensor, State]:
+        """The recurrence in plain autograd ops: the definition every faster path is tested against."""
         spec, h_size = self.spec, self.hidden_size
         projected = nn.functional.linear(inputs, self.weight_ih, self.bias)  # all steps in one matmul
         weight = self.recurrent_weight().t()
@@ -117,6 +129,9 @@ class LSTM(nn.Module):
     `lstm(input, state=None, *, lengths=None)` takes (T, B, I) (or (B, T, I) with batch_first) or a
     PackedSequence, and returns `(output, state)` with state `(h, c)` of shape (D, B, H) each;
     FGR variants carry a third tensor, the previous step's gate activations.
+
+    backend: "auto" (the C++ kernel of odyssey.kernel for float32/float64 on the CPU, the autograd
+    reference otherwise), "fast" or "reference"; None follows $ODYSSEY_BACKEND (default "auto").
     """
 
     def __init__(
@@ -128,6 +143,7 @@ class LSTM(nn.Module):
         bidirectional: bool = False,
         batch_first: bool = False,
         forget_bias: float = 0.0,
+        backend: str | None = None,
     ) -> None:
         super().__init__()
         if input_size < 1 or hidden_size < 1:
@@ -136,7 +152,8 @@ class LSTM(nn.Module):
         self.spec = resolve_variant(variant)
         self.bidirectional, self.batch_first = bidirectional, batch_first
         self.directions = nn.ModuleList(
-            VariantCell(input_size, hidden_size, self.spec, forget_bias=forget_bias) for _ in range(2 if bidirectional else 1)
+            VariantCell(input_size, hidden_size, self.spec, forget_bias=forget_bias, backend=backend)
+            for _ in range(2 if bidirectional else 1)
         )
 
     def extra_repr(self) -> str:

@@ -1,0 +1,11 @@
+"""The fast path of `odyssey.LSTM`: a C++ kernel per direction, built on first use.
+
+`dispatch.use_kernel` decides per call, `function.forward_sequence` runs the kernel, `build.load`
+compiles and caches it.
+"""
+
+from .build import KernelUnavailable, load
+from .dispatch import BACKENDS, check_backend, use_kernel
+from .function import forward_sequence
+
+__all__ = ["BACKENDS", "KernelUnavailable", "check_backend", "forward_sequence", "load", "use_kernel"]

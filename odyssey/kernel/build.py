@@ -1,0 +1,101 @@
+"""Compiling the C++ kernel on first use and caching it, so that no install step is ever needed.
+
+The build is named by a hash of the sources, the flags, torch's and Python's versions: an edit or
+an upgrade builds afresh and nothing stale is ever loaded. It lives under TORCH_EXTENSIONS_DIR
+(default ~/.cache/torch_extensions). Flags are portable (no -march=native: the cache may be shared
+between machines); the AVX-512 or AVX2 code is chosen at run time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+import sysconfig
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from types import ModuleType
+
+import torch
+
+CSRC = Path(__file__).parent / "csrc"
+SOURCES = ("recurrence.cpp", "isa_generic.cpp", "isa_avx2.cpp", "isa_avx512.cpp")
+HEADERS = (
+    "kernels.h", "sequence.h", "pool.h", "team.h", "tuner.h", "team_schedule.h", "library_schedule.h",
+    "cell.inc", "vec_common.inc", "vecmath.inc", "vector_kernels.inc",
+)  # fmt: skip
+# -fopenmp compiles the kernel's thread team and torch's at::parallel_for; it is deliberately not a
+# link flag, so the OpenMP calls bind to the runtime torch itself loaded: one thread pool, not two.
+CFLAGS = ("-O3", "-fopenmp")
+
+
+class KernelUnavailable(RuntimeError):
+    """The C++ kernel could not be built or loaded here (no compiler, no ninja, a build error)."""
+
+
+_loaded: dict[str, ModuleType | KernelUnavailable] = {}
+
+
+@lru_cache(maxsize=None)  # every forward asks for the kernel: hash the sources once per process
+def build_name() -> str:
+    digest = hashlib.sha256()
+    for name in SOURCES + HEADERS:
+        digest.update(name.encode() + b"\0" + (CSRC / name).read_bytes())
+    digest.update(" ".join((*CFLAGS, torch.__version__, sys.version, sysconfig.get_platform())).encode())
+    return f"odyssey_lstm_{digest.hexdigest()[:16]}"
+
+
+def load() -> ModuleType:
+    """The compiled kernel; builds it the first time (about half a minute). Raises KernelUnavailable,
+    and remembers the failure so that a process tries to build at most once."""
+    name = build_name()
+    if name not in _loaded:
+        try:
+            _loaded[name] = _load(name)
+        except Exception as error:  # compiler missing, ninja missing, compile or link error
+            _loaded[name] = KernelUnavailable(f"odyssey's C++ LSTM kernel is unavailable: {error}")
+    result = _loaded[name]
+    if isinstance(result, KernelUnavailable):
+        raise result
+    return result
+
+
+def _load(name: str) -> ModuleType:
+    from torch.utils import cpp_extension
+
+    build_dir = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root()) / name
+    library = build_dir / f"{name}{'.pyd' if os.name == 'nt' else '.so'}"  # what cpp_extension.load names it
+    if not library.exists():
+        build_dir.mkdir(parents=True, exist_ok=True)
+        with _exclusive(build_dir.with_suffix(".lock")):  # two processes building at once (pytest -n, studies)
+            if not library.exists():
+                print(f"odyssey: compiling the C++ LSTM kernel into {build_dir} (first use only, about half a minute)", file=sys.stderr)
+                # torch's own lock file, left behind if a build was killed; we hold the real lock now.
+                (build_dir / "lock").unlink(missing_ok=True)
+                return cpp_extension.load(
+                    name=name,
+                    sources=[str(CSRC / s) for s in SOURCES],
+                    extra_cflags=list(CFLAGS),
+                    extra_include_paths=[str(CSRC)],
+                    build_directory=str(build_dir),
+                )
+    spec = importlib.util.spec_from_file_location(name, library)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """An advisory file lock, released by the OS even if the holder dies mid-build."""
+    with open(path, "w") as handle:
+        try:
+            import fcntl
+        except ImportError:  # Windows: torch's own lock file still serialises the build
+            yield
+            return
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield

@@ -1,0 +1,238 @@
+// One direction of a variant LSTM over a whole sequence, forward and hand-written BPTT: the entry
+// points Python calls (function.py), on the team schedule (team_schedule.h) or the library one
+// (library_schedule.h). The input projection before the loop and every weight gradient after it
+// are single ATen matmuls over all steps. Masked-off steps (finished sequences) keep their state,
+// output zero and pass gradients straight through.
+#include <torch/extension.h>
+
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "kernels.h"
+#include "library_schedule.h"
+#include "pool.h"
+#include "sequence.h"
+#include "team_schedule.h"
+
+namespace odyssey_kernel {
+
+Layout make_layout(const std::vector<int64_t>& v) {
+  TORCH_CHECK(v.size() == 16, "odyssey kernel: layout needs 16 entries, got ", v.size());
+  Layout L;
+  L.H = v[0], L.G = v[1], L.S = v[2], L.K = v[0] * (1 + v[2]);
+  int* index[] = {&L.bi, &L.bf, &L.bz, &L.bo, &L.pi, &L.pf, &L.po, &L.si, &L.sf, &L.so};
+  for (int k = 0; k < 10; ++k) *index[k] = static_cast<int>(v[3 + k]);
+  L.coupled = v[13], L.act_in = v[14], L.act_out = v[15];
+  for (int g = 0; g < 4; ++g) L.gate_of_block[g] = g >= L.G || g == L.bz ? -1 : g - (g > L.bz);
+  return L;
+}
+
+namespace {
+
+// The float kernels in use: the widest instruction set this CPU has, unless use_isa chose another
+// (tests run each one). Double always runs the generic code, which is what gradcheck checks.
+struct FloatIsa {
+  std::string name;
+  Kernels<float> kernels;
+};
+
+std::vector<std::pair<std::string, Kernels<float> (*)()>> supported_isas() {
+  std::vector<std::pair<std::string, Kernels<float> (*)()>> isas;
+#if defined(__x86_64__) || defined(_M_X64)
+  if (__builtin_cpu_supports("avx512f")) isas.emplace_back("avx512", &avx512::kernels_float);
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) isas.emplace_back("avx2", &avx2::kernels_float);
+#endif
+  isas.emplace_back("generic", &generic::kernels_float);
+  return isas;
+}
+
+FloatIsa choose_isa(const std::string& wanted) {
+  for (const auto& [name, make] : supported_isas())
+    if (wanted == "auto" || wanted == name) return {name, make()};
+  TORCH_CHECK(false, "odyssey kernel: instruction set '", wanted, "' is not available on this CPU");
+}
+
+FloatIsa& float_isa() {
+  static FloatIsa chosen = choose_isa("auto");
+  return chosen;
+}
+
+template <class T>
+const Kernels<T>& kernels() {
+  if constexpr (std::is_same_v<T, float>) {
+    return float_isa().kernels;
+  } else {
+    static const Kernels<double> chosen = generic::kernels_double();
+    return chosen;
+  }
+}
+
+// For tests and benchmarks, between calls: "auto" or one of isas(). Returns the one now in use.
+std::string use_isa(const std::string& name) {
+  float_isa() = choose_isa(name);
+  return float_isa().name;
+}
+
+std::vector<std::string> isas() {
+  std::vector<std::string> names;
+  for (const auto& isa : supported_isas()) names.push_back(isa.first);
+  return names;
+}
+
+int64_t set_team(int64_t threads) {
+  TORCH_CHECK(threads >= 0 && threads <= 2, "odyssey kernel: team size must be 0 (tuned), 1 or 2");
+  return team_override.exchange(static_cast<int>(threads));
+}
+
+// Up to this many units per step the team schedule wins on any CPU (kernel-notes); above it only
+// with AVX-512 on at most two threads (measured here), where more cores favour the library matmul.
+constexpr int64_t kTeamLimit = 1024;
+
+// schedule: 0 chooses, 1 forces the team, 2 the library matmul per step (tests cover both).
+template <class T>
+bool team_schedule(int64_t schedule, int64_t batch, int64_t H) {
+  if (schedule != 0) return schedule == 1;
+  const bool wide = std::is_same_v<T, float> && float_isa().name == "avx512";
+  return batch * H <= kTeamLimit || (wide && at::get_num_threads() <= 2);
+}
+
+struct Shapes {
+  Layout L;
+  int64_t steps, batch;
+};
+
+Shapes check(const at::Tensor& x, const at::Tensor& w_ih, const at::Tensor& bias, const at::Tensor& whh,
+             const std::optional<at::Tensor>& wgg, const std::optional<at::Tensor>& peep,
+             const std::optional<at::Tensor>& mask, const std::vector<int64_t>& layout) {
+  const Layout L = make_layout(layout);
+  const int64_t GH = L.G * L.H;
+  auto same = [&](const at::Tensor& t) { return t.is_contiguous() && t.scalar_type() == x.scalar_type(); };
+  TORCH_CHECK(x.dim() == 3 && (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble),
+              "odyssey kernel: inputs must be (T, B, I) float32 or float64");
+  TORCH_CHECK(w_ih.dim() == 2 && w_ih.size(0) == GH && w_ih.size(1) == x.size(2) && same(w_ih), "odyssey kernel: bad W_ih");
+  TORCH_CHECK(bias.dim() == 1 && bias.size(0) == GH && same(bias), "odyssey kernel: bad bias");
+  TORCH_CHECK(whh.dim() == 2 && whh.size(0) == GH && whh.size(1) == L.H && same(whh), "odyssey kernel: bad W_hh");
+  TORCH_CHECK(L.S == 0 || (wgg && same(*wgg) && wgg->size(1) == L.S * L.H), "odyssey kernel: bad W_gg");
+  TORCH_CHECK(!peep || (same(*peep) && peep->size(1) == L.H), "odyssey kernel: bad peepholes");
+  TORCH_CHECK(!mask || (mask->scalar_type() == at::kBool && mask->is_contiguous() && mask->size(0) == x.size(0) &&
+                        mask->size(1) == x.size(1)),
+              "odyssey kernel: bad mask");
+  return {L, x.size(0), x.size(1)};
+}
+
+template <class T>
+Sequence<T> sequence(const Shapes& shape, const at::Tensor& whh, const std::optional<at::Tensor>& wgg,
+                     const std::optional<at::Tensor>& peep, const std::optional<at::Tensor>& mask,
+                     const at::Tensor& rs, const at::Tensor& cs, const at::Tensor& acts) {
+  return {shape.L, shape.steps, shape.batch, whh.data_ptr<T>(), shape.L.S ? wgg->data_ptr<T>() : nullptr,
+          peep ? peep->data_ptr<T>() : nullptr, mask ? mask->data_ptr<bool>() : nullptr, nullptr,
+          rs.data_ptr<T>(), cs.data_ptr<T>(), acts.data_ptr<T>()};
+}
+
+// Returns out, h_T, c_T, gates_T, and what backward needs: rs, cs, acts. All steps' input
+// projections are one matmul, into the buffer that then holds the activations.
+std::vector<at::Tensor> forward(const at::Tensor& x, const at::Tensor& w_ih, const at::Tensor& bias,
+                                const at::Tensor& whh, const std::optional<at::Tensor>& wgg,
+                                const std::optional<at::Tensor>& peep, const at::Tensor& h0, const at::Tensor& c0,
+                                const at::Tensor& g0, const std::optional<at::Tensor>& mask,
+                                const std::vector<int64_t>& layout, int64_t schedule) {
+  const Shapes shape = check(x, w_ih, bias, whh, wgg, peep, mask, layout);
+  const Layout& L = shape.L;
+  const int64_t T = shape.steps, B = shape.batch, H = L.H, GH = L.G * H;
+  BufferPool& pool = buffer_pool();
+  at::Tensor acts = pool.get({T, B, GH}, x.options());
+  at::Tensor projections = acts.view({T * B, GH});
+  at::addmm_out(projections, bias, x.reshape({T * B, x.size(2)}), w_ih.t());
+  at::Tensor rs = pool.get({T + 1, B, L.K}, x.options());
+  at::Tensor cs = pool.get({T + 1, B, H}, x.options());
+  at::Tensor out = pool.get({T, B, H}, x.options());
+  rs[0].narrow(1, 0, H).copy_(h0);
+  rs[0].narrow(1, H, L.S * H).copy_(g0);
+  cs[0].copy_(c0);
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "odyssey_forward", [&] {
+    Sequence<scalar_t> s = sequence<scalar_t>(shape, whh, wgg, peep, mask, rs, cs, acts);
+    if (team_schedule<scalar_t>(schedule, B, H)) {
+      s.xp = s.acts;  // each member adds the projection and overwrites it, unit by unit
+      forward_team(s, kernels<scalar_t>(), out.data_ptr<scalar_t>());
+    } else {
+      forward_library(s, kernels<scalar_t>(), full_recurrent(whh, wgg, L), rs, acts, out.data_ptr<scalar_t>());
+    }
+  });
+  const at::Tensor last = rs[T];
+  return {out, last.narrow(1, 0, H).clone(), cs[T].clone(), last.narrow(1, H, L.S * H).clone(), rs, cs, acts};
+}
+
+// dR = sum_t da_t^T [h, gates]_{t-1}, as matmuls over all steps at once: W_hh's gradient takes
+// every block and h, W_gg's (FGR) the gate blocks and the fed-back gates.
+std::vector<at::Tensor> recurrent_grads(const at::Tensor& da, const at::Tensor& rs, const Layout& L) {
+  const int64_t T = da.size(0), B = da.size(1), H = L.H;
+  const at::Tensor da2 = da.view({T * B, L.G * H}), inputs = rs.narrow(0, 0, T).view({T * B, L.K});
+  if (L.S == 0) return {at::mm(da2.t(), inputs), at::Tensor()};
+  std::vector<at::Tensor> gate_rows;
+  for (int64_t g = 0; g < L.G; ++g)
+    if (L.gate_of_block[g] >= 0) gate_rows.push_back(at::mm(da2.narrow(1, g * H, H).t(), inputs.narrow(1, H, L.S * H)));
+  return {at::mm(da2.t(), inputs.narrow(1, 0, H)), at::cat(gate_rows)};
+}
+
+// A gradient as a contiguous tensor of this shape: zeros where autograd passed none (an unused
+// output), a pooled copy where it is strided (the expanded ones of a sum()).
+at::Tensor given(const std::optional<at::Tensor>& grad, at::IntArrayRef shape, const at::TensorOptions& options) {
+  if (!grad) return at::zeros(shape, options);
+  if (grad->is_contiguous()) return *grad;
+  return buffer_pool().get(shape, options).copy_(*grad);
+}
+
+// Returns the gradients of x, W_ih, bias, W_hh, W_gg, the peepholes, h0, c0 and gates0; `needs`
+// says whether x, the input weights and the recurrent weights want theirs (undefined if not).
+std::vector<at::Tensor> backward(const std::optional<at::Tensor>& d_out, const std::optional<at::Tensor>& d_h,
+                                 const std::optional<at::Tensor>& d_c, const std::optional<at::Tensor>& d_g,
+                                 const at::Tensor& x, const at::Tensor& w_ih, const at::Tensor& rs,
+                                 const at::Tensor& cs, const at::Tensor& acts, const at::Tensor& whh,
+                                 const std::optional<at::Tensor>& wgg, const std::optional<at::Tensor>& peep,
+                                 const std::optional<at::Tensor>& mask, const std::vector<int64_t>& layout,
+                                 const std::vector<bool>& needs, int64_t schedule) {
+  const Layout L = make_layout(layout);
+  const int64_t T = acts.size(0), B = acts.size(1), H = L.H, GH = L.G * H, I = x.size(2);
+  const Shapes shape{L, T, B};
+  const at::TensorOptions options = acts.options();
+  TORCH_CHECK(needs.size() == 3, "odyssey kernel: needs says (x, input weights, recurrent weights)");
+  const at::Tensor dout = given(d_out, {T, B, H}, options);
+  at::Tensor da = buffer_pool().get({T, B, GH}, options);
+  at::Tensor dr = at::empty({B, L.K}, options);
+  dr.narrow(1, 0, H).copy_(given(d_h, {B, H}, options));
+  dr.narrow(1, H, L.S * H).copy_(given(d_g, {B, L.S * H}, options));
+  at::Tensor dc = given(d_c, {B, H}, options).clone(at::MemoryFormat::Contiguous);
+  at::Tensor dpeep = peep ? at::zeros_like(*peep) : at::Tensor();
+  AT_DISPATCH_FLOATING_TYPES(acts.scalar_type(), "odyssey_backward", [&] {
+    const Sequence<scalar_t> s = sequence<scalar_t>(shape, whh, wgg, peep, mask, rs, cs, acts);
+    scalar_t* dpeep_ptr = peep ? dpeep.data_ptr<scalar_t>() : nullptr;
+    if (team_schedule<scalar_t>(schedule, B, H)) {
+      backward_team(s, kernels<scalar_t>(), dout.data_ptr<scalar_t>(), da.data_ptr<scalar_t>(),
+                    dr.data_ptr<scalar_t>(), dc.data_ptr<scalar_t>(), dpeep_ptr);
+    } else {
+      backward_library(s, kernels<scalar_t>(), dout.data_ptr<scalar_t>(), da, full_recurrent(whh, wgg, L), dr,
+                       dc.data_ptr<scalar_t>(), dpeep_ptr);
+    }
+  });
+  // After the loop, every step at once: dx = da W_ih, dW_ih = da^T x, db = sum da, dR = da^T [h, g].
+  const at::Tensor da2 = da.view({T * B, GH});
+  const at::Tensor dx = needs[0] ? at::mm(da2, w_ih).view({T, B, I}) : at::Tensor();
+  const at::Tensor dw_ih = needs[1] ? at::mm(da2.t(), x.reshape({T * B, I})) : at::Tensor();
+  const at::Tensor db = needs[1] ? da2.sum(0) : at::Tensor();
+  std::vector<at::Tensor> recurrent = needs[2] ? recurrent_grads(da, rs, L) : std::vector<at::Tensor>(2);
+  return {dx, dw_ih, db, recurrent[0], recurrent[1], dpeep, dr.narrow(1, 0, H), dc, dr.narrow(1, H, L.S * H)};
+}
+
+}  // namespace
+}  // namespace odyssey_kernel
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("forward", &odyssey_kernel::forward, "a variant LSTM direction over a whole sequence");
+  m.def("backward", &odyssey_kernel::backward, "its gradients by backpropagation through time");
+  m.def("isas", &odyssey_kernel::isas, "the instruction sets this CPU can run, widest first");
+  m.def("use_isa", &odyssey_kernel::use_isa, "choose the float kernels' instruction set (\"auto\": the widest)");
+  m.def("set_team", &odyssey_kernel::set_team, "fix the team size (1 or 2) or let it be tuned (0); returns the old");
+}

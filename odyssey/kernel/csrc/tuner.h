@@ -1,0 +1,68 @@
+// Whether a second thread pays off depends on the machine's load as much as on the shape: on a
+// busy machine a descheduled partner stalls every barrier and one thread alone is faster. So each
+// shape keeps the recent cost per step of both choices and takes the cheaper, re-checking the other
+// now and then (less and less often while it keeps losing). The choice never changes results: the
+// team splits units at vector-width boundaries, so every unit is computed by the same code.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <tuple>
+
+namespace odyssey_kernel {
+
+class TeamTuner {
+ public:
+  using Key = std::tuple<bool, int64_t, int64_t, int64_t>;  // backward, batch, hidden, recurrent width
+
+  // 1 or 2 threads for the next call of this shape.
+  int choose(const Key& key) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    Costs& c = costs_[key];
+    ++c.calls;
+    if (c.ns[1] == 0) return 2;
+    if (c.ns[0] == 0) return 1;
+    const int best = c.ns[1] <= c.ns[0] ? 2 : 1;
+    if (c.calls < c.next_check) return best;
+    c.checking = true;
+    return 3 - best;
+  }
+
+  void record(const Key& key, int team, double ns_per_step) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    Costs& c = costs_[key];
+    double& cost = c.ns[team == 2];
+    cost = cost == 0 ? ns_per_step : 0.7 * cost + 0.3 * ns_per_step;
+    if (c.checking) {  // the other choice lost again: look half as often; it won: it is the choice now
+      const bool won = cost < c.ns[team != 2];
+      c.interval = won ? kFirstCheck : std::min(c.interval * 2, kLastCheck);
+      c.next_check = c.calls + c.interval;
+      c.checking = false;
+    }
+  }
+
+ private:
+  static constexpr int64_t kFirstCheck = 8, kLastCheck = 4096;
+  struct Costs {
+    double ns[2] = {0, 0};  // one thread, two threads
+    int64_t calls = 0, interval = kFirstCheck, next_check = kFirstCheck;
+    bool checking = false;
+  };
+  std::mutex mutex_;
+  std::map<Key, Costs> costs_;
+};
+
+inline TeamTuner& team_tuner() {
+  static TeamTuner tuner;
+  return tuner;
+}
+
+// Nanoseconds since `start`.
+inline double elapsed_ns(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace odyssey_kernel

@@ -1,0 +1,231 @@
+"""The C++ fast path (odyssey.kernel) against the autograd reference: every variant, every schedule,
+instruction set and team size, both directions, padded lengths, gradients of everything; gradcheck
+in float64; the fallback when the kernel cannot be built; the backend switches."""
+
+import shutil
+import warnings
+
+import pytest
+import torch
+
+from odyssey import LSTM, VARIANTS, resolve_variant
+from odyssey.kernel import build, dispatch, function
+
+SPECS = {**VARIANTS, "CIFG+NP": resolve_variant("CIFG+NP"), "NIG+NOAF+FGR": resolve_variant("NIG+NOAF+FGR")}
+SCHEDULES = {"team": 1, "library": 2}
+# (hidden, batch): vector tails (H not a multiple of 8 or 16), teams (B * H >= 64) and not, one
+# batch large enough for full blocks of matmul rows.
+SHAPES = [(5, 3), (20, 4), (40, 9)]
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    try:
+        return build.load()
+    except build.KernelUnavailable as error:
+        if shutil.which("c++") is None or shutil.which("ninja") is None:
+            pytest.skip(f"no C++ toolchain here: {error}")
+        raise
+
+
+@pytest.fixture
+def knobs(kernel, monkeypatch):
+    """Set the schedule, instruction set and team size for one test; all restored afterwards."""
+    yield lambda schedule=0, isa="auto", team=0: (
+        monkeypatch.setattr(function, "SCHEDULE", schedule), kernel.use_isa(isa), kernel.set_team(team)
+    )
+    kernel.use_isa("auto")
+    kernel.set_team(0)
+
+
+def randomised(spec, hidden, dtype, seed=0):
+    """A bidirectional layer with every parameter non-zero, peepholes and gate matrices included."""
+    torch.manual_seed(seed)
+    model = LSTM(7, hidden, variant=spec, bidirectional=True).to(dtype)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.uniform_(-0.5, 0.5)
+    return model
+
+
+def problem(model, batch, dtype, steps=6, seed=1):
+    """Inputs, a non-zero initial state, padded lengths (the first sequence full) and a target."""
+    torch.manual_seed(seed)
+    x = torch.randn(steps, batch, 7, dtype=dtype)
+    state = tuple(torch.randn(2, batch, size, dtype=dtype) for size in model.directions[0].state_sizes)
+    lengths = torch.randint(1, steps + 1, (batch,))
+    lengths[0] = steps
+    target = torch.randn(steps, batch, 2 * model.hidden_size, dtype=dtype)
+    return x, state, lengths, target
+
+
+def outputs_and_grads(model, backend, x, state, lengths, target):
+    """Output, final state, and the gradients of the inputs, the initial state and every parameter."""
+    for cell in model.directions:
+        cell.backend = backend
+    model.zero_grad(set_to_none=True)
+    x = x.clone().requires_grad_()
+    state = tuple(s.clone().requires_grad_() for s in state)
+    out, final = model(x, state, lengths=lengths)
+    loss = (out * target).sum() + sum((f * (k + 1.5)).sum() for k, f in enumerate(final))
+    loss.backward()
+    return [out, *final, x.grad, *(s.grad for s in state), *(p.grad for p in model.parameters())]
+
+
+def assert_all_close(got, expected, dtype):
+    tol = 1e-5 if dtype == torch.float32 else 1e-10
+    for g, e in zip(got, expected, strict=True):
+        torch.testing.assert_close(g, e, rtol=tol, atol=tol * max(1.0, e.abs().max().item()))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("name", list(SPECS))
+def test_every_variant_matches_the_reference(knobs, name, dtype):
+    for hidden, batch in SHAPES:
+        model = randomised(SPECS[name], hidden, dtype)
+        args = problem(model, batch, dtype)
+        expected = outputs_and_grads(model, "reference", *args)
+        for schedule in SCHEDULES.values():
+            for team in (1, 2):
+                knobs(schedule=schedule, team=team)
+                assert_all_close(outputs_and_grads(model, "fast", *args), expected, dtype)
+
+
+@pytest.mark.parametrize("name", ["V", "CIFG+NP", "FGR", "NIG+NOAF+FGR"])
+def test_every_instruction_set_matches_the_reference(kernel, knobs, name):
+    model = randomised(SPECS[name], 40, torch.float32)
+    args = problem(model, 9, torch.float32)
+    expected = outputs_and_grads(model, "reference", *args)
+    for isa in kernel.isas():
+        for schedule in SCHEDULES.values():
+            knobs(schedule=schedule, isa=isa, team=2)
+            assert_all_close(outputs_and_grads(model, "fast", *args), expected, torch.float32)
+
+
+def test_team_size_never_changes_a_result(kernel, knobs):
+    """The tuner may pick one thread or two from call to call: results must be bit for bit equal."""
+    model = randomised(SPECS["V"], 40, torch.float32)  # 40: each half ends in a scalar tail
+    args = problem(model, 9, torch.float32)
+    for isa in kernel.isas():
+        runs = []
+        for team in (1, 2):
+            knobs(schedule=SCHEDULES["team"], isa=isa, team=team)
+            runs.append(outputs_and_grads(model, "fast", *args))
+        assert all(torch.equal(a, b) for a, b in zip(*runs))
+
+
+@pytest.mark.parametrize("schedule", list(SCHEDULES))
+@pytest.mark.parametrize("name", list(SPECS))
+def test_gradcheck_float64_on_the_kernel(knobs, name, schedule):
+    knobs(schedule=SCHEDULES[schedule], team=2)
+    model = randomised(SPECS[name], 3, torch.float64, seed=5)
+    for cell in model.directions:
+        cell.backend = "fast"
+    names = [n for n, _ in model.named_parameters()]
+    x = torch.randn(4, 2, 7, dtype=torch.float64, requires_grad=True)
+    state = tuple(torch.randn(2, 2, s, dtype=torch.float64, requires_grad=True) for s in model.directions[0].state_sizes)
+
+    def run(x, *values):
+        params = dict(zip(names, values[: len(names)]))
+        out, final = torch.func.functional_call(model, params, (x, values[len(names) :]), {"lengths": torch.tensor([4, 2])})
+        return (out, *final)
+
+    values = [p.detach().requires_grad_() for p in model.parameters()] + list(state)
+    assert torch.autograd.gradcheck(run, (x, *values))
+
+
+def test_inference_and_repeated_backward(knobs):
+    """no_grad and inference_mode forwards, a second backward over a retained graph, and two graphs
+    alive at once all see their own buffers (the kernel reuses buffers once nothing holds them)."""
+    model = randomised(SPECS["V"], 20, torch.float32)
+    x, state, lengths, _ = problem(model, 4, torch.float32, steps=400)  # buffers big enough to pool
+    for cell in model.directions:
+        cell.backend = "fast"
+    reference = randomised(SPECS["V"], 20, torch.float32)
+    for cell in reference.directions:
+        cell.backend = "reference"
+    with torch.no_grad():
+        assert_all_close(model(x, state, lengths=lengths)[0:1], reference(x, state, lengths=lengths)[0:1], torch.float32)
+    with torch.inference_mode():
+        model(x, state, lengths=lengths)
+
+    first, _ = model(x, state, lengths=lengths)
+    second, _ = model(2 * x, state, lengths=lengths)
+    first.sum().backward(retain_graph=True)
+    once = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    first.sum().backward()
+    assert all(torch.equal(p.grad, g) for p, g in zip(model.parameters(), once))
+    model.zero_grad()
+    second.sum().backward()
+    reference(2 * x, state, lengths=lengths)[0].sum().backward()
+    assert_all_close([p.grad for p in model.parameters()], [q.grad for q in reference.parameters()], torch.float32)
+
+
+def test_one_thread_and_nan(knobs):
+    model = randomised(SPECS["V"], 40, torch.float32)
+    args = problem(model, 9, torch.float32)
+    expected = outputs_and_grads(model, "reference", *args)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert_all_close(outputs_and_grads(model, "fast", *args), expected, torch.float32)
+    finally:
+        torch.set_num_threads(threads)
+    with torch.no_grad():  # a diverged training must show up as NaN, not be clamped away
+        model.directions[0].weight_hh[0, 0] = float("nan")
+    out, _ = model(args[0])
+    assert torch.isnan(out).any()
+
+
+def test_without_a_compiler_auto_warns_once_and_falls_back(kernel, monkeypatch):
+    def no_compiler(name):
+        raise RuntimeError("c++: command not found")
+
+    monkeypatch.setattr(build, "_load", no_compiler)
+    monkeypatch.setattr(build, "_loaded", {})
+    monkeypatch.setattr(dispatch, "_warned", False)
+    model = randomised(SPECS["CIFG"], 5, torch.float32)
+    args = problem(model, 3, torch.float32)
+    expected = outputs_and_grads(model, "reference", *args)
+    with pytest.warns(RuntimeWarning, match="c\\+\\+: command not found"):
+        got = outputs_and_grads(model, "auto", *args)
+    for g, e in zip(got, expected, strict=True):
+        assert torch.equal(g, e)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        outputs_and_grads(model, "auto", *args)
+    with pytest.raises(build.KernelUnavailable, match="command not found"):
+        outputs_and_grads(model, "fast", *args)
+
+
+def test_backend_switches(kernel, monkeypatch):
+    x = torch.randn(3, 2, 7)
+    cell = LSTM(7, 4).directions[0]
+    state = (torch.zeros(2, 4), torch.zeros(2, 4))
+    assert dispatch.use_kernel("fast", x) and not dispatch.use_kernel("reference", x)
+    assert not dispatch.use_kernel("auto", x.half())
+    monkeypatch.setenv("ODYSSEY_BACKEND", "reference")
+    assert not dispatch.use_kernel(None, x)
+    monkeypatch.setenv("ODYSSEY_BACKEND", "fast")
+    assert dispatch.use_kernel(None, x)
+    monkeypatch.setenv("ODYSSEY_BACKEND", "quick")
+    with pytest.raises(ValueError, match="ODYSSEY_BACKEND"):
+        cell(x, state, None)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        LSTM(7, 4, backend="quick")
+    with pytest.raises(ValueError, match="float32/float64 on CPU"):
+        dispatch.use_kernel("fast", x.half())
+
+
+def test_build_name_follows_sources_and_torch(monkeypatch):
+    name = build.build_name()
+    assert name.startswith("odyssey_lstm_") and name == build.build_name()
+    build.build_name.cache_clear()
+    monkeypatch.setattr(torch, "__version__", "0.0.0-other")
+    try:
+        assert build.build_name() != name
+    finally:
+        monkeypatch.undo()
+        build.build_name.cache_clear()
+    assert build.build_name() == name
