@@ -23,6 +23,8 @@ from .studyfile import EXTENSIBLE, StudyFile
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 # fail_stale_trials and the retry attributes are "experimental" in Optuna 5, and say so on every call.
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+# odyssey drives trials with ask/tell and records heartbeats itself (worker.Heartbeat, slots.stamp).
+warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
 
 
 class StudyMismatch(ValueError):
