@@ -16,6 +16,10 @@ from .studyfile import StudyFile
 from .worker import build_tasks, work
 
 
+def _interrupted(url: str) -> Interrupted:
+    return Interrupted(f"interrupted: finished trials are in {mask_url(url)}; run the same command to resume")
+
+
 def _writable(directory: Path) -> None:
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -69,7 +73,7 @@ def run(
         try:
             work(spec, url, checkpoint_dir=checkpoint_dir, threads=threads)
         except KeyboardInterrupt:
-            raise Interrupted(f"interrupted: finished trials are in {mask_url(url)}; run the same command to resume") from None
+            raise _interrupted(url) from None
         finally:
             done.set()
             if viewer.is_alive():
@@ -88,7 +92,7 @@ def run(
     except KeyboardInterrupt:
         for w in workers:
             w.join()
-        raise Interrupted(f"interrupted: finished trials are in {mask_url(url)}; run the same command to resume") from None
+        raise _interrupted(url) from None
     failures = [errors.get(timeout=5) if not errors.empty() else "" for w in workers if w.exitcode != 0]
     if failures:
         failures = [f or "a worker exited with an error" for f in failures]
