@@ -12,7 +12,7 @@ from odyssey import LSTM, VARIANTS, resolve_variant
 from odyssey.kernel import build, dispatch, function
 
 SPECS = {**VARIANTS, "CIFG+NP": resolve_variant("CIFG+NP"), "NIG+NOAF+FGR": resolve_variant("NIG+NOAF+FGR")}
-SCHEDULES = {"team": 1, "library": 2}
+SCHEDULES = {"team": 1, "library": 2, "rows": 3}  # the team split by units or by batch rows
 # (hidden, batch): vector tails (H not a multiple of 8 or 16), teams (B * H >= 64) and not, one
 # batch large enough for full blocks of matmul rows.
 SHAPES = [(5, 3), (20, 4), (40, 9)]
@@ -102,14 +102,15 @@ def test_every_instruction_set_matches_the_reference(kernel, knobs, name):
             assert_all_close(outputs_and_grads(model, "fast", *args), expected, torch.float32)
 
 
-def test_team_size_never_changes_a_result(kernel, knobs):
+@pytest.mark.parametrize("split", ["team", "rows"])
+def test_team_size_never_changes_a_result(kernel, knobs, split):
     """The tuner may pick one thread or two from call to call: results must be bit for bit equal."""
     model = randomised(SPECS["V"], 40, torch.float32)  # 40: each half ends in a scalar tail
     args = problem(model, 9, torch.float32)
     for isa in kernel.isas():
         runs = []
         for team in (1, 2):
-            knobs(schedule=SCHEDULES["team"], isa=isa, team=team)
+            knobs(schedule=SCHEDULES[split], isa=isa, team=team)
             runs.append(outputs_and_grads(model, "fast", *args))
         assert all(torch.equal(a, b) for a, b in zip(*runs))
 

@@ -17,8 +17,9 @@ from torch.autograd.function import once_differentiable
 from ..variants import CellSpec
 from .build import load
 
-# How the C++ side walks the sequence: 0 lets it choose, 1 forces the team of threads with its own
-# matmul, 2 a library matmul per step. Only tests change it, to cover both.
+# How the C++ side walks the sequence: 0 lets it choose; 1 forces the team of threads with its own
+# matmul, splitting the hidden units, 3 the same team splitting the batch rows, 2 a library matmul
+# per step. Only tests change it, to cover each.
 SCHEDULE = 0
 
 

@@ -38,7 +38,26 @@ struct Halves {
   int64_t most() const { return std::max(size(0), size(1)); }
 };
 
-// A member of the team: the halves [first, last) it owns, and the barrier it meets the others at.
+// How a team shares a sequence. By units: each member owns half of the hidden units of every row,
+// and the members meet at a barrier once per step, since each step needs every unit of the last.
+// By rows: each member owns half of the batch, all units, and walks its rows alone: no barrier and
+// nothing crosses between cores, but each member streams all of R from its cache every step, so
+// it pays for batches big enough to be compute-bound, with R small enough to stay in cache.
+struct Split {
+  bool by_rows;
+  int64_t batch;
+  int64_t begin(int part) const { return !by_rows || part <= 0 ? 0 : part >= 2 ? batch : batch / 2; }
+  int64_t end(int part) const { return by_rows ? begin(part + 1) : batch; }
+};
+
+// The rows [b0, b1) of the batch that part `part` of a split by rows owns (part 0: all, by units).
+struct Rows {
+  int part;
+  int64_t b0, b1;
+};
+
+// A member of the team: the parts [first, last) it owns (halves of the units, or of the rows), and
+// the barrier it meets the others at.
 struct Member {
   int team, first, last;
   SpinBarrier* barrier;
@@ -128,10 +147,28 @@ struct BlockOrder {
   }
 };
 
-// Forward: each half multiplies the recurrent input by the rows of R of its own units (every
-// block), then runs the cell on those units; the next step needs every unit, hence the barrier.
+// Walks the steps of a sequence over the parts a member owns: step(t, h, rows) for each half h of
+// the units it covers and its rows, then, split by units, the barrier; then after(t, h, rows) (the
+// backward's second phase).
+template <class Step, class After>
+void walk(const Member& m, const Split& split, int64_t steps, bool backward, const Step& step, const After& after) {
+  auto walk_rows = [&](int h0, int h1, const Rows& rows) {
+    for (int64_t i = 0; i < steps; ++i) {
+      const int64_t t = backward ? steps - 1 - i : i;
+      for (int h = h0; h < h1; ++h) step(t, h, rows);
+      if (!split.by_rows) m.sync();
+      for (int h = h0; h < h1; ++h) after(t, h, rows);
+    }
+  };
+  if (!split.by_rows) return walk_rows(m.first, m.last, Rows{0, 0, split.batch});
+  m.sync();  // each member packed one half of the weights; its rows need both
+  for (int part = m.first; part < m.last; ++part) walk_rows(0, 2, Rows{part, split.begin(part), split.end(part)});
+}
+
+// Forward: each half of the units multiplies the recurrent input by the rows of R of its units
+// (every block), then runs the cell on those units.
 template <class T>
-void forward_team(const Sequence<T>& s, const Kernels<T>& k, T* out) {
+void forward_team(const Sequence<T>& s, const Kernels<T>& k, const Split& split, T* out) {
   const Layout& L = s.L;
   const int64_t H = L.H, K = L.K, SH = L.S * H, B = s.batch;
   const Halves halves{H, k.width};
@@ -154,45 +191,49 @@ void forward_team(const Sequence<T>& s, const Kernels<T>& k, T* out) {
         return Source<T>{q < n ? s.whh + (L.bz * H + u0 + q) * H : nullptr, 1};
       });
     }
-    for (int64_t t = 0; t < s.steps; ++t) {
-      for (int h = m.first; h < m.last; ++h) {
-        const int64_t u0 = halves.begin(h), n = halves.size(h);
-        T* pre = product(h);
-        k.gemm(s.rs + t * B * K, K, B, K, wide(h), NW, pre, NW);
-        if (order.split) k.gemm(s.rs + t * B * K, K, B, H, wide(h) + NW * K, NZ, pre + B * NW, NZ);
-        for (int64_t b = 0; b < B; ++b) {
-          if (s.active(t, b)) {
-            auto block = [&](int g) -> const T* {
-              return order.split && g == L.bz ? pre + B * NW + b * NZ : pre + b * NW + order.position[g] * n;
-            };
-            k.forward(L, forward_row(s, t, b, u0, block, out), n);
-          } else {
-            hold(s, t, b, u0, n, out);
-          }
+    auto step = [&](int64_t t, int h, const Rows& r) {
+      const int64_t u0 = halves.begin(h), n = halves.size(h), b0 = r.b0, b1 = r.b1;
+      T* pre = product(h);
+      const T* input = s.rs + (t * B + b0) * K;
+      k.gemm(input, K, b1 - b0, K, wide(h), NW, pre + b0 * NW, NW);
+      if (order.split) k.gemm(input, K, b1 - b0, H, wide(h) + NW * K, NZ, pre + B * NW + b0 * NZ, NZ);
+      for (int64_t b = b0; b < b1; ++b) {
+        if (s.active(t, b)) {
+          auto block = [&](int g) -> const T* {
+            return order.split && g == L.bz ? pre + B * NW + b * NZ : pre + b * NW + order.position[g] * n;
+          };
+          k.forward(L, forward_row(s, t, b, u0, block, out), n);
+        } else {
+          hold(s, t, b, u0, n, out);
         }
       }
-      m.sync();
-    }
+    };
+    walk(m, split, s.steps, false, step, [](int64_t, int, const Rows&) {});
   });
 }
 
-// Backward: each half multiplies its own units' pre-activation gradients by their rows of R, a
-// partial gradient of the whole recurrent input ([h | gates], z's rows only reaching h); after the
-// barrier each half adds both partials for its own units' inputs (half 0's first). Partials
-// alternate between two buffers by step, so a member one step ahead never overwrites what the
-// other still reads.
+// Backward: each half of the units multiplies its own units' pre-activation gradients by their
+// rows of R, a partial gradient of the whole recurrent input ([h | gates], z's rows only reaching
+// h); once both halves are in (after the barrier when split by units), each half adds both
+// partials for its own units' inputs (half 0's first). Partials alternate between two buffers by
+// step, so a member one step ahead never overwrites what the other still reads.
 template <class T>
-void backward_team(const Sequence<T>& s, const Kernels<T>& k, const T* dout, T* da, T* dr, T* dc, T* dpeep) {
+void backward_team(const Sequence<T>& s, const Kernels<T>& k, const Split& split, const T* dout, T* da, T* dr, T* dc,
+                   T* dpeep) {
   const Layout& L = s.L;
   const int64_t H = L.H, K = L.K, SH = L.S * H, GH = L.G * H, B = s.batch;
   const Halves halves{H, k.width};
   const BlockOrder order(L);
   const int64_t rows = L.G * halves.most(), NH = round_up(H, kPanel), NG = L.S ? round_up(SH, kPanel) : 0;
   const int64_t N = NH + NG, per_half = aligned<T>(rows * N + B * rows);
-  T* memory = scratch<T>(2 * per_half + 4 * B * N);
+  const int64_t peep_size = dpeep && split.by_rows ? ((L.pi >= 0) + (L.pf >= 0) + (L.po >= 0)) * H : 0;
+  T* memory = scratch<T>(2 * per_half + 4 * B * N + 2 * peep_size);
   auto packed = [&](int h) { return memory + h * per_half; };  // (rows x NH), then the gates' (wide rows x NG)
   auto own = [&](int h) { return packed(h) + rows * N; };      // (B x G n): this half's da, in BlockOrder
   auto partial = [&](int64_t t, int h) { return memory + 2 * per_half + ((t % 2) * 2 + h) * B * N; };
+  // Split by rows, both members reach every unit's peepholes: each sums its own, added up at the end.
+  auto peep_part = [&](int part) { return memory + 2 * per_half + 4 * B * N + part * peep_size; };
+  std::fill_n(peep_part(0), 2 * peep_size, T(0));
   on_team(true, s, halves, [&](const Member& m) {
     for (int h = m.first; h < m.last; ++h) {
       const int64_t u0 = halves.begin(h), n = halves.size(h);
@@ -207,34 +248,35 @@ void backward_team(const Sequence<T>& s, const Kernels<T>& k, const T* dout, T* 
         });
       }
     }
-    for (int64_t t = s.steps - 1; t >= 0; --t) {
-      for (int h = m.first; h < m.last; ++h) {
-        const int64_t u0 = halves.begin(h), n = halves.size(h), width = L.G * n;
-        for (int64_t b = 0; b < B; ++b) {
-          if (s.active(t, b)) {
-            k.backward(L, backward_row(s, t, b, u0, dout, da, dr, dc, dpeep), n);
-          } else {
-            zero_gradient(s, da, t, b, u0, n);
-          }
-          for (int64_t g = 0; g < L.G; ++g)
-            std::copy_n(da + (t * B + b) * GH + g * H + u0, n, own(h) + b * width + order.position[g] * n);
+    auto step = [&](int64_t t, int h, const Rows& r) {
+      const int64_t u0 = halves.begin(h), n = halves.size(h), width = L.G * n, b0 = r.b0, b1 = r.b1;
+      T* peep_sums = !dpeep ? nullptr : split.by_rows ? peep_part(r.part) : dpeep;
+      for (int64_t b = b0; b < b1; ++b) {
+        if (s.active(t, b)) {
+          k.backward(L, backward_row(s, t, b, u0, dout, da, dr, dc, peep_sums), n);
+        } else {
+          zero_gradient(s, da, t, b, u0, n);
         }
-        k.gemm(own(h), width, B, width, packed(h), NH, partial(t, h), N);
-        if (L.S) k.gemm(own(h), width, B, order.wide * n, packed(h) + width * NH, NG, partial(t, h) + NH, N);
+        for (int64_t g = 0; g < L.G; ++g)
+          std::copy_n(da + (t * B + b) * GH + g * H + u0, n, own(h) + b * width + order.position[g] * n);
       }
-      m.sync();  // both partials of step t are complete
-      for (int h = m.first; h < m.last; ++h) {
-        const int64_t u0 = halves.begin(h), n = halves.size(h);
-        for (int64_t b = 0; b < B; ++b) {
-          if (!s.active(t, b)) continue;  // a finished sequence passes its gradient through unchanged
-          for (int64_t part = 0; part <= L.S; ++part) {
-            const int64_t c = b * N + (part ? NH + (part - 1) * H : 0) + u0;
-            for (int64_t j = 0; j < n; ++j) dr[b * K + part * H + u0 + j] = partial(t, 0)[c + j] + partial(t, 1)[c + j];
-          }
+      const T* rows_da = own(h) + b0 * width;
+      k.gemm(rows_da, width, b1 - b0, width, packed(h), NH, partial(t, h) + b0 * N, N);
+      if (L.S) k.gemm(rows_da, width, b1 - b0, order.wide * n, packed(h) + width * NH, NG, partial(t, h) + b0 * N + NH, N);
+    };
+    auto add_partials = [&](int64_t t, int h, const Rows& r) {
+      const int64_t u0 = halves.begin(h), n = halves.size(h);
+      for (int64_t b = r.b0; b < r.b1; ++b) {
+        if (!s.active(t, b)) continue;  // a finished sequence passes its gradient through unchanged
+        for (int64_t part = 0; part <= L.S; ++part) {
+          const int64_t c = b * N + (part ? NH + (part - 1) * H : 0) + u0;
+          for (int64_t j = 0; j < n; ++j) dr[b * K + part * H + u0 + j] = partial(t, 0)[c + j] + partial(t, 1)[c + j];
         }
       }
-    }
+    };
+    walk(m, split, s.steps, true, step, add_partials);
   });
+  for (int64_t i = 0; i < peep_size; ++i) dpeep[i] += peep_part(0)[i] + peep_part(1)[i];
 }
 
 }  // namespace odyssey_kernel
