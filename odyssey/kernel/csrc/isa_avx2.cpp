@@ -30,6 +30,24 @@ inline Vec pow2(Vec n) {  // 2^n for integral n in [-127, 127], through the expo
 inline Vec select_lt(Vec a, Vec b, Vec yes, Vec no) {
   return {_mm256_blendv_ps(no.v, yes.v, _mm256_cmp_ps(a.v, b.v, _CMP_LT_OQ))};
 }
+// rows[i][j] <- rows[j][i] for 8 x 8 floats.
+inline void transpose_block(Vec* rows) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_ps(rows[2 * i].v, rows[2 * i + 1].v);
+    t[2 * i + 1] = _mm256_unpackhi_ps(rows[2 * i].v, rows[2 * i + 1].v);
+  }
+  for (int i = 0; i < 2; ++i) {
+    u[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+    u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  for (int j = 0; j < 4; ++j) {
+    rows[j].v = _mm256_permute2f128_ps(u[j], u[j + 4], 0x20);
+    rows[j + 4].v = _mm256_permute2f128_ps(u[j], u[j + 4], 0x31);
+  }
+}
 constexpr int kRows = 3;  // 3 rows x 4 vectors = 12 accumulators of 16 registers
 
 #include "vector_kernels.inc"

@@ -26,8 +26,14 @@ void gemm(const T* a, int64_t lda, int64_t rows, int64_t K, const T* p, int64_t 
 }
 
 template <class T>
+void transpose(const T* const* columns, int64_t K, T* panel) {
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t q = 0; q < kPanel; ++q) panel[k * kPanel + q] = columns[q] ? columns[q][k] : T(0);
+}
+
+template <class T>
 Kernels<T> make() {
-  return {1, &forward_units<Scalar<T>, T>, &backward_units<Scalar<T>, T>, &gemm<T>};
+  return {1, &forward_units<Scalar<T>, T>, &backward_units<Scalar<T>, T>, &gemm<T>, &transpose<T>};
 }
 
 Kernels<float> kernels_float() { return make<float>(); }

@@ -59,6 +59,9 @@ struct Kernels {
   void (*forward)(const Layout&, const ForwardRow<T>&, int64_t n);
   void (*backward)(const Layout&, const BackwardRow<T>&, int64_t n);
   void (*gemm)(const T* a, int64_t lda, int64_t rows, int64_t K, const T* p, int64_t N, T* out, int64_t ldo);
+  // One panel row by row from kPanel columns of K entries each: panel[k * kPanel + q] = columns[q][k]
+  // (columns[q] == nullptr: zeros).
+  void (*transpose)(const T* const* columns, int64_t K, T* panel);
 };
 
 namespace generic {

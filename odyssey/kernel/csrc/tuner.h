@@ -36,9 +36,13 @@ class TeamTuner {
     Costs& c = costs_[key];
     double& cost = c.ns[team == 2];
     cost = cost == 0 ? ns_per_step : 0.7 * cost + 0.3 * ns_per_step;
-    if (c.checking) {  // the other choice lost again: look half as often; it won: it is the choice now
-      const bool won = cost < c.ns[team != 2];
-      c.interval = won ? kFirstCheck : std::min(c.interval * 2, kLastCheck);
+    if (c.checking) {  // the other choice won: it is the choice now; it lost: look less often
+      const double best = c.ns[team != 2];
+      const bool won = cost < best;
+      // Half as often, and rarer still the more a check costs: checks then take at most about
+      // kExploring of the time (a team of one at H = 256 can be 4x slower than two).
+      const auto costly = static_cast<int64_t>((ns_per_step / best - 1) / kExploring);
+      c.interval = won ? kFirstCheck : std::min(std::max(c.interval * 2, costly), kLastCheck);
       c.next_check = c.calls + c.interval;
       c.checking = false;
     }
@@ -46,6 +50,7 @@ class TeamTuner {
 
  private:
   static constexpr int64_t kFirstCheck = 8, kLastCheck = 4096;
+  static constexpr double kExploring = 0.02;
   struct Costs {
     double ns[2] = {0, 0};  // one thread, two threads
     int64_t calls = 0, interval = kFirstCheck, next_check = kFirstCheck;
