@@ -191,15 +191,23 @@ std::vector<at::Tensor> forward(const at::Tensor& x, const at::Tensor& w_ih, con
 }
 
 // dR = sum_t da_t^T [h, gates]_{t-1}, as matmuls over all steps at once: W_hh's gradient takes
-// every block and h, W_gg's (FGR) the gate blocks and the fed-back gates.
+// every block and h, W_gg's (FGR) the gate blocks and the fed-back gates, each straight into its
+// rows. Gradients come from the pool: a fresh megabyte per call would be page-faulted in anew.
+at::Tensor mm_into(at::Tensor out, const at::Tensor& a, const at::Tensor& b) { return at::mm_out(out, a, b); }
+
 std::vector<at::Tensor> recurrent_grads(const at::Tensor& da, const at::Tensor& rs, const Layout& L) {
-  const int64_t T = da.size(0), B = da.size(1), H = L.H;
+  const int64_t T = da.size(0), B = da.size(1), H = L.H, SH = L.S * H;
   const at::Tensor da2 = da.view({T * B, L.G * H}), inputs = rs.narrow(0, 0, T).view({T * B, L.K});
-  if (L.S == 0) return {at::mm(da2.t(), inputs), at::Tensor()};
-  std::vector<at::Tensor> gate_rows;
+  BufferPool& pool = buffer_pool();
+  at::Tensor dwhh = mm_into(pool.get({L.G * H, H}, da.options()), da2.t(), inputs.narrow(1, 0, H));
+  if (L.S == 0) return {dwhh, at::Tensor()};
+  int64_t gates = 0;
+  for (int64_t g = 0; g < L.G; ++g) gates += L.gate_of_block[g] >= 0;
+  at::Tensor dwgg = pool.get({gates * H, SH}, da.options());
   for (int64_t g = 0; g < L.G; ++g)
-    if (L.gate_of_block[g] >= 0) gate_rows.push_back(at::mm(da2.narrow(1, g * H, H).t(), inputs.narrow(1, H, L.S * H)));
-  return {at::mm(da2.t(), inputs.narrow(1, 0, H)), at::cat(gate_rows)};
+    if (L.gate_of_block[g] >= 0)
+      mm_into(dwgg.narrow(0, L.gate_of_block[g] * H, H), da2.narrow(1, g * H, H).t(), inputs.narrow(1, H, SH));
+  return {dwhh, dwgg};
 }
 
 // A gradient as a contiguous tensor of this shape: zeros where autograd passed none (an unused
@@ -245,8 +253,9 @@ std::vector<at::Tensor> backward(const std::optional<at::Tensor>& d_out, const s
   });
   // After the loop, every step at once: dx = da W_ih, dW_ih = da^T x, db = sum da, dR = da^T [h, g].
   const at::Tensor da2 = da.view({T * B, GH});
-  const at::Tensor dx = needs[0] ? at::mm(da2, w_ih).view({T, B, I}) : at::Tensor();
-  const at::Tensor dw_ih = needs[1] ? at::mm(da2.t(), x.reshape({T * B, I})) : at::Tensor();
+  BufferPool& pool = buffer_pool();
+  const at::Tensor dx = needs[0] ? mm_into(pool.get({T * B, I}, options), da2, w_ih).view({T, B, I}) : at::Tensor();
+  const at::Tensor dw_ih = needs[1] ? mm_into(pool.get({GH, I}, options), da2.t(), x.reshape({T * B, I})) : at::Tensor();
   const at::Tensor db = needs[1] ? da2.sum(0) : at::Tensor();
   std::vector<at::Tensor> recurrent = needs[2] ? recurrent_grads(da, rs, L) : std::vector<at::Tensor>(2);
   return {dx, dw_ih, db, recurrent[0], recurrent[1], dpeep, dr.narrow(1, 0, H), dc, dr.narrow(1, H, L.S * H)};
