@@ -1,8 +1,9 @@
-// The team schedule: a team of (at most) two threads walks the whole sequence. Each member owns
-// half of the hidden units and a packed copy of the recurrent weights those units need, which
-// stays in its own cache; per step it multiplies (vector_kernels.inc), runs the cell on its units
-// and meets the other at one barrier. At batch 1 this latency-bound work would drown in a library
-// call's fork/join per step (kernel-notes: 0.45-0.7x of nn.LSTM's time).
+// The team schedule: a team of (at most) two threads walks the whole sequence, each on packed
+// copies of the recurrent weights that stay in its own cache; per step it multiplies
+// (vector_kernels.inc) and runs the cell. Split by units, each member owns half of the hidden units
+// and the two meet at one barrier per step; split by rows, each owns half of the batch (Split).
+// At batch 1 this latency-bound work would drown in a library call's fork/join per step
+// (kernel-notes: 0.45-0.7x of nn.LSTM's time).
 #pragma once
 
 #include <ATen/Parallel.h>
@@ -10,9 +11,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
 #include <new>
 #include <vector>
 
@@ -46,17 +44,19 @@ struct Halves {
 // By rows: each member owns half of the batch, all units, and walks its rows alone: no barrier and
 // nothing crosses between cores, but each member streams all of R from its cache every step, so
 // it pays for batches big enough to be compute-bound, with R small enough to stay in cache.
-struct Split {
-  bool by_rows;
-  int64_t batch;
-  int64_t begin(int part) const { return !by_rows || part <= 0 ? 0 : part >= 2 ? batch : batch / 2; }
-  int64_t end(int part) const { return by_rows ? begin(part + 1) : batch; }
-};
-
-// The rows [b0, b1) of the batch that part `part` of a split by rows owns (part 0: all, by units).
+// The rows [b0, b1) of the batch a member walks: all of them split by units, half split by rows.
 struct Rows {
   int part;
   int64_t b0, b1;
+};
+
+struct Split {
+  bool by_rows;
+  int64_t batch;
+  Rows rows(int part) const {
+    if (!by_rows) return {0, 0, batch};
+    return {part, part == 0 ? 0 : batch / 2, part == 0 ? batch / 2 : batch};
+  }
 };
 
 // A member of the team: the parts [first, last) it owns (halves of the units, or of the rows), and
@@ -72,11 +72,9 @@ struct Member {
 // Kept per calling thread and only grown, so that a training loop does not page-fault a fresh
 // megabyte of packed weights every call. Taken before the team starts: a member that threw inside
 // would leave the others at the barrier. Cache-line aligned, as is every region cut from it
-// (aligned()): a vector load that straddles two lines costs a third of the matmul's speed. Large
-// scratch asks for transparent huge pages: packed weights that nearly fill a core's L2 lose lines
-// to conflicts when scattered 4 KiB pages crowd some cache sets (measured: 5.1 to 6.1 ms for the
-// same FGR call, from process to process, without).
-constexpr int64_t kLine = 64, kHugePage = int64_t{2} << 20;
+// (aligned()): a vector load that straddles two lines cost a third of the matmul's speed (measured
+// at batch 1, where the matmul streams the weights from L2).
+constexpr int64_t kLine = 64;
 
 template <class T>
 int64_t aligned(int64_t count) {
@@ -93,14 +91,9 @@ T* scratch(int64_t size) {
   thread_local Memory memory;
   if (memory.size < size) {
     std::free(memory.data);
-    const bool huge = size * static_cast<int64_t>(sizeof(T)) >= kHugePage / 2;
-    const int64_t alignment = huge ? kHugePage : kLine, bytes = round_up(size * sizeof(T), alignment);
-    memory.data = static_cast<T*>(std::aligned_alloc(alignment, bytes));
+    memory.data = static_cast<T*>(std::aligned_alloc(kLine, round_up(size * sizeof(T), kLine)));
     memory.size = memory.data ? size : 0;
     if (!memory.data) throw std::bad_alloc();
-#ifdef MADV_HUGEPAGE
-    if (huge) madvise(memory.data, bytes, MADV_HUGEPAGE);  // a hint: without huge pages all still works
-#endif
   }
   return memory.data;
 }
@@ -121,11 +114,11 @@ void pack_columns(const Kernels<T>& k, T* dst, int64_t K, int64_t N, int64_t k0,
 template <class T, class F>
 void pack_rows(T* dst, int64_t K, int64_t N, int64_t k0, int64_t k1, int64_t width, const F& row) {
   for (int64_t q0 = 0; q0 < N; q0 += kPanel) {
-    const int64_t part = std::clamp<int64_t>(width - q0, 0, kPanel);
+    const int64_t filled = std::clamp<int64_t>(width - q0, 0, kPanel);
     T* panel = dst + q0 * K + k0 * kPanel;
     for (int64_t k = k0; k < k1; ++k, panel += kPanel) {
-      std::copy_n(row(k) + q0, part, panel);
-      std::fill(panel + part, panel + kPanel, T(0));
+      std::copy_n(row(k) + q0, filled, panel);
+      std::fill(panel + filled, panel + kPanel, T(0));
     }
   }
 }
@@ -176,9 +169,9 @@ void walk(const Member& m, const Split& split, int64_t steps, bool backward, con
       for (int h = h0; h < h1; ++h) after(t, h, rows);
     }
   };
-  if (!split.by_rows) return walk_rows(m.first, m.last, Rows{0, 0, split.batch});
+  if (!split.by_rows) return walk_rows(m.first, m.last, split.rows(0));
   m.sync();  // each member packed one half of the weights; its rows need both
-  for (int part = m.first; part < m.last; ++part) walk_rows(0, 2, Rows{part, split.begin(part), split.end(part)});
+  for (int part = m.first; part < m.last; ++part) walk_rows(0, 2, split.rows(part));
 }
 
 // Forward: each half of the units multiplies the recurrent input by the rows of R of its units
