@@ -56,7 +56,8 @@ def open_storage(url: str, *, must_exist: bool = False, on_stale=None):
         engine_kwargs["pool_pre_ping"] = True
         engine_kwargs["connect_args"] = {"connect_timeout": 10}
     # Workers starting together on a new database race to create Optuna's schema; the losers'
-    # errors (duplicate tables or types) go away once the winner commits, so try again.
+    # errors (duplicate tables or types; SQLite says "table ... already exists") go away once the
+    # winner commits, so try again.
     for attempt in range(CREATION_ATTEMPTS):
         try:
             return optuna.storages.RDBStorage(
@@ -66,11 +67,16 @@ def open_storage(url: str, *, must_exist: bool = False, on_stale=None):
                 grace_period=GRACE_SECONDS,
                 heartbeat_stale_trial_callback=on_stale,
             )
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as err:
+        except sqlalchemy.exc.SQLAlchemyError as err:
+            duplicate = isinstance(err, (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError)) or (
+                isinstance(err, sqlalchemy.exc.OperationalError) and "already exists" in str(err)
+            )
+            if not duplicate:
+                raise StorageError(f"{mask_url(url)}: cannot open storage ({mask_url(_first_line(err))})") from None
             if attempt == CREATION_ATTEMPTS - 1:
                 raise StorageError(f"{mask_url(url)}: cannot create the schema ({_first_line(err)})") from None
             time.sleep(random.uniform(0.2, 1.0))
-        except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, OSError) as err:
+        except (ImportError, ValueError, OSError) as err:
             raise StorageError(f"{mask_url(url)}: cannot open storage ({mask_url(_first_line(err))})") from None
     raise AssertionError("unreachable")
 

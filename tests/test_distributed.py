@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy
 from optuna.trial import TrialState
 
-from odyssey.storage import mask_url
+from odyssey.storage import mask_url, open_storage
 
 ROOT = Path(__file__).parents[1]
 FULL = os.environ.get("ODYSSEY_FULL_TESTS") == "1"
@@ -93,9 +93,20 @@ def finish(proc: subprocess.Popen, timeout: float = 300) -> str:
     return out + err
 
 
-def all_trials(storage: str) -> dict[str, list[optuna.trial.FrozenTrial]]:
+def all_trials(url: str) -> dict[str, list[optuna.trial.FrozenTrial]]:
+    storage = open_storage(url)  # as the workers open it: it may be polled while they create it
     names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
     return {n: optuna.load_study(study_name=n, storage=storage).get_trials() for n in names}
+
+
+def test_workers_starting_together_on_a_new_sqlite_file_all_open_it(tmp_path):
+    """SQLite reports the schema race as "table ... already exists": the losers must retry."""
+    opener = "import sys, time\nfrom odyssey.storage import open_storage\nwhile time.time() < float(sys.argv[2]): pass\nopen_storage(sys.argv[1])"
+    for attempt in range(2):
+        url, start_at = f"sqlite:///{tmp_path}/race{attempt}.db", time.time() + 3
+        openers = [subprocess.Popen([sys.executable, "-W", "ignore", "-c", opener, url, str(start_at)], stderr=subprocess.PIPE, text=True) for _ in range(4)]
+        errors = [p.communicate()[1] for p in openers]
+        assert all(p.returncode == 0 for p in openers), errors
 
 
 def assert_planned_exactly_once(storage: str, planned: int) -> list[optuna.trial.FrozenTrial]:
