@@ -85,6 +85,10 @@ def mark_surplus(study: optuna.Study, trial_id: int) -> None:
     """Never run this trial; another worker may have finished it first, which is just as good."""
     storage = study._storage
     try:
+        # The caller's list may be stale: a trial another worker has claimed since is not surplus
+        # (pruning it would fail that worker's tell at the end of its training).
+        if storage.get_trial(trial_id).state != TrialState.WAITING:
+            return
         storage.set_trial_user_attr(trial_id, "surplus", True)
         storage.set_trial_state_values(trial_id, state=TrialState.PRUNED)
     except optuna.exceptions.UpdateFinishedTrialError:
