@@ -67,18 +67,21 @@ def open_storage(url: str, *, must_exist: bool = False, on_stale=None):
                 grace_period=GRACE_SECONDS,
                 heartbeat_stale_trial_callback=on_stale,
             )
-        except sqlalchemy.exc.SQLAlchemyError as err:
-            duplicate = isinstance(err, (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError)) or (
-                isinstance(err, sqlalchemy.exc.OperationalError) and "already exists" in str(err)
-            )
-            if not duplicate:
+        except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, OSError) as err:
+            if not _lost_creation_race(err):
                 raise StorageError(f"{mask_url(url)}: cannot open storage ({mask_url(_first_line(err))})") from None
             if attempt == CREATION_ATTEMPTS - 1:
                 raise StorageError(f"{mask_url(url)}: cannot create the schema ({_first_line(err)})") from None
             time.sleep(random.uniform(0.2, 1.0))
-        except (ImportError, ValueError, OSError) as err:
-            raise StorageError(f"{mask_url(url)}: cannot open storage ({mask_url(_first_line(err))})") from None
     raise AssertionError("unreachable")
+
+
+def _lost_creation_race(err: Exception) -> bool:
+    import sqlalchemy.exc
+
+    if isinstance(err, (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError)):
+        return True
+    return isinstance(err, sqlalchemy.exc.OperationalError) and "already exists" in str(err)
 
 
 def _first_line(err: Exception) -> str:

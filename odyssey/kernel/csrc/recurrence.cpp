@@ -190,10 +190,12 @@ std::vector<at::Tensor> forward(const at::Tensor& x, const at::Tensor& w_ih, con
   return {out, last.narrow(1, 0, H).clone(), cs[T].clone(), last.narrow(1, H, L.S * H).clone(), rs, cs, acts};
 }
 
+// a @ b written into `out` (a pooled buffer, or rows of one), which it returns.
+at::Tensor mm_into(at::Tensor out, const at::Tensor& a, const at::Tensor& b) { return at::mm_out(out, a, b); }
+
 // dR = sum_t da_t^T [h, gates]_{t-1}, as matmuls over all steps at once: W_hh's gradient takes
 // every block and h, W_gg's (FGR) the gate blocks and the fed-back gates, each straight into its
 // rows. Gradients come from the pool: a fresh megabyte per call would be page-faulted in anew.
-at::Tensor mm_into(at::Tensor out, const at::Tensor& a, const at::Tensor& b) { return at::mm_out(out, a, b); }
 
 std::vector<at::Tensor> recurrent_grads(const at::Tensor& da, const at::Tensor& rs, const Layout& L) {
   const int64_t T = da.size(0), B = da.size(1), H = L.H, SH = L.S * H;

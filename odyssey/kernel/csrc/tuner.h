@@ -1,8 +1,9 @@
 // Whether a second thread pays off depends on the machine's load as much as on the shape: on a
 // busy machine a descheduled partner stalls every barrier and one thread alone is faster. So each
 // shape keeps the recent cost per step of both choices and takes the cheaper, re-checking the other
-// now and then (less and less often while it keeps losing). The choice never changes results: the
-// team splits units at vector-width boundaries, so every unit is computed by the same code.
+// now and then (less and less often while it keeps losing). The choice never changes results: a
+// team of one walks the same parts (halves of the units, cut at vector-width boundaries, or of the
+// rows) one after the other, so every number is computed by the same code in the same order.
 #pragma once
 
 #include <algorithm>
