@@ -78,21 +78,25 @@ def discard_duplicates(study: optuna.Study, trials: list[FrozenTrial]) -> None:
     held = {t.number for t in slot_trials(trials)}
     for t in trials:
         if t.state == TrialState.WAITING and t.number not in held:
-            mark_surplus(study, t._trial_id)
+            if _take(study, t._trial_id):  # the list may be stale: a trial another worker took is not surplus
+                mark_surplus(study, t._trial_id)
+
+
+def _take(study: optuna.Study, trial_id: int) -> bool:
+    """Move a queued trial to RUNNING; False if another worker took it first (Optuna checks atomically)."""
+    try:
+        return study._storage.set_trial_state_values(trial_id, state=TrialState.RUNNING)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
 
 
 def mark_surplus(study: optuna.Study, trial_id: int) -> None:
-    """Never run this trial; another worker may have finished it first, which is just as good."""
-    storage = study._storage
+    """Never run this trial, which the caller holds RUNNING: its slot is another trial's."""
     try:
-        # The caller's list may be stale: a trial another worker has claimed since is not surplus
-        # (pruning it would fail that worker's tell at the end of its training).
-        if storage.get_trial(trial_id).state != TrialState.WAITING:
-            return
-        storage.set_trial_user_attr(trial_id, "surplus", True)
-        storage.set_trial_state_values(trial_id, state=TrialState.PRUNED)
+        study._storage.set_trial_user_attr(trial_id, "surplus", True)
+        study._storage.set_trial_state_values(trial_id, state=TrialState.PRUNED)
     except optuna.exceptions.UpdateFinishedTrialError:
-        pass
+        pass  # a stalled caller's trial failed as stale by another worker: its retry is a duplicate, discarded later
 
 
 def root_number(trial: FrozenTrial) -> int:
