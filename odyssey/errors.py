@@ -2,7 +2,7 @@
 
 
 class Interrupted(RuntimeError):
-    """Ctrl-C: finished trials are stored, the running ones are queued to resume from their checkpoints."""
+    """Ctrl-C or SIGTERM: finished trials are stored, the running ones are queued to resume from their checkpoints."""
 
 
 class WorkerFailed(RuntimeError):

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import signal
 import threading
 from pathlib import Path
 
-from . import slots
 from .errors import Interrupted, WorkerFailed
 from .progress import status_rows, watch
-from .storage import mask_url, open_storage
-from .study import default_checkpoint_dir, prepare
+from .storage import mask_url
+from .study import default_checkpoint_dir, open_study_storage, prepare
 from .studyfile import StudyFile
 from .worker import build_tasks, work
 
@@ -30,9 +31,34 @@ def _writable(directory: Path) -> None:
         raise ValueError(f"{directory}: results folder not writable ({err.strerror})") from None
 
 
+@contextlib.contextmanager
+def _sigterm_stops(children: list[multiprocessing.Process] = ()):
+    """SIGTERM (kill, a scheduler's preemption) stops like Ctrl-C: running trials are queued again at once.
+
+    Ctrl-C reaches the whole process group; SIGTERM only this process, so it passes it on.
+    """
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+
+    def stop(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the requeueing short
+        for child in children:
+            if child.is_alive():
+                child.terminate()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _worker_process(spec: StudyFile, storage_url: str, checkpoint_dir: Path, worker: int, threads: int, errors) -> None:
     try:
-        work(spec, storage_url, checkpoint_dir=checkpoint_dir, worker=worker, threads=threads)
+        with _sigterm_stops():
+            work(spec, storage_url, checkpoint_dir=checkpoint_dir, worker=worker, threads=threads)
     except KeyboardInterrupt:
         pass
     except Exception as err:  # noqa: BLE001 - reported by the parent in one line
@@ -43,7 +69,7 @@ def _worker_process(spec: StudyFile, storage_url: str, checkpoint_dir: Path, wor
 def prepare_study(spec: StudyFile, *, storage_url: str | None = None, extend: bool = False) -> list[dict[str, object]]:
     """Create the cells and queue their trials without training: do it once before starting many workers."""
     url = storage_url or spec.default_storage
-    prepare(spec, open_storage(url, on_stale=slots.requeue), extend=extend)
+    prepare(spec, open_study_storage(spec, url), extend=extend)
     return status_rows(url, spec.name)
 
 
@@ -62,7 +88,7 @@ def run(
     checkpoint_dir = checkpoint_dir or default_checkpoint_dir(spec, url)
     _writable(checkpoint_dir)
     build_tasks(spec)  # first: a bad task option or dataset path must not leave cells behind; fills the cache once
-    storage = open_storage(url, on_stale=slots.requeue)
+    storage = open_study_storage(spec, url)
     prepare(spec, storage, extend=extend)
     threads = threads or (1 if jobs > 1 else max(os.cpu_count() or 1, 1))
     if jobs == 1:
@@ -71,7 +97,8 @@ def run(
         if progress:
             viewer.start()
         try:
-            work(spec, url, checkpoint_dir=checkpoint_dir, threads=threads)
+            with _sigterm_stops():
+                work(spec, url, checkpoint_dir=checkpoint_dir, threads=threads)
         except KeyboardInterrupt:
             raise _interrupted(url) from None
         finally:
@@ -82,19 +109,29 @@ def run(
     context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools and open DB handles
     errors = context.Queue()
     workers = [context.Process(target=_worker_process, args=(spec, url, checkpoint_dir, w, threads, errors)) for w in range(jobs)]
-    for w in workers:
-        w.start()
     try:
-        if progress:
-            watch(storage, spec.name, running=lambda: any(w.is_alive() for w in workers), jobs=jobs)
-        for w in workers:
-            w.join()
+        with _sigterm_stops(workers):
+            for w in workers:
+                w.start()
+            if progress:
+                watch(storage, spec.name, running=lambda: any(w.is_alive() for w in workers), jobs=jobs)
+            for w in workers:
+                w.join()
     except KeyboardInterrupt:
         for w in workers:
             w.join()
         raise _interrupted(url) from None
-    failures = [errors.get(timeout=5) if not errors.empty() else "" for w in workers if w.exitcode != 0]
-    if failures:
-        failures = [f or "a worker exited with an error" for f in failures]
-        raise WorkerFailed("; ".join(failures))
+    failures = [_death(w.exitcode, n) for n, w in enumerate(workers) if w.exitcode < 0]
+    failures += [errors.get(timeout=5) for w in workers if w.exitcode > 0 and not errors.empty()]
+    if failures or any(w.exitcode for w in workers):
+        raise WorkerFailed("; ".join(failures or ["a worker exited with an error"]))
     return status_rows(url, spec.name)
+
+
+def _death(exitcode: int, worker: int) -> str:
+    try:
+        name = signal.Signals(-exitcode).name
+    except ValueError:
+        name = f"signal {-exitcode}"
+    hint = " (out of memory?)" if name == "SIGKILL" else ""
+    return f"worker {worker}: killed by {name}{hint}; its trial went back to the queue"

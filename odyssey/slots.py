@@ -2,7 +2,8 @@
 
 A cell plans N trial slots. Every trial holds a slot except a trial that was retried (its retry
 holds the slot now) and a surplus trial (created by a race between workers, never run).
-A failure of the training itself (divergence) is final and keeps its slot.
+A failure of the training itself (divergence) is final and keeps its slot, and so is a chain
+whose workers died more than the study's `retries` times.
 """
 
 from __future__ import annotations
@@ -105,14 +106,27 @@ def root_number(trial: FrozenTrial) -> int:
     return history[0] if history else trial.number
 
 
-def requeue(study: optuna.Study, trial: FrozenTrial) -> None:
-    """Queue a failed trial again with the same parameters (Optuna's retry attributes, so its tools agree)."""
+CRASHES = "odyssey_crashes"  # system attr: how many times a worker died training this retry chain
+
+
+def requeue(study: optuna.Study, trial: FrozenTrial, *, retries: int) -> None:
+    """Queue a failed trial again with the same parameters (Optuna's retry attributes, so its tools agree).
+
+    A stop the user asked for (Ctrl-C, SIGTERM) is free. After `retries` deaths of its worker (out
+    of memory, an error in training) the chain ends failed instead: one bad trial must not stop
+    every later run of the study.
+    """
     history = [*trial.system_attrs.get("retry_history", []), trial.number]
-    system_attrs = {**trial.system_attrs, "failed_trial": history[0], "retry_history": history}
-    user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in ("worker", "progress")}
+    crashes = trial.system_attrs.get(CRASHES, 0) + (not trial.user_attrs.get("interrupted", False))
+    system_attrs = {**trial.system_attrs, "failed_trial": history[0], "retry_history": history, CRASHES: crashes}
+    user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in ("worker", "progress", "interrupted")}
+    state = TrialState.WAITING
+    if crashes > retries:
+        state = TrialState.FAIL
+        user_attrs["failure"] = f"its worker died {crashes} times while training it (out of memory?); not retried again (retries = {retries})"
     study.add_trial(
         optuna.trial.create_trial(
-            state=TrialState.WAITING,
+            state=state,
             params=trial.params,
             distributions=trial.distributions,
             user_attrs=user_attrs,
@@ -121,7 +135,7 @@ def requeue(study: optuna.Study, trial: FrozenTrial) -> None:
     )
 
 
-def fail_and_requeue(study: optuna.Study, trial: FrozenTrial) -> bool:
+def fail_and_requeue(study: optuna.Study, trial: FrozenTrial, *, retries: int) -> bool:
     """Mark a running trial failed and queue its retry; False if someone else finished it first."""
     storage = study._storage  # Optuna exposes no public way to fail a trial by id
     try:
@@ -129,7 +143,7 @@ def fail_and_requeue(study: optuna.Study, trial: FrozenTrial) -> bool:
             return False
     except optuna.exceptions.UpdateFinishedTrialError:
         return False
-    requeue(study, storage.get_trial(trial._trial_id))
+    requeue(study, storage.get_trial(trial._trial_id), retries=retries)
     return True
 
 
@@ -153,7 +167,7 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def recover_lost_trials(study: optuna.Study) -> int:
+def recover_lost_trials(study: optuna.Study, *, retries: int) -> int:
     """Retry at once the running trials of processes on this host that no longer exist.
 
     Heartbeats find dead workers on other machines after the grace period; a local dead process
@@ -169,12 +183,12 @@ def recover_lost_trials(study: optuna.Study) -> int:
         else:
             orphaned = worker.get("host") == HOST and worker.get("pid") != os.getpid() and not _alive(int(worker.get("pid", 0)))
         if orphaned:
-            failed += fail_and_requeue(study, trial)
+            failed += fail_and_requeue(study, trial, retries=retries)
     # A worker killed between failing a dead trial and queueing its retry leaves a failure that is not
     # the training's own (those carry "failure"): queue the retry now. Duplicates lose to the lower number.
     trials = study.get_trials(deepcopy=False)
     retried = retried_numbers(trials)
     for trial in trials:
         if trial.state == TrialState.FAIL and "failure" not in trial.user_attrs and trial.number not in retried:
-            requeue(study, trial)
+            requeue(study, trial, retries=retries)
     return failed

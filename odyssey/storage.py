@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import re
 import time
+import warnings
 from pathlib import Path
 
 HEARTBEAT_SECONDS = 10
@@ -60,13 +61,15 @@ def open_storage(url: str, *, must_exist: bool = False, on_stale=None):
     # winner commits, so try again.
     for attempt in range(CREATION_ATTEMPTS):
         try:
-            return optuna.storages.RDBStorage(
-                url,
-                engine_kwargs=engine_kwargs,
-                heartbeat_interval=HEARTBEAT_SECONDS,
-                grace_period=GRACE_SECONDS,
-                heartbeat_stale_trial_callback=on_stale,
-            )
+            with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5, and say so on every open
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=HEARTBEAT_SECONDS,
+                    grace_period=GRACE_SECONDS,
+                    heartbeat_stale_trial_callback=on_stale,
+                )
         except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, OSError) as err:
             if not _lost_creation_race(err):
                 raise StorageError(f"{mask_url(url)}: cannot open storage ({mask_url(_first_line(err))})") from None

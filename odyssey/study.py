@@ -6,6 +6,7 @@ and queues the random-search trials; `work` claims and trains trials until no sl
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import warnings
@@ -50,6 +51,11 @@ def _sampler(spec: StudyFile, worker: int) -> optuna.samplers.BaseSampler:
         return optuna.samplers.TPESampler(seed=derive_seed(spec.seed, "tpe", worker, os.getpid()))
     # Random trials are queued by `prepare`; this sampler only fills a slot lost in a race.
     return optuna.samplers.RandomSampler(seed=derive_seed(spec.seed, "random", worker, os.getpid()))
+
+
+def open_study_storage(spec: StudyFile, url: str):
+    """The storage, retrying (up to the study's limit) trials whose workers Optuna finds dead."""
+    return open_storage(url, on_stale=functools.partial(slots.requeue, retries=spec.retries))
 
 
 def load_cells(spec: StudyFile, storage, *, worker: int = 0) -> dict[tuple[str, str], optuna.Study]:
@@ -107,7 +113,7 @@ def _queue_random_trials(study: optuna.Study, spec: StudyFile, task: str, varian
             )
 
 
-def claim(study: optuna.Study, planned: int, *, sampler: str) -> optuna.Trial | None:
+def claim(study: optuna.Study, planned: int, *, sampler: str, retries: int) -> optuna.Trial | None:
     """The next trial to run in this cell, or None when every slot is taken.
 
     Two workers can race (for a queued slot both machines queued, or for the last new TPE trial):
@@ -115,7 +121,7 @@ def claim(study: optuna.Study, planned: int, *, sampler: str) -> optuna.Trial | 
     """
     while True:
         optuna.storages.fail_stale_trials(study)
-        slots.recover_lost_trials(study)
+        slots.recover_lost_trials(study, retries=retries)
         trials = study.get_trials(deepcopy=False)
         slots.discard_duplicates(study, trials)
         counts = slots.count(trials, planned)

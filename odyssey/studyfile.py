@@ -34,6 +34,7 @@ class StudyFile:
     sampler: str = "random"
     seed: int = 0
     storage: str | None = None
+    retries: int = 3  # how often a trial whose worker died is run again before it counts as failed
     description: str = ""
     training: TrainingConfig = field(default_factory=TrainingConfig)
     space: dict[str, ParamRange] = field(default_factory=lambda: dict(PAPER_SPACE))
@@ -51,6 +52,7 @@ class StudyFile:
         """What defines the search, as plain data: stored on every study and hashed."""
         data = asdict(self)
         data.pop("path")
+        data.pop("retries")  # how to run it, not what it finds: may change under an existing storage
         data["space"] = {k: asdict(v) for k, v in sorted(self.space.items())}
         return data
 
@@ -112,6 +114,9 @@ def parse_study(raw: dict, *, where: str = "<study>", path: Path | None = None) 
             raise StudyFileError(f"{where}: [task_options.{task}] is for a task the study does not run; its tasks are {', '.join(tasks)}")
         if not isinstance(options, dict):
             raise StudyFileError(f"{where}: 'task_options.{task}' must be a table of options")
+    retries = _typed(raw, "retries", int, where, StudyFile.retries)
+    if retries < 0:
+        raise StudyFileError(f"{where}: 'retries' must be 0 or more, got {retries}")
     storage = raw.get("storage")
     if storage is not None and not isinstance(storage, str):
         raise StudyFileError(f"{where}: 'storage' must be a string (a database URL), got {type(storage).__name__}")
@@ -123,6 +128,7 @@ def parse_study(raw: dict, *, where: str = "<study>", path: Path | None = None) 
         sampler=sampler,
         seed=_typed(raw, "seed", int, where, 0),
         storage=storage,
+        retries=retries,
         description=_typed(raw, "description", str, where, ""),
         training=_training(_typed(raw, "training", dict, where, {}), where),
         space=_space(_typed(raw, "space", dict, where, {}), where),

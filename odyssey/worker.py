@@ -14,8 +14,8 @@ from optuna.trial import TrialState
 from . import checkpoint, slots
 from .network import SequenceNetwork, parameter_count
 from .space import Hyperparameters, distributions
-from .storage import HEARTBEAT_SECONDS, open_storage
-from .study import cell_name, claim, derive_seed, load_cells
+from .storage import HEARTBEAT_SECONDS
+from .study import cell_name, claim, derive_seed, load_cells, open_study_storage
 from .studyfile import StudyFile
 from .tasks import make_task
 from .tasks.base import Task
@@ -109,9 +109,11 @@ def run_trial(trial: optuna.Trial, *, spec: StudyFile, task: Task, variant: str,
         study.tell(trial, state=TrialState.FAIL)
         checkpoint.remove(path)
         return TrialOutcome(name, trial.number, "FAIL", None, str(err))
-    except BaseException:
+    except BaseException as err:
         # Interrupted or crashed: the slot goes back to the queue, resuming from the last epoch's checkpoint.
-        slots.fail_and_requeue(study, storage.get_trial(trial._trial_id))
+        if isinstance(err, KeyboardInterrupt):  # the user's stop (Ctrl-C, SIGTERM) is not a crash: no retry spent
+            trial.set_user_attr("interrupted", True)
+        slots.fail_and_requeue(study, storage.get_trial(trial._trial_id), retries=spec.retries)
         raise
     for key, value in {
         "test_metric": result.test,
@@ -134,7 +136,7 @@ def build_tasks(spec: StudyFile) -> dict[str, Task]:
 def work(spec: StudyFile, storage_url: str, *, checkpoint_dir: Path, worker: int = 0, threads: int = 1) -> list[TrialOutcome]:
     """Run trials until every cell's slots are taken. Workers start on different cells to spread out."""
     torch.set_num_threads(threads)
-    storage = open_storage(storage_url, on_stale=slots.requeue)
+    storage = open_study_storage(spec, storage_url)
     cells = load_cells(spec, storage, worker=worker)
     tasks = build_tasks(spec)
     order = spec.cells()
@@ -142,6 +144,6 @@ def work(spec: StudyFile, storage_url: str, *, checkpoint_dir: Path, worker: int
     outcomes = []
     for task_name, variant in order:
         study = cells[task_name, variant]
-        while (trial := claim(study, spec.trials, sampler=spec.sampler)) is not None:
+        while (trial := claim(study, spec.trials, sampler=spec.sampler, retries=spec.retries)) is not None:
             outcomes.append(run_trial(trial, spec=spec, task=tasks[task_name], variant=variant, checkpoint_dir=checkpoint_dir))
     return outcomes

@@ -29,6 +29,7 @@ tasks = ["adding"]
 variants = ["V", "NP"]
 trials = {trials}
 seed = 5
+retries = 100  # the kill tests may kill one trial's workers many times: it must still complete
 [training]
 batch_size = {batch_size}
 max_epochs = {epochs}

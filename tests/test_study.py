@@ -122,47 +122,64 @@ def test_divergence_fails_the_trial_and_the_study_goes_on(tmp_path, cache):
     assert any(t.state == TrialState.COMPLETE for t in trials)  # the study went on past the failures
 
 
-def _running_epoch(db: Path) -> int:
-    """The epoch a running trial has checkpointed, read straight from SQLite (0 if none yet)."""
+def _furthest_running_trial(db: Path) -> tuple[int, int]:
+    """(epoch checkpointed, worker pid) of the running trial furthest on, read straight from SQLite."""
+    import json
+
     try:
         with sqlite3.connect(db, timeout=1) as con:
             rows = con.execute(
-                "select a.value_json from trial_user_attributes a join trials t on a.trial_id = t.trial_id "
-                "where t.state = 'RUNNING' and a.key = 'progress'"
+                "select p.value_json, w.value_json from trials t "
+                "join trial_user_attributes p on p.trial_id = t.trial_id and p.key = 'progress' "
+                "join trial_user_attributes w on w.trial_id = t.trial_id and w.key = 'worker' "
+                "where t.state = 'RUNNING'"
             ).fetchall()
     except sqlite3.Error:
-        return 0
-    import json
-
-    return max((json.loads(v)["epoch"] for (v,) in rows), default=0)
+        return 0, 0
+    return max(((json.loads(p)["epoch"], json.loads(w)["pid"]) for p, w in rows), default=(0, 0))
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "Ctrl-C"])
-def test_stopped_mid_trial_then_resumed_completes_each_trial_once(tmp_path, cache, sig):
+STOPS = {  # how the run is stopped: (signal, jobs, whom)
+    "SIGKILL": (signal.SIGKILL, 1, "run"),
+    "Ctrl-C": (signal.SIGINT, 1, "run"),
+    "SIGTERM": (signal.SIGTERM, 2, "run"),  # a scheduler's preemption: the run passes it on to its workers
+    "SIGKILL-a-worker": (signal.SIGKILL, 2, "worker"),  # out of memory, say: the other worker goes on
+}
+
+
+@pytest.mark.parametrize("stop", STOPS)
+def test_stopped_mid_trial_then_resumed_completes_each_trial_once(tmp_path, cache, stop):
+    sig, jobs, whom = STOPS[stop]
     study = write_study(tmp_path, batch_size=2, max_epochs=5)
     db = tmp_path / "results" / "tiny.db"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "run", str(study)], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    command = [sys.executable, str(ROOT / "cli.py"), "run", str(study), "--jobs", str(jobs)]
+    proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
-    while _running_epoch(db) < 2:
+    while (furthest := _furthest_running_trial(db))[0] < 2:
         assert proc.poll() is None, proc.stderr.read().decode()
         assert time.monotonic() < deadline, "no trial reached epoch 2"
         time.sleep(0.2)
-    proc.send_signal(sig)
+    os.kill(furthest[1] if whom == "worker" else proc.pid, sig)
     proc.wait(timeout=60)
-    if sig == signal.SIGINT:  # a clean stop: the running trial is queued again, one line says so
-        message = proc.stderr.read().decode()
+    message = proc.stderr.read().decode()
+    if sig != signal.SIGKILL:  # a clean stop: the running trials are queued again, one line says so
         assert proc.returncode == 130 and "run the same command to resume" in message and "Traceback" not in message
+    if whom == "worker":
+        assert proc.returncode == 2 and "killed by SIGKILL (out of memory?)" in message and "Traceback" not in message
 
     cli("run", str(study), cwd=tmp_path)
     found = cells(f"sqlite:///{db}")
     complete = [t for trials in found.values() for t in trials if t.state == TrialState.COMPLETE]
     assert len(complete) == 4
-    failed = [t for trials in found.values() for t in trials if t.state == TrialState.FAIL]
-    assert len(failed) == 1  # the killed one, retried
-    retry = next(t for t in complete if t.system_attrs.get("retry_history") == [failed[0].number])
-    assert retry.params == failed[0].params
-    assert retry.user_attrs["resumed_from_epoch"] >= 2 and retry.user_attrs["epochs"] == 5
+    failed = [(f, trials) for trials in found.values() for f in trials if f.state == TrialState.FAIL]
+    assert 1 <= len(failed) <= jobs  # the trials running at the stop, each retried once
+    retries = [next(t for t in trials if t.system_attrs.get("retry_history") == [f.number]) for f, trials in failed]
+    assert all(retry.state == TrialState.COMPLETE and retry.params == f.params for retry, (f, _) in zip(retries, failed))
+    assert max(retry.user_attrs["resumed_from_epoch"] for retry in retries) >= 2
+    assert all(retry.user_attrs["epochs"] == 5 for retry in retries)
+    killed = 1 if sig == signal.SIGKILL else 0  # only a death spends one of the study's retries
+    assert sum(retry.system_attrs["odyssey_crashes"] for retry in retries) == killed
     assert not list((tmp_path / "results" / "tiny" / "checkpoints").rglob("*.pt"))
 
 

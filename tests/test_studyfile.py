@@ -44,6 +44,8 @@ def test_the_digest_ignores_formatting_but_not_content(tmp_path):
     b = load_study_file(write(tmp_path, "# a comment\n" + GOOD.replace("trials = 3", "trials   =   3")))
     c = load_study_file(write(tmp_path, GOOD.replace("seed = 7", "seed = 8")))
     assert a.digest() == b.digest() != c.digest()
+    d = load_study_file(write(tmp_path, GOOD.replace("seed = 7", "seed = 7\nretries = 9")))
+    assert d.retries == 9 and a.retries == 3 and d.digest() == a.digest()  # how to run it, not what it finds
 
 
 @pytest.mark.parametrize(
@@ -53,6 +55,8 @@ def test_the_digest_ignores_formatting_but_not_content(tmp_path):
         (("batch_size = 4", "batch_size = 4\nlr = 1"), "unknown key 'training.lr'"),
         (("trials = 3", 'trials = "many"'), "'trials' must be an integer"),
         (("trials = 3", "trials = 0"), "'trials' must be at least 1"),
+        (("trials = 3", "trials = 3\nretries = -1"), "'retries' must be 0 or more"),
+        (("trials = 3", "trials = 3\nretries = 1.5"), "'retries' must be an integer"),
         (("batch_size = 4", "batch_size = 1.5"), "'training.batch_size' must be an integer"),
         (('["adding"]', '["nope"]'), "unknown task 'nope'"),
         (('"CIFG+NP"', '"XYZ"'), "unknown variant 'XYZ'"),
