@@ -115,7 +115,8 @@ def _document(analysis: StudyAnalysis, out: Path, source: str, tables: dict[str,
         Text(
             f"Storage {source}; written {dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z} by odyssey {__version__}. "
             + ", ".join(f"{int(n)} {state}" for state, n in totals.items())
-            + " trials. Statistics use complete trials only; failed (diverged) trials are counted, not analysed."
+            + " trials. Statistics use complete trials only; failed trials (diverged, or their worker died more than "
+            "`retries` times; the reason is in trials.csv) are counted, not analysed."
         ),
         Heading("The paper's findings on this data"),
         Table(analysis.claims),
