@@ -85,13 +85,15 @@ def status(
     storage: StorageOpt = None,
     name: Annotated[str | None, typer.Option(help="The study's name, when the storage holds several.")] = None,
 ) -> None:
-    """Show, per (task, variant), complete / running / failed / remaining trials and the best value."""
-    from odyssey.console import print_rows
-    from odyssey.progress import status_rows
+    """Show, per (task, variant), complete / running / failed / remaining trials and the best value; then why each failed trial failed."""
+    from odyssey.console import print_lines, print_rows
+    from odyssey.progress import status_report
     from odyssey.studyfile import resolve_storage
 
     url, name = resolve_storage(study, storage, name)
-    print_rows(status_rows(url, name), title=name)
+    rows, failures = status_report(url, name)
+    print_rows(rows, title=name)
+    print_lines(failures, title="failed trials", limit=20)
 
 
 @app.command()

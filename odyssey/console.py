@@ -23,3 +23,14 @@ def print_rows(rows: Sequence[dict[str, object]], *, title: str | None = None) -
     for row in rows:
         table.add_row(*(f"{v:,}" if isinstance(v, int) else f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values()))
     console.print(table)
+
+
+def print_lines(lines: Sequence[str], *, title: str, limit: int) -> None:
+    """A titled list of at most `limit` lines, saying how many more there are; nothing if empty."""
+    if not lines:
+        return
+    console.print(f"{title}:")
+    for line in lines[:limit]:
+        console.print(f"  {line}", highlight=False, markup=False)
+    if len(lines) > limit:
+        console.print(f"  ... and {len(lines) - limit} more", highlight=False)

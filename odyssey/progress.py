@@ -47,14 +47,25 @@ def cell_rows(storage, name: str | None = None) -> list[dict[str, object]]:
                 "best": best,
                 "now": "; ".join(f"epoch {p['epoch']}: {p['validation']:.4g}" for p in running if p) or "",
                 "seconds": [t.user_attrs.get("seconds", math.nan) for t in complete],
+                "failures": [
+                    f"{summary.study_name} trial {t.number}: {t.user_attrs.get('failure', 'its worker stopped (retry pending)')}"
+                    for t in slots.slot_trials(trials)
+                    if t.state == TrialState.FAIL
+                ],
             }
         )
     return rows
 
 
+def status_report(storage_url: str, name: str | None = None) -> tuple[list[dict[str, object]], list[str]]:
+    """The rows of `odyssey status`, and a line per failed trial saying why it failed."""
+    rows = cell_rows(open_storage(storage_url, must_exist=True), name)
+    table = [{k: v for k, v in row.items() if k not in ("now", "seconds", "failures")} for row in rows]
+    return table, [line for row in rows for line in row["failures"]]
+
+
 def status_rows(storage_url: str, name: str | None = None) -> list[dict[str, object]]:
-    storage = open_storage(storage_url, must_exist=True)
-    return [{k: v for k, v in row.items() if k not in ("now", "seconds")} for row in cell_rows(storage, name)]
+    return status_report(storage_url, name)[0]
 
 
 def _table(rows: list[dict[str, object]], *, started: float, done_at_start: int, jobs: int) -> Table:

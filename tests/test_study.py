@@ -120,6 +120,9 @@ def test_divergence_fails_the_trial_and_the_study_goes_on(tmp_path, cache):
     assert failed and len(trials) == 3, [(t.state, t.params["learning_rate"]) for t in trials]
     assert all("became" in t.user_attrs["failure"] for t in failed)
     assert any(t.state == TrialState.COMPLETE for t in trials)  # the study went on past the failures
+    shown = cli("status", str(study), cwd=tmp_path).stdout  # and says why, a line per failed trial
+    reasons = [line.strip() for line in shown.splitlines()[shown.splitlines().index("failed trials:") + 1 :]]
+    assert reasons == [f"diverge/adding/V trial {t.number}: {t.user_attrs['failure']}" for t in failed]
 
 
 def _furthest_running_trial(db: Path) -> tuple[int, int]:
