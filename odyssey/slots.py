@@ -97,7 +97,7 @@ def mark_surplus(study: optuna.Study, trial_id: int) -> None:
         study._storage.set_trial_user_attr(trial_id, "surplus", True)
         study._storage.set_trial_state_values(trial_id, state=TrialState.PRUNED)
     except optuna.exceptions.UpdateFinishedTrialError:
-        pass  # a stalled caller's trial failed as stale by another worker: its retry is a duplicate, discarded later
+        pass  # this worker stalled past the grace period and another failed its trial as stale, queueing a retry
 
 
 def root_number(trial: FrozenTrial) -> int:

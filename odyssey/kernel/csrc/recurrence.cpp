@@ -196,7 +196,6 @@ at::Tensor mm_into(at::Tensor out, const at::Tensor& a, const at::Tensor& b) { r
 // dR = sum_t da_t^T [h, gates]_{t-1}, as matmuls over all steps at once: W_hh's gradient takes
 // every block and h, W_gg's (FGR) the gate blocks and the fed-back gates, each straight into its
 // rows. Gradients come from the pool: a fresh megabyte per call would be page-faulted in anew.
-
 std::vector<at::Tensor> recurrent_grads(const at::Tensor& da, const at::Tensor& rs, const Layout& L) {
   const int64_t T = da.size(0), B = da.size(1), H = L.H, SH = L.S * H;
   const at::Tensor da2 = da.view({T * B, L.G * H}), inputs = rs.narrow(0, 0, T).view({T * B, L.K});
