@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from timing import alternate
 
-from odyssey.network import SequenceNetwork
+from odyssey.model.network import SequenceNetwork
 from odyssey.tasks import make_task
 
 

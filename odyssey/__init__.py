@@ -5,7 +5,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .variants import VARIANTS, CellSpec, resolve_variant
+from .model.variants import VARIANTS, CellSpec, resolve_variant
 
 try:
     __version__ = version("odyssey")
@@ -17,7 +17,7 @@ __all__ = ["LSTM", "VARIANTS", "CellSpec", "resolve_variant", "__version__"]
 
 def __getattr__(name: str):
     if name == "LSTM":
-        from .lstm import LSTM
+        from .model.lstm import LSTM
 
         return LSTM
     raise AttributeError(f"module 'odyssey' has no attribute {name!r}")

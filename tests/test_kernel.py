@@ -1,4 +1,4 @@
-"""The C++ fast path (odyssey.kernel) against the autograd reference: every variant, every schedule,
+"""The C++ fast path (odyssey.model.kernel) against the autograd reference: every variant, every schedule,
 instruction set and team size, both directions, padded lengths, gradients of everything; gradcheck
 in float64; the fallback when the kernel cannot be built; the backend switches."""
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from odyssey import LSTM, VARIANTS, resolve_variant
-from odyssey.kernel import build, dispatch, function
+from odyssey.model.kernel import build, dispatch, function
 
 SPECS = {**VARIANTS, "CIFG+NP": resolve_variant("CIFG+NP"), "NIG+NOAF+FGR": resolve_variant("NIG+NOAF+FGR")}
 SCHEDULES = {"team": 1, "library": 2, "rows": 3}  # the team split by units or by batch rows

@@ -8,9 +8,9 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
-from odyssey import slots
-from odyssey.storage import open_storage
-from odyssey.study import claim
+from odyssey.study import queue as slots
+from odyssey.study.storage import open_storage
+from odyssey.study.cells import claim
 
 
 @pytest.fixture

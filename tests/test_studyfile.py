@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from odyssey.space import PAPER_SPACE
-from odyssey.studyfile import StudyFileError, load_study_file
+from odyssey.study.space import PAPER_SPACE
+from odyssey.study.studyfile import StudyFileError, load_study_file
 
 GOOD = """
 name = "demo"

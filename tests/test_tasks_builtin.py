@@ -170,7 +170,7 @@ def test_the_task_table_builds_nothing_slow(shared_cache):
 def test_odyssey_tasks_command_prints_the_table():
     from typer.testing import CliRunner
 
-    from cli import app
+    from odyssey.cli import app
 
     result = CliRunner().invoke(app, ["tasks", "--path", "jsb=/no/such/file"])
     assert result.exit_code == 0, result.output

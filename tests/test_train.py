@@ -5,12 +5,12 @@ import math
 import pytest
 import torch
 
-from odyssey import checkpoint
-from odyssey.config import TrainingConfig
-from odyssey.network import SequenceNetwork
-from odyssey.space import Hyperparameters
+from odyssey.training import checkpoint
+from odyssey.training.config import TrainingConfig
+from odyssey.model.network import SequenceNetwork
+from odyssey.training.config import Hyperparameters
 from odyssey.tasks import make_task
-from odyssey.train import Diverged, evaluate, train
+from odyssey.training.train import Diverged, evaluate, train
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pandas as pd
 from optuna.storages import BaseStorage
 
 from .. import __version__
-from ..storage import mask_url
+from ..study.storage import mask_url
 from . import plots
 from .importance import Importance, curves_table, surfaces_table, terms_table
 from .render import Block, Heading, Image, Table, Text, to_html, to_markdown

@@ -11,8 +11,8 @@ import pandas as pd
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from ..slots import slot_trials
-from ..storage import mask_url, open_storage, study_names
+from ..study.queue import slot_trials
+from ..study.storage import mask_url, open_storage, study_names
 from .scales import Scale, scale_of
 
 PARAM_PREFIX = "params_"  # as Optuna's own trials_dataframe names parameter columns

@@ -74,7 +74,7 @@ class VariantCell(nn.Module):
     def forward(self, inputs: Tensor, state: State, mask: Tensor | None) -> tuple[Tensor, State]:
         """inputs (T, B, I); state tensors (B, .); mask (T, B, 1) with True on real steps, or None.
 
-        Runs on the C++ kernel (odyssey.kernel) or on `_forward_reference`, as `backend` says."""
+        Runs on the C++ kernel (odyssey.model.kernel) or on `_forward_reference`, as `backend` says."""
         if kernel.use_kernel(self.backend, inputs):
             return kernel.forward_sequence(self, inputs, state, mask)
         return self._forward_reference(inputs, state, mask)
@@ -130,7 +130,7 @@ class LSTM(nn.Module):
     PackedSequence, and returns `(output, state)` with state `(h, c)` of shape (D, B, H) each;
     FGR variants carry a third tensor, the previous step's gate activations.
 
-    backend: "auto" (the C++ kernel of odyssey.kernel for float32/float64 on the CPU, the autograd
+    backend: "auto" (the C++ kernel of odyssey.model.kernel for float32/float64 on the CPU, the autograd
     reference otherwise), "fast" or "reference"; None follows $ODYSSEY_BACKEND (default "auto").
     """
 

@@ -16,7 +16,7 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from . import slots
+from . import queue
 from .space import distributions, draw
 from .storage import open_storage, sqlite_path
 from .studyfile import EXTENSIBLE, StudyFile
@@ -24,7 +24,7 @@ from .studyfile import EXTENSIBLE, StudyFile
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 # fail_stale_trials and the retry attributes are "experimental" in Optuna 5, and say so on every call.
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-# odyssey drives trials with ask/tell and records heartbeats itself (worker.Heartbeat, slots.stamp).
+# odyssey drives trials with ask/tell and records heartbeats itself (worker.Heartbeat, queue.stamp).
 warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
 
 
@@ -55,7 +55,7 @@ def _sampler(spec: StudyFile, worker: int) -> optuna.samplers.BaseSampler:
 
 def open_study_storage(spec: StudyFile, url: str):
     """The storage, retrying (up to the study's limit) trials whose workers Optuna finds dead."""
-    return open_storage(url, on_stale=functools.partial(slots.requeue, retries=spec.retries))
+    return open_storage(url, on_stale=functools.partial(queue.requeue, retries=spec.retries))
 
 
 def load_cells(spec: StudyFile, storage, *, worker: int = 0) -> dict[tuple[str, str], optuna.Study]:
@@ -103,13 +103,13 @@ def _check_unchanged(study: optuna.Study, canonical: dict, digest: str, *, exten
 
 def _queue_random_trials(study: optuna.Study, spec: StudyFile, task: str, variant: str) -> None:
     """Queue the missing slots with values drawn from (seed, cell, slot): the same on every machine."""
-    taken = {t.system_attrs.get(slots.SLOT) for t in slots.slot_trials(study.get_trials(deepcopy=False))}
+    taken = {t.system_attrs.get(queue.SLOT) for t in queue.slot_trials(study.get_trials(deepcopy=False))}
     dists = distributions(spec.space)
     for slot in range(spec.trials):
         if slot not in taken:
             params = draw(spec.space, np.random.default_rng(derive_seed(spec.seed, task, variant, slot)))
             study.add_trial(
-                optuna.trial.create_trial(state=TrialState.WAITING, params=params, distributions=dists, system_attrs={slots.SLOT: slot})
+                optuna.trial.create_trial(state=TrialState.WAITING, params=params, distributions=dists, system_attrs={queue.SLOT: slot})
             )
 
 
@@ -121,16 +121,16 @@ def claim(study: optuna.Study, planned: int, *, sampler: str, retries: int) -> o
     """
     while True:
         optuna.storages.fail_stale_trials(study)
-        slots.recover_lost_trials(study, retries=retries)
+        queue.recover_lost_trials(study, retries=retries)
         trials = study.get_trials(deepcopy=False)
-        slots.discard_duplicates(study, trials)
-        counts = slots.count(trials, planned)
+        queue.discard_duplicates(study, trials)
+        counts = queue.count(trials, planned)
         if counts.waiting == 0 and (sampler == "random" or counts.unstarted == 0):
             return None
         trial = study.ask()
-        slots.stamp(study, trial._trial_id)  # at once: a worker killed from here on is found and retried
-        held = slots.slot_trials(study.get_trials(deepcopy=False))
+        queue.stamp(study, trial._trial_id)  # at once: a worker killed from here on is found and retried
+        held = queue.slot_trials(study.get_trials(deepcopy=False))
         mine = next((t for t in held if t.number == trial.number), None)
         if mine is not None and mine.state == TrialState.RUNNING and (mine.params or sum(t.number < trial.number for t in held) < planned):
             return trial  # a queued slot, a retry, or a new trial within the plan
-        slots.mark_surplus(study, trial._trial_id)
+        queue.mark_surplus(study, trial._trial_id)

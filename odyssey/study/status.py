@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from . import slots
+from . import queue
 from .storage import open_storage
 
 
@@ -32,7 +32,7 @@ def cell_rows(storage, name: str | None = None) -> list[dict[str, object]]:
     for summary in odyssey_studies(storage, name):
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         trials = study.get_trials(deepcopy=False)
-        counts = slots.count(trials, int(summary.user_attrs.get("study_spec", {}).get("trials", len(trials))))
+        counts = queue.count(trials, int(summary.user_attrs.get("study_spec", {}).get("trials", len(trials))))
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
         running = [t.user_attrs.get("progress") for t in trials if t.state == TrialState.RUNNING]
         best = min((t.value for t in complete), default=math.nan)
@@ -49,7 +49,7 @@ def cell_rows(storage, name: str | None = None) -> list[dict[str, object]]:
                 "seconds": [t.user_attrs.get("seconds", math.nan) for t in complete],
                 "failures": [
                     f"{summary.study_name} trial {t.number}: {t.user_attrs.get('failure', 'its worker stopped (retry pending)')}"
-                    for t in slots.slot_trials(trials)
+                    for t in queue.slot_trials(trials)
                     if t.state == TrialState.FAIL
                 ],
             }

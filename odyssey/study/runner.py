@@ -9,10 +9,10 @@ import signal
 import threading
 from pathlib import Path
 
-from .errors import Interrupted, WorkerFailed
-from .progress import status_rows, watch
+from ..errors import Interrupted, WorkerFailed
+from .status import status_rows, watch
 from .storage import mask_url
-from .study import default_checkpoint_dir, open_study_storage, prepare
+from .cells import default_checkpoint_dir, open_study_storage, prepare
 from .studyfile import StudyFile
 from .worker import build_tasks, work
 

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from .space import PAPER_SPACE, ParamRange
-from .config import TrainingConfig
-from .variants import resolve_variant
+from ..training.config import TrainingConfig
+from ..model.variants import resolve_variant
 
 
 def default_storage(name: str) -> str:
@@ -83,7 +83,7 @@ def _read_toml(path: Path) -> dict:
 
 
 def parse_study(raw: dict, *, where: str = "<study>", path: Path | None = None) -> StudyFile:
-    from .tasks import TASKS  # the registry: importing it must not build any data
+    from ..tasks import TASKS  # the registry: importing it must not build any data
 
     _no_unknown(raw, _TOP_LEVEL, where)
     for key in ("name", "tasks", "variants", "trials"):

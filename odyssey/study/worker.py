@@ -11,15 +11,17 @@ import torch
 from optuna.distributions import IntDistribution
 from optuna.trial import TrialState
 
-from . import checkpoint, slots
-from .network import SequenceNetwork, parameter_count
-from .space import Hyperparameters, distributions
+from . import queue
+from ..training import checkpoint
+from ..model.network import SequenceNetwork, parameter_count
+from .space import distributions
+from ..training.config import Hyperparameters
 from .storage import HEARTBEAT_SECONDS
-from .study import cell_name, claim, derive_seed, load_cells, open_study_storage
+from .cells import cell_name, claim, derive_seed, load_cells, open_study_storage
 from .studyfile import StudyFile
-from .tasks import make_task
-from .tasks.base import Task
-from .train import Diverged, train
+from ..tasks import make_task
+from ..tasks.base import Task
+from ..training.train import Diverged, train
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ class Heartbeat:
 
 
 def versions() -> dict[str, str]:
-    from . import __version__
+    from .. import __version__
 
     return {"odyssey": __version__, "torch": torch.__version__, "optuna": optuna.__version__}
 
@@ -75,7 +77,7 @@ def suggest(trial: optuna.Trial, spec: StudyFile) -> dict[str, float | int]:
 def run_trial(trial: optuna.Trial, *, spec: StudyFile, task: Task, variant: str, checkpoint_dir: Path) -> TrialOutcome:
     study, storage = trial.study, trial.study._storage
     hparams = Hyperparameters.from_params(suggest(trial, spec))
-    root = slots.root_number(storage.get_trial(trial._trial_id))
+    root = queue.root_number(storage.get_trial(trial._trial_id))
     seed = derive_seed(spec.seed, task.name, variant, root)
     torch.manual_seed(seed)
     model = SequenceNetwork(
@@ -113,7 +115,7 @@ def run_trial(trial: optuna.Trial, *, spec: StudyFile, task: Task, variant: str,
         # Interrupted or crashed: the slot goes back to the queue, resuming from the last epoch's checkpoint.
         if isinstance(err, KeyboardInterrupt):  # the user's stop (Ctrl-C, SIGTERM) is not a crash: no retry spent
             trial.set_user_attr("interrupted", True)
-        slots.fail_and_requeue(study, storage.get_trial(trial._trial_id), retries=spec.retries)
+        queue.fail_and_requeue(study, storage.get_trial(trial._trial_id), retries=spec.retries)
         raise
     for key, value in {
         "test_metric": result.test,

@@ -37,25 +37,6 @@ PAPER_SPACE: dict[str, ParamRange] = {
 }
 
 
-@dataclass(frozen=True)
-class Hyperparameters:
-    """What one trial trains with."""
-
-    learning_rate: float
-    hidden_size: int
-    momentum: float
-    input_noise: float
-
-    @classmethod
-    def from_params(cls, params: dict[str, float | int]) -> "Hyperparameters":
-        return cls(
-            learning_rate=float(params["learning_rate"]),
-            hidden_size=int(params["hidden_size"]),
-            momentum=1.0 - float(params["one_minus_momentum"]),
-            input_noise=float(params["input_noise"]),
-        )
-
-
 def draw(space: dict[str, ParamRange], rng: np.random.Generator) -> dict[str, float | int]:
     return {name: spec.draw(rng) for name, spec in space.items()}
 

@@ -18,8 +18,8 @@ from torch import nn
 
 from . import checkpoint
 from .config import TrainingConfig
-from .space import Hyperparameters
-from .tasks.base import Batch, Task
+from .config import Hyperparameters
+from ..tasks.base import Batch, Task
 
 
 class Diverged(RuntimeError):

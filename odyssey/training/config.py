@@ -23,3 +23,22 @@ class TrainingConfig:
                 raise ValueError(f"'{name}' must be at least 1, got {getattr(self, name)}")
         if self.max_seconds is not None and self.max_seconds <= 0:
             raise ValueError(f"'max_seconds' must be positive, got {self.max_seconds}")
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    """What one trial trains with."""
+
+    learning_rate: float
+    hidden_size: int
+    momentum: float
+    input_noise: float
+
+    @classmethod
+    def from_params(cls, params: dict[str, float | int]) -> "Hyperparameters":
+        return cls(
+            learning_rate=float(params["learning_rate"]),
+            hidden_size=int(params["hidden_size"]),
+            momentum=1.0 - float(params["one_minus_momentum"]),
+            input_noise=float(params["input_noise"]),
+        )

@@ -1,0 +1,152 @@
+"""The odyssey command line: each command is a docstring, its options, and one call into `odyssey/`.
+
+Library imports sit inside the commands so that `odyssey report` never imports torch.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="Which parts of an LSTM, and which hyperparameters, actually matter.", no_args_is_help=True)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from odyssey import __version__
+
+        typer.echo(f"odyssey {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def odyssey(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version.")] = False,
+) -> None:
+    """odyssey: the LSTM search-space study of Greff et al. (2017) on your own data."""
+
+
+@app.command()
+def variants(
+    input_size: Annotated[int, typer.Option(min=1, help="Inputs per step, for the parameter counts.")] = 39,
+    hidden_size: Annotated[int, typer.Option(min=1, help="LSTM blocks, for the parameter counts.")] = 100,
+) -> None:
+    """List the LSTM variants, what each changes, and its parameter count (one direction)."""
+    from odyssey.console import print_rows
+    from odyssey.model.variants import variant_table
+
+    print_rows(variant_table(input_size=input_size, hidden_size=hidden_size), title=f"variants (I={input_size}, H={hidden_size})")
+
+
+StudyArg = Annotated[Path, typer.Argument(help="A study file (TOML), e.g. studies/quick.toml.", show_default=False)]
+StorageOpt = Annotated[str | None, typer.Option(help="Optuna storage URL; default sqlite:///results/<name>.db.")]
+
+
+@app.command()
+def run(
+    study: StudyArg,
+    storage: StorageOpt = None,
+    jobs: Annotated[int, typer.Option(min=1, help="Worker processes on this machine.")] = 1,
+    threads: Annotated[int | None, typer.Option(min=1, help="Torch threads per worker (default: 1 with several jobs).")] = None,
+    extend: Annotated[bool, typer.Option(help="Accept more trials, tasks or variants in a changed study file.")] = False,
+    checkpoint_dir: Annotated[Path | None, typer.Option(help="Per-epoch checkpoints; share it between machines to resume there.")] = None,
+) -> None:
+    """Run a study: each (task, variant) cell gets its missing trials. Safe to stop and run again."""
+    from odyssey.console import print_rows
+    from odyssey.study.runner import run as run_study
+    from odyssey.study.studyfile import load_study_file
+
+    spec = load_study_file(study)
+    print_rows(run_study(spec, storage_url=storage, jobs=jobs, threads=threads, extend=extend, checkpoint_dir=checkpoint_dir), title=spec.name)
+
+
+@app.command()
+def prepare(
+    study: StudyArg,
+    storage: StorageOpt = None,
+    extend: Annotated[bool, typer.Option(help="Accept more trials, tasks or variants in a changed study file.")] = False,
+) -> None:
+    """Create a study's cells and queue its trials without training: once, before workers on many machines."""
+    from odyssey.console import print_rows
+    from odyssey.study.runner import prepare_study
+    from odyssey.study.studyfile import load_study_file
+
+    spec = load_study_file(study)
+    print_rows(prepare_study(spec, storage_url=storage, extend=extend), title=spec.name)
+
+
+@app.command()
+def status(
+    study: Annotated[Path | None, typer.Argument(help="A study file; or give --storage.", show_default=False)] = None,
+    storage: StorageOpt = None,
+    name: Annotated[str | None, typer.Option(help="The study's name, when the storage holds several.")] = None,
+) -> None:
+    """Show, per (task, variant), complete / running / failed / remaining trials and the best value; then why each failed trial failed."""
+    from odyssey.console import print_lines, print_rows
+    from odyssey.study.status import status_report
+    from odyssey.study.studyfile import resolve_storage
+
+    url, name = resolve_storage(study, storage, name)
+    rows, failures = status_report(url, name)
+    print_rows(rows, title=name)
+    print_lines(failures, title="failed trials", limit=20)
+
+
+@app.command()
+def tasks(
+    path: Annotated[list[str] | None, typer.Option(help="TASK=PATH: your copy of timit, iam_ondb or jsb (repeatable).")] = None,
+    build: Annotated[bool, typer.Option(help="Build default data sets not cached yet (chorales ~20 s, speech ~20-40 s).")] = False,
+) -> None:
+    """Show every task with its default sizes and metric (cached or instant data only unless --build)."""
+    from odyssey.tasks import print_task_table
+
+    print_task_table(paths=path, build=build)
+
+
+@app.command()
+def importance(
+    storage: Annotated[str, typer.Option(help="Optuna storage URL, e.g. sqlite:///results/mini.db.", show_default=False)],
+    study: Annotated[str, typer.Option(help="The Optuna study's name (any study, not only odyssey's).", show_default=False)],
+    params: Annotated[list[str] | None, typer.Option("--params", help="Parameters to analyse (repeatable); default all.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+) -> None:
+    """Variance shares of each hyperparameter and each pair (fANOVA, log-sampled ones in log10), with std over trees."""
+    from odyssey.analysis.importance import print_importance
+
+    print_importance(storage=storage, study=study, params=params, fmt=fmt)
+
+
+@app.command()
+def report(
+    study: Annotated[Path | None, typer.Argument(help="A study file; or give --storage.", show_default=False)] = None,
+    storage: StorageOpt = None,
+    name: Annotated[str | None, typer.Option(help="The study's name, when the storage holds several.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder; default results/<name>/.")] = None,
+) -> None:
+    """Write report.html (self-contained), report.md, figures and CSV tables: variants, importance, the paper's claims."""
+    from odyssey.analysis.report import build_report
+    from odyssey.study.studyfile import resolve_storage
+
+    url, name = resolve_storage(study, storage, name)
+    typer.echo(f"wrote {build_report(storage=url, name=name, out_dir=out)}")
+
+
+def main() -> None:
+    """The console entry point: errors a user can fix print as one line (ODYSSEY_DEBUG=1 shows the traceback)."""
+    from odyssey.errors import USER_ERRORS, Interrupted
+
+    try:
+        app()
+    except USER_ERRORS as err:
+        if os.environ.get("ODYSSEY_DEBUG"):
+            raise
+        print(f"error: {str(err).splitlines()[0] if str(err) else type(err).__name__}", file=sys.stderr)
+        raise SystemExit(130 if isinstance(err, Interrupted) else 2) from None
+
+
+if __name__ == "__main__":
+    main()
