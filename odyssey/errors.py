@@ -1,13 +1,28 @@
-"""Errors the CLI shows as one line (no traceback): each says what is wrong and where."""
+"""What the user can fix: the CLI prints these as one line and exits 2 (Interrupted: 130).
+
+Anything else that escapes a command is a bug in odyssey and is shown as one, with where it happened.
+They subclass ValueError so that library callers catching ValueError keep working.
+"""
 
 
-class Interrupted(RuntimeError):
+class OdysseyError(ValueError):
+    """Something the user gave (a study file, option, path, dataset, storage) that cannot be used; one line says what and where."""
+
+
+class ConfigError(OdysseyError):
+    """A study file, task option or command-line option that is invalid."""
+
+
+class DataError(OdysseyError):
+    """A dataset the user pointed to that cannot be read: names the file, the array or field, and the first bad index."""
+
+
+class Interrupted(OdysseyError):
     """Ctrl-C or SIGTERM: finished trials are stored, the running ones are queued to resume from their checkpoints."""
 
 
-class WorkerFailed(RuntimeError):
-    """A worker process stopped on an error; finished trials are kept."""
+class WorkerFailed(OdysseyError):
+    """A worker process stopped; finished trials are kept."""
 
 
-# ValueError covers bad study files, task options, storages and datasets; OSError covers paths.
-USER_ERRORS = (ValueError, OSError, Interrupted, WorkerFailed)
+USER_ERRORS = (OdysseyError,)

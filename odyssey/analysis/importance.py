@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from optuna.storages import BaseStorage
 
+from ..errors import OdysseyError
 from .fanova import Fanova, decompose_forest, fit_forest
 from .scales import Scale, param_order
 from .trials import PARAM_PREFIX, Trials, TooFewTrials, load_optuna_trials, open_existing
@@ -38,17 +39,17 @@ def choose_scales(trials: Trials, params: Sequence[str] | None = None) -> list[S
         return [trials.scales[p] for p in param_order(trials.scales) if trials.scales[p].high > trials.scales[p].low]
     unknown = [p for p in params if p not in trials.scales]
     if unknown:
-        raise ValueError(f"unknown parameter(s) {', '.join(unknown)}; the study has: {', '.join(sorted(trials.scales))}")
+        raise OdysseyError(f"unknown parameter(s) {', '.join(unknown)}; the study has: {', '.join(sorted(trials.scales))}")
     fixed = [p for p in params if trials.scales[p].high <= trials.scales[p].low]
     if fixed:
-        raise ValueError(f"parameter(s) {', '.join(fixed)} take a single value in this study: nothing to analyse")
+        raise OdysseyError(f"parameter(s) {', '.join(fixed)} take a single value in this study: nothing to analyse")
     return [trials.scales[p] for p in dict.fromkeys(params)]
 
 
 def analyse(frame: pd.DataFrame, *, scales: Sequence[Scale], target: str = "value", pairs: bool = True, trees: int = 32, seed: int = 0) -> Importance:
     """fANOVA of `target` over the complete trials in `frame` that have every parameter."""
     if not scales:
-        raise ValueError("no parameters to analyse: the trials have none that vary")
+        raise OdysseyError("no parameters to analyse: the trials have none that vary")
     columns = [PARAM_PREFIX + s.param for s in scales]
     rows = frame.dropna(subset=[*columns, target]) if set(columns) <= set(frame.columns) else frame.iloc[:0]
     if len(rows) < MIN_TRIALS:
@@ -121,7 +122,7 @@ def study_importance(*, storage: str | BaseStorage, study: str, params: Sequence
 def print_importance(*, storage: str, study: str, params: Sequence[str] | None = None, fmt: str = "table") -> None:
     """`odyssey importance`: main effects, pairwise interactions and the rest, as a table, CSV or JSON."""
     if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; use one of: {', '.join(FORMATS)}")
+        raise OdysseyError(f"unknown format {fmt!r}; use one of: {', '.join(FORMATS)}")
     table, count = study_importance(storage=storage, study=study, params=params)
     if fmt == "csv":
         table.to_csv(sys.stdout, index=False)

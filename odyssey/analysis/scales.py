@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
+from ..errors import OdysseyError
+
 
 # The paper's parameters in the paper's order (most important first); others follow alphabetically.
 PAPER_PARAMS = ("learning_rate", "hidden_size", "input_noise", "one_minus_momentum")
@@ -62,4 +64,4 @@ def scale_of(param: str, distribution: BaseDistribution) -> Scale:
             half = distribution.step / 2
             return Scale(param, distribution.low - half, distribution.high + half)
         return Scale(param, distribution.low, distribution.high)
-    raise ValueError(f"parameter {param!r}: cannot analyse a {type(distribution).__name__}")
+    raise OdysseyError(f"parameter {param!r}: cannot analyse a {type(distribution).__name__}")

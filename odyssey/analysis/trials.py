@@ -11,6 +11,7 @@ import pandas as pd
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from ..errors import OdysseyError
 from ..study.queue import slot_trials
 from ..study.storage import mask_url, open_storage, study_names
 from .scales import Scale, scale_of
@@ -19,7 +20,7 @@ PARAM_PREFIX = "params_"  # as Optuna's own trials_dataframe names parameter col
 ATTRS = {"test_metric": float, "seconds": float, "epochs": float, "parameter_count": float}
 
 
-class TooFewTrials(ValueError):
+class TooFewTrials(OdysseyError):
     """A statistic refused for lack of trials; the message says how many it needs and how many there are."""
 
 
@@ -47,7 +48,7 @@ def open_existing(storage: str | BaseStorage) -> BaseStorage:
     else:
         opened = storage
     if not study_names(opened):
-        raise ValueError(f"{mask_url(storage) if isinstance(storage, str) else 'the storage'}: holds no studies")
+        raise OdysseyError(f"{mask_url(storage) if isinstance(storage, str) else 'the storage'}: holds no studies")
     return opened
 
 
@@ -63,8 +64,8 @@ def resolve_name(storage, name: str | None) -> str:
         return name or names[0]
     held = f"it holds: {', '.join(names)}" if names else "it holds no odyssey studies (plain Optuna studies: use `odyssey importance`)"
     if name is None:
-        raise ValueError(f"the storage holds several odyssey studies; pick one with --name ({held})")
-    raise ValueError(f"no odyssey study named {name!r} in this storage; {held}")
+        raise OdysseyError(f"the storage holds several odyssey studies; pick one with --name ({held})")
+    raise OdysseyError(f"no odyssey study named {name!r} in this storage; {held}")
 
 
 def _cell(summary: optuna.study.StudySummary) -> tuple[str, str]:
@@ -98,7 +99,7 @@ def _merge_scales(trials: list[FrozenTrial]) -> dict[str, Scale]:
         for param, distribution in trial.distributions.items():
             new, old = scale_of(param, distribution), scales.get(param)
             if old is not None and (old.log, old.choices) != (new.log, new.choices):
-                raise ValueError(f"parameter {param!r} has different distributions in different trials; cannot analyse it on one scale")
+                raise OdysseyError(f"parameter {param!r} has different distributions in different trials; cannot analyse it on one scale")
             scales[param] = new if old is None else Scale(param, min(old.low, new.low), max(old.high, new.high), old.log, old.choices)
     return scales
 
@@ -126,10 +127,10 @@ def load_optuna_trials(storage, study: str) -> Trials:
     """Any Optuna study, odyssey's or not: one cell, task and variant named after the study."""
     known = study_names(storage)
     if study not in known:
-        raise ValueError(f"no study named {study!r} in this storage; it holds: {', '.join(sorted(known))}")
+        raise OdysseyError(f"no study named {study!r} in this storage; it holds: {', '.join(sorted(known))}")
     loaded = optuna.load_study(study_name=study, storage=storage)
     if len(loaded.directions) != 1:
-        raise ValueError(f"study {study!r} has {len(loaded.directions)} objectives; importance needs a single one")
+        raise OdysseyError(f"study {study!r} has {len(loaded.directions)} objectives; importance needs a single one")
     trials = loaded.get_trials(deepcopy=False)
     rows = [_row(t, study=study, task=study, variant="") for t in trials]
     return Trials(study, _frame(rows), _merge_scales(trials), {study: loaded.user_attrs.get("metric", "value")})

@@ -16,6 +16,7 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
+from ..errors import ConfigError
 from . import queue
 from .space import distributions, draw
 from .storage import open_storage, sqlite_path
@@ -28,7 +29,7 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
 
 
-class StudyMismatch(ValueError):
+class StudyMismatch(ConfigError):
     """The study file changed under a storage that already holds its trials."""
 
 

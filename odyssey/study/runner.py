@@ -9,7 +9,7 @@ import signal
 import threading
 from pathlib import Path
 
-from ..errors import Interrupted, WorkerFailed
+from ..errors import Interrupted, OdysseyError, WorkerFailed
 from .status import status_rows, watch
 from .storage import mask_url
 from .cells import default_checkpoint_dir, open_study_storage, prepare
@@ -28,7 +28,7 @@ def _writable(directory: Path) -> None:
         probe.write_text("")
         probe.unlink()
     except OSError as err:
-        raise ValueError(f"{directory}: results folder not writable ({err.strerror})") from None
+        raise OdysseyError(f"{directory}: results folder not writable ({err.strerror})") from None
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from ..errors import OdysseyError
 from . import queue
 from .storage import open_storage
 
@@ -22,7 +23,7 @@ def odyssey_studies(storage, name: str | None = None) -> list[optuna.study.Study
     if not found:
         names = sorted({s.user_attrs.get("odyssey_study", s.study_name) for s in summaries})
         known = f"; it holds: {', '.join(names)}" if names else "; it holds no studies"
-        raise ValueError(f"no odyssey study{f' named {name!r}' if name else ''} in this storage{known}")
+        raise OdysseyError(f"no odyssey study{f' named {name!r}' if name else ''} in this storage{known}")
     return found
 
 

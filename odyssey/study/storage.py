@@ -12,13 +12,15 @@ import time
 import warnings
 from pathlib import Path
 
+from ..errors import OdysseyError
+
 HEARTBEAT_SECONDS = 10
 GRACE_SECONDS = 60
 SQLITE_LOCK_TIMEOUT = 600
 CREATION_ATTEMPTS = 10  # seconds a writer waits for SQLite's lock: as long as a slow transaction may take
 
 
-class StorageError(ValueError):
+class StorageError(OdysseyError):
     """A storage that cannot be opened, with a one-line reason and the password masked."""
 
 

@@ -12,6 +12,7 @@ import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from ..errors import ConfigError
 from .space import PAPER_SPACE, ParamRange
 from ..training.config import TrainingConfig
 from ..model.variants import resolve_variant
@@ -21,7 +22,7 @@ def default_storage(name: str) -> str:
     return f"sqlite:///results/{name}.db"
 
 
-class StudyFileError(ValueError):
+class StudyFileError(ConfigError):
     """A study file that cannot be used, with a one-line reason."""
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from ..errors import ConfigError
 from . import adding, chorales, copying, handwriting, iam_ondb, jsb, speech, timit, vowels
 from .base import SPLITS, Batch, Task
 from .options import check_options
@@ -33,9 +34,9 @@ def make_task(name: str, *, seed: int = 0, **options) -> SequenceTask:
     """The task `name` built with `options` (see each factory for its options); generated data is
     deterministic for `seed`, real data keeps its fixed split whatever the seed."""
     if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}")
+        raise ConfigError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}")
     if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ValueError(f"task {name!r}: seed must be an integer, got {seed!r}")
+        raise ConfigError(f"task {name!r}: seed must be an integer, got {seed!r}")
     check_options(name, TASKS[name], options)
     return TASKS[name](seed=seed, **options)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+from ..errors import DataError
 from .cache import cached
 from .objectives import NextStepBinary
 from .pianoroll import KEY_NAMES, KEYS, next_step_pairs, roll_from_chords
@@ -23,7 +24,7 @@ def make(*, seed: int = 0, pieces: int | None = None) -> SequenceTask:
     """Bach chorales (music21, real): next-step 88-key roll."""
     del seed  # real data with one fixed split; the seed only matters for generated tasks
     if pieces is not None and pieces < 3:
-        raise ValueError(f"chorales: pieces must be at least 3 (one per split), got {pieces}")
+        raise DataError(f"chorales: pieces must be at least 3 (one per split), got {pieces}")
     settings = {"format": FORMAT, "pieces": pieces}
     dataset = cached("chorales", settings, lambda: _build(pieces))
     return SequenceTask("chorales", dataset, NextStepBinary(KEYS), bidirectional=False)

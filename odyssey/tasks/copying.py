@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import DataError
 from .base import SPLITS
 from .objectives import IGNORE, FramewiseClassification
 from .sequences import Dataset, Sequences
@@ -29,7 +30,7 @@ def make(
     """Copy task (generated): recall symbols after a delay."""
     counts = {"train": train, "validation": validation, "test": test}
     if symbols < 2 or copy_length < 1 or delay < 1 or min(counts.values()) < 1:
-        raise ValueError("copy: needs symbols >= 2, copy_length >= 1, delay >= 1 and a sequence per split")
+        raise DataError("copy: needs symbols >= 2, copy_length >= 1, delay >= 1 and a sequence per split")
     blank, delimiter = symbols, symbols + 1  # input codes after the symbols 0..symbols-1
     length = copy_length + delay + copy_length
     splits = {}

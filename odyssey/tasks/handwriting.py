@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import DataError
 from .base import SPLITS
 from .cache import cached
 from .objectives import CTCTranscription
@@ -37,9 +38,9 @@ def make(
     """Hershey-font pen strokes (generated) to text, CTC."""
     writers = {"train": train_writers, "validation": validation_writers, "test": test_writers}
     if min(writers.values()) < 1 or lines_per_writer < 1:
-        raise ValueError("handwriting: every split needs at least one writer with at least one line")
+        raise DataError("handwriting: every split needs at least one writer with at least one line")
     if max_words < 1:
-        raise ValueError(f"handwriting: max_words must be at least 1, got {max_words}")
+        raise DataError(f"handwriting: max_words must be at least 1, got {max_words}")
     settings = dict(format=FORMAT, seed=seed, writers=writers, lines=lines_per_writer, words=max_words, time=time)
     dataset = cached("handwriting", settings, lambda: _build(seed, writers, lines_per_writer, max_words, time))
     return SequenceTask("handwriting", dataset, CTCTranscription(len(dataset.classes)), bidirectional=True)

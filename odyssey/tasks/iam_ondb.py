@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DataError
 from .cache import cached, files_fingerprint
 from .objectives import CTCTranscription
 from .pen import pen_features
@@ -46,18 +47,18 @@ def find_lines(root: Path) -> dict[str, tuple[Path, Path]]:
     """line id (a01-000u-01) -> (stroke XML, the form's ascii transcription)."""
     strokes_dir, ascii_dir = root / "lineStrokes", root / "ascii"
     if not strokes_dir.is_dir() or not ascii_dir.is_dir():
-        raise ValueError(f"{root}: expected IAM-OnDB's lineStrokes/ and ascii/ folders")
+        raise DataError(f"{root}: expected IAM-OnDB's lineStrokes/ and ascii/ folders")
     lines = {}
     for xml in sorted(strokes_dir.rglob("*.xml")):
         form, _, number = xml.stem.rpartition("-")
         if not form or not number.isdigit():
-            raise ValueError(f"{xml}: expected a line file named like a01-000u-01.xml")
+            raise DataError(f"{xml}: expected a line file named like a01-000u-01.xml")
         text = ascii_dir / xml.parent.relative_to(strokes_dir) / f"{form}.txt"
         if not text.exists():
-            raise ValueError(f"{xml}: its transcription {text} is missing")
+            raise DataError(f"{xml}: its transcription {text} is missing")
         lines[xml.stem] = (xml, text)
     if not lines:
-        raise ValueError(f"{strokes_dir}: no stroke files (*.xml)")
+        raise DataError(f"{strokes_dir}: no stroke files (*.xml)")
     return lines
 
 
@@ -69,12 +70,12 @@ def read_strokes(path: Path) -> list[np.ndarray]:
             for stroke in ET.parse(path).getroot().iter("Stroke")
         ]
     except ET.ParseError as err:
-        raise ValueError(f"{path}: not well-formed XML ({err})") from None
+        raise DataError(f"{path}: not well-formed XML ({err})") from None
     except (KeyError, ValueError):
-        raise ValueError(f"{path}: every <Point> needs numeric x, y and time attributes") from None
+        raise DataError(f"{path}: every <Point> needs numeric x, y and time attributes") from None
     strokes = [s for s in strokes if len(s)]
     if not strokes:
-        raise ValueError(f"{path}: expected <StrokeSet><Stroke><Point x= y= time=/>, found no points")
+        raise DataError(f"{path}: expected <StrokeSet><Stroke><Point x= y= time=/>, found no points")
     return strokes
 
 
@@ -83,7 +84,7 @@ def read_transcription(path: Path) -> list[str]:
     text = path.read_text(encoding="utf-8", errors="replace").splitlines()
     marks = [i for i, line in enumerate(text) if line.strip() == "CSR:"]
     if not marks:
-        raise ValueError(f"{path}: expected a 'CSR:' line followed by the text lines")
+        raise DataError(f"{path}: expected a 'CSR:' line followed by the text lines")
     return [line.strip() for line in text[marks[0] + 1 :] if line.strip()]
 
 
@@ -114,9 +115,9 @@ def _build(root: Path, lines: dict[str, tuple[Path, Path]]):
             transcriptions[text_file] = read_transcription(text_file)
         number = int(line_id.rsplit("-", 1)[1])
         if not 1 <= number <= len(transcriptions[text_file]):
-            raise ValueError(f"{xml}: line {number}, but {text_file} has {len(transcriptions[text_file])} lines")
+            raise DataError(f"{xml}: line {number}, but {text_file} has {len(transcriptions[text_file])} lines")
         written[split].append((pen_features(read_strokes(xml)), transcriptions[text_file][number - 1]))
     for split, pairs in written.items():
         if not pairs:
-            raise ValueError(f"{root}: no {split} lines")
+            raise DataError(f"{root}: no {split} lines")
     return labelled_dataset(written, first_label=1)  # label 0 is the CTC blank

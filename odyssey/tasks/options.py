@@ -9,23 +9,25 @@ import types
 import typing
 from typing import Callable
 
+from ..errors import ConfigError
+
 
 def check_options(task: str, factory: Callable, options: dict) -> None:
-    """ValueError for an unknown key, a value of the wrong type or a missing required option."""
+    """ConfigError for an unknown key, a value of the wrong type or a missing required option."""
     signature = inspect.signature(factory)
     hints = typing.get_type_hints(factory)
     allowed = [name for name in signature.parameters if name != "seed"]
     for key, value in options.items():
         if key not in allowed:
-            raise ValueError(f"task {task!r} has no option {key!r}; its options: {', '.join(allowed) or 'none'}")
+            raise ConfigError(f"task {task!r} has no option {key!r}; its options: {', '.join(allowed) or 'none'}")
         if not _matches(value, hints[key]):
-            raise ValueError(
+            raise ConfigError(
                 f"task {task!r}: option {key!r} must be {_describe(hints[key])}, got {value!r} ({type(value).__name__})"
             )
     missing = [n for n, p in signature.parameters.items() if p.default is p.empty and n not in options]
     if missing:
         summary = (factory.__doc__ or "").strip().splitlines()[0]
-        raise ValueError(f"task {task!r} needs option {', '.join(missing)}: {summary}")
+        raise ConfigError(f"task {task!r} needs option {', '.join(missing)}: {summary}")
 
 
 def _arms(hint) -> tuple:

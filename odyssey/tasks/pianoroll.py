@@ -6,6 +6,7 @@ from typing import Iterable
 
 import numpy as np
 
+from ..errors import DataError
 from .sequences import Sequences
 
 LOWEST, HIGHEST = 21, 108  # MIDI numbers of the piano's A0 and C8
@@ -21,7 +22,7 @@ def roll_from_chords(chords: Iterable[Iterable[int]]) -> np.ndarray:
     for frame, chord in enumerate(chords):
         for midi in chord:
             if not LOWEST <= midi <= HIGHEST or midi != int(midi):
-                raise ValueError(f"MIDI note {midi!r} is not a piano key ({LOWEST}-{HIGHEST})")
+                raise DataError(f"MIDI note {midi!r} is not a piano key ({LOWEST}-{HIGHEST})")
             roll[frame, int(midi) - LOWEST] = 1
     return roll
 

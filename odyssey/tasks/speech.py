@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import DataError
 from . import espeak
 from .base import SPLITS
 from .cache import cached
@@ -40,11 +41,11 @@ def make(
     """espeak-ng speech (generated): phone per 10 ms frame."""
     speakers = {"train": train_speakers, "validation": validation_speakers, "test": test_speakers}
     if min(speakers.values()) < 1 or utterances_per_speaker < 1:
-        raise ValueError("speech: every split needs at least one speaker with at least one utterance")
+        raise DataError("speech: every split needs at least one speaker with at least one utterance")
     if not 1 <= min_words <= max_words:
-        raise ValueError(f"speech: need 1 <= min_words <= max_words, got {min_words}, {max_words}")
+        raise DataError(f"speech: need 1 <= min_words <= max_words, got {min_words}, {max_words}")
     if features not in EXTRACTORS:
-        raise ValueError(f"speech: features must be one of {sorted(EXTRACTORS)}, got {features!r}")
+        raise DataError(f"speech: features must be one of {sorted(EXTRACTORS)}, got {features!r}")
     settings = dict(
         format=FORMAT, seed=seed, speakers=speakers, utterances=utterances_per_speaker,
         words=(min_words, max_words), features=features,

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ..errors import ConfigError
 from .base import SPLITS
 from .cache import NotCached, cache_dir, cache_only
 
@@ -34,7 +35,7 @@ def print_task_table(
     paths = _parse_paths(paths)
     unknown = sorted(set(paths) - set(TASKS))
     if unknown:
-        raise ValueError(f"no task named {', '.join(unknown)}; known tasks: {', '.join(TASKS)}")
+        raise ConfigError(f"no task named {', '.join(unknown)}; known tasks: {', '.join(TASKS)}")
     table = Table(
         title=f"tasks with default options (cache: {cache_dir()})",
         box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True,
@@ -85,6 +86,6 @@ def _parse_paths(paths) -> dict:
     for item in paths:
         task, sep, path = item.partition("=")
         if not sep or not task or not path:
-            raise ValueError(f"--path {item!r}: expected TASK=PATH, e.g. timit=/data/TIMIT")
+            raise ConfigError(f"--path {item!r}: expected TASK=PATH, e.g. timit=/data/TIMIT")
         parsed[task] = path
     return parsed

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
+from ..errors import DataError
 from .base import SPLITS, Batch
 from .sequences import Dataset, batch_indices, standardise
 
@@ -22,7 +23,7 @@ class SequenceTask:
     def __init__(self, name: str, dataset: Dataset, objective, *, bidirectional: bool):
         train = dataset.splits["train"]
         if len(train) == 0:
-            raise ValueError(f"task {name!r} has no training sequences")
+            raise DataError(f"task {name!r} has no training sequences")
         self.name = name
         self.objective = objective
         self.bidirectional = bidirectional

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DataError
 from .cache import cached, files_fingerprint
 from .features import frame_count, frame_labels, mfcc_energy_deltas
 from .objectives import FramewiseClassification
@@ -49,10 +50,10 @@ def make(*, path: str | os.PathLike, seed: int = 0) -> SequenceTask:
 def find_utterances(root: Path) -> dict[tuple[str, str, str], tuple[Path, Path]]:
     """(TRAIN|TEST, speaker, utterance) -> (.WAV, .PHN) for every non-SA utterance under root."""
     if not root.is_dir():
-        raise ValueError(f"{root}: not a folder; expected TIMIT's layout <path>/TRAIN/DR*/<SPEAKER>/*.WAV")
+        raise DataError(f"{root}: not a folder; expected TIMIT's layout <path>/TRAIN/DR*/<SPEAKER>/*.WAV")
     parts = {p.name.upper(): p for p in root.iterdir() if p.is_dir()}
     if "TRAIN" not in parts or "TEST" not in parts:
-        raise ValueError(f"{root}: expected TRAIN and TEST folders (TIMIT's layout), found {sorted(parts)}")
+        raise DataError(f"{root}: expected TRAIN and TEST folders (TIMIT's layout), found {sorted(parts)}")
     found = {}
     for part in ("TRAIN", "TEST"):
         for wav in sorted(parts[part].glob("*/*/*")):
@@ -64,10 +65,10 @@ def find_utterances(root: Path) -> dict[tuple[str, str, str], tuple[Path, Path]]
                 continue
             phn = [p for p in wav.parent.iterdir() if p.name.upper() == f"{utterance}.PHN"]
             if not phn:
-                raise ValueError(f"{wav}: no {utterance}.PHN beside it")
+                raise DataError(f"{wav}: no {utterance}.PHN beside it")
             found[key] = (wav, phn[0])
     if not any(part == "TRAIN" for part, _, _ in found):
-        raise ValueError(f"{root}: no utterances found under TRAIN/DR*/<SPEAKER>/*.WAV")
+        raise DataError(f"{root}: no utterances found under TRAIN/DR*/<SPEAKER>/*.WAV")
     return found
 
 
@@ -79,13 +80,13 @@ def read_phn(path: Path) -> tuple[np.ndarray, np.ndarray]:
             continue
         fields = line.split()
         if len(fields) != 3 or not fields[0].isdigit() or not fields[1].isdigit():
-            raise ValueError(f"{path}:{number}: expected 'start end phone', found {line.strip()!r}")
+            raise DataError(f"{path}:{number}: expected 'start end phone', found {line.strip()!r}")
         if fields[2] not in PHONES:
-            raise ValueError(f"{path}:{number}: {fields[2]!r} is not one of TIMIT's 61 phones")
+            raise DataError(f"{path}:{number}: {fields[2]!r} is not one of TIMIT's 61 phones")
         starts.append(int(fields[0]))
         ids.append(PHONES.index(fields[2]))
     if not starts:
-        raise ValueError(f"{path}: no phone lines")
+        raise DataError(f"{path}: no phone lines")
     return np.array(starts), np.array(ids, dtype=np.int64)
 
 
@@ -107,13 +108,13 @@ def _build(root: Path, utterances: dict) -> Dataset:
         samples, rate = read_wav(wav)
         starts, ids = read_phn(phn)
         if frame_count(len(samples), rate) == 0:
-            raise ValueError(f"{wav}: shorter than one 25 ms frame")
+            raise DataError(f"{wav}: shorter than one 25 ms frame")
         x = mfcc_energy_deltas(samples, rate)
         splits[split].inputs.append(x)
         splits[split].targets.append(frame_labels(starts, ids, len(x), rate))
     for split, seqs in splits.items():
         if not len(seqs):
-            raise ValueError(
+            raise DataError(
                 f"{root}: no {split} utterances (test: the 24 core-test speakers under TEST; "
                 "validation: other TEST speakers; train: TRAIN)"
             )

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DataError
+
 SPHERE_MAGIC = b"NIST_1A"
 
 
@@ -20,7 +22,7 @@ def read_wav(path: Path) -> tuple[np.ndarray, int]:
         return _read_sphere(path)
     if magic[:4] == b"RIFF":
         return _read_riff(path)
-    raise ValueError(f"{path}: expected a NIST SPHERE ('NIST_1A') or RIFF WAVE header, found {magic!r}")
+    raise DataError(f"{path}: expected a NIST SPHERE ('NIST_1A') or RIFF WAVE header, found {magic!r}")
 
 
 def _read_sphere(path: Path) -> tuple[np.ndarray, int]:
@@ -40,13 +42,13 @@ def _read_sphere(path: Path) -> tuple[np.ndarray, int]:
         count = int(fields.get("sample_count", (len(raw) - header_size) // 2))
         rate = int(fields["sample_rate"])
     except (IndexError, KeyError, ValueError, UnicodeDecodeError):
-        raise ValueError(f"{path}: malformed NIST SPHERE header (needs sample_rate and sample_count)") from None
+        raise DataError(f"{path}: malformed NIST SPHERE header (needs sample_rate and sample_count)") from None
     if coding != "pcm":
-        raise ValueError(f"{path}: SPHERE sample_coding {coding!r}; expected plain pcm (decompress with sph2pipe)")
+        raise DataError(f"{path}: SPHERE sample_coding {coding!r}; expected plain pcm (decompress with sph2pipe)")
     if fields.get("sample_n_bytes", "2") != "2" or fields.get("channel_count", "1") != "1":
-        raise ValueError(f"{path}: expected mono 16-bit SPHERE samples")
+        raise DataError(f"{path}: expected mono 16-bit SPHERE samples")
     if header_size + 2 * count > len(raw):
-        raise ValueError(f"{path}: SPHERE header promises {count} samples, the file holds fewer")
+        raise DataError(f"{path}: SPHERE header promises {count} samples, the file holds fewer")
     samples = np.frombuffer(raw, dtype=f"{order}i2", count=count, offset=header_size)
     return samples.astype(np.float64), rate
 
@@ -55,10 +57,10 @@ def _read_riff(path: Path) -> tuple[np.ndarray, int]:
     try:
         with wave.open(str(path), "rb") as w:
             if w.getsampwidth() != 2:
-                raise ValueError(f"{path}: expected 16-bit PCM samples, found {8 * w.getsampwidth()}-bit")
+                raise DataError(f"{path}: expected 16-bit PCM samples, found {8 * w.getsampwidth()}-bit")
             channels, rate = w.getnchannels(), w.getframerate()
             samples = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
     except (wave.Error, EOFError) as err:
-        raise ValueError(f"{path}: malformed RIFF WAVE file ({err})") from None
+        raise DataError(f"{path}: malformed RIFF WAVE file ({err})") from None
     # A stereo copy keeps its first channel; TIMIT itself is mono.
     return samples[::channels].astype(np.float64), rate

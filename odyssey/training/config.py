@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import ConfigError
+
 
 @dataclass(frozen=True)
 class TrainingConfig:
@@ -20,9 +22,9 @@ class TrainingConfig:
     def __post_init__(self) -> None:
         for name in ("batch_size", "max_epochs", "patience", "eval_batch_size"):
             if getattr(self, name) < 1:
-                raise ValueError(f"'{name}' must be at least 1, got {getattr(self, name)}")
+                raise ConfigError(f"'{name}' must be at least 1, got {getattr(self, name)}")
         if self.max_seconds is not None and self.max_seconds <= 0:
-            raise ValueError(f"'max_seconds' must be positive, got {self.max_seconds}")
+            raise ConfigError(f"'max_seconds' must be positive, got {self.max_seconds}")
 
 
 @dataclass(frozen=True)
