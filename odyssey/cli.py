@@ -54,6 +54,7 @@ def run(
     threads: Annotated[int | None, typer.Option(min=1, help="Torch threads per worker (default: 1 with several jobs).")] = None,
     extend: Annotated[bool, typer.Option(help="Accept more trials, tasks or variants in a changed study file.")] = False,
     checkpoint_dir: Annotated[Path | None, typer.Option(help="Per-epoch checkpoints; share it between machines to resume there.")] = None,
+    force_jobs: Annotated[bool, typer.Option(help="Start --jobs workers even beyond this machine's cores.")] = False,
 ) -> None:
     """Run a study: each (task, variant) cell gets its missing trials. Safe to stop and run again."""
     from odyssey.console import print_rows
@@ -61,7 +62,8 @@ def run(
     from odyssey.study.studyfile import load_study_file
 
     spec = load_study_file(study)
-    print_rows(run_study(spec, storage_url=storage, jobs=jobs, threads=threads, extend=extend, checkpoint_dir=checkpoint_dir), title=spec.name)
+    rows = run_study(spec, storage_url=storage, jobs=jobs, threads=threads, extend=extend, checkpoint_dir=checkpoint_dir, force_jobs=force_jobs)
+    print_rows(rows, title=spec.name)
 
 
 @app.command()
@@ -136,16 +138,41 @@ def report(
 
 
 def main() -> None:
-    """The console entry point: errors a user can fix print as one line (ODYSSEY_DEBUG=1 shows the traceback)."""
-    from odyssey.errors import USER_ERRORS, Interrupted
+    """The console entry point: what the user can fix prints as one line (exit 2; a stop: 130); anything
+    else is a bug in odyssey: a short traceback and the file holding the whole (ODYSSEY_DEBUG=1: all of it)."""
+    from odyssey.errors import Interrupted, OdysseyError
+    from odyssey.study.stopping import STOP
 
+    STOP.install()  # from the first moment: a SIGTERM during start-up stops cleanly too
     try:
         app()
-    except USER_ERRORS as err:
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    except OdysseyError as err:
         if os.environ.get("ODYSSEY_DEBUG"):
             raise
         print(f"error: {str(err).splitlines()[0] if str(err) else type(err).__name__}", file=sys.stderr)
         raise SystemExit(130 if isinstance(err, Interrupted) else 2) from None
+    except Exception as err:  # noqa: BLE001 - a bug: say where it happened
+        if os.environ.get("ODYSSEY_DEBUG"):
+            raise
+        raise SystemExit(_report_bug(err)) from None
+
+
+def _report_bug(err: Exception) -> int:
+    import tempfile
+    import traceback
+
+    full = "".join(traceback.format_exception(err))
+    log = Path(tempfile.gettempdir()) / f"odyssey-bug-{os.getpid()}.log"
+    log.write_text(full)
+    frames = traceback.extract_tb(err.__traceback__)[-3:]
+    print(f"error: a bug in odyssey: {type(err).__name__}: {err}", file=sys.stderr)
+    for frame in frames:
+        print(f"  {frame.filename}:{frame.lineno} in {frame.name}", file=sys.stderr)
+    print(f"  the whole traceback: {log} (please report it)", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

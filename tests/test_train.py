@@ -83,3 +83,17 @@ def test_non_finite_loss_is_divergence(task):
 def test_bad_training_settings_are_refused():
     with pytest.raises(ValueError, match="'patience' must be at least 1"):
         TrainingConfig(patience=0)
+
+
+def test_a_checkpoint_of_another_training_with_the_same_shapes_is_not_resumed(task, tmp_path):
+    """After a storage reset, say: a leftover checkpoint at the same path must not resume an unrelated trial."""
+    path = tmp_path / "trial.pt"
+    config = TrainingConfig(batch_size=8, max_epochs=2, patience=10)
+    mine, leftover = {"cell": "s/adding/V", "slot": 0, "params": {"lr": 0.1}}, {"cell": "s/adding/V", "slot": 0, "params": {"lr": 0.3}}
+    train(network(task), task, HP, config=TrainingConfig(batch_size=8, max_epochs=1, patience=10), seed=3, checkpoint_path=path, checkpoint_identity=leftover)
+    fresh = train(network(task), task, HP, config=config, seed=3)
+    with pytest.warns(UserWarning, match="checkpoint of another training"):
+        restarted = train(network(task), task, HP, config=config, seed=3, checkpoint_path=path, checkpoint_identity=mine)
+    assert restarted.resumed_from == 0 and restarted.validation == pytest.approx(fresh.validation, rel=1e-5)
+    again = train(network(task), task, HP, config=TrainingConfig(batch_size=8, max_epochs=3, patience=10), seed=3, checkpoint_path=path, checkpoint_identity=mine)
+    assert again.resumed_from == 2  # its own checkpoint resumes

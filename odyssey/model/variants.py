@@ -105,6 +105,16 @@ def resolve_variant(variant: str | CellSpec) -> CellSpec:
     return replace(vanilla, **changed)
 
 
+def canonical_name(variant: str) -> str:
+    """The one name of a variant: presets upper-cased, sorted, "+"-joined ("np+cifg" -> "CIFG+NP").
+
+    Cells, checkpoints and reports are named by it, so two spellings of one variant are one cell.
+    """
+    resolve_variant(variant)  # refuses unknown names and impossible combinations
+    parts = {part.strip().upper() for part in variant.split("+")} - ({"V"} if "+" in variant else set())
+    return "+".join(sorted(parts)) or "V"
+
+
 def variant_table(*, input_size: int, hidden_size: int) -> list[dict[str, object]]:
     """One row per preset: its name, what it changes, and its parameter count."""
     return [

@@ -1,32 +1,36 @@
-"""Carrying out a study file: one Optuna study per (task, variant), resumable at any moment.
+"""A study file's cells: one Optuna study per (task, variant), checked against what the storage holds.
 
-`prepare` creates every cell once (before any worker starts: concurrent creation races in Optuna)
-and queues the random-search trials; `work` claims and trains trials until no slot is left.
+`prepare` checks the file against the study already stored under its name (field by field), creates
+the missing cells and queues their slots; only the process whose `create_study` won queues a new
+cell, so no slot is queued twice.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
+import json
 import os
+import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 import optuna
-from optuna.trial import TrialState
 
 from ..errors import ConfigError
 from . import queue
 from .space import distributions, draw
 from .storage import open_storage, sqlite_path
-from .studyfile import EXTENSIBLE, StudyFile
+from .studyfile import StudyFile
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 # fail_stale_trials and the retry attributes are "experimental" in Optuna 5, and say so on every call.
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-# odyssey drives trials with ask/tell and records heartbeats itself (worker.Heartbeat, queue.stamp).
+# odyssey drives trials with ask/tell and records heartbeats itself (queue.Heartbeat, queue.claim).
 warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+
+QUEUED = "odyssey_queued"  # study system attr: the slots queued so far, set once they all are
+CREATOR_WAIT_SECONDS = 10  # how long a cell's queue may stand still before another process completes it
 
 
 class StudyMismatch(ConfigError):
@@ -47,91 +51,118 @@ def default_checkpoint_dir(spec: StudyFile, storage_url: str) -> Path:
     return (path.parent if path is not None else Path("results")) / spec.name / "checkpoints"
 
 
-def _sampler(spec: StudyFile, worker: int) -> optuna.samplers.BaseSampler:
+def _sampler(spec: StudyFile) -> optuna.samplers.BaseSampler:
+    # Random-search slots are queued with their values; the TPE sampler fills an empty slot when it is taken.
     if spec.sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=derive_seed(spec.seed, "tpe", worker, os.getpid()))
-    # Random trials are queued by `prepare`; this sampler only fills a slot lost in a race.
-    return optuna.samplers.RandomSampler(seed=derive_seed(spec.seed, "random", worker, os.getpid()))
+        return optuna.samplers.TPESampler(seed=derive_seed(spec.seed, "tpe", os.getpid(), time.time_ns()))
+    return optuna.samplers.RandomSampler(seed=derive_seed(spec.seed, "random", os.getpid()))
 
 
-def open_study_storage(spec: StudyFile, url: str):
-    """The storage, retrying (up to the study's limit) trials whose workers Optuna finds dead."""
-    return open_storage(url, on_stale=functools.partial(queue.requeue, retries=spec.retries))
+def open_study_storage(spec: StudyFile, url: str, *, create_folder: bool = False):
+    """The storage; trials whose heartbeats went stale are retried (up to the study's limit) by whoever notices."""
+    return open_storage(url, create_folder=create_folder, on_stale=lambda study, trial: queue.requeue(study, trial, retries=spec.retries))
 
 
-def load_cells(spec: StudyFile, storage, *, worker: int = 0) -> dict[tuple[str, str], optuna.Study]:
+def load_cells(spec: StudyFile, storage) -> dict[tuple[str, str], optuna.Study]:
     return {
-        (task, variant): optuna.load_study(study_name=cell_name(spec.name, task, variant), storage=storage, sampler=_sampler(spec, worker))
+        (task, variant): optuna.load_study(study_name=cell_name(spec.name, task, variant), storage=storage, sampler=_sampler(spec))
         for task, variant in spec.cells()
     }
 
 
 def prepare(spec: StudyFile, storage, *, extend: bool = False) -> None:
-    """Create the cells, check the study file against what the storage holds, queue random trials."""
-    digest, canonical = spec.digest(), spec.canonical()
+    """Check the file against the stored study of its name, create the missing cells, queue their slots."""
+    current = _plain(spec.canonical())
+    stored = stored_spec(storage, spec.name)
+    if stored is not None and stored != current:
+        check_change(spec.name, stored, current, extend=extend)
+    attrs = {"odyssey_study": spec.name, "study_hash": spec.digest(), "study_spec": current}
     for task, variant in spec.cells():
         name = cell_name(spec.name, task, variant)
         try:
-            study = optuna.create_study(storage=storage, study_name=name, direction="minimize")
+            study, created = optuna.create_study(storage=storage, study_name=name, direction="minimize"), True
         except optuna.exceptions.DuplicatedStudyError:
-            study = optuna.load_study(study_name=name, storage=storage)
-            _check_unchanged(study, canonical, digest, extend=extend)
-        attrs = {"odyssey_study": spec.name, "task": task, "variant": variant, "study_hash": digest, "study_spec": canonical}
-        for key, value in attrs.items():
+            study, created = optuna.load_study(study_name=name, storage=storage), False
+        for key, value in (attrs | {"task": task, "variant": variant}).items():
             if study.user_attrs.get(key) != value:
                 study.set_user_attr(key, value)
-        if spec.sampler == "random":
-            _queue_random_trials(study, spec, task, variant)
+        _queue(study, spec, task, variant, created=created)
 
 
-def _check_unchanged(study: optuna.Study, canonical: dict, digest: str, *, extend: bool) -> None:
-    stored_hash = study.user_attrs.get("study_hash")
-    if stored_hash is None or stored_hash == digest:
+def stored_spec(storage, name: str) -> dict | None:
+    """The study file stored with the study `name` (every cell holds the same one), or None for a new study."""
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        if summary.user_attrs.get("odyssey_study") == name and "study_spec" in summary.user_attrs:
+            return summary.user_attrs["study_spec"]
+    return None
+
+
+def _plain(data: object) -> object:
+    """As the storage keeps it (JSON): tuples become lists, so stored and current compare equal when they are."""
+    return json.loads(json.dumps(data, sort_keys=True))
+
+
+def _changes(stored: object, current: object, path: str = "") -> list[tuple[str, object, object]]:
+    if isinstance(stored, dict) and isinstance(current, dict):
+        keys = sorted(set(stored) | set(current))
+        return [c for k in keys for c in _changes(stored.get(k), current.get(k), f"{path}{k}" if not path else f"{path}.{k}")]
+    return [] if stored == current else [(path, stored, current)]
+
+
+def _additive(path: str, old: object, new: object, stored: dict) -> bool:
+    """What --extend accepts: more trials, tasks or variants (with options for the new tasks), a new description."""
+    if path == "description":
+        return True
+    if path == "trials":
+        return new >= old
+    if path in ("tasks", "variants"):
+        return isinstance(new, list) and set(old) <= set(new)
+    return path.startswith("task_options.") and path.split(".")[1] not in stored["tasks"] and old is None
+
+
+def _describe(path: str, old: object, new: object) -> str:
+    if isinstance(old, list) and isinstance(new, list):
+        added, removed = [v for v in new if v not in old], [v for v in old if v not in new]
+        parts = [f"+{', +'.join(map(str, added))}" if added else "", f"-{', -'.join(map(str, removed))}" if removed else ""]
+        return f"{path} {' '.join(p for p in parts if p) or 'reordered'}"
+    show = lambda value: "(absent)" if value is None else json.dumps(value)  # noqa: E731
+    return f"{path} {show(old)} -> {show(new)}"
+
+
+def check_change(name: str, stored: dict, current: dict, *, extend: bool) -> None:
+    changes = _changes(stored, current)
+    if extend and all(_additive(path, old, new, stored) for path, old, new in changes):
         return
-    stored = study.user_attrs.get("study_spec", {})
-    changed = sorted(k for k in set(stored) | set(canonical) if stored.get(k) != canonical.get(k))
-    if extend and set(changed) <= EXTENSIBLE:
-        return
+    listed = "; ".join(_describe(*change) for change in changes)
     hint = (
-        "--extend allows only more trials, tasks or variants"
+        "--extend accepts only more trials, tasks or variants"
         if extend
         else "run with --extend to add trials, tasks or variants, or use a new study name or storage"
     )
-    raise StudyMismatch(
-        f"study file changed under the existing storage for {study.study_name!r} (changed: {', '.join(changed)}); {hint}"
-    )
+    raise StudyMismatch(f"study file changed under the existing storage for study {name!r} (changed: {listed}); {hint}")
 
 
-def _queue_random_trials(study: optuna.Study, spec: StudyFile, task: str, variant: str) -> None:
-    """Queue the missing slots with values drawn from (seed, cell, slot): the same on every machine."""
-    taken = {t.system_attrs.get(queue.SLOT) for t in queue.slot_trials(study.get_trials(deepcopy=False))}
+def _queue(study: optuna.Study, spec: StudyFile, task: str, variant: str, *, created: bool) -> None:
+    """Queue the cell's slots: its creator does; another process only completes a queue that stands still (its creator died) or grew (--extend)."""
+    if not created and _queued(study) >= spec.trials:
+        return
     dists = distributions(spec.space)
-    for slot in range(spec.trials):
-        if slot not in taken:
-            params = draw(spec.space, np.random.default_rng(derive_seed(spec.seed, task, variant, slot)))
-            study.add_trial(
-                optuna.trial.create_trial(state=TrialState.WAITING, params=params, distributions=dists, system_attrs={queue.SLOT: slot})
-            )
+    slots = {
+        slot: draw(spec.space, np.random.default_rng(derive_seed(spec.seed, task, variant, slot))) if spec.sampler == "random" else {}
+        for slot in range(spec.trials)
+    }
+    queue.queue_slots(study, slots, dists)
+    study._storage.set_study_system_attr(study._study_id, QUEUED, spec.trials)
 
 
-def claim(study: optuna.Study, planned: int, *, sampler: str, retries: int) -> optuna.Trial | None:
-    """The next trial to run in this cell, or None when every slot is taken.
-
-    Two workers can race (for a queued slot both machines queued, or for the last new TPE trial):
-    the loser marks its trial surplus, never runs it, and asks again.
-    """
-    while True:
-        optuna.storages.fail_stale_trials(study)
-        queue.recover_lost_trials(study, retries=retries)
-        trials = study.get_trials(deepcopy=False)
-        queue.discard_duplicates(study, trials)
-        counts = queue.count(trials, planned)
-        if counts.waiting == 0 and (sampler == "random" or counts.unstarted == 0):
-            return None
-        trial = study.ask()
-        queue.stamp(study, trial._trial_id)  # at once: a worker killed from here on is found and retried
-        held = queue.slot_trials(study.get_trials(deepcopy=False))
-        mine = next((t for t in held if t.number == trial.number), None)
-        if mine is not None and mine.state == TrialState.RUNNING and (mine.params or sum(t.number < trial.number for t in held) < planned):
-            return trial  # a queued slot, a retry, or a new trial within the plan
-        queue.mark_surplus(study, trial._trial_id)
+def _queued(study: optuna.Study) -> int:
+    """The creator's count once it has queued them all; 0 if its queue stood still for CREATOR_WAIT_SECONDS."""
+    storage, seen, still_since = study._storage, -1, time.monotonic()
+    while (done := storage.get_study_system_attrs(study._study_id).get(QUEUED)) is None:
+        now_seen = len(storage.get_all_trials(study._study_id, deepcopy=False))
+        if now_seen != seen:
+            seen, still_since = now_seen, time.monotonic()
+        elif time.monotonic() - still_since > CREATOR_WAIT_SECONDS:
+            return 0
+        time.sleep(0.2)
+    return done

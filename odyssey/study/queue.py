@@ -1,36 +1,47 @@
-"""Which trials count toward a cell's planned number, and retrying the trials of dead workers.
+"""A cell's trial queue: every planned trial is a slot, queued once, taken atomically, finished once.
 
-A cell plans N trial slots. Every trial holds a slot except a trial that was retried (its retry
-holds the slot now) and a surplus trial (created by a race between workers, never run).
-A failure of the training itself (divergence) is final and keeps its slot, and so is a chain
-whose workers died more than the study's `retries` times.
+The process that creates a cell queues its N slots as WAITING trials (random search: with values
+drawn from (seed, cell, slot); TPE: empty, the sampler fills them when taken). A worker takes one
+with Optuna's own atomic WAITING -> RUNNING transition, so no trial exists beyond the plan and no
+two workers run one slot. When a trial's worker dies, whoever moves it RUNNING -> FAIL (also atomic)
+queues its retry for the same slot, with the same parameters: a slot is a retry chain. If two
+trials ever claim one slot, the lowest number that was not retried holds it and the other is
+pruned as surplus, never run.
+
+A worker is alive while its heartbeat is fresh on the database's clock (Optuna's RDB heartbeat; a
+journal storage has no server clock, so there the beat is a wall-clock attribute); a worker in this
+PID namespace that no longer exists, or one the supervisor saw die, is dead at once.
 """
 
 from __future__ import annotations
 
-import datetime
 import os
-import socket
+import threading
+import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from .storage import GRACE_SECONDS
+from .storage import GRACE_SECONDS, HEARTBEAT_SECONDS
 
-HOST = socket.gethostname()
+SLOT = "odyssey_slot"  # system attr: which planned slot a trial fills
+CRASHES = "odyssey_crashes"  # system attr: how many times a worker died training this slot's chain
+BEAT = "odyssey_heartbeat"  # system attr: the wall-clock heartbeat on storages without one of their own
+
+
+# --- who holds a slot -------------------------------------------------------------------------
 
 
 def retried_numbers(trials: list[FrozenTrial]) -> set[int]:
     return {n for t in trials for n in t.system_attrs.get("retry_history", [])}
 
 
-SLOT = "odyssey_slot"  # system attr of a queued random-search trial: which planned slot it fills
-
-
 def slot_trials(trials: list[FrozenTrial]) -> list[FrozenTrial]:
-    """The trials holding slots. Two workers queueing the same slot at once: the lower number holds it."""
+    """The trials holding slots: per slot the lowest number that is neither retried nor surplus."""
     retried = retried_numbers(trials)
     held, seen = [], set()
     for t in sorted(trials, key=lambda t: t.number):
@@ -55,7 +66,7 @@ class CellCounts:
 
     @property
     def remaining(self) -> int:
-        """Slots not finished: waiting, running, or not yet created."""
+        """Slots not finished: waiting, running, or not yet queued."""
         return max(self.planned - self.complete - self.failed, 0)
 
     @property
@@ -74,69 +85,158 @@ def count(trials: list[FrozenTrial], planned: int) -> CellCounts:
     )
 
 
-def discard_duplicates(study: optuna.Study, trials: list[FrozenTrial]) -> None:
-    """Finish, as surplus, queued trials whose slot another trial already holds (two machines queued it)."""
-    held = {t.number for t in slot_trials(trials)}
-    for t in trials:
-        if t.state == TrialState.WAITING and t.number not in held:
-            if _take(study, t._trial_id):  # the list may be stale: a trial another worker took is not surplus
-                mark_surplus(study, t._trial_id)
+# --- workers ------------------------------------------------------------------------------------
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return ""
+
+
+def _started(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (None: no such process, or a zombie)."""
+    stat = _read(f"/proc/{pid}/stat")
+    if not stat:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    return None if fields[0] in ("Z", "X") else fields[19]
+
+
+def _namespace() -> str:
+    """This boot and PID namespace: where a pid names one process (not the hostname, which containers share)."""
+    try:
+        pidns = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        pidns = ""
+    return f"{_read('/proc/sys/kernel/random/boot_id')}/{pidns}"
+
+
+@dataclass(frozen=True)
+class Worker:
+    """One worker process's identity, stamped on the trials it runs."""
+
+    token: str
+    namespace: str
+    pid: int
+    started: str | None
+
+    @classmethod
+    def this_process(cls, token: str | None = None) -> "Worker":
+        """token: given by a supervisor that must recognise this worker's trials if it dies."""
+        pid = os.getpid()
+        return cls(token or uuid.uuid4().hex, _namespace(), pid, _started(pid))
+
+    def stamp(self) -> dict:
+        return {"token": self.token, "namespace": self.namespace, "pid": self.pid, "started": self.started}
+
+
+def dead_here(stamp: dict) -> bool:
+    """True only when certain: a worker of this boot and PID namespace whose process is gone (or whose pid was reused)."""
+    here = _namespace()
+    if stamp.get("namespace") != here or here.startswith("/") or here.endswith("/"):  # unknown boot or namespace: never certain
+        return False
+    return _started(int(stamp.get("pid", 0))) != stamp.get("started")
+
+
+# --- the queue ----------------------------------------------------------------------------------
+
+
+def queue_slots(study: optuna.Study, slots: dict[int, dict], distributions: dict) -> int:
+    """Queue each missing slot (params {} lets the sampler fill it); returns how many were queued."""
+    taken = {t.system_attrs.get(SLOT) for t in slot_trials(study.get_trials(deepcopy=False))}
+    missing = [slot for slot in slots if slot not in taken]
+    for slot in missing:
+        params = slots[slot]
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=TrialState.WAITING,
+                params=params,
+                distributions={k: v for k, v in distributions.items() if k in params},
+                system_attrs={SLOT: slot},
+            )
+        )
+    return len(missing)
 
 
 def _take(study: optuna.Study, trial_id: int) -> bool:
-    """Move a queued trial to RUNNING; False if another worker took it first (Optuna checks atomically)."""
+    """WAITING -> RUNNING; False if another worker took it first (Optuna checks this atomically)."""
     try:
         return study._storage.set_trial_state_values(trial_id, state=TrialState.RUNNING)
     except optuna.exceptions.UpdateFinishedTrialError:
         return False
 
 
-def mark_surplus(study: optuna.Study, trial_id: int) -> None:
-    """Never run this trial, which the caller holds RUNNING: its slot is another trial's."""
+def _prune_surplus(study: optuna.Study, trial_id: int) -> None:
+    study._storage.set_trial_user_attr(trial_id, "surplus", True)
+    study._storage.set_trial_state_values(trial_id, state=TrialState.PRUNED)
+
+
+def discard_duplicates(study: optuna.Study, trials: list[FrozenTrial]) -> None:
+    """Prune queued trials whose slot another trial holds; taking them first, so one another worker took is never touched."""
+    held = {t.number for t in slot_trials(trials)}
+    for t in trials:
+        if t.state == TrialState.WAITING and t.number not in held and _take(study, t._trial_id):
+            _prune_surplus(study, t._trial_id)
+
+
+class Busy:
+    """claim()'s answer when no slot is free but some still run elsewhere: wait, they may come back."""
+
+
+BUSY = Busy()
+
+
+def claim(study: optuna.Study, *, worker: Worker, retries: int, dead: frozenset[str] = frozenset()) -> optuna.Trial | Busy | None:
+    """Take the lowest free slot of the cell: a Trial; BUSY while slots run elsewhere; None once every slot is finished."""
+    recover(study, retries=retries, dead=dead)
+    trials = study.get_trials(deepcopy=False)
+    discard_duplicates(study, trials)
+    held = slot_trials(trials)
+    for t in held:
+        if t.state != TrialState.WAITING:
+            continue
+        beat(study._storage, t._trial_id)  # before taking: a worker killed right after the take leaves a beat that goes stale
+        if _take(study, t._trial_id):
+            study._storage.set_trial_user_attr(t._trial_id, "worker", worker.stamp())
+            return optuna.Trial(study, t._trial_id)
+    return BUSY if any(t.state in (TrialState.WAITING, TrialState.RUNNING) for t in held) else None
+
+
+def finish(study: optuna.Study, trial: optuna.Trial, *, attrs: dict, value: float | None = None, state: TrialState = TrialState.COMPLETE) -> bool:
+    """Record a trial's result; False (nothing written) if it was finished meanwhile, e.g. failed as stale while its worker stalled."""
     try:
-        study._storage.set_trial_user_attr(trial_id, "surplus", True)
-        study._storage.set_trial_state_values(trial_id, state=TrialState.PRUNED)
+        for key, item in attrs.items():
+            study._storage.set_trial_user_attr(trial._trial_id, key, item)
     except optuna.exceptions.UpdateFinishedTrialError:
-        pass  # this worker stalled past the grace period and another failed its trial as stale, queueing a retry
-
-
-def root_number(trial: FrozenTrial) -> int:
-    """The first trial of a retry chain: its checkpoint is the one to resume."""
-    history = trial.system_attrs.get("retry_history", [])
-    return history[0] if history else trial.number
-
-
-CRASHES = "odyssey_crashes"  # system attr: how many times a worker died training this retry chain
+        return False
+    told = study.tell(trial, value if state == TrialState.COMPLETE else None, state=state, skip_if_finished=True)
+    return told.state == state and told.user_attrs.get("surplus") is None
 
 
 def requeue(study: optuna.Study, trial: FrozenTrial, *, retries: int) -> None:
-    """Queue a failed trial again with the same parameters (Optuna's retry attributes, so its tools agree).
+    """Queue a failed trial's retry: same slot, same parameters, Optuna's retry attributes so its tools agree.
 
-    A stop the user asked for (Ctrl-C, SIGTERM) is free. After `retries` deaths of its worker (out
-    of memory, an error in training) the chain ends failed instead: one bad trial must not stop
-    every later run of the study.
+    A stop the user asked for (Ctrl-C, SIGTERM) is free; after `retries` deaths of its worker the
+    chain ends failed instead, so one trial that always kills its worker cannot stall the study.
     """
     history = [*trial.system_attrs.get("retry_history", []), trial.number]
     crashes = trial.system_attrs.get(CRASHES, 0) + (not trial.user_attrs.get("interrupted", False))
-    system_attrs = {**trial.system_attrs, "failed_trial": history[0], "retry_history": history, CRASHES: crashes}
+    system_attrs = {k: v for k, v in trial.system_attrs.items() if k != BEAT}
+    system_attrs |= {"failed_trial": history[0], "retry_history": history, CRASHES: crashes}
     user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in ("worker", "progress", "interrupted")}
     state = TrialState.WAITING
     if crashes > retries:
         state = TrialState.FAIL
         user_attrs["failure"] = f"its worker died {crashes} times while training it (out of memory?); not retried again (retries = {retries})"
     study.add_trial(
-        optuna.trial.create_trial(
-            state=state,
-            params=trial.params,
-            distributions=trial.distributions,
-            user_attrs=user_attrs,
-            system_attrs=system_attrs,
-        )
+        optuna.trial.create_trial(state=state, params=trial.params, distributions=trial.distributions, user_attrs=user_attrs, system_attrs=system_attrs)
     )
 
 
 def fail_and_requeue(study: optuna.Study, trial: FrozenTrial, *, retries: int) -> bool:
-    """Mark a running trial failed and queue its retry; False if someone else finished it first."""
+    """Fail a running trial and queue its retry; False if it was finished by someone else first."""
     storage = study._storage  # Optuna exposes no public way to fail a trial by id
     try:
         if not storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
@@ -147,48 +247,63 @@ def fail_and_requeue(study: optuna.Study, trial: FrozenTrial, *, retries: int) -
     return True
 
 
-def stamp(study: optuna.Study, trial_id: int) -> None:
-    """Mark a just-claimed trial as this process's and start its heartbeat record."""
-    study._storage.set_trial_user_attr(trial_id, "worker", {"host": HOST, "pid": os.getpid()})
-    study._storage.record_heartbeat(trial_id)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a killed child its parent has not reaped yet still answers signal 0
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
-def recover_lost_trials(study: optuna.Study, *, retries: int) -> int:
-    """Retry at once the running trials of processes on this host that no longer exist.
-
-    Heartbeats find dead workers on other machines after the grace period; a local dead process
-    is certain now, so a restarted run need not wait.
-    """
-    failed = 0
-    now = datetime.datetime.now()
+def recover(study: optuna.Study, *, retries: int, dead: frozenset[str] = frozenset()) -> None:
+    """Retry the trials of dead workers: stale heartbeats, and workers known dead here or to the supervisor."""
+    optuna.storages.fail_stale_trials(study)  # RDB storages: the heartbeat on the database's clock; requeues through the callback
+    now = time.time()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker = trial.user_attrs.get("worker")
-        if worker is None:
-            # Killed between claiming and stamping: no heartbeat either, so Optuna never calls it stale.
-            orphaned = trial.datetime_start is not None and (now - trial.datetime_start).total_seconds() > GRACE_SECONDS
-        else:
-            orphaned = worker.get("host") == HOST and worker.get("pid") != os.getpid() and not _alive(int(worker.get("pid", 0)))
-        if orphaned:
-            failed += fail_and_requeue(study, trial, retries=retries)
-    # A worker killed between failing a dead trial and queueing its retry leaves a failure that is not
-    # the training's own (those carry "failure"): queue the retry now. Duplicates lose to the lower number.
+        stamp = trial.user_attrs.get("worker") or {}
+        stale = BEAT in trial.system_attrs and now - trial.system_attrs[BEAT] > GRACE_SECONDS
+        if stamp.get("token") in dead or dead_here(stamp) or stale:
+            fail_and_requeue(study, trial, retries=retries)
+    # A worker killed between failing a trial and queueing its retry leaves a failure that is not the
+    # training's own (those carry "failure"): queue it now. Two workers may both do so: one slot, the lower holds.
     trials = study.get_trials(deepcopy=False)
     retried = retried_numbers(trials)
+    held = {t.system_attrs.get(SLOT) for t in slot_trials(trials) if t.state != TrialState.FAIL}
     for trial in trials:
-        if trial.state == TrialState.FAIL and "failure" not in trial.user_attrs and trial.number not in retried:
+        lost = trial.state == TrialState.FAIL and "failure" not in trial.user_attrs and trial.number not in retried
+        if lost and (trial.system_attrs.get(SLOT) not in held or SLOT not in trial.system_attrs):
             requeue(study, trial, retries=retries)
-    return failed
+
+
+# --- heartbeats -------------------------------------------------------------------------------
+
+
+def beat(storage, trial_id: int) -> None:
+    if isinstance(storage, optuna.storages.RDBStorage):
+        storage.record_heartbeat(trial_id)
+    else:
+        storage.set_trial_system_attr(trial_id, BEAT, time.time())
+
+
+class Heartbeat:
+    """Beats for a trial in the background while it trains, and notices when it was finished elsewhere."""
+
+    def __init__(self, storage, trial_id: int, interval: float = HEARTBEAT_SECONDS) -> None:
+        self.superseded = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, args=(storage, trial_id, interval), daemon=True)
+
+    def _beat(self, storage, trial_id: int, interval: float) -> None:
+        while True:
+            try:
+                if storage.get_trial(trial_id).state != TrialState.RUNNING:
+                    self.superseded.set()  # failed as stale while this worker stalled: its retry runs the slot
+                    return
+                beat(storage, trial_id)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                self.superseded.set()
+                return
+            except Exception:  # noqa: BLE001 - a database hiccup: the next beat tries again
+                pass
+            if self._stop.wait(interval):
+                return
+
+    def __enter__(self) -> "Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()

@@ -1,18 +1,25 @@
-"""`odyssey run`: prepare the cells once, then train in N worker processes while showing progress."""
+"""`odyssey run`: check and prepare the study once, build the kernel once, then train in N worker
+processes while showing progress, and retry at once the trials of any worker that dies."""
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import os
-import signal
 import threading
+import traceback
+import uuid
+import warnings
 from pathlib import Path
 
+import optuna
+from optuna.trial import TrialState
+
 from ..errors import Interrupted, OdysseyError, WorkerFailed
+from . import queue
+from .cells import cell_name, default_checkpoint_dir, open_study_storage, prepare
 from .status import status_rows, watch
-from .storage import mask_url
-from .cells import default_checkpoint_dir, open_study_storage, prepare
+from .stopping import STOP
+from .storage import check_folder, mask_url
 from .studyfile import StudyFile
 from .worker import build_tasks, work
 
@@ -31,46 +38,58 @@ def _writable(directory: Path) -> None:
         raise OdysseyError(f"{directory}: results folder not writable ({err.strerror})") from None
 
 
-@contextlib.contextmanager
-def _sigterm_stops(children: list[multiprocessing.Process] = ()):
-    """SIGTERM (kill, a scheduler's preemption) stops like Ctrl-C: running trials are queued again at once.
-
-    Ctrl-C reaches the whole process group; SIGTERM only this process, so it passes it on.
-    """
-    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
-        yield
-        return
-
-    def stop(signum, frame):
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the requeueing short
-        for child in children:
-            if child.is_alive():
-                child.terminate()
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, stop)
+def cores() -> int:
     try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
 
 
-def _worker_process(spec: StudyFile, storage_url: str, checkpoint_dir: Path, worker: int, threads: int, errors) -> None:
-    try:
-        with _sigterm_stops():
-            work(spec, storage_url, checkpoint_dir=checkpoint_dir, worker=worker, threads=threads)
-    except KeyboardInterrupt:
-        pass
-    except Exception as err:  # noqa: BLE001 - reported by the parent in one line
-        errors.put(f"worker {worker}: {type(err).__name__}: {err}")
-        raise SystemExit(1) from None
+def open_and_prepare(spec: StudyFile, url: str, *, extend: bool):
+    """One path for `prepare` and `run`: every task option and dataset is checked (and cached) before any cell exists."""
+    build_tasks(spec)
+    storage = open_study_storage(spec, url, create_folder=url == spec.default_storage)
+    prepare(spec, storage, extend=extend)
+    return storage
 
 
 def prepare_study(spec: StudyFile, *, storage_url: str | None = None, extend: bool = False) -> list[dict[str, object]]:
     """Create the cells and queue their trials without training: do it once before starting many workers."""
     url = storage_url or spec.default_storage
-    prepare(spec, open_study_storage(spec, url), extend=extend)
+    open_and_prepare(spec, url, extend=extend)
     return status_rows(url, spec.name)
+
+
+def build_kernel() -> None:
+    """Compile the C++ kernel now, with its own progress line, so no trial's time includes it; a failure is said once, here."""
+    from ..model.kernel import KernelUnavailable, load
+    from ..model.kernel.dispatch import chosen_backend
+
+    if chosen_backend(None) == "reference":
+        return
+    try:
+        load()
+    except KernelUnavailable as error:
+        print(f"odyssey: {error}; the workers use the slower reference LSTM", flush=True)
+
+
+def _worker_process(spec: StudyFile, url: str, checkpoint_dir: Path, worker: int, threads: int, token: str, log: Path, errors) -> None:
+    from ..model.kernel.dispatch import KernelFallback
+
+    STOP.install()
+    warnings.simplefilter("ignore", KernelFallback)  # the runner reported it once
+    try:
+        work(spec, url, checkpoint_dir=checkpoint_dir, worker=worker, threads=threads, token=token)
+    except KeyboardInterrupt:
+        pass
+    except OdysseyError as err:
+        errors.put(f"worker {worker}: {str(err).splitlines()[0] if str(err) else type(err).__name__}")
+        raise SystemExit(2) from None
+    except Exception as err:  # noqa: BLE001 - a bug: the parent says where its traceback is
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(traceback.format_exc())
+        errors.put(f"worker {worker} stopped on a bug in odyssey: {type(err).__name__}: {err} (traceback: {log})")
+        raise SystemExit(1) from None
 
 
 def run(
@@ -81,54 +100,98 @@ def run(
     threads: int | None = None,
     extend: bool = False,
     checkpoint_dir: Path | None = None,
+    force_jobs: bool = False,
     progress: bool = True,
 ) -> list[dict[str, object]]:
     """Run every cell's missing trials; returns the status rows afterwards."""
     url = storage_url or spec.default_storage
     checkpoint_dir = checkpoint_dir or default_checkpoint_dir(spec, url)
-    _writable(checkpoint_dir)
-    build_tasks(spec)  # first: a bad task option or dataset path must not leave cells behind; fills the cache once
-    storage = open_study_storage(spec, url)
-    prepare(spec, storage, extend=extend)
-    threads = threads or (1 if jobs > 1 else max(os.cpu_count() or 1, 1))
-    if jobs == 1:
-        done = threading.Event()
-        viewer = threading.Thread(target=watch, args=(storage, spec.name), kwargs={"running": lambda: not done.is_set(), "jobs": 1}, daemon=True)
-        if progress:
-            viewer.start()
-        try:
-            with _sigterm_stops():
-                work(spec, url, checkpoint_dir=checkpoint_dir, threads=threads)
-        except KeyboardInterrupt:
-            raise _interrupted(url) from None
-        finally:
-            done.set()
-            if viewer.is_alive():
-                viewer.join()
-        return status_rows(url, spec.name)
+    STOP.event.clear()
+    STOP.install()
+    try:
+        check_folder(url, create=url == spec.default_storage)
+        _writable(checkpoint_dir)
+        storage = open_and_prepare(spec, url, extend=extend)
+        unfinished = sum(r["planned"] - r["complete"] - r["failed"] for r in status_rows(url, spec.name))
+        jobs = min(jobs if force_jobs else min(jobs, cores()), max(unfinished, 1))
+        if unfinished:
+            build_kernel()
+        threads = threads or (1 if jobs > 1 else cores())
+        if jobs == 1:
+            _run_here(spec, url, storage, checkpoint_dir, threads, progress)
+        else:
+            _run_workers(spec, url, storage, checkpoint_dir, jobs, threads, progress)
+    except KeyboardInterrupt:
+        raise _interrupted(url) from None
+    return status_rows(url, spec.name)
+
+
+def _run_here(spec: StudyFile, url: str, storage, checkpoint_dir: Path, threads: int, progress: bool) -> None:
+    done = threading.Event()
+    viewer = threading.Thread(target=watch, args=(storage, spec.name), kwargs={"running": lambda: not done.is_set(), "jobs": 1}, daemon=True)
+    if progress:
+        viewer.start()
+    try:
+        work(spec, url, checkpoint_dir=checkpoint_dir, threads=threads)
+    finally:
+        done.set()
+        if viewer.is_alive():
+            viewer.join()
+
+
+def _run_workers(spec: StudyFile, url: str, storage, checkpoint_dir: Path, jobs: int, threads: int, progress: bool) -> None:
     context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools and open DB handles
     errors = context.Queue()
-    workers = [context.Process(target=_worker_process, args=(spec, url, checkpoint_dir, w, threads, errors)) for w in range(jobs)]
+    logs = checkpoint_dir.parent / "logs"
+    tokens = [uuid.uuid4().hex for _ in range(jobs)]
+    workers = [
+        context.Process(target=_worker_process, args=(spec, url, checkpoint_dir, w, threads, tokens[w], logs / f"worker-{w}.log", errors))
+        for w in range(jobs)
+    ]
+    deaths: list[str] = []
+
+    def running() -> bool:
+        """Whether any worker is alive; a worker killed by a signal has its trial retried now, not after the heartbeat grace."""
+        for n, w in enumerate(workers):
+            if w.exitcode is not None and w.exitcode < 0 and tokens[n] not in deaths:
+                deaths.append(tokens[n])
+                _retry_trials_of(spec, storage, tokens[n])
+        return any(w.is_alive() for w in workers)
+
+    STOP.children = workers
     try:
-        with _sigterm_stops(workers):
-            for w in workers:
-                w.start()
-            if progress:
-                watch(storage, spec.name, running=lambda: any(w.is_alive() for w in workers), jobs=jobs)
-            for w in workers:
-                w.join()
+        for w in workers:
+            w.start()
+        if progress:
+            watch(storage, spec.name, running=running, jobs=jobs)
+        while running():
+            STOP.event.wait(0.5)
     except KeyboardInterrupt:
         for w in workers:
             w.join()
-        raise _interrupted(url) from None
+        raise
+    finally:
+        STOP.children = []
+    running()
+    if STOP.event.is_set():
+        raise KeyboardInterrupt
     failures = [_death(w.exitcode, n) for n, w in enumerate(workers) if w.exitcode < 0]
     failures += [errors.get(timeout=5) for w in workers if w.exitcode > 0 and not errors.empty()]
     if failures or any(w.exitcode for w in workers):
         raise WorkerFailed("; ".join(failures or ["a worker exited with an error"]))
-    return status_rows(url, spec.name)
+
+
+def _retry_trials_of(spec: StudyFile, storage, token: str) -> None:
+    for task, variant in spec.cells():
+        study = optuna.load_study(study_name=cell_name(spec.name, task, variant), storage=storage)
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if (trial.user_attrs.get("worker") or {}).get("token") == token:
+                queue.fail_and_requeue(study, trial, retries=spec.retries)
 
 
 def _death(exitcode: int, worker: int) -> str:
+    import signal
+
     try:
         name = signal.Signals(-exitcode).name
     except ValueError:

@@ -1,4 +1,6 @@
-"""Opening Optuna storages: SQLite by default, any SQLAlchemy URL (PostgreSQL for many machines).
+"""Opening Optuna storages: SQLite by default, any SQLAlchemy URL (PostgreSQL for many machines), or
+`journal:///shared/path.log`, Optuna's JournalStorage on a filesystem all machines share (clusters
+without a database server).
 
 Heartbeats let a crashed worker's trial be found and retried; passwords never leave this module
 unmasked.
@@ -36,24 +38,61 @@ def sqlite_path(url: str) -> Path | None:
     return None if path in ("", ":memory:") else Path(path)
 
 
-def open_storage(url: str, *, must_exist: bool = False, on_stale=None):
-    """An RDBStorage with heartbeats; `on_stale(study, trial)` requeues trials of dead workers.
+JOURNAL = "journal://"
 
-    must_exist: for commands that only read (status, report), a missing SQLite file is an error
-    rather than a new empty database.
-    """
-    import optuna
-    import sqlalchemy.exc
 
-    path = sqlite_path(url)
-    engine_kwargs: dict = {}
-    if path is not None:
-        if must_exist and not path.exists():
-            raise StorageError(f"{url}: no such storage (the file {path} does not exist)")
+def journal_path(url: str) -> Path | None:
+    return Path(url.removeprefix(JOURNAL)) if url.startswith(JOURNAL) else None
+
+
+def _postgres_driver(url: str) -> str:
+    """`postgresql://` with whichever driver is installed (SQLAlchemy would insist on psycopg 3)."""
+    if not url.startswith("postgresql://"):
+        return url
+    for module, dialect in (("psycopg", "psycopg"), ("psycopg2", "psycopg2")):
+        try:
+            __import__(module)
+        except ImportError:
+            continue
+        return f"postgresql+{dialect}://" + url.removeprefix("postgresql://")
+    return url
+
+
+def check_folder(url: str, *, create: bool) -> Path | None:
+    """The file of a file storage, once its folder exists; `create` only for the default storage: a
+    folder the user wrote that does not exist is a typo until proven otherwise."""
+    path = sqlite_path(url) or journal_path(url)
+    if path is not None and not path.parent.is_dir():
+        if not create:
+            raise StorageError(f"{url}: the folder {path.parent} does not exist (create it, or check the path)")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise StorageError(f"{url}: cannot create the folder {path.parent} ({err.strerror})") from None
+    return path
+
+
+def open_storage(url: str, *, must_exist: bool = False, create_folder: bool = False, on_stale=None):
+    """An Optuna storage with heartbeats; `on_stale(study, trial)` requeues trials of dead workers.
+
+    must_exist: for commands that only read (status, report), a missing file is an error rather
+    than a new empty storage. create_folder: see check_folder.
+    """
+    import optuna
+    import sqlalchemy.exc
+
+    path = check_folder(url, create=create_folder)
+    engine_kwargs: dict = {}
+    if path is not None:
+        if must_exist and not path.exists():
+            raise StorageError(f"{url}: no such storage (the file {path} does not exist)")
+        if url.startswith(JOURNAL):
+            from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+            try:
+                return JournalStorage(JournalFileBackend(str(path)))
+            except OSError as err:
+                raise StorageError(f"{url}: cannot open the journal ({err.strerror})") from None
         engine_kwargs["connect_args"] = {"timeout": SQLITE_LOCK_TIMEOUT}
     elif url.startswith("postgresql"):
         engine_kwargs["pool_pre_ping"] = True
@@ -66,7 +105,7 @@ def open_storage(url: str, *, must_exist: bool = False, on_stale=None):
             with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5, and say so on every open
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return optuna.storages.RDBStorage(
-                    url,
+                    _postgres_driver(url),
                     engine_kwargs=engine_kwargs,
                     heartbeat_interval=HEARTBEAT_SECONDS,
                     grace_period=GRACE_SECONDS,

@@ -15,7 +15,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from .space import PAPER_SPACE, ParamRange
 from ..training.config import TrainingConfig
-from ..model.variants import resolve_variant
+from ..model.variants import canonical_name
 
 
 def default_storage(name: str) -> str:
@@ -97,12 +97,7 @@ def parse_study(raw: dict, *, where: str = "<study>", path: Path | None = None) 
     for task in tasks:
         if task not in TASKS:
             raise StudyFileError(f"{where}: 'tasks' has unknown task {task!r}; expected one of {', '.join(TASKS)}")
-    variants = _names(raw, "variants", where)
-    for variant in variants:
-        try:
-            resolve_variant(variant)
-        except ValueError as err:
-            raise StudyFileError(f"{where}: 'variants': {err}") from None
+    variants = _variants(_names(raw, "variants", where), where)
     trials = _typed(raw, "trials", int, where)
     if trials < 1:
         raise StudyFileError(f"{where}: 'trials' must be at least 1, got {trials}")
@@ -160,6 +155,20 @@ def _names(raw: dict, key: str, where: str) -> tuple[str, ...]:
     if len(set(value)) != len(value):
         raise StudyFileError(f"{where}: '{key}' lists a name twice: {value!r}")
     return tuple(value)
+
+
+def _variants(names: tuple[str, ...], where: str) -> tuple[str, ...]:
+    """Canonical names ("cifg" is "CIFG", "NP+CIFG" is "CIFG+NP"): one cell per variant, however spelled."""
+    canonical = []
+    for name in names:
+        try:
+            canonical.append(canonical_name(name))
+        except ValueError as err:
+            raise StudyFileError(f"{where}: 'variants': {err}") from None
+    twice = sorted({f"{a!r} and {b!r}" for i, a in enumerate(names) for j, b in enumerate(names) if i < j and canonical[i] == canonical[j]})
+    if twice:
+        raise StudyFileError(f"{where}: 'variants' names one variant twice: {', '.join(twice)}")
+    return tuple(canonical)
 
 
 def _training(table: dict, where: str) -> TrainingConfig:

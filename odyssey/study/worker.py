@@ -1,7 +1,9 @@
-"""One worker: claim a trial, train it, record the result; until no cell has a free slot."""
+"""One worker: take a free slot, train it, record the result; until every cell's slots are finished."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,57 +14,37 @@ from optuna.distributions import IntDistribution
 from optuna.trial import TrialState
 
 from . import queue
-from ..training import checkpoint
 from ..model.network import SequenceNetwork, parameter_count
-from .space import distributions
-from ..training.config import Hyperparameters
-from .storage import HEARTBEAT_SECONDS
-from .cells import cell_name, claim, derive_seed, load_cells, open_study_storage
-from .studyfile import StudyFile
 from ..tasks import make_task
 from ..tasks.base import Task
+from ..training import checkpoint
+from ..training.config import Hyperparameters
 from ..training.train import Diverged, train
+from .cells import cell_name, derive_seed, load_cells, open_study_storage
+from .space import distributions
+from .stopping import STOP
+from .studyfile import EXTENSIBLE, StudyFile
+
+POLL_SECONDS = 2.0  # how often a worker with nothing to take looks again (a peer's trial may come back)
+
+
+class Superseded(Exception):
+    """This worker's trial was finished elsewhere (failed as stale while the worker stalled): stop training it."""
 
 
 @dataclass(frozen=True)
 class TrialOutcome:
     cell: str
     number: int
-    state: str  # "COMPLETE" or "FAIL"
+    state: str  # "COMPLETE", "FAIL" or "SUPERSEDED" (failed as stale while this worker stalled; its retry runs it)
     value: float | None
     reason: str = ""
-
-
-class Heartbeat:
-    """Records a trial's heartbeat in the background while it trains."""
-
-    def __init__(self, storage, trial_id: int, interval: float = HEARTBEAT_SECONDS) -> None:
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, args=(storage, trial_id, interval), daemon=True)
-
-    def _beat(self, storage, trial_id: int, interval: float) -> None:
-        while True:
-            storage.record_heartbeat(trial_id)
-            if self._stop.wait(interval):
-                return
-
-    def __enter__(self) -> "Heartbeat":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def versions() -> dict[str, str]:
     from .. import __version__
 
     return {"odyssey": __version__, "torch": torch.__version__, "optuna": optuna.__version__}
-
-
-def checkpoint_path(directory: Path, task: str, variant: str, root: int) -> Path:
-    return directory / task / variant.replace("+", "_") / f"trial-{root}.pt"
 
 
 def suggest(trial: optuna.Trial, spec: StudyFile) -> dict[str, float | int]:
@@ -74,11 +56,24 @@ def suggest(trial: optuna.Trial, spec: StudyFile) -> dict[str, float | int]:
     return values
 
 
-def run_trial(trial: optuna.Trial, *, spec: StudyFile, task: Task, variant: str, checkpoint_dir: Path) -> TrialOutcome:
+def checkpoint_identity(spec: StudyFile, task: str, variant: str, slot: int, params: dict) -> dict:
+    """What a checkpoint belongs to: a leftover one of another study, protocol, slot or parameters is never resumed."""
+    canonical = json.loads(json.dumps(spec.canonical(), sort_keys=True))
+    protocol = {k: v for k, v in canonical.items() if k not in EXTENSIBLE | {"task_options"}}
+    protocol["task_options"] = canonical["task_options"].get(task, {})
+    digest = hashlib.sha256(json.dumps(protocol, sort_keys=True).encode()).hexdigest()[:16]
+    return {"cell": cell_name(spec.name, task, variant), "slot": slot, "params": json.loads(json.dumps(params)), "protocol": digest}
+
+
+def checkpoint_path(directory: Path, task: str, variant: str, slot: int) -> Path:
+    return directory / task / variant.replace("+", "_") / f"slot-{slot}.pt"
+
+
+def run_trial(trial: optuna.Trial, *, spec: StudyFile, task: Task, variant: str, checkpoint_dir: Path, stop: threading.Event) -> TrialOutcome:
     study, storage = trial.study, trial.study._storage
     hparams = Hyperparameters.from_params(suggest(trial, spec))
-    root = queue.root_number(storage.get_trial(trial._trial_id))
-    seed = derive_seed(spec.seed, task.name, variant, root)
+    slot = storage.get_trial(trial._trial_id).system_attrs.get(queue.SLOT, trial.number)
+    seed = derive_seed(spec.seed, task.name, variant, slot)
     torch.manual_seed(seed)
     model = SequenceNetwork(
         input_size=task.input_size,
@@ -88,64 +83,102 @@ def run_trial(trial: optuna.Trial, *, spec: StudyFile, task: Task, variant: str,
         bidirectional=task.bidirectional,
         forget_bias=spec.training.forget_bias,
     )
-    attrs = {
-        "task": task.name,
-        "variant": variant,
-        "metric": task.metric_name,
-        "parameter_count": parameter_count(model),
-        "versions": versions(),
-    }
+    attrs = {"task": task.name, "variant": variant, "metric": task.metric_name, "parameter_count": parameter_count(model), "versions": versions()}
     for key, value in attrs.items():
         trial.set_user_attr(key, value)
-    path = checkpoint_path(checkpoint_dir, task.name, variant, root)
+    path = checkpoint_path(checkpoint_dir, task.name, variant, slot)
     name = cell_name(spec.name, task.name, variant)
 
-    def on_epoch(epoch: int, metric: float, best: float) -> None:
-        trial.set_user_attr("progress", {"epoch": epoch, "validation": metric, "best": best})
+    with queue.Heartbeat(storage, trial._trial_id) as heartbeat:
 
-    try:
-        with Heartbeat(storage, trial._trial_id):
-            result = train(model, task, hparams, config=spec.training, seed=seed, checkpoint_path=path, on_epoch=on_epoch)
-    except Diverged as err:
-        trial.set_user_attr("failure", str(err))
-        study.tell(trial, state=TrialState.FAIL)
-        checkpoint.remove(path)
-        return TrialOutcome(name, trial.number, "FAIL", None, str(err))
-    except BaseException as err:
-        # Interrupted or crashed: the slot goes back to the queue, resuming from the last epoch's checkpoint.
-        if isinstance(err, KeyboardInterrupt):  # the user's stop (Ctrl-C, SIGTERM) is not a crash: no retry spent
-            trial.set_user_attr("interrupted", True)
-        queue.fail_and_requeue(study, storage.get_trial(trial._trial_id), retries=spec.retries)
-        raise
-    for key, value in {
+        def on_epoch(epoch: int, metric: float, best: float) -> None:
+            if heartbeat.superseded.is_set():
+                raise Superseded
+            if stop.is_set():  # a stop that landed where Python could not raise it (a destructor, a C call)
+                raise KeyboardInterrupt
+            trial.set_user_attr("progress", {"epoch": epoch, "validation": metric, "best": best})
+
+        try:
+            identity = checkpoint_identity(spec, task.name, variant, slot, trial.params)
+            result = train(model, task, hparams, config=spec.training, seed=seed, checkpoint_path=path, checkpoint_identity=identity, on_epoch=on_epoch)
+        except Diverged as err:
+            queue.finish(study, trial, attrs={"failure": str(err)}, state=TrialState.FAIL)
+            checkpoint.remove(path)
+            return TrialOutcome(name, trial.number, "FAIL", None, str(err))
+        except Superseded:
+            return TrialOutcome(name, trial.number, "SUPERSEDED", None, "failed as stale while this worker stalled")
+        except BaseException as err:
+            # Interrupted or crashed: the slot goes back to the queue, resuming from the last epoch's checkpoint.
+            if isinstance(err, KeyboardInterrupt):  # the user's stop (Ctrl-C, SIGTERM) is not a crash: no retry spent
+                try:
+                    trial.set_user_attr("interrupted", True)
+                except optuna.exceptions.UpdateFinishedTrialError:
+                    raise err from None
+            queue.fail_and_requeue(study, storage.get_trial(trial._trial_id), retries=spec.retries)
+            raise
+    results = {
         "test_metric": result.test,
         "epochs": result.epochs,
         "best_epoch": result.best_epoch,
         "seconds": result.seconds,
         "stopped": result.stopped,
         "resumed_from_epoch": result.resumed_from,
-    }.items():
-        trial.set_user_attr(key, value)
-    study.tell(trial, result.validation)
+    }
+    if not queue.finish(study, trial, attrs=results, value=result.validation):
+        return TrialOutcome(name, trial.number, "SUPERSEDED", None, "failed as stale while this worker stalled")
     checkpoint.remove(path)
     return TrialOutcome(name, trial.number, "COMPLETE", result.validation)
+
+
+def _claim(study: optuna.Study, me: queue.Worker, retries: int) -> optuna.Trial | queue.Busy | None:
+    """A stop landing while a trial is claimed waits for the claim to finish, then gives the trial back at once."""
+    with STOP.shielded():
+        trial = queue.claim(study, worker=me, retries=retries)
+        if isinstance(trial, optuna.Trial) and STOP.event.is_set():
+            trial.set_user_attr("interrupted", True)
+            queue.fail_and_requeue(study, study._storage.get_trial(trial._trial_id), retries=retries)
+    if STOP.event.is_set():
+        raise KeyboardInterrupt
+    return trial
 
 
 def build_tasks(spec: StudyFile) -> dict[str, Task]:
     return {name: make_task(name, seed=spec.seed, **spec.task_options.get(name, {})) for name in spec.tasks}
 
 
-def work(spec: StudyFile, storage_url: str, *, checkpoint_dir: Path, worker: int = 0, threads: int = 1) -> list[TrialOutcome]:
-    """Run trials until every cell's slots are taken. Workers start on different cells to spread out."""
+def work(
+    spec: StudyFile,
+    storage_url: str,
+    *,
+    checkpoint_dir: Path,
+    worker: int = 0,
+    threads: int = 1,
+    token: str | None = None,
+) -> list[TrialOutcome]:
+    """Run trials until every cell's slots are finished, staying while a peer's trial might come back.
+
+    Workers start on different cells to spread out; `token` names this worker to its supervisor.
+    """
     torch.set_num_threads(threads)
+    stop = STOP.event
+    me = queue.Worker.this_process(token)
     storage = open_study_storage(spec, storage_url)
-    cells = load_cells(spec, storage, worker=worker)
+    cells = load_cells(spec, storage)
     tasks = build_tasks(spec)
     order = spec.cells()
     order = order[worker % len(order) :] + order[: worker % len(order)]
-    outcomes = []
-    for task_name, variant in order:
-        study = cells[task_name, variant]
-        while (trial := claim(study, spec.trials, sampler=spec.sampler, retries=spec.retries)) is not None:
-            outcomes.append(run_trial(trial, spec=spec, task=tasks[task_name], variant=variant, checkpoint_dir=checkpoint_dir))
+    outcomes: list[TrialOutcome] = []
+    while order:
+        busy = []
+        for task_name, variant in order:
+            if stop.is_set():
+                raise KeyboardInterrupt
+            study = cells[task_name, variant]
+            while isinstance(trial := _claim(study, me, spec.retries), optuna.Trial):
+                outcomes.append(run_trial(trial, spec=spec, task=tasks[task_name], variant=variant, checkpoint_dir=checkpoint_dir, stop=stop))
+            if trial is queue.BUSY:
+                busy.append((task_name, variant))
+        order = busy
+        if order:
+            stop.wait(POLL_SECONDS)
     return outcomes

@@ -6,6 +6,7 @@ restarts from zero with a warning, since losing one trial's progress beats losin
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import warnings
@@ -27,9 +28,10 @@ class TrainingState:
     best_state: dict = field(default_factory=dict)
 
 
-def save(path: Path, state: TrainingState, *, model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> None:
+def save(path: Path, state: TrainingState, *, identity: dict | None = None, model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
+        "identity": json.dumps(identity, sort_keys=True),
         "epoch": state.epoch,
         "best_metric": state.best_metric,
         "best_epoch": state.best_epoch,
@@ -47,13 +49,20 @@ def save(path: Path, state: TrainingState, *, model: nn.Module, optimizer: torch
     os.replace(partial, path)  # a kill mid-write leaves the previous epoch's checkpoint intact
 
 
-def resume(path: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> TrainingState | None:
-    """Restore model, optimizer and RNG from `path`; None when there is nothing usable there."""
+def resume(path: Path, *, identity: dict | None = None, model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> TrainingState | None:
+    """Restore model, optimizer and RNG from `path`; None when there is nothing usable there.
+
+    A checkpoint of another training (`identity` differs: another study, protocol, slot or parameters,
+    e.g. left behind when a storage was reset) is not resumed: the trial starts from zero.
+    """
     if not path.exists():
         return None
     fresh = {k: v.clone() for k, v in model.state_dict().items()}
     try:
         payload = torch.load(path, weights_only=True)
+        if payload.get("identity") != json.dumps(identity, sort_keys=True):
+            warnings.warn(f"{path}: checkpoint of another training ({payload.get('identity')}); the trial restarts from zero", stacklevel=2)
+            return None
         model.load_state_dict(payload["model"])
         optimizer.load_state_dict(payload["optimizer"])
         generator.set_state(payload["generator"])

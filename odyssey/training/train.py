@@ -75,18 +75,20 @@ def train(
     config: TrainingConfig,
     seed: int,
     checkpoint_path: Path | None = None,
+    checkpoint_identity: dict | None = None,
     on_epoch: EpochCallback | None = None,
 ) -> TrainingResult:
     """SGD with Nesterov momentum and Gaussian input noise; early stopping on the validation metric.
 
-    With a checkpoint path, each epoch's end is saved there and a later call resumes from it.
+    With a checkpoint path, each epoch's end is saved there and a later call resumes from it, if the
+    checkpoint carries the same `checkpoint_identity` (what the caller says the training is).
     """
     momentum = hparams.momentum
     optimizer = torch.optim.SGD(model.parameters(), lr=hparams.learning_rate, momentum=momentum, nesterov=momentum > 0)
     generator = torch.Generator().manual_seed(seed)
     state = checkpoint.TrainingState(best_state=copy.deepcopy(model.state_dict()))
     if checkpoint_path is not None:
-        state = checkpoint.resume(checkpoint_path, model=model, optimizer=optimizer, generator=generator) or state
+        state = checkpoint.resume(checkpoint_path, identity=checkpoint_identity, model=model, optimizer=optimizer, generator=generator) or state
     resumed_from = state.epoch
     started = time.perf_counter() - state.seconds
     stopped = "max_epochs"
@@ -109,7 +111,7 @@ def train(
             state.best_state = copy.deepcopy(model.state_dict())
         state.seconds = time.perf_counter() - started
         if checkpoint_path is not None:
-            checkpoint.save(checkpoint_path, state, model=model, optimizer=optimizer, generator=generator)
+            checkpoint.save(checkpoint_path, state, identity=checkpoint_identity, model=model, optimizer=optimizer, generator=generator)
         if on_epoch is not None:
             on_epoch(state.epoch, metric, state.best_metric)
         if state.epoch - state.best_epoch >= config.patience:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import shutil
 import sys
+import time
 import sysconfig
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,40 +50,82 @@ def build_name() -> str:
     return f"odyssey_lstm_{digest.hexdigest()[:16]}"
 
 
+def build_dir() -> Path:
+    from torch.utils import cpp_extension
+
+    return Path(os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root()) / build_name()
+
+
 def load() -> ModuleType:
     """The compiled kernel; builds it the first time (about half a minute). Raises KernelUnavailable,
     and remembers the failure so that a process tries to build at most once."""
     name = build_name()
     if name not in _loaded:
         try:
-            _loaded[name] = _load(name)
-        except Exception as error:  # compiler missing, ninja missing, compile or link error
-            _loaded[name] = KernelUnavailable(f"odyssey's C++ LSTM kernel is unavailable: {error}")
+            _loaded[name] = _load(build_dir())
+        except KernelUnavailable as error:
+            _loaded[name] = error
     result = _loaded[name]
     if isinstance(result, KernelUnavailable):
         raise result
     return result
 
 
-def _load(name: str) -> ModuleType:
+def _tools() -> str:
+    """The compiler and ninja this build would use: a failure is retried once they change (installed, say)."""
+    return f"c++={shutil.which(os.environ.get('CXX', 'c++'))} ninja={shutil.which('ninja')}"
+
+
+def _load(directory: Path) -> ModuleType:
+    """Load the cached build, or build it; all under one lock, so nobody loads a library still being written.
+
+    A cached library that fails to load is rebuilt once; a build that failed is remembered on disk
+    (`unavailable.txt`, with the tools it failed with), so other processes and later runs neither
+    retry nor report it again until the compiler or ninja change.
+    """
+    name = directory.name
+    library = directory / f"{name}{'.pyd' if os.name == 'nt' else '.so'}"  # what cpp_extension.load names it
+    failure = directory / "unavailable.txt"
+    directory.mkdir(parents=True, exist_ok=True)
+    with _exclusive(directory.with_suffix(".lock")):  # two processes building at once (pytest -n, studies)
+        if failure.exists():
+            reason, _, tools = failure.read_text().partition("\n")
+            if tools == _tools():
+                raise KernelUnavailable(reason)
+            failure.unlink()
+        if library.exists():
+            try:
+                return _import(name, library)
+            except (ImportError, OSError) as err:
+                print(f"odyssey: the cached C++ LSTM kernel did not load ({err}); rebuilding it", file=sys.stderr)
+                shutil.rmtree(directory)
+                directory.mkdir(parents=True)
+        print(f"odyssey: compiling the C++ LSTM kernel into {directory} (first use only, about half a minute)", file=sys.stderr)
+        started = time.monotonic()
+        try:
+            module = _compile(name, directory)
+        except Exception as err:  # noqa: BLE001 - compiler missing, ninja missing, compile or link error
+            reason = f"odyssey's C++ LSTM kernel is unavailable: {str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__}"
+            failure.write_text(f"{reason}\n{_tools()}")
+            raise KernelUnavailable(reason) from None
+        print(f"odyssey: compiled the C++ LSTM kernel in {time.monotonic() - started:.0f} s", file=sys.stderr)
+        return module
+
+
+def _compile(name: str, directory: Path) -> ModuleType:
     from torch.utils import cpp_extension
 
-    build_dir = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root()) / name
-    library = build_dir / f"{name}{'.pyd' if os.name == 'nt' else '.so'}"  # what cpp_extension.load names it
-    if not library.exists():
-        build_dir.mkdir(parents=True, exist_ok=True)
-        with _exclusive(build_dir.with_suffix(".lock")):  # two processes building at once (pytest -n, studies)
-            if not library.exists():
-                print(f"odyssey: compiling the C++ LSTM kernel into {build_dir} (first use only, about half a minute)", file=sys.stderr)
-                # torch's own lock file, left behind if a build was killed; we hold the real lock now.
-                (build_dir / "lock").unlink(missing_ok=True)
-                return cpp_extension.load(
-                    name=name,
-                    sources=[str(CSRC / s) for s in SOURCES],
-                    extra_cflags=list(CFLAGS),
-                    extra_include_paths=[str(CSRC)],
-                    build_directory=str(build_dir),
-                )
+    (directory / "lock").unlink(missing_ok=True)  # torch's own lock file, left behind if a build was killed; we hold the real lock
+    return cpp_extension.load(
+        name=name,
+        sources=[str(CSRC / s) for s in SOURCES],
+        extra_cflags=list(CFLAGS),
+        extra_include_paths=[str(CSRC)],
+        build_directory=str(directory),
+    )
+
+
+def _import(name: str, library: Path) -> ModuleType:
     spec = importlib.util.spec_from_file_location(name, library)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -21,6 +21,10 @@ ENV = "ODYSSEY_BACKEND"
 _warned = False
 
 
+class KernelFallback(RuntimeWarning):
+    """The kernel is unavailable and the reference path runs instead (a study's runner reports it once, its workers not again)."""
+
+
 def check_backend(backend: str | None) -> str | None:
     if backend is not None and backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)} (or None for ${ENV}), got {backend!r}")
@@ -66,5 +70,5 @@ def _kernel_builds() -> bool:
     except KernelUnavailable as error:
         if not _warned:
             _warned = True
-            warnings.warn(f"{error}; falling back to the slower reference LSTM (set {ENV}=reference to silence this)", RuntimeWarning, stacklevel=4)
+            warnings.warn(f"{error}; falling back to the slower reference LSTM (set {ENV}=reference to silence this)", KernelFallback, stacklevel=4)
         return False

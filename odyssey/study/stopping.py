@@ -1,0 +1,47 @@
+"""Stopping cleanly at any moment: Ctrl-C and SIGTERM raise KeyboardInterrupt and set one flag.
+
+The flag is what makes a stop certain: where Python cannot raise (inside a destructor, say) or must
+not (while a trial is being claimed: `shielded`), the signal only sets it, and the worker stops at
+its next check. A second signal never cuts the first stop's requeueing short.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+
+
+class Stop:
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.children: list = []  # worker processes to pass a SIGTERM on to (Ctrl-C reaches the whole group itself)
+        self._shield = 0
+
+    def install(self) -> None:
+        """Take over SIGINT and SIGTERM (main thread only; elsewhere a no-op)."""
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, self._handle)
+            signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        first = not self.event.is_set()
+        self.event.set()
+        for child in self.children:
+            if child.is_alive():
+                child.terminate()
+        if first and not self._shield:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def shielded(self) -> Iterator[None]:
+        """No KeyboardInterrupt in here; the caller checks `event` afterwards."""
+        self._shield += 1
+        try:
+            yield
+        finally:
+            self._shield -= 1
+
+
+STOP = Stop()

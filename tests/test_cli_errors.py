@@ -1,0 +1,93 @@
+"""What the user can fix is one line and exit 2; a stop is exit 130; a bug in odyssey says where it happened."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from test_study import ROOT, cache, cli, write_study  # noqa: F401 - cache is a fixture
+
+PREPARED = "sqlite:///{tmp}/prepared.db"
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["run", "{bad}"], "{bad}: unknown key 'epochs'; expected one of"),
+        (["status", "--storage", "sqlite:///{tmp}/absent.db"], "sqlite:///{tmp}/absent.db: no such storage"),
+        (["run", "{study}", "--storage", "postgresql+psycopg2://user:secret@127.0.0.1:1/db"], "postgresql+psycopg2://user:***@127.0.0.1:1/db: cannot open storage"),
+        (["run", "{study}", "--storage", "postgresql://user:secret@127.0.0.1:1/db"], "connection to server at \"127.0.0.1\", port 1 failed"),
+        (["run", "{study}", "--storage", "sqlite:///{tmp}/no/such/folder/x.db"], "the folder {tmp}/no/such/folder does not exist"),
+        (["prepare", "{typo}", "--storage", PREPARED], "task 'vowels' has no option 'lenght'"),
+        (["status", "--storage", "sqlite:///{tmp}/plain.db"], "no odyssey study in this storage; it holds: plain"),
+    ],
+    ids=["study-file", "no-storage", "password", "postgresql-driver", "missing-folder", "prepare-typo", "plain-optuna"],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, expected, cache):
+    import optuna
+
+    (tmp_path / "bad.toml").write_text('name = "x"\ntasks = ["vowels"]\nvariants = ["V"]\ntrials = 1\nepochs = 3\n')
+    write_study(tmp_path)
+    (tmp_path / "typo.toml").write_text((tmp_path / "tiny.toml").read_text() + "[task_options.vowels]\nlenght = 20\n")
+    optuna.create_study(storage=f"sqlite:///{tmp_path}/plain.db", study_name="plain")
+    names = {"bad": tmp_path / "bad.toml", "study": tmp_path / "tiny.toml", "typo": tmp_path / "typo.toml", "tmp": tmp_path}
+    result = cli(*(a.format(**names) for a in args), cwd=tmp_path, check=False)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and expected.format(**names) in lines[0], result.stderr
+    assert "secret" not in result.stderr and not (tmp_path / "no").exists()
+
+
+def test_a_prepare_refused_for_a_typo_leaves_nothing_to_refuse_the_fixed_file(tmp_path, cache):
+    study = write_study(tmp_path)
+    typo = tmp_path / "typo.toml"
+    typo.write_text(study.read_text() + "[task_options.vowels]\nlenght = 20\n")
+    url = f"sqlite:///{tmp_path}/s.db"
+    assert cli("prepare", str(typo), "--storage", url, cwd=tmp_path, check=False).returncode == 2
+    cli("prepare", str(study), "--storage", url, cwd=tmp_path)  # not "study file changed"
+
+
+def test_sigterm_at_any_moment_of_start_up_is_a_clean_stop(tmp_path, cache):
+    study = write_study(tmp_path, max_epochs=50)
+    for delay in (0.3, 1.0, 2.0, 4.0):
+        process = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "run", str(study)], cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=120)
+        assert "Traceback" not in err, err
+        # before odyssey's handler is installed the default one ends the process, before anything started
+        assert process.returncode in (130, -signal.SIGTERM), (delay, process.returncode, err)
+
+
+def test_more_jobs_than_work_or_cores_start_no_idle_workers(tmp_path, cache, monkeypatch):
+    from odyssey.study import runner
+    from odyssey.study.studyfile import load_study_file
+
+    spec = load_study_file(write_study(tmp_path, trials=1))
+    url = f"sqlite:///{tmp_path}/jobs.db"
+    started = []
+    monkeypatch.setattr(runner, "_run_workers", lambda spec, url, storage, ckpt, jobs, threads, progress: started.append(jobs))
+    monkeypatch.setattr(runner, "_run_here", lambda *args: started.append(1))
+    runner.run(spec, storage_url=url, jobs=999, progress=False)
+    assert started == [min(2, runner.cores())]  # two unfinished trials (two cells), capped at the cores
+    runner.run(spec, storage_url=url, jobs=999, force_jobs=True, progress=False)
+    assert started[-1] == 2  # forced: still no more workers than trials to run
+
+
+def test_a_bug_prints_a_short_traceback_and_where_the_whole_one_is(monkeypatch, capsys):
+    import odyssey.cli
+
+    def broken():
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(odyssey.cli, "app", broken)
+    monkeypatch.delenv("ODYSSEY_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as ended:
+        odyssey.cli.main()
+    err = capsys.readouterr().err
+    assert ended.value.code == 1 and "error: a bug in odyssey: ZeroDivisionError: division by zero" in err
+    log = err.split("the whole traceback: ")[1].split(" ")[0]
+    assert "Traceback (most recent call last)" in open(log).read() and "in broken" in err
+    os.unlink(log)
