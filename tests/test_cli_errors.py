@@ -91,3 +91,32 @@ def test_a_bug_prints_a_short_traceback_and_where_the_whole_one_is(monkeypatch, 
     log = err.split("the whole traceback: ")[1].split(" ")[0]
     assert "Traceback (most recent call last)" in open(log).read() and "in broken" in err
     os.unlink(log)
+
+
+def test_a_stop_that_python_could_not_raise_still_stops_at_the_next_epoch(tmp_path, cache, monkeypatch):
+    """SIGINT raised inside a destructor is swallowed ("Exception ignored in ..."): the run must still stop, exit 130."""
+    from odyssey.errors import Interrupted
+    from odyssey.study import runner, worker
+    from odyssey.study.stopping import STOP
+    from odyssey.study.studyfile import load_study_file
+
+    real_train = worker.train
+
+    def train(*args, on_epoch, **kwargs):
+        def first_epoch_swallows_a_stop(epoch, metric, best):
+            if epoch == 1:
+                STOP.event.set()  # what the signal handler leaves behind when its KeyboardInterrupt is lost
+            on_epoch(epoch, metric, best)
+
+        return real_train(*args, on_epoch=first_epoch_swallows_a_stop, **kwargs)
+
+    monkeypatch.setattr(worker, "train", train)
+    spec = load_study_file(write_study(tmp_path, max_epochs=3, trials=1))
+    url = f"sqlite:///{tmp_path}/stop.db"
+    with pytest.raises(Interrupted):
+        runner.run(spec, storage_url=url, progress=False)
+    import optuna
+
+    first = optuna.load_study(study_name="tiny/vowels/V", storage=url).trials
+    assert [t.state.name for t in first] == ["FAIL", "WAITING"] and first[0].user_attrs["interrupted"]
+

@@ -88,7 +88,7 @@ def start(study: Path, storage: str, cwd: Path) -> subprocess.Popen:
     )
 
 
-def finish(proc: subprocess.Popen, timeout: float = 300) -> str:
+def finish(proc: subprocess.Popen, timeout: float = 900) -> str:
     out, err = proc.communicate(timeout=timeout)
     assert proc.returncode == 0, f"worker failed ({proc.returncode}): {err}"
     return out + err
@@ -255,3 +255,17 @@ def test_errors_after_finished_work_lose_nothing(tmp_path, monkeypatch):
 def test_mask_url_hides_passwords():
     assert mask_url("postgresql+psycopg2://u:p%40ss@h:5432/db") == "postgresql+psycopg2://u:***@h:5432/db"
     assert mask_url("sqlite:///results/x.db") == "sqlite:///results/x.db"
+
+
+def test_two_workers_on_a_journal_storage_without_a_server(tmp_path, monkeypatch):
+    """A cluster with a shared filesystem and no database: Optuna's JournalStorage as `journal://PATH`."""
+    monkeypatch.setenv("ODYSSEY_CACHE_DIR", str(tmp_path / "cache"))
+    study = write_study(tmp_path, trials=2)
+    storage = f"journal://{tmp_path}/dist.log"
+    subprocess.run([sys.executable, str(ROOT / "cli.py"), "prepare", str(study), "--storage", storage], cwd=tmp_path, check=True, capture_output=True)
+    workers = [start(study, storage, tmp_path) for _ in range(2)]
+    for worker in workers:
+        finish(worker)
+    assert len(assert_planned_exactly_once(storage, 2)) == 4
+    shown = subprocess.run([sys.executable, str(ROOT / "cli.py"), "status", "--storage", storage], cwd=tmp_path, capture_output=True, text=True)
+    assert shown.returncode == 0 and "dist/adding/NP" in shown.stdout, shown.stderr

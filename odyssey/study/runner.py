@@ -106,23 +106,22 @@ def run(
     """Run every cell's missing trials; returns the status rows afterwards."""
     url = storage_url or spec.default_storage
     checkpoint_dir = checkpoint_dir or default_checkpoint_dir(spec, url)
-    STOP.event.clear()
-    STOP.install()
-    try:
-        check_folder(url, create=url == spec.default_storage)
-        _writable(checkpoint_dir)
-        storage = open_and_prepare(spec, url, extend=extend)
-        unfinished = sum(r["planned"] - r["complete"] - r["failed"] for r in status_rows(url, spec.name))
-        jobs = min(jobs if force_jobs else min(jobs, cores()), max(unfinished, 1))
-        if unfinished:
-            build_kernel()
-        threads = threads or (1 if jobs > 1 else cores())
-        if jobs == 1:
-            _run_here(spec, url, storage, checkpoint_dir, threads, progress)
-        else:
-            _run_workers(spec, url, storage, checkpoint_dir, jobs, threads, progress)
-    except KeyboardInterrupt:
-        raise _interrupted(url) from None
+    with STOP.installed():
+        try:
+            check_folder(url, create=url == spec.default_storage)
+            _writable(checkpoint_dir)
+            storage = open_and_prepare(spec, url, extend=extend)
+            unfinished = sum(r["planned"] - r["complete"] - r["failed"] for r in status_rows(url, spec.name))
+            jobs = min(jobs if force_jobs else min(jobs, cores()), max(unfinished, 1))
+            if unfinished:
+                build_kernel()
+            threads = threads or (1 if jobs > 1 else cores())
+            if jobs == 1:
+                _run_here(spec, url, storage, checkpoint_dir, threads, progress)
+            else:
+                _run_workers(spec, url, storage, checkpoint_dir, jobs, threads, progress)
+        except KeyboardInterrupt:
+            raise _interrupted(url) from None
     return status_rows(url, spec.name)
 
 

@@ -25,6 +25,21 @@ class Stop:
             signal.signal(signal.SIGINT, self._handle)
             signal.signal(signal.SIGTERM, self._handle)
 
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        """install() for a while, with a fresh flag; the previous handlers come back after (a library caller's own)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+        self.event.clear()
+        self.install()
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous[0])
+            signal.signal(signal.SIGTERM, previous[1])
+
     def _handle(self, signum, frame) -> None:
         first = not self.event.is_set()
         self.event.set()
