@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -74,9 +75,10 @@ def test_names_are_escaped_in_html_and_markdown(tmp_path: Path):
     storage = optuna.storages.InMemoryStorage()
     write_synthetic_study(storage, name="x", tasks=("<script>alert(1)</script>",), variants=("V", "<b>NFG"), trials=12, failed=0, running=0)
     path = build_report(storage=storage, name="x", out_dir=tmp_path)
-    for text in (path.read_text(), (tmp_path / "report.md").read_text()):
-        assert "<script>alert" not in text and "<b>NFG" not in text
-        assert "&lt;script" in text
+    page, markdown = path.read_text(), (tmp_path / "report.md").read_text()
+    assert "<script>alert" not in page and "<b>NFG" not in page and "&lt;script" in page
+    # Markdown: backslash escapes, which print as the plain character; no raw tag anywhere.
+    assert not re.search(r"(?<!\\)<(script|b>)", markdown) and "\\<script>" in markdown
 
 
 @pytest.mark.parametrize(

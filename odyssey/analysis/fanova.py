@@ -13,6 +13,7 @@ Each tree gives its own shares; the forest reports their mean and spread.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -154,10 +155,15 @@ class Fanova:
         return 1.0 - self.main.sum(axis=1) - self.pair.sum(axis=1)
 
 
-def fit_forest(x: np.ndarray, y: np.ndarray, *, trees: int = 32, min_samples_leaf: int = 1, seed: int = 0) -> RandomForestRegressor:
-    """Every feature at every split (max_features=1.0): with a handful of parameters, subsampling them only adds noise."""
-    forest = RandomForestRegressor(n_estimators=trees, min_samples_leaf=min_samples_leaf, max_features=1.0, random_state=seed, n_jobs=-1)
-    return forest.fit(x, y)
+def fit_forest(x: np.ndarray, y: np.ndarray, *, trees: int = 32, min_samples_leaf: int = 1, seed: int = 0, oob: bool = False) -> RandomForestRegressor:
+    """Every feature at every split (max_features=1.0): with a handful of parameters, subsampling them only adds noise.
+
+    oob: also predict each trial from the trees that did not see it (`oob_prediction_`).
+    """
+    forest = RandomForestRegressor(n_estimators=trees, min_samples_leaf=min_samples_leaf, max_features=1.0, random_state=seed, n_jobs=-1, oob_score=oob)
+    with warnings.catch_warnings():  # a trial every tree saw has no out-of-bag prediction: NaN, handled by the caller
+        warnings.simplefilter("ignore", UserWarning)
+        return forest.fit(x, y)
 
 
 def decompose_forest(

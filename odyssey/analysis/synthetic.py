@@ -46,12 +46,24 @@ def write_synthetic_study(
     for task in tasks:
         for variant in variants:
             study = optuna.create_study(storage=storage, study_name=f"{name}/{task}/{variant}", direction="minimize")
-            for key, value in {"odyssey_study": name, "task": task, "variant": variant, "metric": metric, "study_hash": "synthetic"}.items():
+            spec = {
+                "name": name,
+                "tasks": list(tasks),
+                "variants": list(variants),
+                "trials": trials,
+                "sampler": "random",
+                "seed": seed,
+                "description": "synthetic: a known function of the hyperparameters plus noise",
+                "training": {"batch_size": 16, "max_epochs": 10, "patience": 3},
+                "space": {k: {"low": d.low, "high": d.high, "log": d.log, "integer": isinstance(d, IntDistribution)} for k, d in PAPER_DISTRIBUTIONS.items()},
+                "task_options": {},
+            }
+            for key, value in {"odyssey_study": name, "task": task, "variant": variant, "metric": metric, "study_hash": "synthetic", "study_spec": spec}.items():
                 study.set_user_attr(key, value)
             for slot in range(trials + failed + running):
                 params = {k: d.to_external_repr(_draw(d, rng)) for k, d in PAPER_DISTRIBUTIONS.items()}
                 value = paper_like_metric(params, variant) + rng.normal(0, noise)
-                attrs = {"task": task, "variant": variant, "metric": metric, "parameter_count": 4000 + 100 * len(variant), "versions": {}}
+                attrs = {"task": task, "variant": variant, "metric": metric, "parameter_count": 4000 + 100 * len(variant), "versions": {"odyssey": "synthetic", "optuna": optuna.__version__}}
                 if slot < trials:
                     state, done = TrialState.COMPLETE, {"test_metric": value + rng.normal(0, noise), "epochs": 10, "seconds": params["hidden_size"] * 0.5}
                 else:
