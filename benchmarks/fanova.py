@@ -4,7 +4,7 @@
 
 The reference is what any analysis of the study must at least pay through Optuna:
 `optuna.load_study(...).get_trials()` in a fresh Python process. The command runs in a fresh
-process too (`python cli.py importance ... --format json`, with its bootstrap intervals and noise
+process too (`python cli.py importance ... --format json`, with its intervals and noise
 floor at their defaults), so interpreter start-up and imports count on both sides. The two
 alternate and each reports its median; the target is a ratio under 2.
 
@@ -103,7 +103,7 @@ def main() -> None:
     forest = fit_forest(x, y)
     all_s = best_of(args.repeats, lambda: decompose_forest(forest, lows=lows, highs=highs))
     whole_s = best_of(1, lambda: analyse(rows, scales=scales))
-    bare_s = best_of(1, lambda: analyse(rows, scales=scales, resamples=0, permutations=0))
+    bare_s = best_of(1, lambda: analyse(rows, scales=scales, permutations=0))
     print(f"in this process (best of {args.repeats}): read {read_s:.2f} s, forest fit {fit_s:.2f} s, decomposition with all pairs {all_s:.2f} s;")
     print(f"  the whole analysis {whole_s:.2f} s, of which intervals and noise floor {whole_s - bare_s:.2f} s")
 

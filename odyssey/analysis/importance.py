@@ -122,9 +122,11 @@ def analyse(
     y = rows[target].to_numpy(float)
     grid = {} if pairs else {"pairs": []}
 
-    def refit(xs: np.ndarray, ys: np.ndarray, n_trees: int, at: int) -> Fanova:
-        # Resampled forests need shares only: the marginal grids shrink to their ends.
-        return decompose_forest(fit_forest(xs, ys, trees=n_trees, seed=at), lows=lows, highs=highs, curve_points=2, surface_points=2, **grid)
+    def refit(xs: np.ndarray, ys: np.ndarray, n_trees: int, at: int, with_pairs: bool) -> Fanova:
+        # Refits need shares only: the marginal grids shrink to their ends.
+        return decompose_forest(
+            fit_forest(xs, ys, trees=n_trees, seed=at), lows=lows, highs=highs, curve_points=2, surface_points=2, **({} if with_pairs and pairs else {"pairs": []})
+        )
 
     constant = bool(np.ptp(y) == 0)
     assess = bool(permutations and not constant)
