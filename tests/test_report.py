@@ -107,7 +107,11 @@ def test_report_text_is_plain_and_counts_are_integers(report: Path):
     assert {"low", "high", "floor", "distinguishable", "space"} <= set(toy.columns)
 
 
-def test_figures_clip_training_time_label_colour_bars_and_keep_titles_apart():
+def test_figures_clip_training_time_label_colour_bars_and_keep_titles_apart(report: Path):
+    terms = pd.read_csv(report.parent / "importance.csv").query("task == 'toy'")
+    fig = plots.share_bars(terms)
+    fig.canvas.draw()
+    assert fig.bbox.contains(*fig.axes[0].xaxis.label.get_window_extent().p1) and fig.axes[0].xaxis.label.get_window_extent().x0 >= 0
     curves = pd.DataFrame({"param": "p", "x": [0.0, 1.0], "mean": [1.0, 2.0], "std": [3.0, 0.5], "space": "all trials", "trials": 30})
     fig = plots.marginal_curves(curves, metric="error", times=curves.copy())
     band = fig.axes[1].collections[0].get_paths()[0].vertices
@@ -233,3 +237,19 @@ def test_analysis_never_imports_torch():
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_report_analyses_conditional_parameters_where_they_exist(tmp_path: Path):
+    storage = optuna.storages.InMemoryStorage()
+    write_synthetic_study(storage, name="cond", variants=("V", "NFG"), trials=30, failed=0, running=0, conditional=True)
+    path = build_report(storage=storage, name="cond", out_dir=tmp_path, permutations=2)
+    trials = pd.read_csv(tmp_path / "trials.csv")
+    sgd = int(trials["params_momentum"].notna().sum())
+    importance = pd.read_csv(tmp_path / "importance.csv")
+    assert dict(importance.groupby("space")["trials"].first()) == {"all trials": 60, "trials with momentum (optimizer = sgd)": sgd}
+    whole = importance[importance.space == "all trials"]
+    assert "optimizer" in set(whole["term"]) and not any("momentum" in json.loads(p) for p in whole["params"])
+    text = (tmp_path / "report.md").read_text()
+    assert f"#### Sub-space: trials with momentum (optimizer = sgd) ({sgd} trials)" in text and "#### All trials (60 trials)" in text
+    assert "| optimizer | one of [sgd, adam] |" in text and "| momentum | 0 to 0.99, when optimizer = sgd |" in text
+    assert path.is_file()

@@ -81,14 +81,13 @@ def share_bars(terms: pd.DataFrame) -> Figure:
         colours = [(*to_rgb(KIND_COLOURS[k]), a) for k, a in zip(ordered["kind"], alpha)]
         ax.barh(y, mean, xerr=error, color=colours, capsize=2)
         if assessed:
-            ax.scatter(ordered["floor"], y, marker="|", s=120, color="black", zorder=3, label="noise floor")
-            ax.legend(loc="lower right", fontsize=7, frameon=False)
+            ax.scatter(ordered["floor"], y, marker="|", s=120, color="black", zorder=3)
         reach = mean + (error[1] if assessed else error)
         for row, (value, end) in enumerate(zip(mean, reach)):
             ax.text(max(end, 0) + 0.01, row, f"{value:.3f}", va="center", fontsize=7)
         ax.set_yticks(y, ordered["term"], fontsize=8)
         ax.invert_yaxis()
-        what = "bars: mean over trees, whiskers: 90% bootstrap interval; pale: not distinguishable from zero" if assessed else "mean ± std over trees"
+        what = "whiskers: 90% interval, ticks: noise floor\npale: not distinguishable from zero" if assessed else "mean ± std over trees"
         ax.set(xlabel=f"share of variance ({what})", xlim=(0.0, 1.05))
     return fig
 
@@ -113,8 +112,8 @@ def marginal_curves(curves: pd.DataFrame, *, metric: str, times: pd.DataFrame | 
                 ax.plot(part["x"], part["mean"], color="#4c72b0")
                 ax.fill_between(part["x"], low, part["mean"] + part["std"], color="#4c72b0", alpha=0.25, linewidth=0)
                 ax.set(xlabel=param, ylabel=ylabel if c == 0 else "")
-                if table is times:
-                    ax.set_ylim(bottom=0.0)
+            if table is times:  # after the whole row: its shared axis has seen every curve
+                axes[r, 0].set_ylim(0.0, axes[r, 0].get_ylim()[1])
     return fig
 
 
