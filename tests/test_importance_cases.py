@@ -104,33 +104,29 @@ def test_conditional_parameters_are_analysed_where_they_exist_and_their_parent_o
     assert set(terms_table(sub)["trials"]) == {sgd} and set(terms_table(whole)["trials"]) == {600}
 
 
-def _json(study_url: str, study: str, **options) -> dict:
+def _json(capsys, url: str, study: str) -> dict:
+    """`odyssey importance --format json`, parsed strictly (NaN or Infinity fail the test)."""
+
     def refuse(constant: str):
         raise AssertionError(f"not strict JSON: {constant}")
 
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "cli.py"), "importance", "--storage", study_url, "--study", study, "--format", "json", *options.get("args", [])],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout, parse_constant=refuse)
+    print_importance(storage=url, study=study, fmt="json")
+    return json.loads(capsys.readouterr().out, parse_constant=refuse)
 
 
-def test_a_constant_objective_gives_strict_json_with_undefined_shares(tmp_path: Path):
+def test_a_constant_objective_gives_strict_json_with_undefined_shares(tmp_path: Path, capsys):
     url = f"sqlite:///{tmp_path / 'c.db'}"
     _study(30, lambda rng: ({"x": float(rng.uniform()), "y": float(rng.uniform())}, 1.5), {"x": FloatDistribution(0, 1), "y": FloatDistribution(0, 1)}, storage=url)
-    data = _json(url, "s")
+    data = _json(capsys, url, "s")
     assert {t["mean"] for t in data["terms"]} == {None} and data["spaces"][0]["constant"] is True
     assert "objective is constant" in data["spaces"][0]["note"]
 
 
-def test_a_one_choice_categorical_is_left_out_and_said_so(tmp_path: Path):
+def test_a_one_choice_categorical_is_left_out_and_said_so(tmp_path: Path, capsys):
     url = f"sqlite:///{tmp_path / 'one.db'}"
     dists = {"x": FloatDistribution(0, 1), "act": CategoricalDistribution(["tanh"])}
     _study(40, lambda rng: ((p := {"x": float(rng.uniform()), "act": "tanh"}), p["x"]), dists, storage=url)
-    data = _json(url, "s")
+    data = _json(capsys, url, "s")
     assert all("act" not in term["params"] for term in data["terms"])
     assert [t["term"] for t in data["terms"]] == ["x", "higher order"]
     assert data["spaces"][0]["dropped"] == ["act (its distribution allows one value only)"]
