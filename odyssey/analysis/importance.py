@@ -268,8 +268,16 @@ def surfaces_table(result: Importance) -> pd.DataFrame:
 def space_summary(space: str, result: Importance | str) -> dict[str, object]:
     """One line per analysed set of trials: how many, what was left out, or why nothing was computed."""
     if isinstance(result, str):
-        return {"space": space, "trials": None, "dropped": [], "constant": None, "note": f"not computed: {result}"}
-    return {"space": space, "trials": result.trials, "dropped": list(result.dropped), "constant": result.constant, "note": result.note}
+        return {"space": space, "trials": None, "dropped": [], "constant": None, "uncertainty": None, "note": f"not computed: {result}"}
+    u = result.uncertainty
+    return {
+        "space": space,
+        "trials": result.trials,
+        "dropped": list(result.dropped),
+        "constant": result.constant,
+        "uncertainty": None if u is None else {"method": u.describe(), "trees": u.trees, "permutations": u.permutations, "refit_trees": u.refit_trees},
+        "note": result.note,
+    }
 
 
 def study_importance(
@@ -331,9 +339,12 @@ def print_importance(
 
         for summary in spaces:
             part = table[table["space"] == summary["space"]]
-            title = f"{study}: variance shares, {summary['note']}"
             if part.empty:
-                print_rows([], title=title)
+                print_rows([], title=f"{study}, {summary['space']}: {summary['note']}")
                 continue
+            notes = [f"left out: {d}" for d in summary["dropped"]] + (["constant objective: no shares"] if summary["constant"] else [])
+            title = f"{study}, {summary['space']}: variance shares over {summary['trials']:,} trials" + "".join(f"; {n}" for n in notes)
             shown = part.drop(columns=["params", "space", "trials"]).assign(distinguishable=lambda t: t["distinguishable"].map(lambda v: "" if v is None else "yes" if v else "no"))
             print_rows([{k: cell_text(v) for k, v in row.items()} for row in shown.to_dict(orient="records")], title=title)
+        methods = {s["uncertainty"]["method"] for s in spaces if s["uncertainty"]}
+        print(f"{SCALE_NOTE[0].upper()}{SCALE_NOTE[1:]}." + "".join(f" {m[0].upper()}{m[1:]}." for m in sorted(methods)))
