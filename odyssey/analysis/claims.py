@@ -83,7 +83,7 @@ def _learning_rate_largest(_tests, terms: pd.DataFrame | str) -> tuple[str, str]
         return UNCHECKED, f"{LEARNING_RATE} is not a parameter of this study"
     lr = lr.iloc[0]
     others = effects[effects["term"] != lr["term"]]
-    evidence = f"{LEARNING_RATE}: {_interval(lr)} of the variance (paper: > 2/3)"
+    evidence = f"{LEARNING_RATE}: {_interval(lr)} of the variance over {lr['trials']:,} trials (paper: > 2/3)"
     if others.empty:
         return HOLDS, evidence
     rival = others.iloc[0]  # the largest other term
@@ -104,7 +104,10 @@ def _interactions_small(_tests, terms: pd.DataFrame | str) -> tuple[str, str]:
     top = pairs.iloc[0]
     assessed = pairs["distinguishable"].notna().all()
     real = pairs[pairs["distinguishable"] == True] if assessed else pairs  # noqa: E712 (object column)
-    evidence = f"largest pair {top['term']}: {_interval(top)}; {len(real)} of {len(pairs)} pairs distinguishable from zero; small means < {SMALL_INTERACTION}"
+    evidence = (
+        f"largest pair {top['term']}: {_interval(top)}; {len(real)} of {len(pairs)} pairs distinguishable from zero "
+        f"over {top['trials']:,} trials; small means < {SMALL_INTERACTION}"
+    )
     upper = pairs["high"] if assessed else pairs["mean"] + pairs["std"]
     lower = real["low"] if assessed else real["mean"] - real["std"]
     if (upper < SMALL_INTERACTION).all():
