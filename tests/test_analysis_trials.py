@@ -79,13 +79,37 @@ def _mixed_trials() -> list:
     return trials
 
 
-def test_one_query_on_an_rdb_storage_reads_what_optuna_reads(tmp_path):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def rdb_url(request, tmp_path):
+    """A new SQLite file, or a new database on ODYSSEY_TEST_POSTGRES's server (CI sets it)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'm.db'}"
+        return
+    import os
+    import uuid
+
+    import sqlalchemy
+
+    server = os.environ.get("ODYSSEY_TEST_POSTGRES")
+    if not server:
+        pytest.skip("no PostgreSQL: set ODYSSEY_TEST_POSTGRES (.ci/run does)")
+    name = f"odyssey_rdb_{uuid.uuid4().hex[:10]}"
+    admin = sqlalchemy.create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as con:
+        con.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    yield server.rsplit("/", 1)[0] + "/" + name
+    with admin.connect() as con:
+        con.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_one_query_on_an_rdb_storage_reads_what_optuna_reads(rdb_url):
     import sqlalchemy
 
     from odyssey.analysis.rdb import rdb_backend
     from odyssey.analysis.trials import load_optuna_trials, open_existing
 
-    url = f"sqlite:///{tmp_path / 'm.db'}"
+    url = rdb_url
     optuna.create_study(storage=url, study_name="m").add_trials(_mixed_trials())
     memory = optuna.storages.InMemoryStorage()
     optuna.create_study(storage=memory, study_name="m").add_trials(_mixed_trials())
