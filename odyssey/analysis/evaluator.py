@@ -37,7 +37,10 @@ class FanovaImportanceEvaluator(BaseImportanceEvaluator):
 
     Parameters present in only some trials are analysed on the trials that have them when asked
     for by name; by default, as Optuna's evaluators do, only the parameters every complete trial has.
-    A parameter with a single possible value gets 0.
+    A parameter with a single possible value gets 0, and so does every parameter of a constant
+    objective. Unlike Optuna's evaluators, an infinite target is an error naming the trial (not
+    silently dropped), and fewer than 20 complete trials are refused (odyssey.errors.OdysseyError,
+    a ValueError).
     """
 
     def __init__(self, *, n_trees: int = 32, seed: int = 0, target: Target | None = None) -> None:

@@ -79,7 +79,9 @@ def _narrowed(scale: Scale, values: pd.Series) -> tuple[Scale | None, str]:
     if scale.single:
         return None, f"{scale.param} (its distribution allows one value only)"
     if values.nunique() < 2:
-        return None, f"{scale.param} (one value, {values.iloc[0]!r}, in these trials)"
+        value = values.iloc[0]
+        shown = repr(value) if isinstance(value, str) else f"{value:g}" if isinstance(value, (int, float)) else str(value)
+        return None, f"{scale.param} (one value, {shown}, in these trials)"
     if scale.choices is not None and len(set(values)) < len(scale.choices):
         # A choice no trial took here cannot be judged: weigh the ones that were.
         present = tuple(c for c in scale.choices if c in set(values))

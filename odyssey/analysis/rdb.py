@@ -22,12 +22,10 @@ def rdb_backend(storage: BaseStorage) -> RDBStorage | None:
     return backend if isinstance(backend, RDBStorage) else None
 
 
-def read_trials(backend: RDBStorage, study_id: int, *, objective: int = 0) -> tuple[pd.DataFrame, dict[str, object]]:
-    """(frame, distributions): number, state and value per trial, one column per parameter holding
-    its external value (NaN where a trial lacks it), and each parameter's distributions as stored.
-
-    `distributions[param]` is a list: cells or trials may store different ranges.
-    """
+def read_trials(backend: RDBStorage, study_id: int, *, objective: int = 0, prefix: str = "params_") -> tuple[pd.DataFrame, dict[str, list]]:
+    """(frame, distributions): number, state and value per trial, a column `prefix + name` per
+    parameter holding its external value (NaN where a trial lacks it), and each parameter's
+    distributions as stored (a list: cells or trials may store different ranges)."""
     import sqlalchemy as sa
     from optuna.storages._rdb import models
 
@@ -62,6 +60,6 @@ def read_trials(backend: RDBStorage, study_id: int, *, objective: int = 0) -> tu
             external = pd.Series(np.asarray(distribution.choices, dtype=object)[internal.astype(int)], index=part["number"].to_numpy())
         else:
             external = pd.Series(internal, index=part["number"].to_numpy())
-        column = frame.get(param)
-        frame[param] = external if column is None else column.where(column.notna(), external)
+        column = frame.get(prefix + param)
+        frame[prefix + param] = external if column is None else column.where(column.notna(), external)
     return frame.reset_index(), distributions

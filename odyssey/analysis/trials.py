@@ -152,8 +152,8 @@ def load_optuna_trials(storage, study: str, *, objective: int | None = None) -> 
     attrs = {"study": study, "task": study, "variant": "", "failure": "", "versions": ""} | {key: math.nan for key in ATTRS}
     backend = rdb_backend(storage)
     if backend is not None:
-        read, distributions = read_trials(backend, frozen._study_id, objective=objective)
-        frame = read.rename(columns={p: PARAM_PREFIX + p for p in distributions}).assign(**attrs)
+        read, distributions = read_trials(backend, frozen._study_id, objective=objective, prefix=PARAM_PREFIX)
+        frame = read.assign(**attrs)
         scales = _merge_scales((p, d) for p, ds in distributions.items() for d in ds)
         frame = frame[_frame([]).columns.tolist() + sorted(c for c in frame.columns if c.startswith(PARAM_PREFIX))]
     else:
