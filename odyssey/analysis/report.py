@@ -162,7 +162,7 @@ def _document(analysis: StudyAnalysis, out: Path, source: str, tables: dict[str,
             "Importance claims are decided by the intervals and noise floors of the shares (below): 'not decided' means "
             "the data cannot separate the answer. Variant claims come with what their budget can detect."
         ),
-        Table(analysis.claims),
+        Table(analysis.claims) if len(analysis.claims) else Text("No complete trials yet: nothing to check."),
         Heading("Trials per cell"),
         Table(analysis.cells),
     ]
