@@ -117,6 +117,9 @@ def test_figures_clip_training_time_label_colour_bars_and_keep_titles_apart(repo
     band = fig.axes[1].collections[0].get_paths()[0].vertices
     assert band[:, 1].min() >= 0.0 and fig.axes[1].get_ylim()[0] == 0.0  # seconds cannot be negative
     assert fig.axes[0].collections[0].get_paths()[0].vertices[:, 1].min() < 0.0  # the metric's band is not clipped
+    choice = pd.DataFrame({"param": "optimizer", "x": [-0.5, 0.5, 1.5], "mean": [1.0, 2.0, 2.0], "std": 0.1})
+    fig = plots.marginal_curves(choice, metric="error", choices={"optimizer": ("sgd", "adam")})
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["sgd", "adam"]  # choices, not their indices
     grid = np.linspace(0, 1, 5)
     x, y = np.meshgrid(grid, grid, indexing="ij")
     pairs = pd.concat(

@@ -92,10 +92,17 @@ def share_bars(terms: pd.DataFrame) -> Figure:
     return fig
 
 
-def marginal_curves(curves: pd.DataFrame, *, metric: str, times: pd.DataFrame | None = None) -> Figure:
+def _choice_ticks(ax, axis: str, choices: tuple | None) -> None:
+    """A categorical parameter is analysed as the index of its choice: label the indices with the choices."""
+    if choices:
+        getattr(ax, f"set_{axis}ticks")(range(len(choices)), [str(c) for c in choices])
+
+
+def marginal_curves(curves: pd.DataFrame, *, metric: str, times: pd.DataFrame | None = None, choices: dict[str, tuple] | None = None) -> Figure:
     """Predicted metric (and training time) vs each parameter, ±1 std across trees as a band.
 
-    Training time cannot be negative: its band is clipped at 0 s.
+    Training time cannot be negative: its band is clipped at 0 s. `choices`: label -> choices of
+    the categorical parameters.
     """
     rows = [(curves, f"{metric} (marginal)")] + ([(times, "training seconds (marginal)")] if times is not None and not times.empty else [])
     params = list(dict.fromkeys(curves["param"]))
@@ -112,14 +119,16 @@ def marginal_curves(curves: pd.DataFrame, *, metric: str, times: pd.DataFrame | 
                 ax.plot(part["x"], part["mean"], color="#4c72b0")
                 ax.fill_between(part["x"], low, part["mean"] + part["std"], color="#4c72b0", alpha=0.25, linewidth=0)
                 ax.set(xlabel=param, ylabel=ylabel if c == 0 else "")
+                _choice_ticks(ax, "x", (choices or {}).get(param))
             if table is times:  # after the whole row: its shared axis has seen every curve
                 axes[r, 0].set_ylim(0.0, axes[r, 0].get_ylim()[1])
     return fig
 
 
-def pair_heatmaps(surfaces: pd.DataFrame, *, metric: str) -> Figure:
-    """Per pair: the pair's marginal (total) and what remains after both main effects (interaction only)."""
-    pairs = list(dict.fromkeys(zip(surfaces["param_x"], surfaces["param_y"])))
+def pair_heatmaps(surfaces: pd.DataFrame, *, metric: str, order: list[tuple[str, str]] | None = None, choices: dict[str, tuple] | None = None) -> Figure:
+    """Per pair (in `order`, default as the table has them): the pair's marginal (total) and what
+    remains after both main effects (interaction only)."""
+    pairs = order if order is not None else list(dict.fromkeys(zip(surfaces["param_x"], surfaces["param_y"])))
     # Shared colour ranges: a weak interaction must look weak, not be stretched to full colour.
     limits = {"total_mean": {"vmin": surfaces["total_mean"].min(), "vmax": surfaces["total_mean"].max()}}
     reach = float(surfaces["interaction_mean"].abs().max()) if len(surfaces) else 0.0
@@ -137,6 +146,8 @@ def pair_heatmaps(surfaces: pd.DataFrame, *, metric: str) -> Figure:
                 fig.colorbar(mesh, ax=ax, label=bars[column])
                 ax.set_title(title, fontsize=9)
                 ax.set(xlabel=px, ylabel=py)
+                _choice_ticks(ax, "x", (choices or {}).get(px))
+                _choice_ticks(ax, "y", (choices or {}).get(py))
     return fig
 
 

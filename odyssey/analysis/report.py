@@ -16,7 +16,7 @@ from optuna.storages import BaseStorage
 from .. import __version__
 from ..study.storage import mask_url
 from . import plots
-from .importance import SCALE_NOTE, Importance, curves_table, surfaces_table, terms_table
+from .importance import PAIR_SIGN, SCALE_NOTE, Importance, curves_table, surfaces_table, terms_table
 from .render import Block, Heading, Image, Table, Text, to_html, to_markdown
 from .settings import settings_blocks
 from .study_analysis import StudyAnalysis, TaskAnalysis, analyse_study
@@ -64,6 +64,7 @@ def _figure(fig, out: Path, stem: str, caption: str) -> Image:
     return Image(relative, caption)
 
 
+PAIRS_DRAWN = 6
 TERM_SHOWN = ["term", "scale", "mean", "std", "low", "high", "floor", "distinguishable"]
 
 
@@ -97,6 +98,7 @@ def _space_blocks(task: TaskAnalysis, result: Importance, out: Path, stem: str, 
     if times is not None:
         tables["marginals"].append(_with_task(task.task, times.assign(target="seconds")))
     label = f"{task.task}, {result.space} ({result.trials:,} trials)"
+    choices = {s.label: s.choices for s in result.scales if s.choices is not None}
     blocks: list[Block] = [
         Heading(f"{'All trials' if first else 'Sub-space: ' + result.space} ({result.trials:,} trials)", 4),
         Text(f"Forest of {result.fanova.variance.size} trees. {result.note[0].upper()}{result.note[1:]}."),
@@ -107,7 +109,7 @@ def _space_blocks(task: TaskAnalysis, result: Importance, out: Path, stem: str, 
         return blocks
     blocks.append(
         _figure(
-            plots.marginal_curves(curves, metric=f"validation {task.metric}", times=times),
+            plots.marginal_curves(curves, metric=f"validation {task.metric}", times=times, choices=choices),
             out,
             f"{stem}-marginals",
             f"{label}: marginal predicted {task.metric}" + (" and training seconds" if times is not None else "") + " per parameter, band ±1 std over trees",
@@ -116,8 +118,13 @@ def _space_blocks(task: TaskAnalysis, result: Importance, out: Path, stem: str, 
     if first and isinstance(task.times, str):
         blocks.append(Text(f"Training-time curves not drawn: {task.times}."))
     if not surfaces.empty:
-        caption = f"{label}: pairwise marginals of validation {task.metric}, total (left) and interaction only (right)"
-        blocks.append(_figure(plots.pair_heatmaps(surfaces, metric=task.metric), out, f"{stem}-pairs", caption))
+        # The largest pairs only: fifteen rows of heat maps hide the two that matter. All are in pairs.csv.
+        ranked = [tuple(t.split(PAIR_SIGN)) for t in terms.loc[terms["kind"] == "pair", "term"]]
+        drawn = ranked[:PAIRS_DRAWN]
+        shown = surfaces[[pair in set(drawn) for pair in zip(surfaces["param_x"], surfaces["param_y"])]]
+        which = f"the {len(drawn)} largest of {len(ranked)} pairs (all in pairs.csv)" if len(ranked) > len(drawn) else "every pair"
+        caption = f"{label}: pairwise marginals of validation {task.metric} for {which}, largest first; total (left) and interaction only (right)"
+        blocks.append(_figure(plots.pair_heatmaps(shown, metric=task.metric, order=drawn, choices=choices), out, f"{stem}-pairs", caption))
     return blocks
 
 
