@@ -175,3 +175,19 @@ def test_a_real_interaction_is_distinguishable():
     verdicts = _verdicts(_function_study(lambda x: x[0] + 4 * (x[0] - 0.5) * (x[1] - 0.5), 300))
     assert verdicts["x0 × x1"] and verdicts["x0"]
     assert not any(v for term, v in verdicts.items() if " × " in term and term != "x0 × x1")
+
+
+def test_a_multi_objective_study_needs_its_objective_named(tmp_path: Path, capsys):
+    url = f"sqlite:///{tmp_path / 'mo.db'}"
+    study = optuna.create_study(storage=url, study_name="mo", directions=["minimize", "minimize"])
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        params = {"x": float(rng.uniform()), "y": float(rng.uniform())}
+        study.add_trial(optuna.trial.create_trial(params=params, distributions={"x": FloatDistribution(0, 1), "y": FloatDistribution(0, 1)}, values=[params["x"], params["y"]]))
+    with pytest.raises(ValueError, match=r"study 'mo' has 2 objectives; pick one with --objective \(0 to 1\)"):
+        print_importance(storage=url, study="mo")
+    print_importance(storage=url, study="mo", objective=1, fmt="json", permutations=0)
+    data = json.loads(capsys.readouterr().out)
+    assert data["objective"] == 1 and data["terms"][0]["term"] == "y" and data["terms"][0]["mean"] > 0.9
+    with pytest.raises(ValueError, match="--objective 2: study 'mo' has 2 objective"):
+        print_importance(storage=url, study="mo", objective=2)
