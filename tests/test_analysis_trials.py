@@ -12,6 +12,7 @@ from optuna.trial import TrialState
 from odyssey.analysis.scales import scale_of
 from odyssey.analysis.study_analysis import cell_counts
 from odyssey.analysis.trials import load_odyssey_trials
+from test_distributed import postgres, postgres_server  # noqa: F401 (fixtures: one PostgreSQL per session)
 
 DISTS = {"learning_rate": FloatDistribution(1e-6, 1e-2, log=True)}
 
@@ -81,26 +82,10 @@ def _mixed_trials() -> list:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def rdb_url(request, tmp_path):
-    """A new SQLite file, or a new database on ODYSSEY_TEST_POSTGRES's server (CI sets it)."""
+    """A new SQLite file, or a new database on the distributed tests' PostgreSQL server."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'm.db'}"
-        return
-    import os
-    import uuid
-
-    import sqlalchemy
-
-    server = os.environ.get("ODYSSEY_TEST_POSTGRES")
-    if not server:
-        pytest.skip("no PostgreSQL: set ODYSSEY_TEST_POSTGRES (.ci/run does)")
-    name = f"odyssey_rdb_{uuid.uuid4().hex[:10]}"
-    admin = sqlalchemy.create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as con:
-        con.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
-    yield server.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as con:
-        con.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+        return f"sqlite:///{tmp_path / 'm.db'}"
+    return request.getfixturevalue("postgres")
 
 
 def test_one_query_on_an_rdb_storage_reads_what_optuna_reads(rdb_url):
