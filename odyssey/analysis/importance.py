@@ -110,14 +110,17 @@ def analyse(
     columns = [PARAM_PREFIX + s.param for s in scales]
     rows = frame.dropna(subset=[*columns, target]) if set(columns) <= set(frame.columns) else frame.iloc[:0]
     _check_finite(rows, target)
-    kept, dropped = [], []
-    for scale, column in zip(scales, columns):
-        narrowed, why = _narrowed(scale, rows[column]) if len(rows) else (scale, "")
-        (kept.append((narrowed, column)) if narrowed is not None else dropped.append(why))
-    if not kept:
-        raise TooFewTrials(f"no parameter varies over these {len(rows)} trials ({space}): nothing to analyse; left out: {'; '.join(dropped)}")
     if len(rows) < MIN_TRIALS:
         raise TooFewTrials(f"fANOVA needs at least {MIN_TRIALS} complete trials with {target}; {len(rows)} present ({space})")
+    kept, dropped = [], []
+    for scale, column in zip(scales, columns):
+        narrowed, why = _narrowed(scale, rows[column])
+        if narrowed is None:
+            dropped.append(why)
+        else:
+            kept.append((narrowed, column))
+    if not kept:
+        raise TooFewTrials(f"no parameter varies over these {len(rows)} trials ({space}): nothing to analyse; left out: {'; '.join(dropped)}")
     used = [s for s, _ in kept]
     lows, highs = np.array([s.low for s in used]), np.array([s.high for s in used])
     x = np.clip(np.column_stack([s.transform(rows[c]) for s, c in kept]), lows, highs)
