@@ -1,6 +1,8 @@
 """odyssey: which parts of a recurrent architecture, and which hyperparameters, actually matter.
 
-`odyssey.LSTM` is imported lazily so that reports and the CLI's analysis commands never pay for torch.
+`odyssey.LSTM` is imported lazily so that reports and the CLI's analysis commands never pay for torch;
+`odyssey.FanovaImportanceEvaluator` (an Optuna importance evaluator) lazily too, so that a bare
+`import odyssey` pays for neither torch nor scikit-learn.
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -12,7 +14,7 @@ try:
 except PackageNotFoundError:  # a checkout run as `python cli.py` without installing
     __version__ = "0.1.0+local"
 
-__all__ = ["LSTM", "VARIANTS", "CellSpec", "resolve_variant", "__version__"]
+__all__ = ["LSTM", "FanovaImportanceEvaluator", "VARIANTS", "CellSpec", "resolve_variant", "__version__"]
 
 
 def __getattr__(name: str):
@@ -20,4 +22,8 @@ def __getattr__(name: str):
         from .model.lstm import LSTM
 
         return LSTM
+    if name == "FanovaImportanceEvaluator":
+        from .analysis.evaluator import FanovaImportanceEvaluator
+
+        return FanovaImportanceEvaluator
     raise AttributeError(f"module 'odyssey' has no attribute {name!r}")

@@ -109,17 +109,30 @@ def tasks(
     print_task_table(paths=path, build=build)
 
 
+PermutationsOpt = Annotated[
+    int | None,
+    typer.Option(min=0, help="Refits on shuffled residuals per noise floor; default a few (the output says how many); 0: shares only, no intervals or floors.", show_default=False),
+]
+
+
+def _given(**options: int | None) -> dict[str, int]:
+    """Only the options given: the library's defaults stay in one place."""
+    return {k: v for k, v in options.items() if v is not None}
+
+
 @app.command()
 def importance(
     storage: Annotated[str, typer.Option(help="Optuna storage URL, e.g. sqlite:///results/mini.db.", show_default=False)],
     study: Annotated[str, typer.Option(help="The Optuna study's name (any study, not only odyssey's).", show_default=False)],
     params: Annotated[list[str] | None, typer.Option("--params", help="Parameters to analyse (repeatable); default all.")] = None,
+    objective: Annotated[int | None, typer.Option(min=0, help="Which objective of a multi-objective study (from 0).")] = None,
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    permutations: PermutationsOpt = None,
 ) -> None:
-    """Variance shares of each hyperparameter and each pair (fANOVA, log-sampled ones in log10), with std over trees."""
+    """Variance shares of each hyperparameter and pair (fANOVA; log-sampled ones in log10), with intervals, noise floors and trial counts."""
     from odyssey.analysis.importance import print_importance
 
-    print_importance(storage=storage, study=study, params=params, fmt=fmt)
+    print_importance(storage=storage, study=study, params=params, objective=objective, fmt=fmt, **_given(permutations=permutations))
 
 
 @app.command()
@@ -128,13 +141,14 @@ def report(
     storage: StorageOpt = None,
     name: Annotated[str | None, typer.Option(help="The study's name, when the storage holds several.")] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder; default results/<name>/.")] = None,
+    permutations: PermutationsOpt = None,
 ) -> None:
-    """Write report.html (self-contained), report.md, figures and CSV tables: variants, importance, the paper's claims."""
+    """Write report.html (self-contained), report.md, figures and CSV tables: settings, variants, importance, the paper's claims."""
     from odyssey.analysis.report import build_report
     from odyssey.study.studyfile import resolve_storage
 
     url, name = resolve_storage(study, storage, name)
-    typer.echo(f"wrote {build_report(storage=url, name=name, out_dir=out)}")
+    typer.echo(f"wrote {build_report(storage=url, name=name, out_dir=out, study_file=study, **_given(permutations=permutations))}")
 
 
 def main() -> None:

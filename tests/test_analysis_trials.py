@@ -12,6 +12,7 @@ from optuna.trial import TrialState
 from odyssey.analysis.scales import scale_of
 from odyssey.analysis.study_analysis import cell_counts
 from odyssey.analysis.trials import load_odyssey_trials
+from test_distributed import postgres, postgres_server  # noqa: F401 (fixtures: one PostgreSQL per session)
 
 DISTS = {"learning_rate": FloatDistribution(1e-6, 1e-2, log=True)}
 
@@ -56,3 +57,63 @@ def test_analysis_scales_come_from_the_distribution(distribution, low, high, lab
     assert scale.low == pytest.approx(low) and scale.high == pytest.approx(high) and scale.label == label
     if isinstance(distribution, CategoricalDistribution):
         assert scale.transform(["c", "a"]).tolist() == [2.0, 0.0]
+
+
+MIXED = {
+    "lr": FloatDistribution(1e-5, 1e-1, log=True),
+    "optimizer": CategoricalDistribution(["sgd", "adam"]),
+    "num_layers": IntDistribution(1, 3),
+    "dropout": FloatDistribution(0.0, 0.5, step=0.1),
+    "momentum": FloatDistribution(0.0, 0.99),  # only with sgd
+}
+
+
+def _mixed_trials() -> list:
+    trials = []
+    for k in range(12):
+        params = {"lr": 10 ** (-5 + k / 3), "optimizer": "sgd" if k % 3 == 0 else "adam", "num_layers": 1 + k % 3, "dropout": round(0.1 * (k % 6), 1)}
+        if params["optimizer"] == "sgd":
+            params["momentum"] = 0.05 * k
+        state = TrialState.FAIL if k == 5 else TrialState.RUNNING if k == 6 else TrialState.COMPLETE
+        value = None if state != TrialState.COMPLETE else math.inf if k == 9 else -math.inf if k == 10 else 0.1 * k
+        trials.append(optuna.trial.create_trial(state=state, value=value, params=params, distributions={p: MIXED[p] for p in params}))
+    return trials
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def rdb_url(request, tmp_path):
+    """A new SQLite file, or a new database on the distributed tests' PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'm.db'}"
+    return request.getfixturevalue("postgres")
+
+
+def test_one_query_on_an_rdb_storage_reads_what_optuna_reads(rdb_url):
+    import sqlalchemy
+
+    from odyssey.analysis.rdb import rdb_backend
+    from odyssey.analysis.trials import load_optuna_trials, open_existing
+
+    url = rdb_url
+    optuna.create_study(storage=url, study_name="m").add_trials(_mixed_trials())
+    memory = optuna.storages.InMemoryStorage()
+    optuna.create_study(storage=memory, study_name="m").add_trials(_mixed_trials())
+    storage = open_existing(url)
+    queries = []
+    sqlalchemy.event.listen(rdb_backend(storage).engine, "before_cursor_execute", lambda *args: queries.append(args[2]))
+    fast = load_optuna_trials(storage, "m")
+    assert len([q for q in queries if "trial_params" in q]) == 1  # the trials, their values and parameters at once
+    slow = load_optuna_trials(memory, "m")
+    assert fast.scales == slow.scales
+    columns = ["number", "state", "value", *(c for c in slow.frame.columns if c.startswith("params_"))]
+    a, b = fast.frame[columns].astype(object), slow.frame[columns].astype(object)
+    assert a.where(a.notna(), None).values.tolist() == b.where(b.notna(), None).values.tolist()
+    assert fast.frame.loc[9, "value"] == math.inf and fast.frame.loc[10, "value"] == -math.inf
+    assert fast.frame["params_momentum"].notna().sum() == 4 and fast.frame.loc[3, "params_optimizer"] == "sgd"
+
+
+def test_float_steps_and_single_values_on_their_scales():
+    step = scale_of("d", FloatDistribution(0.0, 0.5, step=0.1))
+    assert (step.low, step.high) == pytest.approx((-0.05, 0.55))  # equal cells: the end values weigh as much as the rest
+    assert scale_of("a", CategoricalDistribution(["tanh"])).single and scale_of("n", IntDistribution(2, 2)).single
+    assert not scale_of("n", IntDistribution(1, 2)).single

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pandas as pd
 import pytest
 
 from odyssey.analysis.importance import print_importance, study_importance
+from odyssey.analysis import plots
 from odyssey.analysis.report import CSV_NAMES, build_report
+from odyssey.analysis.settings import range_text
 from odyssey.analysis.synthetic import write_synthetic_study
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,13 +74,80 @@ def test_report_text_says_what_was_skipped(report: Path):
     assert "paper's findings" in text
 
 
+def test_report_opens_with_the_studys_own_settings(report: Path):
+    text = (report.parent / "report.md").read_text()
+    settings = text[text.index("## Study settings") : text.index("## The paper's findings")]
+    for line in (
+        "| description | synthetic: a known function of the hyperparameters plus noise |",
+        "| trials per cell | 30 |",
+        "| training | batch_size 16, max_epochs 10, patience 3 |",
+        "| learning_rate | 1e-06 to 0.01, log scale (analysed in log10) |",
+        "| hidden_size | 20 to 200, integers, log scale (analysed in log10) |",
+    ):
+        assert line in settings
+    assert "trials trained with: odyssey synthetic" in settings and "This report: odyssey" in settings
+
+
+def test_the_space_renders_any_kind_of_parameter():
+    assert range_text({"choices": ["sgd", "adam"]}) == "one of [sgd, adam]"
+    assert range_text({"low": 1, "high": 3, "log": False, "integer": True}) == "1 to 3, integers"
+    assert range_text({"low": 0.0, "high": 0.5, "step": 0.1, "when": "optimizer == 'sgd'"}) == "0 to 0.5, step 0.1, when optimizer == 'sgd'"
+    assert range_text(0.9) == "fixed at 0.9"
+
+
+def test_report_text_is_plain_and_counts_are_integers(report: Path):
+    text = (report.parent / "report.md").read_text()
+    assert "p < 0.05" in text and "&lt;" not in text and "&amp;" not in text
+    assert "| V | 4,100 |" in text and "e+0" not in text
+    importance = pd.read_csv(report.parent / "importance.csv")
+    toy = importance[importance.task == "toy"]
+    effects = toy[toy.kind != "rest"]["mean"].tolist()
+    assert effects == sorted(effects, reverse=True) and toy["kind"].iloc[-1] == "rest"
+    assert json.loads(toy["params"].iloc[0]) == ["learning_rate"] and set(toy["trials"]) == {120}
+    assert {"low", "high", "floor", "distinguishable", "space"} <= set(toy.columns)
+
+
+def test_figures_clip_training_time_label_colour_bars_and_keep_titles_apart(report: Path):
+    terms = pd.read_csv(report.parent / "importance.csv").query("task == 'toy'")
+    fig = plots.share_bars(terms)
+    fig.canvas.draw()
+    assert fig.bbox.contains(*fig.axes[0].xaxis.label.get_window_extent().p1) and fig.axes[0].xaxis.label.get_window_extent().x0 >= 0
+    curves = pd.DataFrame({"param": "p", "x": [0.0, 1.0], "mean": [1.0, 2.0], "std": [3.0, 0.5], "space": "all trials", "trials": 30})
+    fig = plots.marginal_curves(curves, metric="error", times=curves.copy())
+    band = fig.axes[1].collections[0].get_paths()[0].vertices
+    assert band[:, 1].min() >= 0.0 and fig.axes[1].get_ylim()[0] == 0.0  # seconds cannot be negative
+    assert fig.axes[0].collections[0].get_paths()[0].vertices[:, 1].min() < 0.0  # the metric's band is not clipped
+    choice = pd.DataFrame({"param": "optimizer", "x": [-0.5, 0.5, 1.5], "mean": [1.0, 2.0, 2.0], "std": 0.1})
+    fig = plots.marginal_curves(choice, metric="error", choices={"optimizer": ("sgd", "adam")})
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["sgd", "adam"]  # choices, not their indices
+    grid = np.linspace(0, 1, 5)
+    x, y = np.meshgrid(grid, grid, indexing="ij")
+    pairs = pd.concat(
+        [
+            pd.DataFrame({"param_x": a, "param_y": b, "x": x.ravel(), "y": y.ravel(), "total_mean": x.ravel() + y.ravel(), "interaction_mean": x.ravel() * y.ravel()})
+            for a, b in [("log10(learning_rate)", "log10(hidden_size)"), ("log10(learning_rate)", "input_noise")]
+        ]
+    )
+    fig = plots.pair_heatmaps(pairs, metric="validation cross-entropy loss per frame (nats)")
+    fig.canvas.draw()  # lay out: constrained layout places titles and colour bars
+    colour_bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert len(colour_bars) == 4 and all(ax.get_ylabel() for ax in colour_bars)
+    maps = [ax for ax in fig.axes if ax.get_title()]
+    titles = [ax.title.get_window_extent() for ax in maps]
+    assert len(titles) == 4 and not any(a.overlaps(b) for i, a in enumerate(titles) for b in titles[i + 1 :])
+    # Each title stays over its own map, clear of the colour bar and the neighbouring map.
+    for ax, title in zip(maps, titles):
+        assert ax.get_window_extent().x0 <= title.x0 and title.x1 <= ax.get_window_extent().x1
+
+
 def test_names_are_escaped_in_html_and_markdown(tmp_path: Path):
     storage = optuna.storages.InMemoryStorage()
     write_synthetic_study(storage, name="x", tasks=("<script>alert(1)</script>",), variants=("V", "<b>NFG"), trials=12, failed=0, running=0)
     path = build_report(storage=storage, name="x", out_dir=tmp_path)
-    for text in (path.read_text(), (tmp_path / "report.md").read_text()):
-        assert "<script>alert" not in text and "<b>NFG" not in text
-        assert "&lt;script" in text
+    page, markdown = path.read_text(), (tmp_path / "report.md").read_text()
+    assert "<script>alert" not in page and "<b>NFG" not in page and "&lt;script" in page
+    # Markdown: backslash escapes, which print as the plain character; no raw tag anywhere.
+    assert not re.search(r"(?<!\\)<(script|b>)", markdown) and "\\<script>" in markdown
 
 
 @pytest.mark.parametrize(
@@ -120,13 +191,21 @@ def _plain_study(url: str) -> None:
 def test_importance_of_any_optuna_study(tmp_path: Path, capsys):
     url = f"sqlite:///{tmp_path / 'plain.db'}"
     _plain_study(url)
-    table, count = study_importance(storage=url, study="plain", params=["lr", "dropout"])
-    assert count == 40 and list(table["term"]) == ["log10(lr)", "dropout", "log10(lr) × dropout", "higher order"]
+    table, spaces = study_importance(storage=url, study="plain", params=["lr", "dropout"])
+    assert [s["trials"] for s in spaces] == [40] and set(table["term"]) == {"log10(lr)", "dropout", "log10(lr) × dropout", "higher order"}
     print_importance(storage=url, study="plain", fmt="json")
     data = json.loads(capsys.readouterr().out)
-    assert data["trials"] == 40 and {"term", "kind", "mean", "std"} <= set(data["terms"][0])
+    assert data["spaces"][0]["trials"] == 40 and "log10 scale" in data["scales"]
+    assert {"term", "kind", "mean", "std", "low", "high", "floor", "distinguishable", "trials"} <= set(data["terms"][0])
+    assert data["terms"][0]["params"] == ["lr"] and data["terms"][0]["scale"] == "log10 scale"
+    means = [t["mean"] for t in data["terms"] if t["kind"] != "rest"]
+    assert means == sorted(means, reverse=True) and data["terms"][-1]["term"] == "higher order"
     print_importance(storage=url, study="plain", fmt="csv")
-    assert capsys.readouterr().out.startswith("term,kind,params,mean,std")
+    csv = capsys.readouterr().out
+    assert csv.startswith("term,kind,params,scale,mean,std,low,high,floor,distinguishable,space,trials") and '"[""lr""]"' in csv
+    print_importance(storage=url, study="plain", fmt="table", permutations=0)
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "plain, all trials: variance shares over 40 trials" in shown and "Log-sampled parameters on their log10 scale" in shown
     with pytest.raises(ValueError, match="unknown parameter.*the study has: dropout, lr, wd"):
         study_importance(storage=url, study="plain", params=["momentum"])
     with pytest.raises(ValueError, match="no study named 'other'.*plain"):
@@ -162,3 +241,19 @@ def test_analysis_never_imports_torch():
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_report_analyses_conditional_parameters_where_they_exist(tmp_path: Path):
+    storage = optuna.storages.InMemoryStorage()
+    write_synthetic_study(storage, name="cond", variants=("V", "NFG"), trials=30, failed=0, running=0, conditional=True)
+    path = build_report(storage=storage, name="cond", out_dir=tmp_path, permutations=2)
+    trials = pd.read_csv(tmp_path / "trials.csv")
+    sgd = int(trials["params_momentum"].notna().sum())
+    importance = pd.read_csv(tmp_path / "importance.csv")
+    assert dict(importance.groupby("space")["trials"].first()) == {"all trials": 60, "trials with momentum (optimizer = sgd)": sgd}
+    whole = importance[importance.space == "all trials"]
+    assert "optimizer" in set(whole["term"]) and not any("momentum" in json.loads(p) for p in whole["params"])
+    text = (tmp_path / "report.md").read_text()
+    assert f"#### Sub-space: trials with momentum (optimizer = sgd) ({sgd} trials)" in text and "#### All trials (60 trials)" in text
+    assert "| optimizer | one of [sgd, adam] |" in text and "| momentum | 0 to 0.99, when optimizer = sgd |" in text
+    assert path.is_file()

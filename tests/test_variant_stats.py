@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from odyssey.analysis.claims import FAILS, HOLDS, UNCHECKED, check_claims
-from odyssey.analysis.variant_stats import best_trials, needed_for, top_count, variant_order, variant_tests
+from odyssey.analysis.claims import FAILS, HOLDS, UNCHECKED, UNDECIDED, check_claims
+from odyssey.analysis.variant_stats import best_trials, detectable, needed_for, top_count, trials_needed, variant_order, variant_tests
 
 
 def _cells(spec: dict[str, tuple[float, int]], *, task: str = "toy", seed: int = 0) -> pd.DataFrame:
@@ -75,15 +75,22 @@ def test_constant_cells_are_not_different_rather_than_nan():
     assert row["p"] == 1.0 and not row["significant"]
 
 
-def _terms(lr: float, pair: float) -> pd.DataFrame:
-    return pd.DataFrame(
+def _terms(lr: float, pair: float, *, spread: float = 0.01, floor: float = 0.005) -> pd.DataFrame:
+    """An importance table as terms_table gives it: intervals of ± 2 spread, one noise floor for all."""
+    rows = [
+        ("log10(learning_rate)", "main", ["learning_rate"], lr),
+        ("log10(hidden_size)", "main", ["hidden_size"], 0.9 - lr - pair),
+        ("log10(learning_rate) × log10(hidden_size)", "pair", ["learning_rate", "hidden_size"], pair),
+        ("higher order", "rest", [], 0.1),
+    ]
+    table = pd.DataFrame(
         [
-            {"term": "log10(learning_rate)", "kind": "main", "params": "learning_rate", "mean": lr, "std": 0.01},
-            {"term": "log10(hidden_size)", "kind": "main", "params": "hidden_size", "mean": 0.9 - lr - pair, "std": 0.01},
-            {"term": "log10(learning_rate) × log10(hidden_size)", "kind": "pair", "params": "learning_rate,hidden_size", "mean": pair, "std": 0.01},
-            {"term": "higher order", "kind": "rest", "params": "", "mean": 0.1, "std": 0.01},
+            {"term": t, "kind": k, "params": p, "mean": m, "std": spread, "low": max(m - 2 * spread, 0.0), "high": m + 2 * spread, "floor": floor, "space": "all trials", "trials": 400}
+            for t, k, p, m in rows
         ]
     )
+    table["distinguishable"] = pd.Series(list(table["low"] > table["floor"]), dtype=object)
+    return table.sort_values("mean", ascending=False)
 
 
 def test_claims_hold_on_data_shaped_like_the_papers():
@@ -91,7 +98,8 @@ def test_claims_hold_on_data_shaped_like_the_papers():
     claims = check_claims(tests, {"toy": _terms(0.7, 0.03)})
     assert (claims["verdict"] == HOLDS).all(), claims
     assert claims["evidence"].str.len().gt(10).all()
-    assert "0.70" in claims.set_index("claim").filter(like="learning rate", axis=0)["evidence"].iloc[0]
+    lr = claims.set_index("claim").filter(like="learning rate", axis=0)["evidence"].iloc[0]
+    assert "0.700 [0.680, 0.720], noise floor 0.005 of the variance over 400 trials" in lr and "next largest: log10(hidden_size) 0.170" in lr
 
 
 def test_claims_fail_or_cannot_be_checked_with_the_reason():
@@ -106,3 +114,44 @@ def test_claims_fail_or_cannot_be_checked_with_the_reason():
     assert verdicts.loc["interactions between hyperparameters are small", "verdict"] == FAILS
     refused = check_claims(tests, {"toy": "fANOVA needs at least 20 complete trials with value; 3 present"})
     assert refused[refused["claim"].str.contains("learning rate")]["evidence"].iloc[0].startswith("fANOVA needs")
+
+
+def test_the_learning_rate_claim_names_the_larger_term_when_it_is_not_largest():
+    verdicts = check_claims(variant_tests(_cells({"V": (0, 40)})), {"toy": _terms(0.29, 0.0)}).set_index("claim")["evidence"]
+    # hidden_size holds 0.61 here: "next" would wrongly call the larger one the runner-up.
+    assert "larger: log10(hidden_size) 0.610" in verdicts["the learning rate explains the largest share of variance"]
+
+
+def test_interaction_claims_are_decided_by_noise_not_by_a_fixed_cut():
+    tests = variant_tests(_cells({"V": (0, 40)}))
+
+    def verdict(terms):
+        return check_claims(tests, {"toy": terms}).set_index("claim").loc["interactions between hyperparameters are small", "verdict"]
+
+    # A pair of 0.11 on 60 trials of an additive function: wide, under its noise floor. Not "not small".
+    assert verdict(_terms(0.5, 0.11, spread=0.05, floor=0.15)) == UNDECIDED
+    assert verdict(_terms(0.5, 0.3, spread=0.05)) == FAILS  # clearly above 0.10 and above the floor
+    assert verdict(_terms(0.7, 0.03)) == HOLDS
+
+
+def test_detectable_difference_has_the_stated_power():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(0, 1, 20), rng.normal(0, 1, 20)
+    pooled, effect = detectable(a, b)
+    assert pooled == pytest.approx(np.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2))
+    # Simulated: groups of 20 whose means differ by that many SDs are told apart 80% of the time.
+    x, y = rng.normal(0, 1, (4000, 20)), rng.normal(effect, 1, (4000, 20))
+    power = (stats.ttest_ind(x, y, axis=1, equal_var=False).pvalue < 0.05).mean()
+    assert power == pytest.approx(0.80, abs=0.03)
+    # trials_needed is its inverse: the best 10% of that many trials per cell detect `effect`.
+    top = top_count(int(trials_needed(effect)))
+    assert top == pytest.approx(20, abs=2)
+    assert trials_needed(0.0) == np.inf
+
+
+def test_variant_rows_say_what_the_budget_can_detect():
+    tests = variant_tests(_cells({"V": (0, 200), "NFG": (0.05, 200), "CIFG": (0.0, 12)})).set_index("variant")
+    nfg = tests.loc["NFG"]
+    assert nfg["detectable"] == pytest.approx(nfg["detectable_sd"] * nfg["pooled_sd"]) and 0 < nfg["detectable_sd"] < 2
+    assert nfg["trials_needed"] <= 200  # a difference it found at 200 trials per cell
+    assert np.isnan(tests.loc["CIFG", "detectable"])  # refused: too few trials

@@ -1,16 +1,31 @@
-"""The paper's headline findings, checked on a study's own data, each with the number behind it."""
+"""The paper's headline findings, checked on a study's own data, each with the number behind it.
+
+Importance claims are decided by the uncertainty of the shares (importance.py / uncertainty.py):
+a claim holds or fails only where the intervals and the noise floor separate the answer;
+otherwise it is "not decided" and the evidence says what overlaps.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import pandas as pd
 
-from .variant_stats import VANILLA
+from .variant_stats import POWER, VANILLA
 
-HOLDS, FAILS, UNCHECKED = "holds", "does not hold", "cannot be checked"
+HOLDS, FAILS, UNDECIDED, UNCHECKED = "holds", "does not hold", "not decided", "cannot be checked"
 SMALL_INTERACTION = 0.10  # a pair share below this is "small": tuning one parameter at a time loses little
 LEARNING_RATE = "learning_rate"
+
+
+def _power_text(row: pd.Series) -> str:
+    needed = row["trials_needed"]
+    need = "no difference observed" if not math.isfinite(needed) else f"about {needed:,.0f} complete trials per cell would detect the observed difference"
+    return (
+        f"; this budget detects differences of {row['detectable']:.3g} ({row['detectable_sd']:.2f} pooled SDs) "
+        f"{POWER:.0%} of the time; {need}"
+    )
 
 
 def _variant_claim(variant: str, expect: str) -> Callable[[pd.DataFrame, pd.DataFrame | str], tuple[str, str]]:
@@ -25,7 +40,7 @@ def _variant_claim(variant: str, expect: str) -> Callable[[pd.DataFrame, pd.Data
             return UNCHECKED, row["note"]
         evidence = (
             f"test mean {row['mean']:.4g} vs {row['vanilla_mean']:.4g} for {VANILLA} ({row['difference']:+.3g}), "
-            f"p = {row['p']:.3g}, best {row['top']} vs {row['vanilla_top']} trials"
+            f"p = {row['p']:.3g}, best {row['top']} vs {row['vanilla_top']} trials" + _power_text(row)
         )
         if expect == "worse":
             holds = bool(row["significant"]) and row["direction"] == "worse"
@@ -36,35 +51,70 @@ def _variant_claim(variant: str, expect: str) -> Callable[[pd.DataFrame, pd.Data
     return check
 
 
-def _shares(terms: pd.DataFrame | str) -> pd.DataFrame | str:
-    return terms if isinstance(terms, str) else terms.sort_values("mean", ascending=False)
+def _interval(row: pd.Series) -> str:
+    if not math.isfinite(row["low"]):
+        return f"{row['mean']:.3f} ± {row['std']:.3f} (std over trees)"
+    return f"{row['mean']:.3f} [{row['low']:.3f}, {row['high']:.3f}], noise floor {row['floor']:.3f}"
+
+
+def _effects(terms: pd.DataFrame | str) -> pd.DataFrame | str:
+    """The terms of all trials (not a conditional sub-space), largest first, without the rest."""
+    if isinstance(terms, str):
+        return terms
+    whole = terms[terms["space"] == terms["space"].iloc[0]] if "space" in terms else terms
+    if whole["mean"].isna().all():
+        return "the objective is constant: no variance to share out"
+    return whole[whole["kind"] != "rest"].sort_values("mean", ascending=False)
+
+
+def _separated(a: pd.Series, b: pd.Series) -> bool:
+    """a's share is above b's beyond their intervals (without intervals: beyond one std each)."""
+    if math.isfinite(a["low"]) and math.isfinite(b["high"]):
+        return a["low"] > b["high"]
+    return a["mean"] - a["std"] > b["mean"] + b["std"]
 
 
 def _learning_rate_largest(_tests, terms: pd.DataFrame | str) -> tuple[str, str]:
-    ranked = _shares(terms)
-    if isinstance(ranked, str):
-        return UNCHECKED, ranked
-    effects = ranked[ranked["kind"] != "rest"]
-    lr = effects[(effects["kind"] == "main") & (effects["params"] == LEARNING_RATE)]
+    effects = _effects(terms)
+    if isinstance(effects, str):
+        return UNCHECKED, effects
+    lr = effects[effects["params"].map(lambda p: list(p) == [LEARNING_RATE])]
     if lr.empty:
         return UNCHECKED, f"{LEARNING_RATE} is not a parameter of this study"
-    share, std = lr.iloc[0]["mean"], lr.iloc[0]["std"]
-    others = effects[effects["term"] != lr.iloc[0]["term"]]
-    runner = f"; next: {others.iloc[0]['term']} {others.iloc[0]['mean']:.2f}" if len(others) else ""
-    holds = others.empty or share > others.iloc[0]["mean"]
-    return (HOLDS if holds else FAILS), f"{LEARNING_RATE}: {share:.2f} ± {std:.2f} of the variance (paper: > 2/3){runner}"
+    lr = lr.iloc[0]
+    others = effects[effects["term"] != lr["term"]]
+    evidence = f"{LEARNING_RATE}: {_interval(lr)} of the variance over {lr['trials']:,} trials (paper: > 2/3)"
+    if others.empty:
+        return HOLDS, evidence
+    rival = others.iloc[0]  # the largest other term
+    if rival["mean"] > lr["mean"]:
+        evidence += f"; larger: {rival['term']} {_interval(rival)}"
+        return (FAILS if _separated(rival, lr) else UNDECIDED), evidence
+    evidence += f"; next largest: {rival['term']} {_interval(rival)}"
+    return (HOLDS if _separated(lr, rival) else UNDECIDED), evidence
 
 
 def _interactions_small(_tests, terms: pd.DataFrame | str) -> tuple[str, str]:
-    ranked = _shares(terms)
-    if isinstance(ranked, str):
-        return UNCHECKED, ranked
-    pairs = ranked[ranked["kind"] == "pair"]
+    effects = _effects(terms)
+    if isinstance(effects, str):
+        return UNCHECKED, effects
+    pairs = effects[effects["kind"] == "pair"]
     if pairs.empty:
         return UNCHECKED, "fewer than two parameters: no pairs"
-    top, rest = pairs.iloc[0], ranked[ranked["kind"] == "rest"]["mean"].sum()
-    evidence = f"largest pair {top['term']}: {top['mean']:.3f} ± {top['std']:.3f}; all pairs {pairs['mean'].sum():.3f}; higher order {rest:.3f} (small: < {SMALL_INTERACTION})"
-    return (HOLDS if top["mean"] < SMALL_INTERACTION else FAILS), evidence
+    top = pairs.iloc[0]
+    assessed = pairs["distinguishable"].notna().all()
+    real = pairs[pairs["distinguishable"] == True] if assessed else pairs  # noqa: E712 (object column)
+    evidence = (
+        f"largest pair {top['term']}: {_interval(top)}; {len(real)} of {len(pairs)} pairs distinguishable from zero "
+        f"over {top['trials']:,} trials; small means < {SMALL_INTERACTION}"
+    )
+    upper = pairs["high"] if assessed else pairs["mean"] + pairs["std"]
+    lower = real["low"] if assessed else real["mean"] - real["std"]
+    if (upper < SMALL_INTERACTION).all():
+        return HOLDS, evidence
+    if (lower > SMALL_INTERACTION).any():
+        return FAILS, evidence
+    return UNDECIDED, evidence
 
 
 CLAIMS: dict[str, Callable] = {

@@ -7,6 +7,7 @@ hold; `print_importance` is `odyssey importance`, for any Optuna study.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,64 +18,220 @@ from optuna.storages import BaseStorage
 
 from ..errors import OdysseyError
 from .fanova import Fanova, decompose_forest, fit_forest
+from .uncertainty import PERMUTATIONS, Uncertainty, estimate
 from .scales import Scale, param_order
 from .trials import PARAM_PREFIX, Trials, TooFewTrials, load_optuna_trials, open_existing
 
 MIN_TRIALS = 20  # fewer than this and a forest's shares say more about the sample than the space
 PAIR_SIGN = " × "
 FORMATS = ("table", "csv", "json")
+ALL_TRIALS = "all trials"
+SCALE_NOTE = "log-sampled parameters on their log10 scale, categorical ones as equally weighted choices"
 
 
 @dataclass(frozen=True)
 class Importance:
+    """fANOVA of one set of trials: all of them, or the sub-space where some conditional parameters exist."""
+
     scales: list[Scale]
     trials: int
     fanova: Fanova
+    space: str = ALL_TRIALS
+    dropped: tuple[str, ...] = ()  # parameters left out here, each with the reason
+    uncertainty: Uncertainty | None = None
+    constant: bool = False  # the target has one value: there is no variance to share out
+
+    @property
+    def note(self) -> str:
+        """What a reader must know beside the numbers: dropped parameters, a constant target."""
+        notes = [f"{self.trials} trials ({self.space})", SCALE_NOTE]
+        if self.constant:
+            notes.append("the objective is constant over these trials: its variance is zero and no share is defined")
+        notes += [f"left out: {d}" for d in self.dropped]
+        if self.uncertainty is not None:
+            notes.append(self.uncertainty.describe())
+        return "; ".join(notes)
 
 
 def choose_scales(trials: Trials, params: Sequence[str] | None = None) -> list[Scale]:
-    """The requested parameters (all by default), in a stable order; unknown names are an error."""
+    """The requested parameters (all by default), in a stable order; unknown names are an error.
+
+    Parameters with a single possible value are kept here and left out by `analyse`, which says so.
+    """
     if not params:
-        # A parameter fixed to one value spans nothing: there is no variance to give it.
-        return [trials.scales[p] for p in param_order(trials.scales) if trials.scales[p].high > trials.scales[p].low]
+        return [trials.scales[p] for p in param_order(trials.scales)]
     unknown = [p for p in params if p not in trials.scales]
     if unknown:
         raise OdysseyError(f"unknown parameter(s) {', '.join(unknown)}; the study has: {', '.join(sorted(trials.scales))}")
-    fixed = [p for p in params if trials.scales[p].high <= trials.scales[p].low]
-    if fixed:
-        raise OdysseyError(f"parameter(s) {', '.join(fixed)} take a single value in this study: nothing to analyse")
     return [trials.scales[p] for p in dict.fromkeys(params)]
 
 
-def analyse(frame: pd.DataFrame, *, scales: Sequence[Scale], target: str = "value", pairs: bool = True, trees: int = 32, seed: int = 0) -> Importance:
-    """fANOVA of `target` over the complete trials in `frame` that have every parameter."""
+def _check_finite(rows: pd.DataFrame, target: str) -> None:
+    bad = rows[~np.isfinite(rows[target].to_numpy(float))]
+    if len(bad):
+        first = bad.iloc[0]
+        study = f" of study {first['study']!r}" if "study" in bad.columns else ""
+        raise OdysseyError(f"trial {int(first['number'])}{study} has {target} {first[target]}; fANOVA needs finite values (fix or delete that trial)")
+
+
+def _narrowed(scale: Scale, values: pd.Series) -> tuple[Scale | None, str]:
+    """The scale for these trials, or None and why the parameter is left out."""
+    if scale.single:
+        return None, f"{scale.param} (its distribution allows one value only)"
+    if values.nunique() < 2:
+        value = values.iloc[0]
+        shown = repr(value) if isinstance(value, str) else f"{value:g}" if isinstance(value, (int, float)) else str(value)
+        return None, f"{scale.param} (one value, {shown}, in these trials)"
+    if scale.choices is not None and len(set(values)) < len(scale.choices):
+        # A choice no trial took here cannot be judged: weigh the ones that were.
+        present = tuple(c for c in scale.choices if c in set(values))
+        return Scale(scale.param, -0.5, len(present) - 0.5, choices=present), ""
+    return scale, ""
+
+
+def analyse(
+    frame: pd.DataFrame,
+    *,
+    scales: Sequence[Scale],
+    target: str = "value",
+    pairs: bool = True,
+    trees: int = 32,
+    seed: int = 0,
+    permutations: int = PERMUTATIONS,
+    space: str = ALL_TRIALS,
+) -> Importance:
+    """fANOVA of `target` over the trials in `frame` that have every parameter in `scales`.
+
+    permutations: refits per noise floor (uncertainty.py); 0 for the shares alone, without
+    intervals or floors, as Optuna's evaluators give them.
+    """
     if not scales:
-        raise OdysseyError("no parameters to analyse: the trials have none that vary")
+        raise OdysseyError("no parameters to analyse: the trials have none")
     columns = [PARAM_PREFIX + s.param for s in scales]
     rows = frame.dropna(subset=[*columns, target]) if set(columns) <= set(frame.columns) else frame.iloc[:0]
+    _check_finite(rows, target)
     if len(rows) < MIN_TRIALS:
-        raise TooFewTrials(f"fANOVA needs at least {MIN_TRIALS} complete trials with {target}; {len(rows)} present")
-    lows, highs = np.array([s.low for s in scales]), np.array([s.high for s in scales])
-    x = np.clip(np.column_stack([s.transform(rows[c]) for s, c in zip(scales, columns)]), lows, highs)
-    forest = fit_forest(x, rows[target].to_numpy(float), trees=trees, seed=seed)
-    fanova = decompose_forest(forest, lows=lows, highs=highs, pairs=None if pairs else [])
-    return Importance(list(scales), len(rows), fanova)
+        raise TooFewTrials(f"fANOVA needs at least {MIN_TRIALS} complete trials with {target}; {len(rows)} present ({space})")
+    kept, dropped = [], []
+    for scale, column in zip(scales, columns):
+        narrowed, why = _narrowed(scale, rows[column])
+        if narrowed is None:
+            dropped.append(why)
+        else:
+            kept.append((narrowed, column))
+    if not kept:
+        raise TooFewTrials(f"no parameter varies over these {len(rows)} trials ({space}): nothing to analyse; left out: {'; '.join(dropped)}")
+    used = [s for s, _ in kept]
+    lows, highs = np.array([s.low for s in used]), np.array([s.high for s in used])
+    x = np.clip(np.column_stack([s.transform(rows[c]) for s, c in kept]), lows, highs)
+    y = rows[target].to_numpy(float)
+    grid = {} if pairs else {"pairs": []}
+
+    def refit(xs: np.ndarray, ys: np.ndarray, n_trees: int, at: int, with_pairs: bool) -> Fanova:
+        # Refits need shares only: the marginal grids shrink to their ends.
+        return decompose_forest(
+            fit_forest(xs, ys, trees=n_trees, seed=at), lows=lows, highs=highs, curve_points=2, surface_points=2, **({} if with_pairs and pairs else {"pairs": []})
+        )
+
+    constant = bool(np.ptp(y) == 0)
+    assess = bool(permutations and not constant)
+    forest = fit_forest(x, y, trees=trees, seed=seed, oob=assess)
+    fanova = decompose_forest(forest, lows=lows, highs=highs, **grid)
+    uncertainty = None
+    if assess:
+        residuals = y - np.nan_to_num(forest.oob_prediction_, nan=float(np.mean(y)))
+        uncertainty = estimate(refit, x, fanova, residuals=residuals, additive=additive_part(fanova, x), permutations=permutations, seed=seed)
+    return Importance(used, len(rows), fanova, space=space, dropped=tuple(dropped), uncertainty=uncertainty, constant=constant)
+
+
+def additive_part(fanova: Fanova, x: np.ndarray) -> np.ndarray:
+    """The forest's main effects summed at each trial: the objective with every interaction removed."""
+    curves = fanova.curves.mean(axis=0)  # (D, G), each the forest mean plus one main effect
+    mean = float(curves.mean())
+    return mean + sum(np.interp(x[:, d], fanova.curve_x[d], curves[d]) - mean for d in range(x.shape[1]))
+
+
+def _condition(rows: pd.DataFrame, inside: pd.Series, scales: dict[str, Scale]) -> str:
+    """Categorical parameters whose values inside the sub-space never occur outside it: "optimizer = sgd"."""
+    parts = []
+    for param, scale in scales.items():
+        column = PARAM_PREFIX + param
+        if scale.choices is None or column not in rows or rows[column].isna().any():
+            continue
+        values_in, values_out = set(rows.loc[inside, column]), set(rows.loc[~inside, column])
+        if values_in and not values_in & values_out:
+            parts.append(f"{param} = {' or '.join(map(str, sorted(values_in, key=str)))}")
+    return ", ".join(parts)
+
+
+def analyse_spaces(frame: pd.DataFrame, *, scales: Sequence[Scale], target: str = "value", **options) -> list[tuple[str, Importance | str]]:
+    """Every parameter where it exists: the parameters all trials have, on all trials; each set of
+    conditional parameters (present in the same trials) on the trials that have it, with its parents.
+
+    Returns (space, result or the reason there is none) per space, all trials first.
+    """
+    rows = frame[frame[target].notna()] if target in frame else frame.iloc[:0]
+    by_param = {s.param: s for s in scales}
+    present = {p: rows[PARAM_PREFIX + p].notna().to_numpy() if PARAM_PREFIX + p in rows else np.zeros(len(rows), bool) for p in by_param}
+    everywhere = [p for p, mask in present.items() if mask.all()]
+    groups: dict[bytes, list[str]] = {}
+    for p, mask in present.items():
+        if mask.any() and not mask.all():
+            groups.setdefault(mask.tobytes(), []).append(p)
+    spaces: list[tuple[str, list[str], pd.DataFrame]] = []
+    if everywhere or not groups:
+        spaces.append((ALL_TRIALS, everywhere, rows))
+    for key, params in sorted(groups.items(), key=lambda kv: (-np.frombuffer(kv[0], bool).sum(), kv[1])):
+        inside = np.frombuffer(key, bool)
+        # Parents: every parameter present wherever these are (nested conditionals included).
+        with_parents = [p for p in by_param if present[p][inside].all()]
+        condition = _condition(rows, pd.Series(inside, index=rows.index), {p: by_param[p] for p in everywhere})
+        label = f"trials with {', '.join(params)}" + (f" ({condition})" if condition else "")
+        spaces.append((label, with_parents, rows[inside]))
+    results: list[tuple[str, Importance | str]] = []
+    for label, params, part in spaces:
+        if not params:
+            results.append((label, "no parameter is present in every trial"))
+            continue
+        try:
+            results.append((label, analyse(part, scales=[by_param[p] for p in params], target=target, space=label, **options)))
+        except TooFewTrials as refusal:
+            results.append((label, str(refusal)))
+    return results
 
 
 def _summary(values: np.ndarray) -> dict[str, float]:
+    if np.isnan(values).all():  # a constant target: shares are undefined, not zero
+        return {"mean": math.nan, "std": math.nan}
     return {"mean": float(np.nanmean(values)), "std": float(np.nanstd(values))}
 
 
+TERM_COLUMNS = ["term", "kind", "params", "scale", "mean", "std", "low", "high", "floor", "distinguishable", "space", "trials"]
+
+
 def terms_table(result: Importance) -> pd.DataFrame:
-    """Variance shares: one row per parameter, per pair, and the higher-order rest (mean and std over trees)."""
+    """Variance shares, largest first and the higher-order rest last: mean and std over trees, the
+    interval, the noise floor and whether the share is distinguishable from zero (None: not assessed)."""
     fa, scales = result.fanova, result.scales
-    rows = [{"term": s.label, "kind": "main", "params": s.param, **_summary(fa.main[:, d])} for d, s in enumerate(scales)]
+    rows = [{"term": s.label, "kind": "main", "params": [s.param], "scale": s.kind, **_summary(fa.main[:, d])} for d, s in enumerate(scales)]
     rows += [
-        {"term": scales[i].label + PAIR_SIGN + scales[j].label, "kind": "pair", "params": f"{scales[i].param},{scales[j].param}", **_summary(fa.pair[:, k])}
+        {
+            "term": scales[i].label + PAIR_SIGN + scales[j].label,
+            "kind": "pair",
+            "params": [scales[i].param, scales[j].param],
+            "scale": scales[i].kind + PAIR_SIGN + scales[j].kind,
+            **_summary(fa.pair[:, k]),
+        }
         for k, (i, j) in enumerate(fa.pairs)
     ]
-    rows.append({"term": "higher order", "kind": "rest", "params": "", **_summary(fa.higher_order)})
-    return pd.DataFrame(rows)
+    rows.append({"term": "higher order", "kind": "rest", "params": [], "scale": "", **_summary(fa.higher_order)})
+    table = pd.DataFrame(rows)
+    u = result.uncertainty
+    table["low"], table["high"], table["floor"] = (u.low, u.high, u.floor) if u is not None else (math.nan,) * 3
+    table["distinguishable"] = pd.Series([bool(v) for v in u.distinguishable] if u is not None else [None] * len(table), dtype=object)
+    table["space"], table["trials"] = result.space, result.trials
+    effects = table[table["kind"] != "rest"].sort_values("mean", ascending=False, kind="stable")
+    return pd.concat([effects, table[table["kind"] == "rest"]], ignore_index=True)[TERM_COLUMNS]
 
 
 def curves_table(result: Importance) -> pd.DataFrame:
@@ -86,7 +243,7 @@ def curves_table(result: Importance) -> pd.DataFrame:
             for d, s in enumerate(result.scales)
         ],
         ignore_index=True,
-    )
+    ).assign(space=result.space, trials=result.trials)
 
 
 def surfaces_table(result: Importance) -> pd.DataFrame:
@@ -109,26 +266,90 @@ def surfaces_table(result: Importance) -> pd.DataFrame:
             )
         )
     columns = ["param_x", "param_y", "x", "y", "total_mean", "total_std", "interaction_mean", "interaction_std"]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    return table.assign(space=result.space, trials=result.trials)
 
 
-def study_importance(*, storage: str | BaseStorage, study: str, params: Sequence[str] | None = None, trees: int = 32, seed: int = 0) -> tuple[pd.DataFrame, int]:
-    """Terms table of any Optuna study (log-scaled distributions in log10), and the number of trials behind it."""
-    trials = load_optuna_trials(open_existing(storage), study)
-    result = analyse(trials.complete(), scales=choose_scales(trials, params), trees=trees, seed=seed)
-    return terms_table(result), result.trials
+def space_summary(space: str, result: Importance | str) -> dict[str, object]:
+    """One line per analysed set of trials: how many, what was left out, or why nothing was computed."""
+    if isinstance(result, str):
+        return {"space": space, "trials": None, "dropped": [], "constant": None, "uncertainty": None, "note": f"not computed: {result}"}
+    u = result.uncertainty
+    return {
+        "space": space,
+        "trials": result.trials,
+        "dropped": list(result.dropped),
+        "constant": result.constant,
+        "uncertainty": None if u is None else {"method": u.describe(), "trees": u.trees, "permutations": u.permutations, "refit_trees": u.refit_trees},
+        "note": result.note,
+    }
 
 
-def print_importance(*, storage: str, study: str, params: Sequence[str] | None = None, fmt: str = "table") -> None:
+def study_importance(
+    *,
+    storage: str | BaseStorage,
+    study: str,
+    params: Sequence[str] | None = None,
+    objective: int | None = None,
+    trees: int = 32,
+    seed: int = 0,
+    permutations: int = PERMUTATIONS,
+) -> tuple[pd.DataFrame, list[dict[str, object]]]:
+    """Any Optuna study: the terms of every space (all trials, then each conditional sub-space) in
+    one table, and a summary per space. Refuses (TooFewTrials) only when no space can be analysed."""
+    trials = load_optuna_trials(open_existing(storage), study, objective=objective)
+    spaces = analyse_spaces(trials.complete(), scales=choose_scales(trials, params), trees=trees, seed=seed, permutations=permutations)
+    done = [r for _, r in spaces if isinstance(r, Importance)]
+    if not done:
+        raise TooFewTrials(spaces[0][1] if spaces else f"study {study!r} has no complete trials")
+    return pd.concat([terms_table(r) for r in done], ignore_index=True), [space_summary(label, r) for label, r in spaces]
+
+
+def strict_json(value: object) -> object:
+    """Plain JSON types only: NaN and infinities become null (json.dumps(allow_nan=False) then cannot fail on them)."""
+    if isinstance(value, dict):
+        return {str(k): strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [strict_json(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
+def print_importance(
+    *,
+    storage: str,
+    study: str,
+    params: Sequence[str] | None = None,
+    objective: int | None = None,
+    fmt: str = "table",
+    permutations: int = PERMUTATIONS,
+) -> None:
     """`odyssey importance`: main effects, pairwise interactions and the rest, as a table, CSV or JSON."""
     if fmt not in FORMATS:
         raise OdysseyError(f"unknown format {fmt!r}; use one of: {', '.join(FORMATS)}")
-    table, count = study_importance(storage=storage, study=study, params=params)
+    table, spaces = study_importance(storage=storage, study=study, params=params, objective=objective, permutations=permutations)
     if fmt == "csv":
-        table.to_csv(sys.stdout, index=False)
+        table.assign(params=[json.dumps(p) for p in table["params"]]).to_csv(sys.stdout, index=False)
     elif fmt == "json":
-        print(json.dumps({"study": study, "trials": count, "terms": table.to_dict(orient="records")}, indent=2))
+        document = {"study": study, "objective": objective or 0, "scales": SCALE_NOTE, "spaces": spaces, "terms": table.to_dict(orient="records")}
+        print(json.dumps(strict_json(document), indent=2, allow_nan=False))
     else:
         from ..console import print_rows
+        from .render import cell_text
 
-        print_rows(table.drop(columns="params").to_dict(orient="records"), title=f"{study}: variance shares over {count} trials (mean, std over trees)")
+        for summary in spaces:
+            part = table[table["space"] == summary["space"]]
+            if part.empty:
+                print_rows([], title=f"{study}, {summary['space']}: {summary['note']}")
+                continue
+            notes = [f"left out: {d}" for d in summary["dropped"]] + (["constant objective: no shares"] if summary["constant"] else [])
+            title = f"{study}, {summary['space']}: variance shares over {summary['trials']:,} trials" + "".join(f"; {n}" for n in notes)
+            shown = part.drop(columns=["params", "space", "trials"]).assign(distinguishable=lambda t: t["distinguishable"].map(lambda v: "" if v is None else "yes" if v else "no"))
+            print_rows([{k: cell_text(v) for k, v in row.items()} for row in shown.to_dict(orient="records")], title=title)
+        methods = {s["uncertainty"]["method"] for s in spaces if s["uncertainty"]}
+        print(f"{SCALE_NOTE[0].upper()}{SCALE_NOTE[1:]}." + "".join(f" {m[0].upper()}{m[1:]}." for m in sorted(methods)))

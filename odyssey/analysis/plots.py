@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib import MatplotlibDeprecationWarning
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
@@ -62,23 +63,47 @@ def variant_boxplots(complete: pd.DataFrame, best: pd.DataFrame, tests: pd.DataF
 
 
 def share_bars(terms: pd.DataFrame) -> Figure:
-    """Variance shares, largest first, "higher order" last; error bars are the std across trees."""
-    ordered = pd.concat([terms[terms["kind"] != "rest"].sort_values("mean", ascending=False), terms[terms["kind"] == "rest"]])
+    """Variance shares in the table's order (largest first, "higher order" last). Error bars are the
+    intervals (std over trees without them), ticks the noise floors; pale bars are not
+    distinguishable from zero."""
+    ordered = terms.fillna({"mean": 0.0})
+    assessed = ordered["low"].notna().all()
     with sns.axes_style(STYLE):
-        fig = Figure(figsize=(7.5, 0.9 + 0.32 * len(ordered)), layout="constrained")
+        fig = Figure(figsize=(7.5, 1.2 + 0.32 * len(ordered)), layout="constrained")
         ax = fig.subplots()
         y = np.arange(len(ordered))
-        ax.barh(y, ordered["mean"], xerr=ordered["std"], color=[KIND_COLOURS[k] for k in ordered["kind"]], capsize=2)
-        for row, (mean, std) in enumerate(zip(ordered["mean"], ordered["std"])):
-            ax.text(max(mean, 0) + std + 0.01, row, f"{mean:.3f}", va="center", fontsize=7)
+        mean = ordered["mean"].to_numpy(float)
+        if assessed:
+            error = np.vstack([mean - ordered["low"].to_numpy(float), ordered["high"].to_numpy(float) - mean]).clip(0)
+            alpha = [1.0 if d else 0.35 for d in ordered["distinguishable"]]
+        else:
+            error, alpha = ordered["std"].fillna(0).to_numpy(float), [1.0] * len(ordered)
+        colours = [(*to_rgb(KIND_COLOURS[k]), a) for k, a in zip(ordered["kind"], alpha)]
+        ax.barh(y, mean, xerr=error, color=colours, capsize=2)
+        if assessed:
+            ax.scatter(ordered["floor"], y, marker="|", s=120, color="black", zorder=3)
+        reach = mean + (error[1] if assessed else error)
+        for row, (value, end) in enumerate(zip(mean, reach)):
+            ax.text(max(end, 0) + 0.01, row, f"{value:.3f}", va="center", fontsize=7)
         ax.set_yticks(y, ordered["term"], fontsize=8)
         ax.invert_yaxis()
-        ax.set(xlabel="share of variance (mean ± std over trees)", xlim=(min(0.0, float(ordered["mean"].min())), 1.0))
+        what = "whiskers: 90% interval, ticks: noise floor\npale: not distinguishable from zero" if assessed else "mean ± std over trees"
+        ax.set(xlabel=f"share of variance ({what})", xlim=(0.0, 1.05))
     return fig
 
 
-def marginal_curves(curves: pd.DataFrame, *, metric: str, times: pd.DataFrame | None = None) -> Figure:
-    """Predicted metric (and training time) vs each parameter, ±1 std across trees as a band."""
+def _choice_ticks(ax, axis: str, choices: tuple | None) -> None:
+    """A categorical parameter is analysed as the index of its choice: label the indices with the choices."""
+    if choices:
+        getattr(ax, f"set_{axis}ticks")(range(len(choices)), [str(c) for c in choices])
+
+
+def marginal_curves(curves: pd.DataFrame, *, metric: str, times: pd.DataFrame | None = None, choices: dict[str, tuple] | None = None) -> Figure:
+    """Predicted metric (and training time) vs each parameter, ±1 std across trees as a band.
+
+    Training time cannot be negative: its band is clipped at 0 s. `choices`: label -> choices of
+    the categorical parameters.
+    """
     rows = [(curves, f"{metric} (marginal)")] + ([(times, "training seconds (marginal)")] if times is not None and not times.empty else [])
     params = list(dict.fromkeys(curves["param"]))
     with sns.axes_style(STYLE):
@@ -88,30 +113,41 @@ def marginal_curves(curves: pd.DataFrame, *, metric: str, times: pd.DataFrame | 
         for r, (table, ylabel) in enumerate(rows):
             for c, param in enumerate(params):
                 ax, part = axes[r, c], table[table["param"] == param]
+                low = part["mean"] - part["std"]
+                if table is times:
+                    low = low.clip(lower=0.0)
                 ax.plot(part["x"], part["mean"], color="#4c72b0")
-                ax.fill_between(part["x"], part["mean"] - part["std"], part["mean"] + part["std"], color="#4c72b0", alpha=0.25, linewidth=0)
+                ax.fill_between(part["x"], low, part["mean"] + part["std"], color="#4c72b0", alpha=0.25, linewidth=0)
                 ax.set(xlabel=param, ylabel=ylabel if c == 0 else "")
+                _choice_ticks(ax, "x", (choices or {}).get(param))
+            if table is times:  # after the whole row: its shared axis has seen every curve
+                axes[r, 0].set_ylim(0.0, axes[r, 0].get_ylim()[1])
     return fig
 
 
-def pair_heatmaps(surfaces: pd.DataFrame, *, metric: str) -> Figure:
-    """Per pair: the pair's marginal (total) and what remains after both main effects (interaction only)."""
-    pairs = list(dict.fromkeys(zip(surfaces["param_x"], surfaces["param_y"])))
+def pair_heatmaps(surfaces: pd.DataFrame, *, metric: str, order: list[tuple[str, str]] | None = None, choices: dict[str, tuple] | None = None) -> Figure:
+    """Per pair (in `order`, default as the table has them): the pair's marginal (total) and what
+    remains after both main effects (interaction only)."""
+    pairs = order if order is not None else list(dict.fromkeys(zip(surfaces["param_x"], surfaces["param_y"])))
     # Shared colour ranges: a weak interaction must look weak, not be stretched to full colour.
     limits = {"total_mean": {"vmin": surfaces["total_mean"].min(), "vmax": surfaces["total_mean"].max()}}
     reach = float(surfaces["interaction_mean"].abs().max()) if len(surfaces) else 0.0
     limits["interaction_mean"] = {"vmin": -(reach or 1.0), "vmax": reach or 1.0}
+    bars = {"total_mean": f"predicted {metric}", "interaction_mean": f"interaction part of {metric}"}
     with sns.axes_style("white"):
-        fig = Figure(figsize=(10, 3.3 * max(len(pairs), 1)), layout="constrained")
+        fig = Figure(figsize=(11, 3.6 * max(len(pairs), 1)), layout="constrained")
         axes = fig.subplots(max(len(pairs), 1), 2, squeeze=False)
         for r, (px, py) in enumerate(pairs):
             part = surfaces[(surfaces["param_x"] == px) & (surfaces["param_y"] == py)]
             xs, ys = np.unique(part["x"]), np.unique(part["y"])
-            for ax, column, title, cmap in ((axes[r, 0], "total_mean", f"{metric}: total", "viridis_r"), (axes[r, 1], "interaction_mean", "interaction only", "vlag")):
+            for ax, column, title, cmap in ((axes[r, 0], "total_mean", "pair marginal (total)", "viridis_r"), (axes[r, 1], "interaction_mean", "interaction only (main effects removed)", "vlag")):
                 grid = part.pivot(index="y", columns="x", values=column).to_numpy()
                 mesh = ax.pcolormesh(xs, ys, grid, cmap=cmap, shading="nearest", **limits[column])
-                fig.colorbar(mesh, ax=ax)
-                ax.set(xlabel=px, ylabel=py, title=title)
+                fig.colorbar(mesh, ax=ax, label=bars[column])
+                ax.set_title(title, fontsize=9)
+                ax.set(xlabel=px, ylabel=py)
+                _choice_ticks(ax, "x", (choices or {}).get(px))
+                _choice_ticks(ax, "y", (choices or {}).get(py))
     return fig
 
 

@@ -10,6 +10,7 @@ import base64
 import html
 import math
 import numbers
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,13 +53,17 @@ figure { margin: 1rem 0 2rem; } figure img { max-width: 100%; } figcaption { col
 
 
 def cell_text(value: object) -> str:
-    """Numbers to 4 significant digits, missing values empty."""
-    if value is None:
+    """Counts as integers with thousands separators, other numbers to 4 significant digits, missing values empty."""
+    if value is None or value is pd.NA:
         return ""
     if isinstance(value, (bool, np.bool_)):
         return "yes" if value else "no"
-    if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
-        return "" if math.isnan(value) else f"{value:.4g}"
+    if isinstance(value, numbers.Integral):
+        return f"{int(value):,}"
+    if isinstance(value, numbers.Real):
+        if math.isnan(value):
+            return ""
+        return f"{int(value):,}" if float(value).is_integer() and abs(value) >= 1000 else f"{value:.4g}"
     return str(value)
 
 
@@ -87,9 +92,14 @@ def to_html(blocks: list[Block], *, root: Path, title: str) -> str:
     return "\n".join([*parts, "</body></html>\n"])
 
 
+# What Markdown would read as markup: a "<" that could open a tag or autolink, an "&" that could
+# start an entity, and the table's "|". Backslash escapes (CommonMark) print as the plain character,
+# so "p < 0.05" stays as written and "<script>" cannot become a tag.
+_MARKUP = re.compile(r"\\|<(?=[A-Za-z/!?])|&(?=#?\w+;)|\|")
+
+
 def _md(text: str) -> str:
-    # Markdown passes raw HTML through: a name must not open a tag there either ("<" is enough to stop one).
-    return text.replace("\\", "\\\\").replace("&", "&amp;").replace("<", "&lt;").replace("|", "\\|").replace("\n", " ")
+    return _MARKUP.sub(lambda m: "\\" + m.group(0), text).replace("\n", " ")
 
 
 def to_markdown(blocks: list[Block]) -> str:

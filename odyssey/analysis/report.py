@@ -6,6 +6,7 @@ Every figure has a CSV with the numbers it draws, so a reader can redraw or chec
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from pathlib import Path
 
@@ -15,26 +16,38 @@ from optuna.storages import BaseStorage
 from .. import __version__
 from ..study.storage import mask_url
 from . import plots
-from .importance import Importance, curves_table, surfaces_table, terms_table
+from .importance import PAIR_SIGN, SCALE_NOTE, Importance, curves_table, surfaces_table, terms_table
 from .render import Block, Heading, Image, Table, Text, to_html, to_markdown
+from .settings import settings_blocks
 from .study_analysis import StudyAnalysis, TaskAnalysis, analyse_study
 from .trials import load_odyssey_trials, open_existing, resolve_name
-from .variant_stats import ALPHA, MIN_TOP, TOP_FRACTION, VANILLA
+from .uncertainty import PERMUTATIONS
+from .variant_stats import ALPHA, MIN_TOP, POWER, TOP_FRACTION, VANILLA
 
 FIGURES = "figures"
-TEST_COLUMNS = ["variant", "parameters", "complete", "top", "mean", "difference", "direction", "p", "significant", "note"]
+TEST_COLUMNS = ["variant", "parameters", "complete", "top", "mean", "difference", "direction", "p", "significant", "detectable", "detectable_sd", "trials_needed", "note"]
 
 
-def build_report(*, storage: str | BaseStorage, name: str | None, out_dir: Path | None, trees: int = 32, seed: int = 0) -> Path:
+def build_report(
+    *,
+    storage: str | BaseStorage,
+    name: str | None,
+    out_dir: Path | None,
+    study_file: Path | None = None,
+    trees: int = 32,
+    seed: int = 0,
+    permutations: int = PERMUTATIONS,
+) -> Path:
     """Analyse the odyssey study `name` (the storage's only one if None); write into out_dir or results/<name>/.
 
     Returns the path of report.html. Uses finished trials only, so it works while a study still runs.
+    study_file: the file the study was run from, named in the report (its settings come from the storage).
     """
     store = open_existing(storage)
     name = resolve_name(store, name)
-    analysis = analyse_study(load_odyssey_trials(store, name), trees=trees, seed=seed)
+    analysis = analyse_study(load_odyssey_trials(store, name), trees=trees, seed=seed, permutations=permutations)
     out = Path(out_dir) if out_dir is not None else Path("results") / name
-    return write_report(analysis, out=out, source=mask_url(storage) if isinstance(storage, str) else type(storage).__name__)
+    return write_report(analysis, out=out, source=mask_url(storage) if isinstance(storage, str) else type(storage).__name__, study_file=study_file)
 
 
 def _slug(text: str) -> str:
@@ -51,38 +64,67 @@ def _figure(fig, out: Path, stem: str, caption: str) -> Image:
     return Image(relative, caption)
 
 
+PAIRS_DRAWN = 6
+TERM_SHOWN = ["term", "scale", "mean", "std", "low", "high", "floor", "distinguishable"]
+
+
 def _importance_blocks(task: TaskAnalysis, out: Path, stem: str, tables: dict[str, list[pd.DataFrame]]) -> list[Block]:
+    blocks: list[Block] = [Heading("Hyperparameter importance", 3)]
     if isinstance(task.importance, str):
-        return [Heading("Hyperparameter importance", 3), Text(f"Not computed: {task.importance}.")]
-    result: Importance = task.importance
+        blocks.append(Text(f"Not computed: {task.importance}."))
+    blocks.append(
+        Text(
+            f"Functional ANOVA of the validation {task.metric} over the complete trials of all variants, on random forests; "
+            f"{SCALE_NOTE}. Parameters that exist only in some trials (conditional ones) are analysed on the trials "
+            "that have them, together with their parents; each table says how many trials it used. 'Higher order' is "
+            "what single parameters and pairs leave unexplained."
+        )
+    )
+    for k, (space, result) in enumerate(task.spaces):
+        if isinstance(result, str):
+            if k:
+                blocks += [Heading(f"Sub-space: {space}", 4), Text(f"Not computed: {result}.")]
+            continue
+        blocks += _space_blocks(task, result, out, f"{stem}-{k}" if k else stem, tables, first=k == 0)
+    return blocks
+
+
+def _space_blocks(task: TaskAnalysis, result: Importance, out: Path, stem: str, tables: dict[str, list[pd.DataFrame]], *, first: bool) -> list[Block]:
     terms, curves, surfaces = terms_table(result), curves_table(result), surfaces_table(result)
-    times = curves_table(task.times) if isinstance(task.times, Importance) else None
-    tables["importance"].append(_with_task(task.task, terms.assign(trials=result.trials)))
+    tables["importance"].append(_with_task(task.task, terms))
     tables["marginals"].append(_with_task(task.task, curves.assign(target=task.metric)))
+    tables["pairs"].append(_with_task(task.task, surfaces))
+    times = curves_table(task.times) if first and isinstance(task.times, Importance) else None
     if times is not None:
         tables["marginals"].append(_with_task(task.task, times.assign(target="seconds")))
-    tables["pairs"].append(_with_task(task.task, surfaces))
+    label = f"{task.task}, {result.space} ({result.trials:,} trials)"
+    choices = {s.label: s.choices for s in result.scales if s.choices is not None}
     blocks: list[Block] = [
-        Heading("Hyperparameter importance", 3),
-        Text(
-            f"Functional ANOVA of the validation {task.metric} over {result.trials} complete trials of all variants, "
-            f"on a random forest of {result.fanova.variance.size} trees; log-sampled parameters on a log10 scale. "
-            "Shares are mean ± std over trees; 'higher order' is what single parameters and pairs leave unexplained."
-        ),
-        _figure(plots.share_bars(terms), out, f"{stem}-importance", f"{task.task}: share of the variance of validation {task.metric}"),
-        Table(terms.drop(columns="params")),
+        Heading(f"{'All trials' if first else 'Sub-space: ' + result.space} ({result.trials:,} trials)", 4),
+        Text(f"Forest of {result.fanova.variance.size} trees. {result.note[0].upper()}{result.note[1:]}."),
+        _figure(plots.share_bars(terms), out, f"{stem}-importance", f"{label}: share of the variance of validation {task.metric}"),
+        Table(terms[TERM_SHOWN]),
+    ]
+    if result.constant:
+        return blocks
+    blocks.append(
         _figure(
-            plots.marginal_curves(curves, metric=f"validation {task.metric}", times=times),
+            plots.marginal_curves(curves, metric=f"validation {task.metric}", times=times, choices=choices),
             out,
             f"{stem}-marginals",
-            f"{task.task}: marginal predicted {task.metric} (and training time) per parameter, band ±1 std over trees",
-        ),
-    ]
-    if isinstance(task.times, str):
+            f"{label}: marginal predicted {task.metric}" + (" and training seconds" if times is not None else "") + " per parameter, band ±1 std over trees",
+        )
+    )
+    if first and isinstance(task.times, str):
         blocks.append(Text(f"Training-time curves not drawn: {task.times}."))
     if not surfaces.empty:
-        caption = f"{task.task}: pairwise marginals of validation {task.metric}, total (left) and interaction only (right)"
-        blocks.append(_figure(plots.pair_heatmaps(surfaces, metric=task.metric), out, f"{stem}-pairs", caption))
+        # The largest pairs only: fifteen rows of heat maps hide the two that matter. All are in pairs.csv.
+        ranked = [tuple(t.split(PAIR_SIGN)) for t in terms.loc[terms["kind"] == "pair", "term"]]
+        drawn = ranked[:PAIRS_DRAWN]
+        shown = surfaces[[pair in set(drawn) for pair in zip(surfaces["param_x"], surfaces["param_y"])]]
+        which = f"the {len(drawn)} largest of {len(ranked)} pairs (all in pairs.csv)" if len(ranked) > len(drawn) else "every pair"
+        caption = f"{label}: pairwise marginals of validation {task.metric} for {which}, largest first; total (left) and interaction only (right)"
+        blocks.append(_figure(plots.pair_heatmaps(shown, metric=task.metric, order=drawn, choices=choices), out, f"{stem}-pairs", caption))
     return blocks
 
 
@@ -95,7 +137,10 @@ def _variant_blocks(task: TaskAnalysis, analysis: StudyAnalysis, out: Path, stem
             Text(
                 f"Welch's t-test of each variant's test {task.metric} against {VANILLA}'s, on the best {TOP_FRACTION:.0%} of each "
                 f"cell's trials by validation value (at least {MIN_TOP} needed); significant at p < {ALPHA}. "
-                "Lower is better: a negative difference is an improvement."
+                "Lower is better: a negative difference is an improvement. What the budget can tell: 'detectable' is the "
+                f"difference (in the metric; 'detectable_sd' in pooled standard deviations of the two groups) the test finds "
+                f"{POWER:.0%} of the time with these group sizes, and 'trials_needed' the complete trials per cell that would "
+                "find the observed difference as often."
             )
         )
     complete = analysis.trials.complete()
@@ -103,11 +148,11 @@ def _variant_blocks(task: TaskAnalysis, analysis: StudyAnalysis, out: Path, stem
         complete[complete["task"] == task.task], analysis.best[analysis.best["task"] == task.task], task.tests, metric=task.metric
     )
     blocks.append(_figure(fig, out, f"{stem}-variants", f"{task.task}: test {task.metric} per variant; colour marks significance against {VANILLA}"))
-    blocks.append(Table(task.tests[TEST_COLUMNS]))
+    blocks.append(Table(task.tests[TEST_COLUMNS].assign(parameters=lambda t: t["parameters"].round().astype("Int64"))))
     return blocks
 
 
-def _document(analysis: StudyAnalysis, out: Path, source: str, tables: dict[str, list[pd.DataFrame]]) -> list[Block]:
+def _document(analysis: StudyAnalysis, out: Path, source: str, tables: dict[str, list[pd.DataFrame]], study_file: Path | None) -> list[Block]:
     trials = analysis.trials
     totals = analysis.cells.drop(columns=["task", "variant"]).sum()
     blocks: list[Block] = [
@@ -118,8 +163,13 @@ def _document(analysis: StudyAnalysis, out: Path, source: str, tables: dict[str,
             + " trials. Statistics use complete trials only; failed trials (diverged, or their worker died more than "
             "`retries` times; the reason is in trials.csv) are counted, not analysed."
         ),
+        *settings_blocks(analysis.trials, study_file=study_file),
         Heading("The paper's findings on this data"),
-        Table(analysis.claims),
+        Text(
+            "Importance claims are decided by the intervals and noise floors of the shares (below): 'not decided' means "
+            "the data cannot separate the answer. Variant claims come with what their budget can detect."
+        ),
+        Table(analysis.claims) if len(analysis.claims) else Text("No complete trials yet: nothing to check."),
         Heading("Trials per cell"),
         Table(analysis.cells),
     ]
@@ -135,12 +185,13 @@ def _document(analysis: StudyAnalysis, out: Path, source: str, tables: dict[str,
 CSV_NAMES = ("trials", "cells", "variant_stats", "claims", "importance", "marginals", "pairs")
 
 
-def write_report(analysis: StudyAnalysis, *, out: Path, source: str) -> Path:
+def write_report(analysis: StudyAnalysis, *, out: Path, source: str, study_file: Path | None = None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     tables: dict[str, list[pd.DataFrame]] = {"importance": [], "marginals": [], "pairs": []}
-    blocks = _document(analysis, out, source, tables)
+    blocks = _document(analysis, out, source, tables, study_file)
     csvs = {"trials": analysis.trials.frame, "cells": analysis.cells, "variant_stats": analysis.tests, "claims": analysis.claims}
     csvs |= {key: pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["task"]) for key, parts in tables.items()}
+    csvs["importance"] = csvs["importance"].assign(params=[json.dumps(list(p)) for p in csvs["importance"].get("params", [])])
     for key in CSV_NAMES:
         csvs[key].to_csv(out / f"{key}.csv", index=False, float_format="%.6g")
     (out / "report.md").write_text(to_markdown(blocks), encoding="utf-8")

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import pandas as pd
 
 from .claims import check_claims
-from .importance import Importance, analyse, choose_scales, terms_table
-from .trials import Trials, TooFewTrials
+from .importance import Importance, analyse_spaces, choose_scales, terms_table
+from .trials import Trials
+from .uncertainty import PERMUTATIONS
 from .variant_stats import best_trials, variant_order, variant_tests
 
 STATES = {"COMPLETE": "complete", "FAIL": "failed", "RUNNING": "running", "WAITING": "waiting"}
@@ -19,8 +20,13 @@ class TaskAnalysis:
     task: str
     metric: str
     tests: pd.DataFrame
-    importance: Importance | str  # the result, or why there is none
-    times: Importance | str  # training seconds vs the parameters: marginal curves only
+    spaces: list[tuple[str, Importance | str]]  # all trials first, then each conditional sub-space: result or why none
+    times: Importance | str  # training seconds vs the parameters (all trials): marginal curves only
+
+    @property
+    def importance(self) -> Importance | str:
+        """The analysis of all trials (what the claims are checked on)."""
+        return self.spaces[0][1] if self.spaces else "no parameters"
 
 
 @dataclass(frozen=True)
@@ -44,14 +50,14 @@ def cell_counts(frame: pd.DataFrame) -> pd.DataFrame:
     return counts.sort_values(["task", "variant"], key=lambda s: s.map(order) if s.name == "variant" else s)[columns].reset_index(drop=True)
 
 
-def _try(compute) -> Importance | str:
-    try:
-        return compute()
-    except TooFewTrials as refusal:
-        return str(refusal)
+def _times(rows: pd.DataFrame, scales) -> Importance | str:
+    if not rows["seconds"].notna().any():
+        return "no trial recorded its training time"
+    first = analyse_spaces(rows, scales=scales, target="seconds", pairs=False, permutations=0)[0][1]
+    return first
 
 
-def analyse_study(trials: Trials, *, trees: int = 32, seed: int = 0) -> StudyAnalysis:
+def analyse_study(trials: Trials, *, trees: int = 32, seed: int = 0, permutations: int = PERMUTATIONS) -> StudyAnalysis:
     """Importance pools every variant of a task, as the paper does: the space, not one architecture."""
     complete = trials.complete()
     tests = variant_tests(complete)
@@ -61,8 +67,8 @@ def analyse_study(trials: Trials, *, trees: int = 32, seed: int = 0) -> StudyAna
             task=task,
             metric=trials.metrics.get(task, "value"),
             tests=tests[tests["task"] == task].reset_index(drop=True),
-            importance=_try(lambda: analyse(rows, scales=scales, trees=trees, seed=seed)),
-            times=_try(lambda: analyse(rows, scales=scales, target="seconds", pairs=False, trees=trees, seed=seed)),
+            spaces=analyse_spaces(rows, scales=scales, trees=trees, seed=seed, permutations=permutations),
+            times=_times(rows, scales),
         )
         for task, rows in complete.groupby("task", sort=True)
     ]

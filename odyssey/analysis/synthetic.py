@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import optuna
-from optuna.distributions import FloatDistribution, IntDistribution
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
 PAPER_DISTRIBUTIONS = {
@@ -17,6 +17,7 @@ PAPER_DISTRIBUTIONS = {
     "one_minus_momentum": FloatDistribution(0.01, 1.0, log=True),
     "input_noise": FloatDistribution(0.0, 1.0),
 }
+OPTIMIZER, MOMENTUM = CategoricalDistribution(("sgd", "adam")), FloatDistribution(0.0, 0.99)
 # Offsets of the test metric against vanilla, shaped like the paper's findings.
 PAPER_OFFSETS = {"V": 0.0, "NIG": 0.02, "NFG": 0.12, "NOG": 0.02, "NIAF": 0.02, "NOAF": 0.10, "NP": 0.0, "CIFG": 0.0, "FGR": 0.01}
 
@@ -40,18 +41,42 @@ def write_synthetic_study(
     running: int = 1,
     metric: str = "error",
     seed: int = 0,
+    conditional: bool = False,
 ) -> None:
-    """One Optuna study per (task, variant) named "{name}/{task}/{variant}", with the attributes odyssey sets."""
+    """One Optuna study per (task, variant) named "{name}/{task}/{variant}", with the attributes odyssey sets.
+
+    conditional: also an `optimizer` choice (sgd costs 0.05 more) and a `momentum` that only sgd
+    trials have (0.1 per unit): a parent and a conditional parameter.
+    """
     rng = np.random.default_rng(seed)
     for task in tasks:
         for variant in variants:
             study = optuna.create_study(storage=storage, study_name=f"{name}/{task}/{variant}", direction="minimize")
-            for key, value in {"odyssey_study": name, "task": task, "variant": variant, "metric": metric, "study_hash": "synthetic"}.items():
+            spec = {
+                "name": name,
+                "tasks": list(tasks),
+                "variants": list(variants),
+                "trials": trials,
+                "sampler": "random",
+                "seed": seed,
+                "description": "synthetic: a known function of the hyperparameters plus noise",
+                "training": {"batch_size": 16, "max_epochs": 10, "patience": 3},
+                "space": {k: {"low": d.low, "high": d.high, "log": d.log, "integer": isinstance(d, IntDistribution)} for k, d in PAPER_DISTRIBUTIONS.items()}
+                | ({"optimizer": {"choices": list(OPTIMIZER.choices)}, "momentum": {"low": 0.0, "high": 0.99, "when": "optimizer = sgd"}} if conditional else {}),
+                "task_options": {},
+            }
+            for key, value in {"odyssey_study": name, "task": task, "variant": variant, "metric": metric, "study_hash": "synthetic", "study_spec": spec}.items():
                 study.set_user_attr(key, value)
             for slot in range(trials + failed + running):
                 params = {k: d.to_external_repr(_draw(d, rng)) for k, d in PAPER_DISTRIBUTIONS.items()}
                 value = paper_like_metric(params, variant) + rng.normal(0, noise)
-                attrs = {"task": task, "variant": variant, "metric": metric, "parameter_count": 4000 + 100 * len(variant), "versions": {}}
+                distributions = dict(PAPER_DISTRIBUTIONS)
+                if conditional:
+                    params["optimizer"], distributions["optimizer"] = OPTIMIZER.choices[rng.integers(2)], OPTIMIZER
+                    if params["optimizer"] == "sgd":
+                        params["momentum"], distributions["momentum"] = float(rng.uniform(0.0, 0.99)), MOMENTUM
+                        value += 0.05 + 0.1 * params["momentum"]
+                attrs = {"task": task, "variant": variant, "metric": metric, "parameter_count": 4000 + 100 * len(variant), "versions": {"odyssey": "synthetic", "optuna": optuna.__version__}}
                 if slot < trials:
                     state, done = TrialState.COMPLETE, {"test_metric": value + rng.normal(0, noise), "epochs": 10, "seconds": params["hidden_size"] * 0.5}
                 else:
@@ -61,7 +86,7 @@ def write_synthetic_study(
                         state=state,
                         value=value if state == TrialState.COMPLETE else None,
                         params=params,
-                        distributions=PAPER_DISTRIBUTIONS,
+                        distributions=distributions,
                         user_attrs=attrs | done,
                     )
                 )

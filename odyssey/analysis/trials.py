@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import optuna
 import pandas as pd
@@ -13,7 +13,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import OdysseyError
 from ..study.queue import slot_trials
-from ..study.storage import mask_url, open_storage, study_names
+from ..study.storage import mask_url, open_storage
+from .rdb import rdb_backend, read_trials
 from .scales import Scale, scale_of
 
 PARAM_PREFIX = "params_"  # as Optuna's own trials_dataframe names parameter columns
@@ -32,6 +33,7 @@ class Trials:
     frame: pd.DataFrame
     scales: dict[str, Scale]
     metrics: dict[str, str]  # task -> metric name ("value" when a study does not say)
+    study_attrs: dict[str, dict] = field(default_factory=dict)  # Optuna study name -> its user attributes
 
     def complete(self) -> pd.DataFrame:
         """Finished trials with a validation value: what every statistic is computed on."""
@@ -47,14 +49,14 @@ def open_existing(storage: str | BaseStorage) -> BaseStorage:
             opened = open_storage(storage, must_exist=True)
     else:
         opened = storage
-    if not study_names(opened):
+    # get_all_studies reads the studies table only (study summaries would load every trial).
+    if not opened.get_all_studies():
         raise OdysseyError(f"{mask_url(storage) if isinstance(storage, str) else 'the storage'}: holds no studies")
     return opened
 
 
 def odyssey_names(storage) -> list[str]:
-    summaries = optuna.get_all_study_summaries(storage, include_best_trial=False)
-    return sorted({s.user_attrs["odyssey_study"] for s in summaries if "odyssey_study" in s.user_attrs})
+    return sorted({s.user_attrs["odyssey_study"] for s in storage.get_all_studies() if "odyssey_study" in s.user_attrs})
 
 
 def resolve_name(storage, name: str | None) -> str:
@@ -68,13 +70,13 @@ def resolve_name(storage, name: str | None) -> str:
     raise OdysseyError(f"no odyssey study named {name!r} in this storage; {held}")
 
 
-def _cell(summary: optuna.study.StudySummary) -> tuple[str, str]:
+def _cell(summary: optuna.study.FrozenStudy) -> tuple[str, str]:
     """(task, variant) from the study's attributes, else from its name "{name}/{task}/{variant}"."""
     parts = summary.study_name.split("/")
     return summary.user_attrs.get("task", parts[-2] if len(parts) > 2 else "?"), summary.user_attrs.get("variant", parts[-1])
 
 
-def _row(trial: FrozenTrial, *, study: str, task: str, variant: str) -> dict[str, object]:
+def _row(trial: FrozenTrial, *, study: str, task: str, variant: str, objective: int = 0) -> dict[str, object]:
     attrs = trial.user_attrs
     row: dict[str, object] = {
         "study": study,
@@ -82,8 +84,9 @@ def _row(trial: FrozenTrial, *, study: str, task: str, variant: str) -> dict[str
         "variant": variant,
         "number": trial.number,
         "state": trial.state.name,
-        "value": trial.value if trial.state == TrialState.COMPLETE else math.nan,
+        "value": trial.values[objective] if trial.state == TrialState.COMPLETE and trial.values else math.nan,
         "failure": attrs.get("failure", ""),
+        "versions": ", ".join(f"{k} {v}" for k, v in sorted(attrs["versions"].items())) if isinstance(attrs.get("versions"), dict) else "",
     }
     for key, kind in ATTRS.items():
         value = attrs.get(key)
@@ -92,26 +95,33 @@ def _row(trial: FrozenTrial, *, study: str, task: str, variant: str) -> dict[str
     return row
 
 
-def _merge_scales(trials: list[FrozenTrial]) -> dict[str, Scale]:
-    """One scale per parameter; cells with different ranges widen it, a different kind is an error."""
+def _merge_scales(distributions) -> dict[str, Scale]:
+    """One scale per parameter from (param, distribution) pairs; cells with different ranges widen
+    it, a different kind is an error."""
     scales: dict[str, Scale] = {}
-    for trial in trials:
-        for param, distribution in trial.distributions.items():
-            new, old = scale_of(param, distribution), scales.get(param)
-            if old is not None and (old.log, old.choices) != (new.log, new.choices):
-                raise OdysseyError(f"parameter {param!r} has different distributions in different trials; cannot analyse it on one scale")
-            scales[param] = new if old is None else Scale(param, min(old.low, new.low), max(old.high, new.high), old.log, old.choices)
+    for param, distribution in distributions:
+        new, old = scale_of(param, distribution), scales.get(param)
+        if old is None or old == new:
+            scales[param] = new
+            continue
+        if (old.log, old.choices) != (new.log, new.choices):
+            raise OdysseyError(f"parameter {param!r} has different distributions in different trials; cannot analyse it on one scale")
+        scales[param] = Scale(param, min(old.low, new.low), max(old.high, new.high), old.log, old.choices, single=False)
     return scales
 
 
+def _trial_distributions(trials: list[FrozenTrial]):
+    return ((param, d) for t in trials for param, d in t.distributions.items())
+
+
 def _frame(rows: list[dict[str, object]]) -> pd.DataFrame:
-    columns = ["study", "task", "variant", "number", "state", "value", "failure", *ATTRS]
+    columns = ["study", "task", "variant", "number", "state", "value", "failure", "versions", *ATTRS]
     return pd.DataFrame(rows, columns=columns + sorted({k for r in rows for k in r if k.startswith(PARAM_PREFIX)}))
 
 
 def load_odyssey_trials(storage, name: str) -> Trials:
     """Every cell of the odyssey study `name`; retried and surplus trials left out (they hold no slot)."""
-    summaries = [s for s in optuna.get_all_study_summaries(storage, include_best_trial=False) if s.user_attrs.get("odyssey_study") == name]
+    summaries = [s for s in storage.get_all_studies() if s.user_attrs.get("odyssey_study") == name]
     rows, kept, metrics = [], [], {}
     for summary in sorted(summaries, key=lambda s: s.study_name):
         trials = slot_trials(optuna.load_study(study_name=summary.study_name, storage=storage).get_trials(deepcopy=False))
@@ -120,17 +130,47 @@ def load_odyssey_trials(storage, name: str) -> Trials:
         kept += trials
         metric = summary.user_attrs.get("metric") or next((t.user_attrs["metric"] for t in trials if "metric" in t.user_attrs), None)
         metrics[task] = metrics.get(task) or metric or "value"
-    return Trials(name, _frame(rows), _merge_scales(kept), metrics)
+    return Trials(name, _frame(rows), _merge_scales(_trial_distributions(kept)), metrics, {s.study_name: s.user_attrs for s in summaries})
 
 
-def load_optuna_trials(storage, study: str) -> Trials:
-    """Any Optuna study, odyssey's or not: one cell, task and variant named after the study."""
-    known = study_names(storage)
-    if study not in known:
-        raise OdysseyError(f"no study named {study!r} in this storage; it holds: {', '.join(sorted(known))}")
-    loaded = optuna.load_study(study_name=study, storage=storage)
-    if len(loaded.directions) != 1:
-        raise OdysseyError(f"study {study!r} has {len(loaded.directions)} objectives; importance needs a single one")
-    trials = loaded.get_trials(deepcopy=False)
-    rows = [_row(t, study=study, task=study, variant="") for t in trials]
-    return Trials(study, _frame(rows), _merge_scales(trials), {study: loaded.user_attrs.get("metric", "value")})
+def load_optuna_trials(storage, study: str, *, objective: int | None = None) -> Trials:
+    """Any Optuna study, odyssey's or not: one cell, task and variant named after the study.
+
+    objective: which objective of a multi-objective study (required there). On an RDB storage
+    the trials are read with one query (see rdb.py), otherwise through Optuna.
+    """
+    studies = {s.study_name: s for s in storage.get_all_studies()}
+    if study not in studies:
+        raise OdysseyError(f"no study named {study!r} in this storage; it holds: {', '.join(sorted(studies))}")
+    frozen = studies[study]
+    count = len(frozen.directions)
+    if objective is None and count > 1:
+        raise OdysseyError(f"study {study!r} has {count} objectives; pick one with --objective (0 to {count - 1})")
+    objective = objective or 0
+    if not 0 <= objective < count:
+        raise OdysseyError(f"--objective {objective}: study {study!r} has {count} objective(s), numbered from 0")
+    attrs = {"study": study, "task": study, "variant": "", "failure": "", "versions": ""} | {key: math.nan for key in ATTRS}
+    backend = rdb_backend(storage)
+    if backend is not None:
+        read, distributions = read_trials(backend, frozen._study_id, objective=objective, prefix=PARAM_PREFIX)
+        frame = read.assign(**attrs)
+        scales = _merge_scales((p, d) for p, ds in distributions.items() for d in ds)
+        frame = frame[_frame([]).columns.tolist() + sorted(c for c in frame.columns if c.startswith(PARAM_PREFIX))]
+    else:
+        trials = storage.get_all_trials(frozen._study_id, deepcopy=False)
+        rows = [_row(t, study=study, task=study, variant="", objective=objective) for t in trials]
+        frame, scales = _frame(rows), _merge_scales(_trial_distributions(trials))
+    return Trials(study, frame, scales, {study: frozen.user_attrs.get("metric", "value")}, {study: frozen.user_attrs})
+
+
+def study_trials(study: optuna.Study, *, target=None) -> Trials:
+    """An Optuna `Study` in memory, as Optuna's importance evaluators see it: `target(trial)` (a
+    FrozenTrial -> float) is the value, else the objective of a single-objective study."""
+    if target is None and len(study.directions) > 1:
+        raise OdysseyError(f"study {study.study_name!r} has {len(study.directions)} objectives: give a target, e.g. target=lambda t: t.values[0]")
+    trials = study.get_trials(deepcopy=False)
+    rows = [_row(t, study=study.study_name, task=study.study_name, variant="") for t in trials]
+    if target is not None:
+        for row, trial in zip(rows, trials):
+            row["value"] = float(target(trial)) if trial.state == TrialState.COMPLETE else math.nan
+    return Trials(study.study_name, _frame(rows), _merge_scales(_trial_distributions(trials)), {study.study_name: "value"}, {study.study_name: study.user_attrs})

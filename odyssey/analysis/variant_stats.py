@@ -17,6 +17,7 @@ PAPER_ORDER = ("V", "NIG", "NFG", "NOG", "NIAF", "NOAF", "NP", "CIFG", "FGR")
 TOP_FRACTION = 0.1
 ALPHA = 0.05
 MIN_TOP = 3  # Welch's test runs on 2 values per group, but with 1 degree of freedom it says nothing
+POWER = 0.8
 
 
 def variant_order(variants) -> list[str]:
@@ -61,10 +62,34 @@ def _refusal(label: str, complete: int, *, fraction: float, min_top: int) -> str
     )
 
 
+def detectable(a: np.ndarray, b: np.ndarray, *, alpha: float = ALPHA, power: float = POWER) -> tuple[float, float]:
+    """(pooled SD, minimum detectable effect in pooled SDs): the difference Welch's two-sided test
+    at `alpha` finds with probability `power` on groups of these sizes (t quantiles at Welch's df)."""
+    va, vb = np.var(a, ddof=1), np.var(b, ddof=1)
+    pooled = math.sqrt((va + vb) / 2)
+    na, nb = len(a), len(b)
+    se = math.sqrt(va / na + vb / nb)
+    df = se**4 / ((va / na) ** 2 / (na - 1) + (vb / nb) ** 2 / (nb - 1)) if se > 0 else na + nb - 2
+    spread = stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df)
+    return pooled, spread * math.sqrt(1 / na + 1 / nb)
+
+
+def trials_needed(effect_sd: float, *, alpha: float = ALPHA, power: float = POWER, fraction: float = TOP_FRACTION) -> float:
+    """Complete trials per cell for the best `fraction` of two cells to show a difference of
+    `effect_sd` pooled SDs at `alpha` with `power` (normal approximation, equal cells); inf for none."""
+    if not effect_sd or not math.isfinite(effect_sd):
+        return math.inf
+    top = max(math.ceil(2 * ((stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) / abs(effect_sd)) ** 2), MIN_TOP)
+    return float(needed_for(top, fraction=fraction))
+
+
 def variant_tests(complete: pd.DataFrame, *, fraction: float = TOP_FRACTION, alpha: float = ALPHA, min_top: int = MIN_TOP) -> pd.DataFrame:
     """One row per (task, variant): its best trials' test metric against vanilla's (lower is better).
 
-    A row that cannot be tested says why in `note` and leaves the statistics empty.
+    What the budget can resolve: `detectable_sd` is the difference (in pooled SDs of the two best
+    groups; `detectable` in the metric's units) the test finds 80% of the time at these group
+    sizes, and `trials_needed` how many complete trials per cell would find the observed
+    difference that often. A row that cannot be tested says why in `note` and leaves them empty.
     """
     top = best_trials(complete, fraction=fraction)
     rows = []
@@ -87,6 +112,10 @@ def variant_tests(complete: pd.DataFrame, *, fraction: float = TOP_FRACTION, alp
                 "t": math.nan,
                 "p": math.nan,
                 "significant": None,  # untested: neither yes nor no
+                "pooled_sd": math.nan,
+                "detectable_sd": math.nan,
+                "detectable": math.nan,
+                "trials_needed": math.nan,
                 "note": "",
             }
             if variant == VANILLA:
@@ -100,5 +129,9 @@ def variant_tests(complete: pd.DataFrame, *, fraction: float = TOP_FRACTION, alp
                 t, p = _welch(mine, vanilla)
                 difference = row["mean"] - row["vanilla_mean"]
                 row.update(t=t, p=p, difference=difference, significant=bool(p < alpha), direction="better" if difference < 0 else "worse" if difference > 0 else "same")
+                pooled, mde = detectable(mine, vanilla, alpha=alpha)
+                observed = difference / pooled if pooled > 0 else (0.0 if difference == 0 else math.inf)
+                row.update(pooled_sd=pooled, detectable_sd=mde, detectable=mde * pooled, trials_needed=trials_needed(observed, alpha=alpha, fraction=fraction))
             rows.append(row)
-    return pd.DataFrame(rows, columns=["task", "variant", "parameters", "complete", "top", "mean", "vanilla_top", "vanilla_mean", "difference", "direction", "t", "p", "significant", "note"])
+    columns = ["task", "variant", "parameters", "complete", "top", "mean", "vanilla_top", "vanilla_mean", "difference", "direction", "t", "p", "significant"]
+    return pd.DataFrame(rows, columns=[*columns, "pooled_sd", "detectable_sd", "detectable", "trials_needed", "note"])
