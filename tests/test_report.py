@@ -223,8 +223,22 @@ def test_report_command_writes_results_name_without_importing_torch(tmp_path: Pa
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "wrote results/cli/report.html"  # the storage's only study, in results/<name>/
-    assert (tmp_path / "results/cli/report.md").is_file()
+    assert done.stdout.strip() == f"wrote {tmp_path}/cli/report.html"  # the storage's only study, in <name>/ beside it
+    assert (tmp_path / "cli/report.md").is_file()
+
+
+def test_a_default_report_folder_of_another_storage_is_not_overwritten(tmp_path: Path):
+    from odyssey.analysis.report import build_report
+    from odyssey.errors import OdysseyError
+
+    first, second = f"sqlite:///{tmp_path / 'a.db'}", f"sqlite:///{tmp_path / 'b.db'}"
+    for url in (first, second):
+        write_synthetic_study(url, name="same", variants=("V", "CIFG"), trials=12, failed=0, running=0)
+    assert build_report(storage=first, name=None, out_dir=None, permutations=0) == tmp_path / "same" / "report.html"
+    build_report(storage=first, name=None, out_dir=None, permutations=0)  # its own folder: rewritten
+    with pytest.raises(OdysseyError, match=r"holds the report of another storage \(sqlite:///.*a\.db\); choose a folder with --out"):
+        build_report(storage=second, name=None, out_dir=None, permutations=0)
+    assert build_report(storage=second, name=None, out_dir=tmp_path / "b", permutations=0) == tmp_path / "b" / "report.html"
 
 
 def test_command_errors_are_one_line(tmp_path: Path):

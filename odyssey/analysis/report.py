@@ -14,7 +14,8 @@ import pandas as pd
 from optuna.storages import BaseStorage
 
 from .. import __version__
-from ..study.storage import mask_url
+from ..errors import OdysseyError
+from ..study.storage import mask_url, sqlite_path
 from . import plots
 from .importance import PAIR_SIGN, SCALE_NOTE, Importance, curves_table, surfaces_table, terms_table
 from .render import Block, Heading, Image, Table, Text, to_html, to_markdown
@@ -38,16 +39,33 @@ def build_report(
     seed: int = 0,
     permutations: int = PERMUTATIONS,
 ) -> Path:
-    """Analyse the odyssey study `name` (the storage's only one if None); write into out_dir or results/<name>/.
+    """Analyse the odyssey study `name` (the storage's only one if None); write into out_dir, by default
+    <name>/ beside an SQLite storage (results/<name>/ for the default one), else results/<name>/.
 
     Returns the path of report.html. Uses finished trials only, so it works while a study still runs.
     study_file: the file the study was run from, named in the report (its settings come from the storage).
+    A default folder holding the report of another storage is never overwritten: give --out.
     """
     store = open_existing(storage)
     name = resolve_name(store, name)
+    source = mask_url(storage) if isinstance(storage, str) else type(storage).__name__
+    out = Path(out_dir) if out_dir is not None else _default_folder(storage, name, source)
     analysis = analyse_study(load_odyssey_trials(store, name), trees=trees, seed=seed, permutations=permutations)
-    out = Path(out_dir) if out_dir is not None else Path("results") / name
-    return write_report(analysis, out=out, source=mask_url(storage) if isinstance(storage, str) else type(storage).__name__, study_file=study_file)
+    (out / SOURCE).parent.mkdir(parents=True, exist_ok=True)
+    (out / SOURCE).write_text(source + "\n")
+    return write_report(analysis, out=out, source=source, study_file=study_file)
+
+
+SOURCE = ".storage"  # which storage a report folder was written from
+
+
+def _default_folder(storage: str | BaseStorage, name: str, source: str) -> Path:
+    path = sqlite_path(storage) if isinstance(storage, str) else None
+    out = (path.parent if path is not None else Path("results")) / name
+    written = (out / SOURCE).read_text().strip() if (out / SOURCE).exists() else source
+    if written != source:
+        raise OdysseyError(f"{out}: holds the report of another storage ({written}); choose a folder with --out")
+    return out
 
 
 def _slug(text: str) -> str:

@@ -64,7 +64,9 @@ def resolve_name(storage, name: str | None) -> str:
     names = odyssey_names(storage)
     if name in names or (name is None and len(names) == 1):
         return name or names[0]
-    held = f"it holds: {', '.join(names)}" if names else "it holds no odyssey studies (plain Optuna studies: use `odyssey importance`)"
+    if not names:
+        raise OdysseyError("the storage holds no odyssey study (for plain Optuna studies, use `odyssey importance`)")
+    held = f"it holds: {', '.join(names)}"
     if name is None:
         raise OdysseyError(f"the storage holds several odyssey studies; pick one with --name ({held})")
     raise OdysseyError(f"no odyssey study named {name!r} in this storage; {held}")
