@@ -185,7 +185,7 @@ def test_without_a_compiler_auto_warns_once_and_falls_back(kernel, monkeypatch):
 
     monkeypatch.setattr(build, "_load", no_compiler)
     monkeypatch.setattr(build, "_loaded", {})
-    monkeypatch.setattr(dispatch, "_warned", False)
+    monkeypatch.setattr(dispatch, "_warned", set())
     model = randomised(SPECS["CIFG"], 5, torch.float32)
     args = problem(model, 3, torch.float32)
     expected = outputs_and_grads(model, "reference", *args)

@@ -225,13 +225,13 @@ def test_from_torch_drops_rows_of_missing_gates():
     rows = torch.cat([torch.arange(0, 4), torch.arange(8, 16)])  # torch's i, g, o blocks
     torch.testing.assert_close(cifg.weight_ih, ref.weight_ih_l0[rows])
     assert torch.all(cifg.peephole == 0)
-    with pytest.raises(ValueError, match="one-layer"):
-        LSTM.from_torch(nn.LSTM(3, 4, num_layers=2))
+    with pytest.raises(ValueError, match="proj_size=2"):
+        LSTM.from_torch(nn.LSTM(3, 4, num_layers=2, proj_size=2))
 
 
 def test_bad_inputs_are_clear_errors():
     model = LSTM(3, 4)
-    with pytest.raises(ValueError, match=r"expected input of shape \(T, B, 3\)"):
+    with pytest.raises(RuntimeError, match=r"input.size\(-1\) must be equal to input_size. Expected 3, got 4"):
         model(torch.randn(5, 2, 4))
     with pytest.raises(ValueError, match="lengths must be 2 values"):
         model(torch.randn(5, 2, 3), lengths=torch.tensor([6, 2]))
