@@ -331,3 +331,49 @@ def test_results_own_their_storage(backend):
     results = [out, *state, small, *small_state, x.grad, *(p.grad for p in model.parameters())]
     for tensor in results:
         assert tensor.untyped_storage().nbytes() == tensor.nbytes, tuple(tensor.shape)
+
+
+# --- torch.nn.LSTM's interface (more in tests/test_nn_lstm_peer.py) ----------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_layers_and_packing_match_a_multi_layer_nn_lstm(backend):
+    torch.manual_seed(11)
+    ref = nn.LSTM(3, 4, num_layers=3, bidirectional=True, batch_first=True)
+    ours = use(LSTM.from_torch(ref), backend)
+    x, lengths = torch.randn(5, 6, 3), torch.tensor([3, 6, 1, 6, 2])
+    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    state = (torch.randn(6, 5, 4), torch.randn(6, 5, 4))
+    (out_ref, final_ref), (out, final) = ref(packed, state), ours(packed, state)
+    torch.testing.assert_close(out.data, out_ref.data, atol=1e-5, rtol=1e-5)
+    for a, b in zip(final, final_ref, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    padded, _ = pad_packed_sequence(out_ref, batch_first=True)
+    by_lengths, by_lengths_final = ours(x, state, lengths=lengths)
+    torch.testing.assert_close(by_lengths, padded, atol=1e-5, rtol=1e-5)
+    for a, b in zip(by_lengths_final, final_ref, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_the_networks_call_and_fgr_state_shapes():
+    """How odyssey.model.network builds its layers: keywords after the sizes, a third FGR state."""
+    model = LSTM(5, 6, num_layers=2, dropout=0.25, bidirectional=True, variant="FGR", forget_bias=1.0)
+    assert (model.num_layers, model.dropout, model.bidirectional) == (2, 0.25, True)
+    for cell in model.directions:
+        assert torch.all(cell.bias[cell.block_slices()["f"]] == 1.0)
+    assert [cell.input_size for cell in model.directions] == [5, 5, 12, 12]
+    out, state = model(torch.randn(7, 3, 5), lengths=torch.tensor([7, 2, 5]))
+    assert out.shape == (7, 3, 12) and [tuple(s.shape) for s in state] == [(4, 3, 6), (4, 3, 6), (4, 3, 18)]
+    with pytest.raises(ValueError, match="forget_bias=1.0 needs bias=True"):
+        LSTM(5, 6, bias=False, forget_bias=1.0)
+
+
+def test_a_checkpoint_from_before_num_layers_still_loads():
+    torch.manual_seed(12)
+    model = randomise(LSTM(3, 4, bidirectional=True, variant="FGR"))
+    old = {f"directions.{int(cell.reverse)}.{part}": getattr(model, part + cell.suffix)
+           for cell in model.directions for part in ("weight_ih", "weight_hh", "bias", "peephole", "weight_gg")}  # fmt: skip
+    fresh = LSTM(3, 4, bidirectional=True, variant="FGR")
+    fresh.load_state_dict(old)
+    x = torch.randn(5, 2, 3)
+    torch.testing.assert_close(fresh(x)[0], model(x)[0])

@@ -87,7 +87,7 @@ class VariantCell:
 
     def __call__(self, inputs: Tensor, state: State, mask: Tensor | None) -> tuple[Tensor, State]:
         """inputs (T, B, I); state tensors (B, .); mask (T, B, 1) with True on real steps, or None."""
-        if kernel.use_kernel(self.backend, inputs):
+        if inputs.shape[1] and kernel.use_kernel(self.backend, inputs):  # an empty batch has nothing to run
             return kernel.forward_sequence(self, inputs, state, mask)
         return reference.recurrence(self.spec, inputs, *self.weights(), state, mask)
 
