@@ -67,12 +67,16 @@ def randomised(model: LSTM) -> LSTM:
 SAMPLES = [(bias, batch_first, bidirectional) for bias in (False, True) for batch_first in (False, True) for bidirectional in (False, True)]
 
 
+def sample_pair(seed: int, backend: str, **options) -> tuple[nn.LSTM, LSTM, int]:
+    """common_modules' nn.LSTM sample (2 inputs, 3 units, 2 layers), its NP copy and its directions."""
+    torch.manual_seed(seed)
+    ref = nn.LSTM(2, 3, num_layers=2, **options)
+    return ref, copy_of(ref, backend), 2 if options["bidirectional"] else 1
+
+
 @pytest.mark.parametrize("bias,batch_first,bidirectional", SAMPLES)
 def test_forward_and_backward_match_nn_lstm(backend, bias, batch_first, bidirectional):
-    torch.manual_seed(0)
-    ref = nn.LSTM(2, 3, num_layers=2, bias=bias, batch_first=batch_first, bidirectional=bidirectional)
-    ours = copy_of(ref, backend)
-    d = 2 if bidirectional else 1
+    ref, ours, d = sample_pair(0, backend, bias=bias, batch_first=batch_first, bidirectional=bidirectional)
     x = torch.randn((4, 5, 2) if batch_first else (5, 4, 2))
     hx = (torch.randn(2 * d, 4, 3), torch.randn(2 * d, 4, 3))
     results = []
@@ -93,10 +97,7 @@ def test_forward_and_backward_match_nn_lstm(backend, bias, batch_first, bidirect
 @pytest.mark.parametrize("bias,batch_first,bidirectional", SAMPLES)
 def test_unbatched_input_is_a_batch_of_one(backend, bias, batch_first, bidirectional):
     """no_batch_dim_reference_lstm: (T, I) with (L*D, H) states runs as (T, 1, I) with (L*D, 1, H)."""
-    torch.manual_seed(1)
-    ref = nn.LSTM(2, 3, num_layers=2, bias=bias, batch_first=batch_first, bidirectional=bidirectional)
-    ours = copy_of(ref, backend)
-    d = 2 if bidirectional else 1
+    ref, ours, d = sample_pair(1, backend, bias=bias, batch_first=batch_first, bidirectional=bidirectional)
     x, hx = torch.randn(3, 2), (torch.randn(2 * d, 3), torch.randn(2 * d, 3))
     for state in (None, hx):
         out, (h, c) = ours(x, state)
