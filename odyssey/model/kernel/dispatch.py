@@ -22,6 +22,10 @@ ENV = "ODYSSEY_BACKEND"
 _warned: set[str] = set()  # what "auto" has already warned about, once per process
 
 
+class KernelFallback(RuntimeWarning):
+    """The kernel is unavailable and the reference path runs instead (a study's runner reports it once, its workers not again)."""
+
+
 def check_backend(backend: str | None) -> str | None:
     if backend is not None and backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)} (or None for ${ENV}), got {backend!r}")
@@ -80,11 +84,11 @@ def _kernel_builds() -> bool:
         load()
         return True
     except KernelUnavailable as error:
-        _warn_once("build", f"{error}; falling back to the slower reference LSTM (set {ENV}=reference to silence this)")
+        _warn_once("build", f"{error}; falling back to the slower reference LSTM (set {ENV}=reference to silence this)", KernelFallback)
         return False
 
 
-def _warn_once(key: str, message: str) -> None:
+def _warn_once(key: str, message: str, category: type[Warning] = RuntimeWarning) -> None:
     if key not in _warned:
         _warned.add(key)
-        warnings.warn(message, RuntimeWarning, stacklevel=5)
+        warnings.warn(message, category, stacklevel=5)
