@@ -319,7 +319,7 @@ class LSTM(nn.Module):
         )  # fmt: skip
         with torch.no_grad():
             for cell in model.directions:
-                rows = _torch_rows(cell)
+                rows = _torch_rows(cell).to(ref.device)
                 cell.weight_ih.copy_(getattr(lstm, "weight_ih" + cell.suffix)[rows])
                 cell.weight_hh.copy_(getattr(lstm, "weight_hh" + cell.suffix)[rows])
                 if lstm.bias:
