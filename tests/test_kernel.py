@@ -180,8 +180,8 @@ def test_one_thread_and_nan(knobs):
 
 
 def test_without_a_compiler_auto_warns_once_and_falls_back(kernel, monkeypatch):
-    def no_compiler(name):
-        raise RuntimeError("c++: command not found")
+    def no_compiler(directory):  # a failed build, as build._load reports it
+        raise build.KernelUnavailable("odyssey's C++ LSTM kernel is unavailable: c++: command not found")
 
     monkeypatch.setattr(build, "_load", no_compiler)
     monkeypatch.setattr(build, "_loaded", {})
