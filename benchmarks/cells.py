@@ -3,6 +3,7 @@ achieved GFLOP/s against this run's matmul peak, and memory saved for backward.
 
     python benchmarks/cells.py            # H in {32, 128, 256}, B in {1, 32}, T = 100, I = 88
     python benchmarks/cells.py --quick    # fewer rounds, a smoke test in well under a minute
+    python benchmarks/cells.py --cpu-time # one thread, CPU time: steady on a machine others load
 
 Targets (issue 7): every variant but FGR <= 1.0x nn.LSTM at B = 1 and <= 1.1x at B = 32; FGR
 <= 2x; memory <= 1.5x. The inputs need no gradient, as in training a first layer.
@@ -11,6 +12,7 @@ Targets (issue 7): every variant but FGR <= 1.0x nn.LSTM at B = 1 and <= 1.1x at
 from __future__ import annotations
 
 import argparse
+import time
 
 import torch
 from torch import nn
@@ -52,12 +54,17 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
     parser.add_argument("--rounds", type=int, default=15, help="alternations per configuration")
     parser.add_argument("--quick", action="store_true", help="3 rounds, short samples")
+    parser.add_argument("--cpu-time", action="store_true", help="one thread, timed by CPU time instead of the wall clock")
     args = parser.parse_args()
     rounds, sample_s = (3, 0.003) if args.quick else (args.rounds, 0.01)
+    clock = time.process_time if args.cpu_time else time.perf_counter
+    if args.cpu_time:
+        torch.set_num_threads(1)
 
     torch.manual_seed(0)
-    peak = matmul_peak_gflops()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32 matmul peak {peak:.0f} GFLOP/s")
+    peak = matmul_peak_gflops(clock=clock)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {'CPU' if args.cpu_time else 'wall'} time, "
+          f"float32 matmul peak {peak:.0f} GFLOP/s")
     print(f"T={args.steps}, I={args.inputs}; time = median of per-round (variant / nn.LSTM), alternated, {rounds} rounds\n")
     print("| H | B | nn.LSTM ms | nn.LSTM GFLOP/s | variant | ms | time vs nn.LSTM | GFLOP/s | % of peak | saved memory vs nn.LSTM |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -69,7 +76,7 @@ def main() -> None:
             models = {n: LSTM(args.inputs, hidden, variant=n, backend="fast") for n in args.variants}
             ref_time, results = alternate(
                 training_step(reference, x), {n: training_step(m, x) for n, m in models.items()},
-                rounds=rounds, sample_s=sample_s,
+                rounds=rounds, sample_s=sample_s, clock=clock,
             )  # fmt: skip
             ref_memory = saved_bytes(lambda: reference(x))
             ref_flops = flops(VARIANTS["NP"], args.steps, batch, args.inputs, hidden)

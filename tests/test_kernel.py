@@ -180,12 +180,12 @@ def test_one_thread_and_nan(knobs):
 
 
 def test_without_a_compiler_auto_warns_once_and_falls_back(kernel, monkeypatch):
-    def no_compiler(name):
-        raise RuntimeError("c++: command not found")
+    def no_compiler(directory):  # a failed build, as build._load reports it
+        raise build.KernelUnavailable("odyssey's C++ LSTM kernel is unavailable: c++: command not found")
 
     monkeypatch.setattr(build, "_load", no_compiler)
     monkeypatch.setattr(build, "_loaded", {})
-    monkeypatch.setattr(dispatch, "_warned", False)
+    monkeypatch.setattr(dispatch, "_warned", set())
     model = randomised(SPECS["CIFG"], 5, torch.float32)
     args = problem(model, 3, torch.float32)
     expected = outputs_and_grads(model, "reference", *args)
@@ -230,3 +230,18 @@ def test_build_name_follows_sources_and_torch(monkeypatch):
         monkeypatch.undo()
         build.build_name.cache_clear()
     assert build.build_name() == name
+
+
+def test_empty_cache_frees_what_no_graph_holds(kernel):
+    from odyssey.model.kernel import empty_cache
+
+    model = randomised(SPECS["V"], 20, torch.float32)
+    for cell in model.directions:
+        cell.backend = "fast"
+    x, state, lengths, _ = problem(model, 4, torch.float32, steps=400)  # buffers big enough to pool
+    out, _ = model(x, state, lengths=lengths)
+    assert kernel.pooled_bytes() > 0
+    assert empty_cache() > 0  # the live graph's saved buffers stay
+    out.sum().backward()
+    del out
+    assert empty_cache() == 0 and kernel.pooled_bytes() == 0

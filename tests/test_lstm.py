@@ -225,15 +225,155 @@ def test_from_torch_drops_rows_of_missing_gates():
     rows = torch.cat([torch.arange(0, 4), torch.arange(8, 16)])  # torch's i, g, o blocks
     torch.testing.assert_close(cifg.weight_ih, ref.weight_ih_l0[rows])
     assert torch.all(cifg.peephole == 0)
-    with pytest.raises(ValueError, match="one-layer"):
-        LSTM.from_torch(nn.LSTM(3, 4, num_layers=2))
+    with pytest.raises(ValueError, match="proj_size=2"):
+        LSTM.from_torch(nn.LSTM(3, 4, num_layers=2, proj_size=2))
 
 
 def test_bad_inputs_are_clear_errors():
     model = LSTM(3, 4)
-    with pytest.raises(ValueError, match=r"expected input of shape \(T, B, 3\)"):
+    with pytest.raises(RuntimeError, match=r"input.size\(-1\) must be equal to input_size. Expected 3, got 4"):
         model(torch.randn(5, 2, 4))
     with pytest.raises(ValueError, match="lengths must be 2 values"):
         model(torch.randn(5, 2, 3), lengths=torch.tensor([6, 2]))
     with pytest.raises(ValueError, match="initial state"):
         model(torch.randn(5, 2, 3), (torch.zeros(1, 2, 4),))
+
+
+# --- results that once were silently wrong (issue 12), on the default backend and the reference --
+
+BACKENDS = ["auto", "reference"]  # auto: the C++ kernel wherever it builds
+
+
+def use(model: LSTM, backend: str) -> LSTM:
+    for cell in model.directions:
+        cell.backend = backend
+    return model
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_double_backward_keeps_every_path(backend):
+    """A gradient penalty: create_graph=True must give gradients that are themselves differentiable."""
+    torch.manual_seed(6)
+    ref = nn.LSTM(3, 5)
+    ours = use(LSTM.from_torch(ref, variant="NP"), backend)
+    x = torch.randn(7, 2, 3)
+    penalties = []
+    for model, weight in ((ref, ref.weight_hh_l0), (ours, ours.directions[0].weight_hh)):
+        out, _ = model(x)
+        (grad,) = torch.autograd.grad(out.pow(2).sum(), weight, create_graph=True)
+        grad.pow(2).sum().backward()
+        penalties.append(weight.grad)
+    torch.testing.assert_close(penalties[1], penalties[0], atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", ["V", "FGR", "CIFG+NP"])
+def test_gradgradcheck_float64(name, backend):
+    torch.manual_seed(7)
+    model = use(randomise(LSTM(2, 3, variant=SPECS[name], bidirectional=True)).double(), backend)
+    x = torch.randn(3, 2, 2, dtype=torch.float64, requires_grad=True)
+    names = [n for n, _ in model.named_parameters()]
+
+    def run(x, *values):
+        out, state = torch.func.functional_call(model, dict(zip(names, values)), (x,), {"lengths": torch.tensor([3, 2])})
+        return (out, *state)
+
+    values = [p.detach().requires_grad_() for p in model.parameters()]
+    assert torch.autograd.gradgradcheck(run, (x, *values))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("enforce_sorted", [True, False])
+def test_packed_output_rows_are_in_nn_lstms_order(backend, enforce_sorted):
+    """Tied lengths and more than 16 sequences: a re-sort would put out.data's rows in another order."""
+    torch.manual_seed(8)
+    ref = nn.LSTM(3, 4, bidirectional=True)
+    ours = use(LSTM.from_torch(ref), backend)
+    for batch in (17, 32):
+        lengths = torch.randint(1, 5, (batch,))
+        if enforce_sorted:
+            lengths = lengths.sort(descending=True).values
+        packed = pack_padded_sequence(torch.randn(4, batch, 3), lengths, enforce_sorted=enforce_sorted)
+        (out_ref, (h_ref, c_ref)), (out, (h, c)) = ref(packed), ours(packed)
+        torch.testing.assert_close(out.data, out_ref.data, atol=1e-5, rtol=1e-5)
+        assert torch.equal(out.batch_sizes, out_ref.batch_sizes)
+        for a, b in ((out.sorted_indices, out_ref.sorted_indices), (out.unsorted_indices, out_ref.unsorted_indices)):
+            assert (a is None and b is None) or torch.equal(a, b)
+        torch.testing.assert_close(h, h_ref, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(c, c_ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_from_torch_without_bias_has_none_and_trains_none(backend):
+    torch.manual_seed(9)
+    ref = nn.LSTM(3, 4, bias=False)
+    ours = use(LSTM.from_torch(ref), backend)
+    assert not any("bias" in name for name, _ in ours.named_parameters())
+    x, target = torch.randn(5, 2, 3), torch.randn(5, 2, 4)
+    for model in (ref, ours):  # one SGD step each: a hidden zero bias would start to train here
+        optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+        (model(x)[0] * target).sum().backward()
+        optimizer.step()
+    torch.testing.assert_close(ours(x)[0], ref(x)[0], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_results_own_their_storage(backend):
+    """Outputs, states and gradients are never views into the kernel's pooled scratch: torch.save of
+    a result writes its own bytes only, and dropping it frees them."""
+    torch.manual_seed(10)
+    model = use(LSTM(30, 64, variant="FGR"), backend)
+    x = torch.randn(200, 16, 30, requires_grad=True)  # buffers well above the pool's 128 KiB floor
+    out, state = model(x)
+    (out.sum() + sum(s.sum() for s in state)).backward()
+    with torch.no_grad():
+        small, small_state = model(x[:50].detach())
+    results = [out, *state, small, *small_state, x.grad, *(p.grad for p in model.parameters())]
+    for tensor in results:
+        assert tensor.untyped_storage().nbytes() == tensor.nbytes, tuple(tensor.shape)
+
+
+# --- torch.nn.LSTM's interface (more in tests/test_nn_lstm_peer.py) ----------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_layers_and_packing_match_a_multi_layer_nn_lstm(backend):
+    torch.manual_seed(11)
+    ref = nn.LSTM(3, 4, num_layers=3, bidirectional=True, batch_first=True)
+    ours = use(LSTM.from_torch(ref), backend)
+    x, lengths = torch.randn(5, 6, 3), torch.tensor([3, 6, 1, 6, 2])
+    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    state = (torch.randn(6, 5, 4), torch.randn(6, 5, 4))
+    (out_ref, final_ref), (out, final) = ref(packed, state), ours(packed, state)
+    torch.testing.assert_close(out.data, out_ref.data, atol=1e-5, rtol=1e-5)
+    for a, b in zip(final, final_ref, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    padded, _ = pad_packed_sequence(out_ref, batch_first=True)
+    by_lengths, by_lengths_final = ours(x, state, lengths=lengths)
+    torch.testing.assert_close(by_lengths, padded, atol=1e-5, rtol=1e-5)
+    for a, b in zip(by_lengths_final, final_ref, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_the_networks_call_and_fgr_state_shapes():
+    """How odyssey.model.network builds its layers: keywords after the sizes, a third FGR state."""
+    model = LSTM(5, 6, num_layers=2, dropout=0.25, bidirectional=True, variant="FGR", forget_bias=1.0)
+    assert (model.num_layers, model.dropout, model.bidirectional) == (2, 0.25, True)
+    for cell in model.directions:
+        assert torch.all(cell.bias[cell.block_slices()["f"]] == 1.0)
+    assert [cell.input_size for cell in model.directions] == [5, 5, 12, 12]
+    out, state = model(torch.randn(7, 3, 5), lengths=torch.tensor([7, 2, 5]))
+    assert out.shape == (7, 3, 12) and [tuple(s.shape) for s in state] == [(4, 3, 6), (4, 3, 6), (4, 3, 18)]
+    with pytest.raises(ValueError, match="forget_bias=1.0 needs bias=True"):
+        LSTM(5, 6, bias=False, forget_bias=1.0)
+
+
+def test_a_checkpoint_from_before_num_layers_still_loads():
+    torch.manual_seed(12)
+    model = randomise(LSTM(3, 4, bidirectional=True, variant="FGR"))
+    old = {f"directions.{int(cell.reverse)}.{part}": getattr(model, part + cell.suffix)
+           for cell in model.directions for part in ("weight_ih", "weight_hh", "bias", "peephole", "weight_gg")}  # fmt: skip
+    fresh = LSTM(3, 4, bidirectional=True, variant="FGR")
+    fresh.load_state_dict(old)
+    x = torch.randn(5, 2, 3)
+    torch.testing.assert_close(fresh(x)[0], model(x)[0])

@@ -1,120 +1,98 @@
-"""`odyssey.LSTM`: one LSTM layer whose components switch off one at a time.
+"""`odyssey.LSTM`: torch.nn.LSTM's interface over one cell whose components switch off one at a time.
 
-Cell -> direction -> layer, as in PyTorch's fastrnns/custom_lstms.py. This is the clear,
-autograd-based reference path; every faster path is tested against it.
+Cell -> direction -> layer, as in PyTorch's fastrnns/custom_lstms.py. Each direction runs on the C++
+kernel (odyssey.model.kernel) or on the autograd reference (odyssey.model.reference), which every
+faster path is tested against.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
+import warnings
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from . import kernel
-from .variants import CellSpec, resolve_variant
+from . import kernel, reference
+from .variants import VARIANTS, CellSpec, resolve_variant
 
 # (h, c) for every variant; FGR also carries the previous step's gate activations: (h, c, gates).
 State = tuple[Tensor, ...]
 
+# One direction's parameters, in the order the kernel takes them; each is stored on the LSTM as
+# f"{part}_l{layer}" (+ "_reverse"), torch.nn.LSTM's names where nn.LSTM has the same tensor.
+PARTS = ("weight_ih", "bias", "weight_hh", "weight_gg", "peephole")
+# Where nn.LSTM's fused rows sit: i, f, g (= z), o.
+TORCH_BLOCKS = dict(zip("ifzo", range(4)))
 
-class VariantCell(nn.Module):
-    """The parameters of one direction and the recurrence over a whole sequence."""
 
-    def __init__(
-        self, input_size: int, hidden_size: int, spec: CellSpec, *, forget_bias: float = 0.0, backend: str | None = None
-    ) -> None:
-        super().__init__()
-        self.input_size, self.hidden_size, self.spec, self.forget_bias = input_size, hidden_size, spec, forget_bias
-        self.backend = kernel.check_backend(backend)
-        rows = len(spec.blocks) * hidden_size
-        self.weight_ih = nn.Parameter(torch.empty(rows, input_size))
-        self.weight_hh = nn.Parameter(torch.empty(rows, hidden_size))
-        self.bias = nn.Parameter(torch.empty(rows))
-        peepholes = len(spec.peephole_gates)
-        self.peephole = nn.Parameter(torch.empty(peepholes, hidden_size)) if peepholes else None
-        sources = len(spec.recurrent_gates)
-        gate_rows = len(spec.weighted_gates) * hidden_size
-        self.weight_gg = nn.Parameter(torch.empty(gate_rows, sources * hidden_size)) if sources else None
-        self.reset_parameters()
+class VariantCell:
+    """One direction of one layer: a view of the parameters its LSTM holds, and the recurrence over a
+    whole sequence. Looked up by name at every call, so `.to()`, `load_state_dict`,
+    `torch.func.functional_call` and parametrizations all act on what the cell computes with."""
+
+    def __init__(self, owner: "LSTM", layer: int, reverse: bool, input_size: int) -> None:
+        self.owner, self.layer, self.reverse, self.input_size = owner, layer, reverse, input_size
+        self.suffix = f"_l{layer}{'_reverse' if reverse else ''}"
+
+    spec = property(lambda self: self.owner.spec)
+    hidden_size = property(lambda self: self.owner.hidden_size)
+    weight_ih = property(lambda self: getattr(self.owner, "weight_ih" + self.suffix))
+    weight_hh = property(lambda self: getattr(self.owner, "weight_hh" + self.suffix))
+    bias = property(lambda self: getattr(self.owner, "bias" + self.suffix))
+    peephole = property(lambda self: getattr(self.owner, "peephole" + self.suffix))
+    weight_gg = property(lambda self: getattr(self.owner, "weight_gg" + self.suffix))
+
+    @property
+    def backend(self) -> str | None:
+        """The LSTM's backend: one for all its cells."""
+        return self.owner.backend
+
+    @backend.setter
+    def backend(self, value: str | None) -> None:
+        self.owner.backend = kernel.check_backend(value)
+
+    def weights(self) -> tuple[Tensor | None, ...]:
+        return tuple(getattr(self.owner, part + self.suffix) for part in PARTS)
 
     @property
     def state_sizes(self) -> tuple[int, ...]:
         h = self.hidden_size
         return (h, h, len(self.spec.recurrent_gates) * h) if self.spec.gate_recurrence else (h, h)
 
-    def reset_parameters(self) -> None:
-        bound = 1.0 / math.sqrt(self.hidden_size)  # torch.nn.LSTM's scale
-        for weight in (self.weight_ih, self.weight_hh, self.peephole, self.weight_gg):
-            if weight is not None:
-                nn.init.uniform_(weight, -bound, bound)
-        with torch.no_grad():
-            self.bias.zero_()
-            blocks = self.block_slices()
-            if "f" in blocks:
-                self.bias[blocks["f"]] = self.forget_bias
-            elif self.spec.coupled_gates:
-                # f = 1 - sigmoid(b_i): b_i = -forget_bias starts f at sigmoid(forget_bias).
-                self.bias[blocks["i"]] = -self.forget_bias
-
     def block_slices(self) -> dict[str, slice]:
         h = self.hidden_size
         return {b: slice(k * h, (k + 1) * h) for k, b in enumerate(self.spec.blocks)}
 
     def recurrent_weight(self) -> Tensor:
-        """W_hh, widened under FGR by the gate-to-gate matrices so each step stays one matmul."""
-        if self.weight_gg is None:
-            return self.weight_hh
-        h, gates = self.hidden_size, self.spec.weighted_gates
-        per_gate = dict(zip(gates, self.weight_gg.split(h, dim=0)))
-        zero = self.weight_gg.new_zeros(h, self.weight_gg.shape[1])  # the block input z has no gate feedback
-        return torch.cat([self.weight_hh, torch.cat([per_gate.get(b, zero) for b in self.spec.blocks])], dim=1)
+        return reference.recurrent_weight(self.spec, self.weight_hh, self.weight_gg)
 
-    def forward(self, inputs: Tensor, state: State, mask: Tensor | None) -> tuple[Tensor, State]:
-        """inputs (T, B, I); state tensors (B, .); mask (T, B, 1) with True on real steps, or None.
+    def reset_parameters(self) -> None:
+        bound = 1.0 / math.sqrt(self.hidden_size)  # torch.nn.LSTM's scale
+        for weight in (self.weight_ih, self.weight_hh, self.peephole, self.weight_gg):
+            if weight is not None:
+                nn.init.uniform_(weight, -bound, bound)
+        if self.bias is None:
+            return
+        with torch.no_grad():
+            self.bias.zero_()
+            blocks = self.block_slices()
+            if "f" in blocks:
+                self.bias[blocks["f"]] = self.owner.forget_bias
+            elif self.spec.coupled_gates:
+                # f = 1 - sigmoid(b_i): b_i = -forget_bias starts f at sigmoid(forget_bias).
+                self.bias[blocks["i"]] = -self.owner.forget_bias
 
-        Runs on the C++ kernel (odyssey.model.kernel) or on `_forward_reference`, as `backend` says."""
-        if kernel.use_kernel(self.backend, inputs):
+    def __call__(self, inputs: Tensor, state: State, mask: Tensor | None) -> tuple[Tensor, State]:
+        """inputs (T, B, I); state tensors (B, .); mask (T, B, 1) with True on real steps, or None."""
+        if inputs.shape[1] and kernel.use_kernel(self.backend, inputs):  # an empty batch has nothing to run
             return kernel.forward_sequence(self, inputs, state, mask)
-        return self._forward_reference(inputs, state, mask)
+        return reference.recurrence(self.spec, inputs, *self.weights(), state, mask)
 
-    def _forward_reference(self, inputs: Tensor, state: State, mask: Tensor | None) -> tuple[Tensor, State]:
-        """The recurrence in plain autograd ops: the definition every faster path is tested against."""
-        spec, h_size = self.spec, self.hidden_size
-        projected = nn.functional.linear(inputs, self.weight_ih, self.bias)  # all steps in one matmul
-        weight = self.recurrent_weight().t()
-        peep = dict(zip(spec.peephole_gates, self.peephole.unbind(0))) if self.peephole is not None else {}
-        steps = mask.unbind(0) if mask is not None else [None] * inputs.shape[0]
-        h, c, *gates = state
-        outputs = []
-        # unbind, not projected[t]: indexing makes autograd zero-fill a (T, B, 4H) gradient every step.
-        for x_t, m_t in zip(projected.unbind(0), steps):
-            recurrent_in = torch.cat([h, gates[0]], dim=1) if gates else h
-            pre = dict(zip(spec.blocks, torch.addmm(x_t, recurrent_in, weight).split(h_size, dim=1)))
-            i = torch.sigmoid(pre["i"] + peep["i"] * c) if "i" in peep else _gate(pre, "i")
-            f = 1 - i if spec.coupled_gates else (torch.sigmoid(pre["f"] + peep["f"] * c) if "f" in peep else _gate(pre, "f"))
-            z = torch.tanh(pre["z"]) if spec.input_activation else pre["z"]
-            c_new = (z if i is None else z * i) + (c if f is None else c * f)
-            o = torch.sigmoid(pre["o"] + peep["o"] * c_new) if "o" in peep else _gate(pre, "o")  # peeks at the new cell
-            y = torch.tanh(c_new) if spec.output_activation else c_new
-            h_new = y if o is None else y * o
-            new = (h_new, c_new)
-            if gates:
-                act = {"i": i, "f": f, "o": o}
-                new += (torch.cat([act[g] for g in spec.recurrent_gates], dim=1),)
-            if m_t is None:
-                h, c, *gates = new
-                outputs.append(h_new)
-            else:  # finished sequences keep their state; their outputs are zero like pad_packed_sequence's
-                h, c, *gates = (torch.where(m_t, n, old) for n, old in zip(new, (h, c, *gates)))
-                outputs.append(h_new * m_t)
-        return torch.stack(outputs), (h, c, *gates)
-
-
-def _gate(pre: dict[str, Tensor], name: str) -> Tensor | None:
-    """A gate without peepholes, or None for a gate that is switched off (a constant 1)."""
-    return torch.sigmoid(pre[name]) if name in pre else None
+    def __repr__(self) -> str:
+        return f"VariantCell({self.suffix[1:]}, {self.input_size}, {self.hidden_size}, spec={self.spec})"
 
 
 def _reverse_index(lengths: Tensor, total: int) -> Tensor:
@@ -124,115 +102,290 @@ def _reverse_index(lengths: Tensor, total: int) -> Tensor:
 
 
 class LSTM(nn.Module):
-    """A single LSTM layer with the switches of `odyssey.VARIANTS`, called like `torch.nn.LSTM`.
+    """torch.nn.LSTM with the switches of `odyssey.VARIANTS`: same arguments, parameter names, shapes
+    and errors (see tests/test_nn_lstm_peer.py for the few deliberate differences).
 
-    `lstm(input, state=None, *, lengths=None)` takes (T, B, I) (or (B, T, I) with batch_first) or a
-    PackedSequence, and returns `(output, state)` with state `(h, c)` of shape (D, B, H) each;
-    FGR variants carry a third tensor, the previous step's gate activations.
+    `lstm(input, hx=None, *, lengths=None)` takes (T, B, I) (or (B, T, I) with batch_first), an
+    unbatched (T, I) or a PackedSequence, and returns `(output, state)` with state `(h, c)` of shape
+    (num_layers * directions, B, H) each; FGR variants carry a third tensor of the same leading
+    shape, the previous step's gate activations. `lengths` (B,) is an alternative to packing: steps
+    past a sequence's length hold its state and output zeros.
 
-    backend: "auto" (the C++ kernel of odyssey.model.kernel for float32/float64 on the CPU, the autograd
-    reference otherwise), "fast" or "reference"; None follows $ODYSSEY_BACKEND (default "auto").
+    Parameters per layer k and direction (suffix "" or "_reverse"): weight_ih_l{k}, weight_hh_l{k}
+    and bias_l{k} (torch's bias_ih + bias_hh in one, as in the paper; loading an nn.LSTM state_dict
+    adds them up), and where the variant has them peephole_l{k} (gates x H) and weight_gg_l{k}
+    (FGR's gate-to-gate matrices). A variant without a gate has no rows for it.
+
+    backend: "auto" (the C++ kernel of odyssey.model.kernel for float32/float64 on the CPU, the
+    autograd reference otherwise), "fast" or "reference"; None follows $ODYSSEY_BACKEND (default
+    "auto"). Biases start at zero (forget_bias on the forget gate), weights as in nn.LSTM.
     """
 
     def __init__(
         self,
         input_size: int,
         hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
         *,
         variant: str | CellSpec = "V",
-        bidirectional: bool = False,
-        batch_first: bool = False,
         forget_bias: float = 0.0,
         backend: str | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        if input_size < 1 or hidden_size < 1:
-            raise ValueError(f"input_size and hidden_size must be positive, got {input_size} and {hidden_size}")
-        self.input_size, self.hidden_size = input_size, hidden_size
+        _check_arguments(input_size, hidden_size, num_layers, bias, batch_first, dropout)
+        if forget_bias and not bias:
+            raise ValueError(f"forget_bias={forget_bias} needs bias=True: without biases there is nothing to set")
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
+        self.bidirectional, self.forget_bias = bool(bidirectional), forget_bias
         self.spec = resolve_variant(variant)
-        self.bidirectional, self.batch_first = bidirectional, batch_first
-        self.directions = nn.ModuleList(
-            VariantCell(input_size, hidden_size, self.spec, forget_bias=forget_bias, backend=backend)
-            for _ in range(2 if bidirectional else 1)
-        )
+        self.backend = kernel.check_backend(backend)
+        spec, directions, factory = self.spec, 2 if self.bidirectional else 1, {"device": device, "dtype": dtype}
+        rows, gates = len(spec.blocks) * hidden_size, len(spec.weighted_gates) * hidden_size
+
+        def parameter(*shape: int, present: bool = True) -> nn.Parameter | None:
+            return nn.Parameter(torch.empty(*shape, **factory)) if present else None
+
+        # The cells in the order of the state's first dimension: layer by layer, forward first.
+        self.directions: list[VariantCell] = []
+        for layer in range(num_layers):
+            layer_input = input_size if layer == 0 else hidden_size * directions
+            for reverse in range(directions):
+                cell = VariantCell(self, layer, bool(reverse), layer_input)
+                shapes = {
+                    "weight_ih": parameter(rows, layer_input),
+                    "weight_hh": parameter(rows, hidden_size),
+                    "bias": parameter(rows, present=bias),
+                    "peephole": parameter(len(spec.peephole_gates), hidden_size, present=bool(spec.peephole_gates)),
+                    "weight_gg": parameter(gates, len(spec.recurrent_gates) * hidden_size, present=spec.gate_recurrence),
+                }
+                for part, value in shapes.items():
+                    self.register_parameter(part + cell.suffix, value)
+                self.directions.append(cell)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for cell in self.directions:
+            cell.reset_parameters()
+
+    def flatten_parameters(self) -> None:
+        """Accepted for nn.LSTM's callers; there is no cuDNN weight buffer to compact here."""
 
     def extra_repr(self) -> str:
-        return f"{self.input_size}, {self.hidden_size}, spec={self.spec}, bidirectional={self.bidirectional}"
+        options = [f"{self.input_size}, {self.hidden_size}"]
+        for name, default in (("num_layers", 1), ("bias", True), ("batch_first", False), ("dropout", 0.0), ("bidirectional", False)):
+            if getattr(self, name) != default:
+                options.append(f"{name}={getattr(self, name)}")
+        return ", ".join([*options, f"spec={self.spec}"])
 
     def forward(
-        self, input: Tensor | PackedSequence, state: State | None = None, *, lengths: Tensor | None = None
+        self, input: Tensor | PackedSequence, hx: State | None = None, *, lengths: Tensor | None = None
     ) -> tuple[Tensor | PackedSequence, State]:
         packed = isinstance(input, PackedSequence)
+        batched = True
         if packed:
             if lengths is not None:
                 raise ValueError("pass lengths or a PackedSequence, not both")
-            inputs, lengths = pad_packed_sequence(input)
+            inputs, lengths = pad_packed_sequence(input)  # in the caller's batch order, as hx is
+        elif input.dim() not in (2, 3):
+            raise ValueError(f"LSTM: Expected input to be 2D or 3D, got {input.dim()}D instead")
+        elif input.dim() == 2:
+            if lengths is not None:
+                raise ValueError("lengths needs batched (3-D) input; an unbatched sequence is its own length")
+            batched, inputs = False, input.unsqueeze(1)
         else:
             inputs = input.transpose(0, 1) if self.batch_first else input
-        if inputs.dim() != 3 or inputs.shape[-1] != self.input_size:
-            raise ValueError(f"expected input of shape (T, B, {self.input_size}), got {tuple(inputs.shape)}")
+        self._check_input(inputs)
         total, batch = inputs.shape[:2]
         mask = None
         if lengths is not None:
             lengths = torch.as_tensor(lengths, dtype=torch.long).cpu()
-            if lengths.shape != (batch,) or int(lengths.min()) < 1 or int(lengths.max()) > total:
+            if lengths.shape != (batch,) or (batch and (int(lengths.min()) < 1 or int(lengths.max()) > total)):
                 raise ValueError(f"lengths must be {batch} values in [1, {total}], got {lengths.tolist()}")
             mask = (torch.arange(total).unsqueeze(1) < lengths).unsqueeze(-1).to(inputs.device)
-        states = self._initial_states(state, batch, inputs)
-        outputs, finals = [], []
-        for d, (cell, start) in enumerate(zip(self.directions, states)):
-            if d == 0:
-                out, final = cell(inputs, start, mask)
-            elif lengths is None:
-                out, final = cell(inputs.flip(0), start, None)
-                out = out.flip(0)
-            else:  # the backward direction starts at each sequence's own end, never in the padding
-                index = _reverse_index(lengths, total).to(inputs.device).unsqueeze(-1)
-                out, final = cell(inputs.gather(0, index.expand_as(inputs)), start, mask)
-                out = out.gather(0, index.expand_as(out))
-            outputs.append(out)
-            finals.append(final)
-        output = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]
-        final_state = tuple(torch.stack(parts) for parts in zip(*finals))
+        states = self._initial_states(hx, batch, inputs, batched)
+        output, final_state = self._layers(inputs, states, lengths, mask)
         if packed:
-            return pack_padded_sequence(output, lengths, enforce_sorted=False), final_state
+            return _packed_like(input, output, lengths), final_state
+        if not batched:
+            return output.squeeze(1), tuple(s.squeeze(1) for s in final_state)
         return (output.transpose(0, 1) if self.batch_first else output), final_state
 
-    def _initial_states(self, state: State | None, batch: int, like: Tensor) -> list[State]:
+    def _layers(self, inputs: Tensor, states: list[State], lengths: Tensor | None, mask: Tensor | None) -> tuple[Tensor, State]:
+        """Every layer over the whole sequence, nn.LSTM's dropout between layers while training."""
+        total = inputs.shape[0]
+        directions = 2 if self.bidirectional else 1
+        # The backward direction starts at each sequence's own end, never in the padding.
+        reverse = None if lengths is None else _reverse_index(lengths, total).to(inputs.device).unsqueeze(-1)
+        layer_input, finals = inputs, []
+        for layer in range(self.num_layers):
+            outputs = []
+            for d in range(directions):
+                k = layer * directions + d
+                cell = self.directions[k]
+                if d == 0:
+                    out, final = cell(layer_input, states[k], mask)
+                elif reverse is None:
+                    out, final = cell(layer_input.flip(0), states[k], None)
+                    out = out.flip(0)
+                else:
+                    flipped = layer_input.gather(0, reverse.expand_as(layer_input))
+                    out, final = cell(flipped, states[k], mask)
+                    out = out.gather(0, reverse.expand_as(out))
+                outputs.append(out)
+                finals.append(final)
+            layer_input = torch.cat(outputs, dim=-1) if directions > 1 else outputs[0]
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                layer_input = nn.functional.dropout(layer_input, self.dropout, training=True)
+        return layer_input, tuple(torch.stack(parts) for parts in zip(*finals))
+
+    def _check_input(self, inputs: Tensor) -> None:
+        """nn.LSTM's checks and exception types, and what nn.LSTM leaves to its backends."""
+        weight = self.weight_ih_l0
+        if inputs.shape[-1] != self.input_size:
+            raise RuntimeError(f"input.size(-1) must be equal to input_size. Expected {self.input_size}, got {inputs.shape[-1]}")
+        if inputs.dtype != weight.dtype:
+            raise ValueError(
+                f"RNN input dtype ({inputs.dtype}) does not match weight dtype ({weight.dtype}). "
+                f"Convert input: input.to({weight.dtype}), or convert model: model.to({inputs.dtype})"
+            )
+        if inputs.device != weight.device:
+            raise RuntimeError(
+                f"Input and parameter tensors are not at the same device, found input tensor at {inputs.device} "
+                f"and parameter tensor at {weight.device}"
+            )
+        if inputs.shape[0] == 0:
+            raise RuntimeError("Expected sequence length to be larger than 0 in LSTM, got an input with no time steps")
+
+    def _initial_states(self, hx: State | None, batch: int, like: Tensor, batched: bool) -> list[State]:
+        """Per cell, its part of hx (or zeros): (B, .) tensors of the input's dtype and device."""
         sizes = self.directions[0].state_sizes
-        directions = len(self.directions)
-        if state is None:
-            return [tuple(like.new_zeros(batch, s) for s in sizes) for _ in range(directions)]
-        expected = [(directions, batch, s) for s in sizes]
-        if len(state) != len(sizes) or any(tuple(t.shape) != e for t, e in zip(state, expected)):
-            got = [tuple(t.shape) for t in state]
-            raise ValueError(f"initial state must be {len(sizes)} tensors of shapes {expected}, got {got}")
-        return [tuple(t[d] for t in state) for d in range(directions)]
+        count = len(self.directions)
+        if hx is None:
+            return [tuple(like.new_zeros(batch, s) for s in sizes) for _ in range(count)]
+        names = "(h_0, c_0, gates_0)" if len(sizes) == 3 else "(h_0, c_0)"
+        if not isinstance(hx, (tuple, list)) or len(hx) != len(sizes) or not all(isinstance(t, Tensor) for t in hx):
+            raise ValueError(f"initial state must be {len(sizes)} tensors {names}, got {_describe(hx)}")
+        dims = 3 if batched else 2
+        if any(t.dim() != dims for t in hx):
+            kind = "batched 3-D" if batched else "unbatched 2-D"
+            got = ", ".join(f"{t.dim()}-D" for t in hx)
+            raise RuntimeError(f"For {kind} input, the initial state {names} should also be {dims}-D but got ({got}) tensors")
+        for k, (t, size) in enumerate(zip(hx, sizes)):
+            expected = (count, batch, size) if batched else (count, size)
+            if tuple(t.shape) != expected:
+                raise RuntimeError(f"Expected hidden[{k}] size {expected}, got {list(t.shape)}")
+            if t.dtype != like.dtype:
+                raise RuntimeError(f"hidden[{k}] dtype ({t.dtype}) does not match input dtype ({like.dtype})")
+            if t.device != like.device:
+                raise RuntimeError(f"hidden[{k}] is on {t.device} but the input is on {like.device}")
+        if not batched:
+            hx = tuple(t.unsqueeze(1) for t in hx)
+        return [tuple(t[k] for t in hx) for k in range(count)]
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
+        """Also takes an nn.LSTM state_dict (bias_ih + bias_hh become one bias) and a one-layer model
+        saved before num_layers existed (directions.{d}.{part})."""
+        for cell in self.directions:
+            ih, hh, own = (f"{prefix}{name}{cell.suffix}" for name in ("bias_ih", "bias_hh", "bias"))
+            if ih in state_dict and hh in state_dict and own not in state_dict:
+                state_dict[own] = state_dict.pop(ih) + state_dict.pop(hh)
+            if cell.layer == 0:
+                for part in PARTS:
+                    old = f"{prefix}directions.{int(cell.reverse)}.{part}"
+                    if old in state_dict:
+                        state_dict[f"{prefix}{part}{cell.suffix}"] = state_dict.pop(old)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
 
     @classmethod
-    def from_torch(cls, lstm: nn.LSTM, *, variant: str | CellSpec = "NP") -> "LSTM":
-        """Copy a one-layer `torch.nn.LSTM`; peepholes and gate-to-gate matrices start at zero.
-
-        A variant without a gate drops that gate's rows (CIFG drops the forget gate's).
-        """
-        if not isinstance(lstm, nn.LSTM) or lstm.num_layers != 1 or lstm.proj_size:
-            raise ValueError("from_torch takes a one-layer torch.nn.LSTM without projections")
+    def from_torch(cls, lstm: nn.LSTM, *, variant: str | CellSpec = "NP", backend: str | None = None) -> "LSTM":
+        """A copy of a `torch.nn.LSTM` (any number of layers, with or without biases); peepholes and
+        gate-to-gate matrices start at zero. A variant without a gate drops that gate's rows (CIFG
+        drops the forget gate's), so only NP computes exactly what `lstm` does."""
+        if not isinstance(lstm, nn.LSTM):
+            raise TypeError(f"from_torch takes a torch.nn.LSTM, got {type(lstm).__name__}")
+        if lstm.proj_size:
+            raise ValueError(f"from_torch cannot copy an nn.LSTM with proj_size={lstm.proj_size}: odyssey.LSTM has no projections")
         ref = lstm.weight_ih_l0
         model = cls(
-            lstm.input_size, lstm.hidden_size, variant=variant, bidirectional=lstm.bidirectional, batch_first=lstm.batch_first
-        ).to(device=ref.device, dtype=ref.dtype)
-        torch_rows = dict(zip("ifzo", range(4)))
-        for suffix, cell in zip(("", "_reverse"), model.directions):
-            rows = torch.cat([torch.arange(h * cell.hidden_size, (h + 1) * cell.hidden_size) for h in (torch_rows[b] for b in cell.spec.blocks)])
-            bias = getattr(lstm, f"bias_ih_l0{suffix}") + getattr(lstm, f"bias_hh_l0{suffix}") if lstm.bias else None
-            with torch.no_grad():
-                cell.weight_ih.copy_(getattr(lstm, f"weight_ih_l0{suffix}")[rows])
-                cell.weight_hh.copy_(getattr(lstm, f"weight_hh_l0{suffix}")[rows])
-                if bias is None:
-                    cell.bias.zero_()
-                else:
-                    cell.bias.copy_(bias[rows])
+            lstm.input_size, lstm.hidden_size, lstm.num_layers, lstm.bias, lstm.batch_first, lstm.dropout,
+            lstm.bidirectional, variant=variant, backend=backend, device=ref.device, dtype=ref.dtype,
+        )  # fmt: skip
+        with torch.no_grad():
+            for cell in model.directions:
+                rows = _torch_rows(cell).to(ref.device)
+                cell.weight_ih.copy_(getattr(lstm, "weight_ih" + cell.suffix)[rows])
+                cell.weight_hh.copy_(getattr(lstm, "weight_hh" + cell.suffix)[rows])
+                if lstm.bias:
+                    cell.bias.copy_((getattr(lstm, "bias_ih" + cell.suffix) + getattr(lstm, "bias_hh" + cell.suffix))[rows])
                 for extra in (cell.peephole, cell.weight_gg):
                     if extra is not None:
                         extra.zero_()
-        return model
+        return model.train(lstm.training)
+
+    def to_torch(self) -> nn.LSTM:
+        """The same network as a `torch.nn.LSTM` (NP only: no other variant is one). Its bias_ih_l{k}
+        holds the bias and bias_hh_l{k} is zero."""
+        if self.spec != VARIANTS["NP"]:
+            raise ValueError(f"only variant NP is a torch.nn.LSTM; this one is {self.spec}")
+        ref = self.weight_ih_l0
+        lstm = nn.LSTM(
+            self.input_size, self.hidden_size, self.num_layers, self.bias, self.batch_first, self.dropout,
+            self.bidirectional, device=ref.device, dtype=ref.dtype,
+        )  # fmt: skip
+        with torch.no_grad():
+            for cell in self.directions:
+                getattr(lstm, "weight_ih" + cell.suffix).copy_(cell.weight_ih)
+                getattr(lstm, "weight_hh" + cell.suffix).copy_(cell.weight_hh)
+                if self.bias:
+                    getattr(lstm, "bias_ih" + cell.suffix).copy_(cell.bias)
+                    getattr(lstm, "bias_hh" + cell.suffix).zero_()
+        return lstm.train(self.training)
+
+
+def _torch_rows(cell: VariantCell) -> Tensor:
+    """The rows of nn.LSTM's fused weights that hold this cell's blocks, in the cell's order."""
+    h = cell.hidden_size
+    return torch.cat([torch.arange(TORCH_BLOCKS[b] * h, (TORCH_BLOCKS[b] + 1) * h) for b in cell.spec.blocks])
+
+
+def _packed_like(packed: PackedSequence, output: Tensor, lengths: Tensor) -> PackedSequence:
+    """The output as a PackedSequence laid out exactly as the input was: the same batch_sizes and
+    sorted/unsorted indices, rows in the same order (re-sorting would reorder tied lengths)."""
+    order = packed.sorted_indices
+    if order is not None:
+        output, lengths = output.index_select(1, order), lengths[order.cpu()]
+    data = pack_padded_sequence(output, lengths, enforce_sorted=True).data
+    return PackedSequence(data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices)
+
+
+def _describe(hx: object) -> str:
+    if isinstance(hx, (tuple, list)):
+        return f"{len(hx)}: " + ", ".join(str(tuple(t.shape)) if isinstance(t, Tensor) else type(t).__name__ for t in hx)
+    return type(hx).__name__
+
+
+def _check_arguments(input_size, hidden_size, num_layers, bias, batch_first, dropout) -> None:
+    """nn.LSTM's argument checks, with its exception types and messages."""
+    if not isinstance(dropout, numbers.Number) or isinstance(dropout, bool) or not 0 <= dropout <= 1:
+        raise ValueError("dropout should be a number in range [0, 1] representing the probability of an element being zeroed")
+    if dropout > 0 and num_layers == 1:
+        warnings.warn(
+            "dropout option adds dropout after all but last recurrent layer, so non-zero dropout expects "
+            f"num_layers greater than 1, but got dropout={dropout} and num_layers={num_layers}",
+            stacklevel=3,
+        )
+    for name, value in (("bias", bias), ("batch_first", batch_first)):
+        if not isinstance(value, bool):
+            raise TypeError(f"{name} should be of type bool, got: {type(value).__name__}")
+    for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"{name} should be of type int, got: {type(value).__name__}")
+        if value <= 0:
+            raise ValueError(f"{name} must be greater than zero")

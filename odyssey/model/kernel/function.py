@@ -1,9 +1,9 @@
 """One direction of a variant LSTM over a whole sequence as a single autograd node.
 
-The reference (`VariantCell._forward_reference`) builds ~25 autograd nodes per step; here the whole
-sequence is one call into C++ forward (input projections as one matmul, then the recurrence) and
-one backward (BPTT by hand, every weight gradient one matmul after the loop). Same signature and
-results as the reference.
+The reference (`odyssey.model.reference.recurrence`) builds ~25 autograd nodes per step; here the
+whole sequence is one call into C++ forward (input projections as one matmul, then the recurrence)
+and one backward (BPTT by hand, every weight gradient one matmul after the loop). Same signature
+and results as the reference.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from functools import lru_cache
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
+from .. import reference
 from ..variants import CellSpec
 from .build import load
 
@@ -40,39 +40,65 @@ def layout(spec: CellSpec, hidden_size: int) -> tuple[int, ...]:
 
 
 class Recurrence(torch.autograd.Function):
-    """(x, W_ih, b, W_hh, W_gg, peepholes, h0, c0, gates0) -> (outputs, h_T, c_T, gates_T)."""
+    """(spec, x, W_ih, b, W_hh, W_gg, peepholes, h0, c0, gates0, mask) -> (outputs, h_T, c_T, gates_T)."""
 
     @staticmethod
-    def forward(ctx, x, weight_ih, bias, weight_hh, weight_gg, peephole, h0, c0, g0, mask, spec_layout):
+    def forward(ctx, spec, x, weight_ih, bias, weight_hh, weight_gg, peephole, h0, c0, g0, mask):
+        spec_layout = layout(spec, weight_hh.shape[1])
         out, h, c, g, rs, cs, acts = load().forward(
             x, weight_ih, bias, weight_hh, weight_gg, peephole, h0, c0, g0, mask, list(spec_layout), SCHEDULE
         )
         if any(ctx.needs_input_grad):
-            ctx.save_for_backward(x, weight_ih, rs, cs, acts, weight_hh, weight_gg, peephole, mask)
-            ctx.spec_layout = spec_layout
+            # The inputs themselves too: a double backward recomputes the sequence from them.
+            ctx.save_for_backward(x, weight_ih, bias, weight_hh, weight_gg, peephole, h0, c0, g0, mask, rs, cs, acts)
+            ctx.spec = spec
         ctx.set_materialize_grads(False)  # the kernel fills in zeros only where it needs them
         return out, h, c, g
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, d_out, d_h, d_c, d_g):
-        x, weight_ih, rs, cs, acts, weight_hh, weight_gg, peephole, mask = ctx.saved_tensors
-        needs = ctx.needs_input_grad
+        if torch.is_grad_enabled():  # create_graph=True: the gradient must be differentiable in turn
+            return (None, *_backward_through_reference(ctx, (d_out, d_h, d_c, d_g)), None)
+        x, weight_ih, bias, weight_hh, weight_gg, peephole, _, _, _, mask, rs, cs, acts = ctx.saved_tensors
+        needs = ctx.needs_input_grad[1:]
         grads = load().backward(
             d_out, d_h, d_c, d_g, x, weight_ih, rs, cs, acts, weight_hh, weight_gg, peephole, mask,
-            list(ctx.spec_layout), [needs[0], needs[1] or needs[2], needs[3] or needs[4]], SCHEDULE,
+            list(layout(ctx.spec, weight_hh.shape[1])), bias is not None,
+            [needs[0], needs[1] or needs[2], needs[3] or needs[4]], SCHEDULE,
         )  # fmt: skip
-        return (*grads, None, None)
+        return (None, *grads, None)
+
+
+def _backward_through_reference(ctx, grads: tuple[Tensor | None, ...]) -> tuple[Tensor | None, ...]:
+    """The gradients of (x, W_ih, b, W_hh, W_gg, peepholes, h0, c0, gates0) as a graph of their own:
+    the sequence is run again through the autograd reference from the saved inputs and differentiated
+    with create_graph, so that a gradient penalty or a Hessian-vector product sees every path."""
+    *inputs, mask = ctx.saved_tensors[:10]
+    spec = ctx.spec
+    wanted = [t is not None and need for t, need in zip(inputs, ctx.needs_input_grad[1:10])]
+    x, weight_ih, bias, weight_hh, weight_gg, peephole, h0, c0, g0 = inputs
+    state = (h0, c0, g0) if spec.gate_recurrence else (h0, c0)
+    steps = None if mask is None else mask.unsqueeze(-1)
+    out, final = reference.recurrence(spec, x, weight_ih, bias, weight_hh, weight_gg, peephole, state, steps)
+    pairs = [(o, g) for o, g in zip((out, *final), grads) if g is not None]
+    sources = [t for t, w in zip(inputs, wanted) if w]
+    if not pairs or not sources:
+        return (None,) * len(inputs)
+    found = iter(torch.autograd.grad(
+        [o for o, _ in pairs], sources, [g for _, g in pairs], create_graph=True, allow_unused=True
+    ))  # fmt: skip
+    return tuple(next(found) if w else None for w in wanted)
 
 
 def forward_sequence(cell, inputs: Tensor, state: tuple[Tensor, ...], mask: Tensor | None) -> tuple[Tensor, tuple[Tensor, ...]]:
     """`VariantCell.forward` on the kernel: inputs (T, B, I), state (h, c) or (h, c, gates), mask
-    (T, B, 1) with True on real steps (any pattern: a False step holds the state)."""
+    (T, B, 1) with True on real steps (any pattern: a False step holds the state). Weights that are
+    not contiguous (a transposed copy, say) run on a contiguous copy that passes gradients back."""
     h0, c0, *gates = state
     g0 = gates[0] if gates else h0.new_zeros(h0.shape[0], 0)
     steps = None if mask is None else mask.reshape(mask.shape[0], mask.shape[1]).contiguous()
+    weights = [None if w is None else w.contiguous() for w in cell.weights()]
     out, h, c, g = Recurrence.apply(
-        inputs, cell.weight_ih, cell.bias, cell.weight_hh, cell.weight_gg, cell.peephole,
-        h0.contiguous(), c0.contiguous(), g0.contiguous(), steps, layout(cell.spec, cell.hidden_size),
-    )  # fmt: skip
+        cell.spec, inputs.contiguous(), *weights, h0.contiguous(), c0.contiguous(), g0.contiguous(), steps
+    )
     return out, ((h, c, g) if gates else (h, c))

@@ -1,7 +1,9 @@
 // Large buffers reused across calls. A training step allocates tens of megabytes of sequence
 // buffers; glibc hands each one back to the kernel when freed and page-faults it in afresh on the
 // next step (measured: 4000 faults, ~25% of a step at B = 32, H = 128). A buffer here is handed
-// out again only once nothing else holds its storage, i.e. autograd and the caller are done with it.
+// out again only once nothing else holds its storage, i.e. autograd is done with it. Only scratch
+// and what is saved for backward come from here, never what a caller receives: a caller's tensor
+// must own exactly its bytes (torch.save writes a whole storage) and free them when dropped.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -23,15 +25,28 @@ class BufferPool {
     if (bytes < kSmallest || bytes > kLargest || c10::InferenceMode::is_enabled()) return at::empty(shape, options);
     std::lock_guard<std::mutex> lock(mutex_);
     at::Tensor* best = nullptr;
+    // A buffer more than twice the size would hold the larger one while a smaller call's graph lives.
     for (at::Tensor& buffer : buffers_)
       if (idle(buffer) && buffer.dtype() == options.dtype() && buffer.numel() >= numel &&
-          (!best || buffer.numel() < best->numel()))
+          buffer.numel() <= 2 * numel && (!best || buffer.numel() < best->numel()))
         best = &buffer;
     if (best) return best->narrow(0, 0, numel).view(shape);
     evict_until(kRetained - bytes);
     at::Tensor fresh = at::empty({numel}, options);
     if (held() + bytes <= kRetained) buffers_.push_back(fresh);
     return fresh.view(shape);
+  }
+
+  // Frees every idle buffer; returns the bytes still held (all in use).
+  int64_t release_idle() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    evict_until(0);
+    return held();
+  }
+
+  int64_t bytes() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return held();
   }
 
  private:

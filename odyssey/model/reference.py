@@ -1,0 +1,70 @@
+"""One direction of a variant LSTM in plain autograd ops: the definition every faster path is tested
+against, and what the C++ kernel's backward runs through when a gradient must itself be
+differentiated (double backward).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .variants import CellSpec
+
+
+def recurrent_weight(spec: CellSpec, weight_hh: Tensor, weight_gg: Tensor | None) -> Tensor:
+    """W_hh, widened under FGR by the gate-to-gate matrices so each step stays one matmul."""
+    if weight_gg is None:
+        return weight_hh
+    h = weight_hh.shape[1]
+    per_gate = dict(zip(spec.weighted_gates, weight_gg.split(h, dim=0)))
+    zero = weight_gg.new_zeros(h, weight_gg.shape[1])  # the block input z has no gate feedback
+    return torch.cat([weight_hh, torch.cat([per_gate.get(b, zero) for b in spec.blocks])], dim=1)
+
+
+def recurrence(
+    spec: CellSpec,
+    inputs: Tensor,
+    weight_ih: Tensor,
+    bias: Tensor | None,
+    weight_hh: Tensor,
+    weight_gg: Tensor | None,
+    peephole: Tensor | None,
+    state: tuple[Tensor, ...],
+    mask: Tensor | None,
+) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """inputs (T, B, I); state (h, c) or under FGR (h, c, gates), each (B, .); mask (T, B, 1) with True
+    on real steps, or None. Returns the outputs (T, B, H) and the final state."""
+    h_size = weight_hh.shape[1]
+    projected = nn.functional.linear(inputs, weight_ih, bias)  # all steps in one matmul
+    weight = recurrent_weight(spec, weight_hh, weight_gg).t()
+    peep = dict(zip(spec.peephole_gates, peephole.unbind(0))) if peephole is not None else {}
+    steps = mask.unbind(0) if mask is not None else [None] * inputs.shape[0]
+    h, c, *gates = state
+    outputs = []
+    # unbind, not projected[t]: indexing makes autograd zero-fill a (T, B, 4H) gradient every step.
+    for x_t, m_t in zip(projected.unbind(0), steps):
+        recurrent_in = torch.cat([h, gates[0]], dim=1) if gates else h
+        pre = dict(zip(spec.blocks, torch.addmm(x_t, recurrent_in, weight).split(h_size, dim=1)))
+        i = torch.sigmoid(pre["i"] + peep["i"] * c) if "i" in peep else _gate(pre, "i")
+        f = 1 - i if spec.coupled_gates else (torch.sigmoid(pre["f"] + peep["f"] * c) if "f" in peep else _gate(pre, "f"))
+        z = torch.tanh(pre["z"]) if spec.input_activation else pre["z"]
+        c_new = (z if i is None else z * i) + (c if f is None else c * f)
+        o = torch.sigmoid(pre["o"] + peep["o"] * c_new) if "o" in peep else _gate(pre, "o")  # peeks at the new cell
+        y = torch.tanh(c_new) if spec.output_activation else c_new
+        h_new = y if o is None else y * o
+        new = (h_new, c_new)
+        if gates:
+            act = {"i": i, "f": f, "o": o}
+            new += (torch.cat([act[g] for g in spec.recurrent_gates], dim=1),)
+        if m_t is None:
+            h, c, *gates = new
+            outputs.append(h_new)
+        else:  # finished sequences keep their state; their outputs are zero like pad_packed_sequence's
+            h, c, *gates = (torch.where(m_t, n, old) for n, old in zip(new, (h, c, *gates)))
+            outputs.append(h_new * m_t)
+    return torch.stack(outputs), (h, c, *gates)
+
+
+def _gate(pre: dict[str, Tensor], name: str) -> Tensor | None:
+    """A gate without peepholes, or None for a gate that is switched off (a constant 1)."""
+    return torch.sigmoid(pre[name]) if name in pre else None
