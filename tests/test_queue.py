@@ -169,3 +169,39 @@ def test_only_the_process_that_created_a_cell_queues_it(tmp_path, monkeypatch):
     other.join(20)
     trials = optuna.load_study(study_name="q/adding/V", storage=storage).trials
     assert sorted(t.system_attrs[queue.SLOT] for t in trials) == [0, 1, 2, 3]  # each slot queued once
+
+
+def _take_after(url: str, name: str, barrier, out) -> None:
+    study = optuna.load_study(study_name=name, storage=open_storage(url))
+    trial_id = study.get_trials(deepcopy=False)[0]._trial_id
+    barrier.wait()
+    out.put(queue._take(study, trial_id))
+
+
+def test_two_processes_taking_one_queued_trial_at_once_on_sqlite_one_wins(tmp_path):
+    """Optuna's check-then-set lets both win on SQLite (it ignores SELECT ... FOR UPDATE): 14 of 30 tries here."""
+    import multiprocessing
+
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    context = multiprocessing.get_context("fork")
+    for round_ in range(30):
+        study = optuna.create_study(storage=open_storage(url), study_name=f"race-{round_}")
+        add(study, 0)
+        barrier, out = context.Barrier(2), context.Queue()
+        takers = [context.Process(target=_take_after, args=(url, study.study_name, barrier, out)) for _ in range(2)]
+        for taker in takers:
+            taker.start()
+        for taker in takers:
+            taker.join(60)
+        assert sorted(out.get(timeout=10) for _ in takers) == [False, True], f"round {round_}"
+
+
+def test_a_claimed_trial_beats_on_the_databases_clock_and_goes_stale_there(study, monkeypatch):
+    add(study, 0)
+    trial = claim(study)
+    assert queue.BEAT not in study._storage.get_trial(trial._trial_id).system_attrs  # Optuna's heartbeat, not the wall-clock one
+    rdb = study._storage._backend
+    monkeypatch.setattr(rdb, "grace_period", -1)  # as if the worker had not beaten for longer than the grace
+    assert rdb._get_stale_trial_ids(study._study_id) == [trial._trial_id]
+    queue.recover(study, retries=3)
+    assert summary(study) == [(0, "FAIL", False), (1, "WAITING", False)]
