@@ -63,7 +63,7 @@ def test_the_digest_ignores_formatting_but_not_content(tmp_path):
         (("low = 1e-4, high = 1e-1", "low = 1e-1, high = 1e-4"), "empty range: low 0.1 > high 0.0001"),
         (("low = 1e-4", "low = 0"), "log-scaled, so low must be > 0"),
         (("hidden_size = 8", "hidden_size = 8.5"), "whole numbers"),
-        (("hidden_size = 8", "dropout = 0.1"), "unknown key 'space.dropout'"),
+        (("hidden_size = 8", "drop_out = 0.1"), "unknown key 'space.drop_out'"),
         (('name = "demo"', 'name = "a/b"'), "'name' must be letters"),
         (('variants = ["V", "CIFG+NP"]', 'variants = ["V", "V"]'), "lists a name twice"),
         (("seed = 7", "seed = 7\n[task_options.vowels]\nx = 1"), "task the study does not run"),

@@ -110,7 +110,9 @@ def _queue_random_trials(study: optuna.Study, spec: StudyFile, task: str, varian
         if slot not in taken:
             params = draw(spec.space, np.random.default_rng(derive_seed(spec.seed, task, variant, slot)))
             study.add_trial(
-                optuna.trial.create_trial(state=TrialState.WAITING, params=params, distributions=dists, system_attrs={queue.SLOT: slot})
+                optuna.trial.create_trial(
+                    state=TrialState.WAITING, params=params, distributions={k: dists[k] for k in params}, system_attrs={queue.SLOT: slot}
+                )
             )
 
 

@@ -8,14 +8,12 @@ from pathlib import Path
 
 import optuna
 import torch
-from optuna.distributions import IntDistribution
 from optuna.trial import TrialState
 
 from . import queue
 from ..training import checkpoint
 from ..model.network import SequenceNetwork, parameter_count
-from .space import distributions
-from ..training.config import Hyperparameters
+from .space import inactive, suggest, trial_settings
 from .storage import HEARTBEAT_SECONDS
 from .cells import cell_name, claim, derive_seed, load_cells, open_study_storage
 from .studyfile import StudyFile
@@ -65,18 +63,10 @@ def checkpoint_path(directory: Path, task: str, variant: str, root: int) -> Path
     return directory / task / variant.replace("+", "_") / f"trial-{root}.pt"
 
 
-def suggest(trial: optuna.Trial, spec: StudyFile) -> dict[str, float | int]:
-    """The trial's values: queued ones come back as they were queued, new ones from the sampler."""
-    values = {}
-    for name, dist in distributions(spec.space).items():
-        suggest_one = trial.suggest_int if isinstance(dist, IntDistribution) else trial.suggest_float
-        values[name] = suggest_one(name, dist.low, dist.high, log=dist.log)
-    return values
-
-
 def run_trial(trial: optuna.Trial, *, spec: StudyFile, task: Task, variant: str, checkpoint_dir: Path) -> TrialOutcome:
     study, storage = trial.study, trial.study._storage
-    hparams = Hyperparameters.from_params(suggest(trial, spec))
+    values = suggest(trial, spec.space)
+    hparams, config = trial_settings(spec.training, values)
     root = queue.root_number(storage.get_trial(trial._trial_id))
     seed = derive_seed(spec.seed, task.name, variant, root)
     torch.manual_seed(seed)
@@ -86,7 +76,10 @@ def run_trial(trial: optuna.Trial, *, spec: StudyFile, task: Task, variant: str,
         output_size=task.output_size,
         variant=variant,
         bidirectional=task.bidirectional,
-        forget_bias=spec.training.forget_bias,
+        forget_bias=config.forget_bias,
+        num_layers=config.num_layers,
+        dropout=config.dropout,
+        readout=getattr(task, "readout", "frames"),
     )
     attrs = {
         "task": task.name,
@@ -95,6 +88,9 @@ def run_trial(trial: optuna.Trial, *, spec: StudyFile, task: Task, variant: str,
         "parameter_count": parameter_count(model),
         "versions": versions(),
     }
+    unused = inactive(spec.space, values)
+    if unused:
+        attrs["inactive_params"] = unused  # conditional parameters whose condition this trial does not meet
     for key, value in attrs.items():
         trial.set_user_attr(key, value)
     path = checkpoint_path(checkpoint_dir, task.name, variant, root)
@@ -105,7 +101,7 @@ def run_trial(trial: optuna.Trial, *, spec: StudyFile, task: Task, variant: str,
 
     try:
         with Heartbeat(storage, trial._trial_id):
-            result = train(model, task, hparams, config=spec.training, seed=seed, checkpoint_path=path, on_epoch=on_epoch)
+            result = train(model, task, hparams, config=config, seed=seed, checkpoint_path=path, on_epoch=on_epoch)
     except Diverged as err:
         trial.set_user_attr("failure", str(err))
         study.tell(trial, state=TrialState.FAIL)
