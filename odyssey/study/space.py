@@ -31,7 +31,8 @@ class ParamRange:
             value = math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
         else:
             value = rng.uniform(self.low, self.high)
-        return min(max(round(value), int(self.low)), int(self.high)) if self.integer else value
+        # Clamped: exp(log(x)) may land a rounding error outside the range, which Optuna refuses (a fixed 0.01 did).
+        return min(max(round(value), int(self.low)), int(self.high)) if self.integer else min(max(value, self.low), self.high)
 
     def distribution(self):
         from optuna.distributions import FloatDistribution, IntDistribution
