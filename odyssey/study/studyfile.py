@@ -12,7 +12,7 @@ import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, OdysseyError
 from .space import PAPER_SPACE, SETTINGS, Choice, Param, ParamRange
 from ..training.config import LATER_FIELDS, RULES, TrainingConfig
 from ..model.variants import resolve_variant
@@ -160,7 +160,7 @@ def _task_sources(task_options: dict, where: str) -> dict[str, dict[str, object]
     for task, options in sorted(task_options.items()):
         try:
             own = identity(task, options)
-        except ConfigError as err:
+        except OdysseyError as err:  # a bad source, an import that fails, data files that are not there
             raise StudyFileError(f"{where}: [task_options.{task}]: {err}") from None
         if own is not None:
             found[task] = own
