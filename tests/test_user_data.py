@@ -489,3 +489,15 @@ def test_the_readme_commands_run_as_written_on_a_copy_of_the_repository(tmp_path
                 assert words[0] == "python", part
                 subprocess.run([sys.executable, *words[1:]], cwd=tmp_path, check=True, capture_output=True, timeout=120)
     assert list((tmp_path / "results").glob("*.db"))
+
+
+def test_a_folder_of_tables_numbers_text_labels_across_every_file(tmp_path):
+    frame = long_table(labels="text")
+    for number, split in enumerate(("train", "validation", "test")):
+        part = frame[frame["sequence"].str[1:].astype(int) % 3 == number]
+        if split == "test":
+            part = part[part["y"] == "up"]  # this file holds one of the two names only
+        part.to_csv(tmp_path / f"{split}.csv", index=False)
+    task = files_task(tmp_path, target="y", features=["x1", "x2"])
+    assert task.class_names == ["down", "up"] and task.output_size == 2
+    assert all((t == 1).all() for t in task._targets["test"])

@@ -300,6 +300,9 @@ def _task(parts: dict[str, Part], bidirectional: bool) -> SequenceTask:
     if len(widths) > 1:
         raise DataError(f"{where.file}: the split files have different numbers of input features ({sorted(widths)})")
     names = {tuple(p.classes) for p in parts.values() if p.classes is not None}
+    if len(names) > 1 and all(p.where.rows is not None for p in parts.values()):
+        parts = _common_classes(parts)  # tables' text labels: each file numbered only the names it holds
+        names = {tuple(next(iter(parts.values())).classes)}
     if len(names) > 1:
         raise DataError(f"{where.file}: the split files name different classes")
     size = max(p.size for p in parts.values())
@@ -318,6 +321,16 @@ def _task(parts: dict[str, Part], bidirectional: bool) -> SequenceTask:
     dataset = Dataset({s: Sequences(list(p.inputs), list(p.targets)) for s, p in parts.items()},
                       classes=[] if kind == "frame_regression" else classes)
     return SequenceTask("files", dataset, objective, bidirectional=bidirectional)
+
+
+def _common_classes(parts: dict[str, Part]) -> dict[str, Part]:
+    """The parts with their text labels numbered among every file's names, sorted."""
+    union = sorted({name for p in parts.values() for name in p.classes or ()})
+    renumbered = {}
+    for split, p in parts.items():
+        number = np.searchsorted(union, np.array(p.classes or [""]))
+        renumbered[split] = Part(p.where, p.kind, p.inputs, [number[t] for t in p.targets], p.split, union, len(union))
+    return renumbered
 
 
 # --- long tables ---------------------------------------------------------------------------------
@@ -370,9 +383,10 @@ def _read_table(file: Path, *, kind: str | None, features, target, sequence: str
         raise ConfigError(f"{file}: CTC targets (a label string per sequence) do not fit a long table; write an .npz with label_sequences and label_lengths")
     numeric = all(pd.api.types.is_numeric_dtype(values[c]) and not pd.api.types.is_bool_dtype(values[c]) for c in targets)
     whole = numeric and all(pd.api.types.is_integer_dtype(values[c]) for c in targets)
-    if kind in ("frame_regression", "frame_multilabel") or (kind is None and numeric and not whole) or len(targets) > 1:
+    classes = kind in ("frame_class", "sequence_class") or (kind is None and len(targets) == 1 and (whole or not numeric))
+    if not classes:
         if not numeric:
-            raise DataError(f"{where('frame_targets')}: kind {kind or 'frame_regression'!r} needs numbers")
+            raise DataError(f"{where('frame_targets')} holds text; real-valued targets (kind {kind or 'frame_regression'!r}) need numbers")
         arrays["frame_targets"] = values.to_numpy(np.float64)
     else:
         if len(targets) > 1:
