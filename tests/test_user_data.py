@@ -145,6 +145,9 @@ def test_a_split_array_or_a_folder_fixes_the_split_and_carving_is_seeded(tmp_pat
         write_npz(folder / f"{name}.npz", **frame_class_arrays(10 + number, seed=number))
     task = files_task(folder)
     assert [task.sizes()[s] for s in ("train", "validation", "test")] == [10, 11, 12]
+    write_npz(folder / "test.npz", **frame_class_arrays(12), split=np.zeros(12, np.int64))
+    with pytest.raises(DataError, match="test.npz: array 'split'.*the split already"):
+        files_task(folder)
 
 
 def test_the_split_sequences_are_the_files_own_in_order(tmp_path):

@@ -91,6 +91,10 @@ def make(
     if len(parts) == 1:
         (part,) = parts.values()
         parts = part.carve(validation_fraction, test_fraction, split_seed)
+    else:
+        for split, part in parts.items():
+            if part.split is not None:
+                raise DataError(f"{part.where('split')}: a folder's files are the split already; {split} cannot hold another")
     return _task(parts, bidirectional)
 
 
