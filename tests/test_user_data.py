@@ -403,12 +403,15 @@ def write_factory(folder: Path, extra: str = "") -> None:
 def test_a_factory_task_runs_under_two_jobs_and_a_changed_factory_is_refused(tmp_path):
     write_factory(tmp_path)
     study = tmp_path / "own.toml"
-    study.write_text(STUDY.format(trials=2, options='source = "mypkg.tasks:make"\nsequences = 16'))
+    # Two cells, so the two workers start apart (as in test_study.py's --jobs runs).
+    text = STUDY.format(trials=2, options='source = "mypkg.tasks:make"\nsequences = 16').replace('variants = ["V"]', 'variants = ["V", "CIFG"]')
+    study.write_text(text)
     cli("run", str(study), "--jobs", "2", cwd=tmp_path)
     storage = f"sqlite:///{tmp_path}/results/own.db"
-    trials = optuna.load_study(study_name="own/mine/V", storage=storage).trials
-    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
-    assert all(t.user_attrs["task"] == "mine" and t.user_attrs["metric"] == "frame_error" for t in trials)
+    for cell in ("own/mine/V", "own/mine/CIFG"):
+        trials = optuna.load_study(study_name=cell, storage=storage).trials
+        assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"], cell
+        assert all(t.user_attrs["task"] == "mine" and t.user_attrs["metric"] == "frame_error" for t in trials)
     stored = optuna.load_study(study_name="own/mine/V", storage=storage).user_attrs["study_spec"]
     assert stored["task_sources"]["mine"]["source"] == "mypkg.tasks:make" and len(stored["task_sources"]["mine"]["module_sha256"]) == 64
     write_factory(tmp_path, extra="\n# a changed factory\n")

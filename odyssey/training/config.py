@@ -34,7 +34,7 @@ RULES: dict[str, Rule] = {
     "eval_batch_size": Rule(lambda v: _whole(v) and v >= 1, "at least 1 (a whole number)"),
     "max_seconds": Rule(lambda v: v is None or (_number(v) and v > 0), "positive"),
     "forget_bias": Rule(_number, "a finite number"),
-    "divergence_factor": Rule(lambda v: _number(v) and v > 1, "a number > 1"),
+    "divergence_factor": Rule(lambda v: _number(v) and v > 0, "a number > 0"),
     "optimizer": Rule(lambda v: v in OPTIMIZERS, f"one of {', '.join(repr(o) for o in OPTIMIZERS)}"),
     "weight_decay": Rule(lambda v: _number(v) and v >= 0, "a number >= 0"),
     "gradient_clip": Rule(lambda v: v is None or (_number(v) and v > 0), "a number > 0 (the largest gradient norm)"),
