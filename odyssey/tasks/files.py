@@ -17,7 +17,7 @@ end to end:
     split            int (N,) of 0/1/2           train / validation / test
     classes          str (K,)                    class names; labels must then be < K
 
-A table has one row per step: a `sequence` column (any id), a `step` column (any order within a
+A table (read by longtable.py) has one row per step: a `sequence` column (any id), a `step` column (any order within a
 sequence), feature columns and target column(s) (options `features`, `target`), and an optional
 `split` column (0/1/2 or train/validation/test). Integer or text targets are classes, real ones are
 regression (or multi-label when all 0/1); `kind = "sequence_class"` reads one label per sequence.
@@ -29,7 +29,6 @@ naming the file, the array (or column) and the first bad index.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,7 +165,12 @@ class Part:
 
 
 def read_file(file: Path, *, kind: str | None, table: dict) -> Part:
-    arrays, where = _read_table(file, kind=kind, **table) if file.suffix.lower() in TABLES else _read_npz(file)
+    if file.suffix.lower() in TABLES:
+        from .longtable import read_table  # pandas, only when a table is read
+
+        arrays, where = read_table(file, kind=kind, **table)
+    else:
+        arrays, where = _read_npz(file)
     return _check(arrays, where, kind)
 
 
@@ -193,7 +197,7 @@ def _check(a: dict[str, np.ndarray], where: Where, kind: str | None) -> Part:
     _integers(a, "lengths", where, shape=(None,))
     if len(lengths) == 0:
         raise DataError(f"{where('lengths')} is empty: the file holds no sequences")
-    _first_bad(lengths < 1, "lengths", where, "is {}; every sequence needs at least one step", lengths)
+    first_bad(lengths < 1, "lengths", where, "is {}; every sequence needs at least one step", lengths)
     if int(lengths.sum()) != len(inputs):
         raise DataError(f"{where('lengths')} sums to {int(lengths.sum())} steps, but 'inputs' has {len(inputs)} rows")
     bad = ~np.isfinite(inputs)
@@ -218,11 +222,11 @@ def _check(a: dict[str, np.ndarray], where: Where, kind: str | None) -> Part:
     elif kind == "ctc":
         flat = _integers(a, "label_sequences", where, shape=(None,))
         label_lengths = _integers(a, "label_lengths", where, shape=(n,))
-        _first_bad(label_lengths < 0, "label_lengths", where, "is {}; a length cannot be negative", label_lengths)
+        first_bad(label_lengths < 0, "label_lengths", where, "is {}; a length cannot be negative", label_lengths)
         if int(label_lengths.sum()) != len(flat):
             raise DataError(f"{where('label_lengths')} sums to {int(label_lengths.sum())}, but 'label_sequences' holds {len(flat)} labels")
         _labels_in_range(flat, "label_sequences", where, names)
-        _first_bad(label_lengths > lengths, "label_lengths", where, "is {}, more labels than the sequence has steps (CTC needs at least one step per label)", label_lengths)
+        first_bad(label_lengths > lengths, "label_lengths", where, "is {}, more labels than the sequence has steps (CTC needs at least one step per label)", label_lengths)
         targets = [t + 1 for t in np.split(flat, np.cumsum(label_lengths)[:-1])]  # 0 is CTC's blank
         size = len(names) if names else int(flat.max(initial=-1)) + 1
     else:
@@ -244,7 +248,7 @@ def _check(a: dict[str, np.ndarray], where: Where, kind: str | None) -> Part:
     split = None
     if "split" in a:
         split = _integers(a, "split", where, shape=(n,))
-        _first_bad((split < 0) | (split > 2), "split", where, "is {}; expected 0 (train), 1 (validation) or 2 (test)", split)
+        first_bad((split < 0) | (split > 2), "split", where, "is {}; expected 0 (train), 1 (validation) or 2 (test)", split)
     return Part(where, kind, np.split(inputs, np.cumsum(lengths)[:-1]), targets, split, names, size)
 
 
@@ -282,16 +286,17 @@ def _integers(a: dict, name: str, where: Where, *, shape: tuple) -> np.ndarray:
     return array.astype(np.int64)
 
 
-def _first_bad(bad: np.ndarray, name: str, where: Where, message: str, values: np.ndarray) -> None:
+def first_bad(bad: np.ndarray, name: str, where: Where, message: str, values: np.ndarray) -> None:
+    """DataError at the first True of `bad`, its value put into `message` ("is {}; ...")."""
     if bad.any():
         index = int(np.flatnonzero(bad)[0])
         raise DataError(f"{where(name, index)} {message.format(values[index])}")
 
 
 def _labels_in_range(labels: np.ndarray, name: str, where: Where, names: list[str] | None) -> None:
-    _first_bad(labels < 0, name, where, "is {}; labels count from 0", labels)
+    first_bad(labels < 0, name, where, "is {}; labels count from 0", labels)
     if names is not None:
-        _first_bad(labels >= len(names), name, where, f"is {{}}; 'classes' names {len(names)} classes (0..{len(names) - 1})", labels)
+        first_bad(labels >= len(names), name, where, f"is {{}}; 'classes' names {len(names)} classes (0..{len(names) - 1})", labels)
 
 
 def _task(parts: dict[str, Part], bidirectional: bool) -> SequenceTask:
@@ -335,109 +340,3 @@ def _common_classes(parts: dict[str, Part]) -> dict[str, Part]:
         number = np.searchsorted(union, np.array(p.classes or [""]))
         renumbered[split] = Part(p.where, p.kind, p.inputs, [number[t] for t in p.targets], p.split, union, len(union))
     return renumbered
-
-
-# --- long tables ---------------------------------------------------------------------------------
-
-
-def _read_table(file: Path, *, kind: str | None, features, target, sequence: str, step: str) -> tuple[dict, Where]:
-    import pandas as pd  # only for tables
-
-    frame = _load_table(file, pd)
-    columns = list(frame.columns)
-    if target is None:
-        raise ConfigError(f"{file}: a table needs option 'target' (its target column, or a list of them); its columns: {', '.join(map(str, columns))}")
-    targets = [target] if isinstance(target, str) else list(target)
-    has_split = "split" in columns and "split" not in targets and "split" not in (features or [])
-    if features is None:
-        features = [c for c in columns if c not in {sequence, step, "split", *targets}]
-    for name in [sequence, step, *targets, *features]:
-        if name not in columns:
-            raise DataError(f"{file}: no column {name!r}; its columns: {', '.join(map(str, columns))}")
-    if not features:
-        raise DataError(f"{file}: no feature columns besides {sequence!r}, {step!r} and the target")
-    lines = Where(file, rows=np.arange(len(frame)))
-    for name in (sequence, step):
-        missing = frame[name].isna().to_numpy()
-        if missing.any():
-            raise DataError(f"{file}: column {name!r}, {lines.line(int(np.flatnonzero(missing)[0]))} is empty")
-    codes, ids = pd.factorize(frame[sequence], sort=False)  # sequences in order of first appearance
-    order = np.lexsort((frame[step].to_numpy(), codes))
-    codes, steps_sorted = codes[order], frame[step].to_numpy()[order]
-    repeated = np.flatnonzero((codes[1:] == codes[:-1]) & (steps_sorted[1:] == steps_sorted[:-1]))
-    if len(repeated):
-        row = int(order[repeated[0] + 1])
-        raise DataError(f"{file}: column {step!r}, {lines.line(row)}: step {steps_sorted[repeated[0] + 1]!r} of sequence {ids[codes[repeated[0]]]!r} comes twice")
-    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
-    where = Where(file, rows=order, ids=np.asarray(ids),
-                  columns={"inputs": features, "frame_labels": targets, "frame_targets": targets, "labels": targets, "split": ["split"], "lengths": [sequence]})
-    for column, name in enumerate(features):
-        if not pd.api.types.is_numeric_dtype(frame[name]):
-            text = frame[name].to_numpy()[order]
-            bad = pd.isna(pd.to_numeric(pd.Series(text), errors="coerce")).to_numpy() & ~pd.isna(text)
-            position = int(np.flatnonzero(bad)[0]) if bad.any() else 0
-            raise DataError(f"{where('inputs', position, column)} is {text[position]!r}; features must be numbers")
-    arrays = {"inputs": frame[features].to_numpy(np.float64)[order], "lengths": np.diff(np.r_[starts, len(order)])}
-    values = frame[targets].iloc[order]
-    for column, name in enumerate(targets):
-        missing = values[name].isna().to_numpy()
-        if missing.any():
-            raise DataError(f"{where('frame_targets', int(np.flatnonzero(missing)[0]), column)} is empty")
-    if kind == "ctc":
-        raise ConfigError(f"{file}: CTC targets (a label string per sequence) do not fit a long table; write an .npz with label_sequences and label_lengths")
-    numeric = all(pd.api.types.is_numeric_dtype(values[c]) and not pd.api.types.is_bool_dtype(values[c]) for c in targets)
-    whole = numeric and all(pd.api.types.is_integer_dtype(values[c]) for c in targets)
-    classes = kind in ("frame_class", "sequence_class") or (kind is None and len(targets) == 1 and (whole or not numeric))
-    if not classes:
-        if not numeric:
-            raise DataError(f"{where('frame_targets')} holds text; real-valued targets (kind {kind or 'frame_regression'!r}) need numbers")
-        arrays["frame_targets"] = values.to_numpy(np.float64)
-    else:
-        if len(targets) > 1:
-            raise DataError(f"{file}: kind {kind!r} reads one target column, got {', '.join(targets)}")
-        column = values[targets[0]]
-        if whole:
-            labels = column.to_numpy(np.int64)
-        elif numeric:
-            floats = column.to_numpy(np.float64)
-            _first_bad(floats != np.round(floats), "frame_labels", where, "is {}; class labels are whole numbers", floats)
-            labels = floats.astype(np.int64)
-        else:  # names: the classes are every name, sorted
-            names = sorted(column.astype(str).unique())
-            labels = np.searchsorted(names, column.astype(str).to_numpy())
-            arrays["classes"] = np.array(names)
-        if kind == "sequence_class":
-            changes = np.flatnonzero((codes[1:] == codes[:-1]) & (labels[1:] != labels[:-1]))
-            if len(changes):
-                raise DataError(f"{where('labels', int(codes[changes[0]]))}: the label changes within the sequence ({lines.line(int(order[changes[0] + 1]))}); kind 'sequence_class' needs one label per sequence")
-            arrays["labels"] = labels[starts]
-        else:
-            arrays["frame_labels"] = labels
-    if has_split:
-        arrays["split"] = _split_column(frame["split"].iloc[order].to_numpy(), codes, starts, where)
-    return arrays, where
-
-
-def _load_table(file: Path, pd):
-    try:
-        if file.suffix.lower() == ".csv":
-            return pd.read_csv(file)
-        if importlib.util.find_spec("pyarrow") is None and importlib.util.find_spec("fastparquet") is None:
-            raise DataError(f"{file}: reading Parquet needs pyarrow: pip install pyarrow (or 'odyssey[parquet]'), or save the table as CSV")
-        return pd.read_parquet(file)
-    except DataError:
-        raise
-    except Exception as err:  # noqa: BLE001 - pandas' parser errors have many types; the file is what is wrong
-        raise DataError(f"{file}: cannot read the table ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
-
-
-def _split_column(values: np.ndarray, codes: np.ndarray, starts: np.ndarray, where: Where) -> np.ndarray:
-    words = {"train": 0, "validation": 1, "test": 2, "0": 0, "1": 1, "2": 2}
-    numbers = np.array([words.get(str(v).strip().lower().removesuffix(".0"), -1) for v in values])
-    bad = np.flatnonzero(numbers < 0)
-    if len(bad):
-        raise DataError(f"{where.file}: column 'split', {where.line(int(where.rows[bad[0]]))} is {values[bad[0]]!r}; expected 0/1/2 or train/validation/test")
-    changes = np.flatnonzero((codes[1:] == codes[:-1]) & (numbers[1:] != numbers[:-1]))
-    if len(changes):
-        raise DataError(f"{where('split', int(codes[changes[0]]))}: the split changes within the sequence")
-    return numbers[starts]

@@ -6,7 +6,7 @@ from typing import Callable, Iterable
 
 import torch
 
-from .config import OPTIMIZERS, Hyperparameters, TrainingConfig
+from .config import Hyperparameters, TrainingConfig
 
 
 def _sgd(params: Iterable, hparams: Hyperparameters, config: TrainingConfig) -> torch.optim.Optimizer:
@@ -20,6 +20,7 @@ def _adam(params: Iterable, hparams: Hyperparameters, config: TrainingConfig) ->
     return torch.optim.Adam(params, lr=hparams.learning_rate, weight_decay=config.weight_decay)
 
 
+# Its keys are config.OPTIMIZERS, which study files are checked against without importing torch.
 BUILDERS: dict[str, Callable[..., torch.optim.Optimizer]] = {"sgd": _sgd, "adam": _adam}
 
 
