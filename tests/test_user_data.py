@@ -474,6 +474,12 @@ def readme_commands(section: str) -> list[str]:
     return [line.strip() for block in blocks for line in block.splitlines() if line.strip() and not line.startswith("#")]
 
 
+def test_the_readme_numpy_example_is_the_shipped_script():
+    text = (ROOT / "README.md").read_text().split("## Your own data\n", 1)[1].split("\n## ", 1)[0]
+    (example,) = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert example.strip() in (ROOT / "examples" / "make_npz.py").read_text()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("section", ["Your own data", "Your own task in Python"])
 def test_the_readme_commands_run_as_written_on_a_copy_of_the_repository(tmp_path, section):

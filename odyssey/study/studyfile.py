@@ -16,7 +16,6 @@ from ..errors import ConfigError, OdysseyError
 from .space import PAPER_SPACE, SETTINGS, Choice, Param, ParamRange
 from ..training.config import LATER_FIELDS, RULES, TrainingConfig
 from ..model.variants import resolve_variant
-from ..tasks.sources import identity
 
 
 def default_storage(name: str) -> str:
@@ -156,6 +155,8 @@ def parse_study(raw: dict, *, where: str = "<study>", path: Path | None = None) 
 
 def _task_sources(task_options: dict, where: str) -> dict[str, dict[str, object]]:
     """Each task of your own's factory (import path, source hash) or data files (hashes)."""
+    from ..tasks.sources import identity  # the tasks import torch; status and report read study files without it
+
     found = {}
     for task, options in sorted(task_options.items()):
         try:
