@@ -1,5 +1,8 @@
 """Study files: what loads, and the one-line errors for what does not."""
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -63,7 +66,7 @@ def test_the_digest_ignores_formatting_but_not_content(tmp_path):
         (("low = 1e-4, high = 1e-1", "low = 1e-1, high = 1e-4"), "empty range: low 0.1 > high 0.0001"),
         (("low = 1e-4", "low = 0"), "log-scaled, so low must be > 0"),
         (("hidden_size = 8", "hidden_size = 8.5"), "whole numbers"),
-        (("hidden_size = 8", "dropout = 0.1"), "unknown key 'space.dropout'"),
+        (("hidden_size = 8", "drop_out = 0.1"), "unknown key 'space.drop_out'"),
         (('name = "demo"', 'name = "a/b"'), "'name' must be letters"),
         (('variants = ["V", "CIFG+NP"]', 'variants = ["V", "V"]'), "lists a name twice"),
         (("seed = 7", "seed = 7\n[task_options.vowels]\nx = 1"), "task the study does not run"),
@@ -86,7 +89,27 @@ def test_missing_keys_malformed_toml_and_missing_files(tmp_path):
         load_study_file(tmp_path / "absent.toml")
 
 
-def test_shipped_studies_load():
-    for path in sorted(Path(__file__).parents[1].joinpath("studies").glob("*.toml")):
+def test_shipped_studies_load(tmp_path, monkeypatch):
+    root = Path(__file__).parents[1]
+    # As on a clean clone: the example data is written by its script, relative paths from the checkout.
+    shutil.copytree(root / "examples", tmp_path / "examples", ignore=shutil.ignore_patterns("*.npz", "__pycache__"))
+    subprocess.run([sys.executable, "examples/make_npz.py"], cwd=tmp_path, check=True, capture_output=True)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for path in sorted(root.joinpath("studies").glob("*.toml")):
         spec = load_study_file(path)
         assert spec.cells(), path
+    assert set(load_study_file(root / "studies/mytask.toml").task_sources) == {"waves"}
+
+
+def test_tasks_of_your_own_need_a_source_and_a_name_of_their_own(tmp_path):
+    with pytest.raises(StudyFileError, match="unknown task 'mine'.*or a task of your own with \\[task_options.mine\\] source"):
+        load_study_file(write(tmp_path, GOOD.replace('["adding"]', '["mine"]')))
+    with pytest.raises(StudyFileError, match="task 'adding' is built in"):
+        load_study_file(write(tmp_path, GOOD + '[task_options.adding]\nsource = "files"\n'))
+    with pytest.raises(StudyFileError, match="'source' must be \"files\" or an import path"):
+        load_study_file(write(tmp_path, GOOD.replace('["adding"]', '["mine"]') + '[task_options.mine]\nsource = "data.npz"\n'))
+    with pytest.raises(StudyFileError, match="source \"files\" needs option 'path'"):
+        load_study_file(write(tmp_path, GOOD.replace('["adding"]', '["mine"]') + '[task_options.mine]\nsource = "files"\n'))
+    with pytest.raises(StudyFileError, match="no such file or folder"):
+        load_study_file(write(tmp_path, GOOD.replace('["adding"]', '["mine"]') + '[task_options.mine]\nsource = "files"\npath = "absent.npz"\n'))

@@ -254,3 +254,48 @@ def test_pen_features_are_moves_time_in_stroke_and_pen_up():
     expected = [[0, 0, 0, 0], [1, 2, 0.5, 1], [4, 3, 0, 0], [1, 0, 0.2, 0], [0, 2, 0.3, 1]]
     assert np.allclose(pen_features(strokes), expected)
     assert np.allclose(pen_features(strokes, with_time=False), np.array(expected)[:, [0, 1, 3]])
+
+
+# --- objectives and options for tasks of your own ---------------------------------------------------
+
+
+def test_sequence_classification_reads_each_sequences_last_step():
+    from odyssey.tasks.objectives import SequenceClassification
+
+    objective = SequenceClassification(3)
+    targets, _ = objective.collate([np.array([2]), np.array([0])])
+    assert targets.tolist() == [2, 0] and objective.readout == "last"
+    batch = Batch(torch.zeros(4, 2, 1), torch.tensor([4, 2]), targets)
+    outputs = torch.zeros(4, 2, 3)
+    outputs[3, 0, 2] = 10.0  # right at sequence 0's last step
+    outputs[1, 1, 1] = 10.0  # wrong at sequence 1's last step
+    outputs[3, 1, 0] = 10.0  # padding of sequence 1: never read
+    assert objective.metric(outputs, batch) == (1.0, 2.0)
+    assert objective.loss(torch.zeros(4, 2, 3), batch).item() == pytest.approx(math.log(3))
+
+
+def test_framewise_regression_averages_squared_error_over_valid_frames_and_outputs():
+    from odyssey.tasks.objectives import FramewiseRegression
+
+    objective = FramewiseRegression(2)
+    targets, _ = objective.collate([np.ones((3, 2), np.float32), np.full((1, 2), 2.0, np.float32)])
+    batch = Batch(torch.zeros(3, 2, 1), torch.tensor([3, 1]), targets)
+    outputs = torch.zeros(3, 2, 2)
+    outputs[1:, 1] = 100.0  # padding: not scored
+    assert objective.metric(outputs, batch) == (3 * 2 * 1.0 + 2 * 4.0, 8.0)
+    assert objective.loss(outputs, batch).item() == pytest.approx(14 / 8)
+
+
+def test_options_of_your_own_factories_check_lists_and_accept_unannotated_options():
+    from odyssey.tasks.options import check_options
+
+    def typed(*, seed: int = 0, columns: list[str] | None = None, scale: float = 1.0):
+        """A typed factory."""
+
+    def loose(*, seed=0, anything=None, **more):
+        """Takes any option."""
+
+    check_options("mine", typed, {"columns": ["a", "b"], "scale": 2})
+    with pytest.raises(ValueError, match="option 'columns' must be a list of strings or None, got \\[1\\]"):
+        check_options("mine", typed, {"columns": [1]})
+    check_options("mine", loose, {"anything": object(), "extra": 1})

@@ -12,9 +12,9 @@ import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from ..errors import ConfigError
-from .space import PAPER_SPACE, ParamRange
-from ..training.config import TrainingConfig
+from ..errors import ConfigError, OdysseyError
+from .space import PAPER_SPACE, SETTINGS, Choice, Param, ParamRange
+from ..training.config import LATER_FIELDS, RULES, TrainingConfig
 from ..model.variants import canonical_name
 
 
@@ -38,8 +38,10 @@ class StudyFile:
     retries: int = 3  # how often a trial whose worker died is run again before it counts as failed
     description: str = ""
     training: TrainingConfig = field(default_factory=TrainingConfig)
-    space: dict[str, ParamRange] = field(default_factory=lambda: dict(PAPER_SPACE))
+    space: dict[str, Param] = field(default_factory=lambda: dict(PAPER_SPACE))
     task_options: dict[str, dict[str, object]] = field(default_factory=dict)
+    # Tasks of your own: what their factory or data files were (sources.identity), so a change is noticed.
+    task_sources: dict[str, dict[str, object]] = field(default_factory=dict)
     path: Path | None = field(default=None, compare=False)
 
     @property
@@ -54,7 +56,11 @@ class StudyFile:
         data = asdict(self)
         data.pop("path")
         data.pop("retries")  # how to run it, not what it finds: may change under an existing storage
-        data["space"] = {k: asdict(v) for k, v in sorted(self.space.items())}
+        if not self.task_sources:
+            data.pop("task_sources")  # built-in tasks only: the spec stays as it was before tasks of your own
+        data["space"] = {k: v.stored() for k, v in sorted(self.space.items())}
+        # Settings added later are stored only when set, so older study files keep their digest.
+        data["training"] = {k: v for k, v in data["training"].items() if k not in LATER_FIELDS or v != getattr(TrainingConfig, k)}
         return data
 
     def digest(self) -> str:
@@ -64,7 +70,7 @@ class StudyFile:
 SAMPLERS = ("random", "tpe")
 # What may change under an existing storage with --extend: more trials, tasks or variants.
 EXTENSIBLE = {"trials", "tasks", "variants", "description"}
-_TOP_LEVEL = {f.name for f in fields(StudyFile)} - {"path"}
+_TOP_LEVEL = {f.name for f in fields(StudyFile)} - {"path", "task_sources"}
 
 
 def load_study_file(path: str | Path) -> StudyFile:
@@ -94,9 +100,16 @@ def parse_study(raw: dict, *, where: str = "<study>", path: Path | None = None) 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
         raise StudyFileError(f"{where}: 'name' must be letters, digits, '_', '.', '-' (it names files and studies), got {name!r}")
     tasks = _names(raw, "tasks", where)
+    task_options = _typed(raw, "task_options", dict, where, {})
     for task in tasks:
-        if task not in TASKS:
-            raise StudyFileError(f"{where}: 'tasks' has unknown task {task!r}; expected one of {', '.join(TASKS)}")
+        own = isinstance(task_options.get(task), dict) and "source" in task_options[task]
+        if task not in TASKS and not own:
+            raise StudyFileError(
+                f"{where}: 'tasks' has unknown task {task!r}; expected one of {', '.join(TASKS)}, "
+                f"or a task of your own with [task_options.{task}] source = \"files\" or \"module:function\""
+            )
+        if task in TASKS and own:
+            raise StudyFileError(f"{where}: task {task!r} is built in; give your own task (source = ...) another name")
     variants = _variants(_names(raw, "variants", where), where)
     trials = _typed(raw, "trials", int, where)
     if trials < 1:
@@ -104,7 +117,6 @@ def parse_study(raw: dict, *, where: str = "<study>", path: Path | None = None) 
     sampler = _typed(raw, "sampler", str, where, "random")
     if sampler not in SAMPLERS:
         raise StudyFileError(f"{where}: 'sampler' must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
-    task_options = _typed(raw, "task_options", dict, where, {})
     for task, options in task_options.items():
         if task not in tasks:
             raise StudyFileError(f"{where}: [task_options.{task}] is for a task the study does not run; its tasks are {', '.join(tasks)}")
@@ -116,6 +128,8 @@ def parse_study(raw: dict, *, where: str = "<study>", path: Path | None = None) 
     storage = raw.get("storage")
     if storage is not None and not isinstance(storage, str):
         raise StudyFileError(f"{where}: 'storage' must be a string (a database URL), got {type(storage).__name__}")
+    training_table = _typed(raw, "training", dict, where, {})
+    training = _training(training_table, where)
     return StudyFile(
         name=name,
         tasks=tasks,
@@ -126,11 +140,27 @@ def parse_study(raw: dict, *, where: str = "<study>", path: Path | None = None) 
         storage=storage,
         retries=retries,
         description=_typed(raw, "description", str, where, ""),
-        training=_training(_typed(raw, "training", dict, where, {}), where),
-        space=_space(_typed(raw, "space", dict, where, {}), where),
+        training=training,
+        space=_space(_typed(raw, "space", dict, where, {}), training, set(training_table), where),
         task_options={task: dict(options) for task, options in task_options.items()},
+        task_sources=_task_sources(task_options, where),
         path=path,
     )
+
+
+def _task_sources(task_options: dict, where: str) -> dict[str, dict[str, object]]:
+    """Each task of your own's factory (import path, source hash) or data files (hashes)."""
+    from ..tasks.sources import identity  # the tasks import torch; status and report read study files without it
+
+    found = {}
+    for task, options in sorted(task_options.items()):
+        try:
+            own = identity(task, options)
+        except OdysseyError as err:  # a bad source, an import that fails, data files that are not there
+            raise StudyFileError(f"{where}: [task_options.{task}]: {err}") from None
+        if own is not None:
+            found[task] = own
+    return found
 
 
 def _no_unknown(table: dict, allowed: set[str], where: str, prefix: str = "") -> None:
@@ -174,6 +204,9 @@ def _variants(names: tuple[str, ...], where: str) -> tuple[str, ...]:
 def _training(table: dict, where: str) -> TrainingConfig:
     defaults = TrainingConfig()
     allowed = {f.name for f in fields(TrainingConfig)}
+    for key in table:
+        if key in SETTINGS and key not in allowed:
+            raise StudyFileError(f"{where}: '{key}' belongs under [space], not [training] (a number there fixes it)")
     _no_unknown(table, allowed, where, "training.")
     values = {}
     for key, value in table.items():
@@ -182,40 +215,94 @@ def _training(table: dict, where: str) -> TrainingConfig:
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         values[key] = _typed(table | {key: value}, key, kind, where, prefix="training.")
-    try:
-        return TrainingConfig(**values)
-    except ValueError as err:
-        raise StudyFileError(f"{where}: [training] {err}") from None
+        if not RULES[key].valid(values[key]):
+            raise StudyFileError(f"{where}: 'training.{key}' must be {RULES[key].expected}, got {value!r}")
+    return TrainingConfig(**values)
 
 
-def _space(table: dict, where: str) -> dict[str, ParamRange]:
-    _no_unknown(table, set(PAPER_SPACE), where, "space.")
-    space = dict(PAPER_SPACE)
-    for key, value in table.items():
-        paper = PAPER_SPACE[key]
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            value = {"low": value, "high": value, "log": paper.log}  # a fixed value, not searched
-        if not isinstance(value, dict):
-            raise StudyFileError(f"{where}: 'space.{key}' must be a number or {{ low = ..., high = ..., log = ... }}, got {value!r}")
-        _no_unknown(value, {"low", "high", "log"}, where, f"space.{key}.")
-        for bound in ("low", "high"):
-            if bound not in value or isinstance(value[bound], bool) or not isinstance(value[bound], (int, float)):
-                raise StudyFileError(f"{where}: 'space.{key}.{bound}' must be a number")
-        low, high, log = value["low"], value["high"], value.get("log", paper.log)
-        if not isinstance(log, bool):
-            raise StudyFileError(f"{where}: 'space.{key}.log' must be true or false, got {log!r}")
-        if low > high:
-            raise StudyFileError(f"{where}: 'space.{key}' is an empty range: low {low} > high {high}")
-        if log and low <= 0:
-            raise StudyFileError(f"{where}: 'space.{key}' is log-scaled, so low must be > 0, got {low}")
-        if paper.integer and (low != int(low) or high != int(high) or low < 1):
-            raise StudyFileError(f"{where}: 'space.{key}' must have whole numbers >= 1 as bounds, got {low}..{high}")
-        if key == "one_minus_momentum" and not 0 < low <= high <= 1:
-            raise StudyFileError(f"{where}: 'space.one_minus_momentum' must lie in (0, 1] (momentum in [0, 1)), got {low}..{high}")
-        if key in ("learning_rate", "input_noise") and low < 0:
-            raise StudyFileError(f"{where}: 'space.{key}' must not be negative, got {low}")
-        space[key] = ParamRange(float(low), float(high), log=log, integer=paper.integer)
-    return space
+def _space(table: dict, training: TrainingConfig, given: set[str], where: str) -> dict[str, Param]:
+    """The paper's space with the file's keys replacing or adding to it, in SETTINGS order; a key
+    that only applies under a value [training] fixes otherwise is left out (or refused if given)."""
+    _no_unknown(table, set(SETTINGS), where, "space.")
+    for key in table:
+        if key in given:
+            raise StudyFileError(f"{where}: '{key}' is set under both [training] and [space]; keep one (a value in [training] fixes it, [space] may search it)")
+    space = {**PAPER_SPACE, **{key: _param(key, value, where) for key, value in table.items()}}
+    fixed = {f.name: getattr(training, f.name) for f in fields(TrainingConfig)}
+    for key in list(space):
+        condition = SETTINGS[key].only_if
+        if condition is not None and condition[0] not in space and fixed.get(condition[0]) not in condition[1]:
+            if key in table:
+                allowed = " or ".join(repr(v) for v in condition[1])
+                raise StudyFileError(
+                    f"{where}: 'space.{key}' applies only with {condition[0]} {allowed}, and [training] sets {condition[0]} = {fixed[condition[0]]!r}"
+                )
+            del space[key]
+    return {key: space[key] for key in SETTINGS if key in space}
+
+
+def _param(key: str, value, where: str) -> Param:
+    setting = SETTINGS[key]
+    paper = PAPER_SPACE.get(key)
+    name = f"space.{key}"
+    rule = RULES[setting.field]
+    if isinstance(value, dict) and "choices" in value:
+        _no_unknown(value, {"choices"}, where, f"{name}.")
+        choices = value["choices"]
+        if not isinstance(choices, list) or not choices or len(set(map(repr, choices))) != len(choices):
+            raise StudyFileError(f"{where}: '{name}.choices' must be a non-empty list of different values, got {choices!r}")
+        return Choice(tuple(_value(key, v, where, f"{name}.choices") for v in choices))
+    if setting.kind is str or isinstance(value, (str, bool)):
+        if isinstance(value, dict):
+            raise StudyFileError(f"{where}: '{name}' is a choice: give a value or {{ choices = [...] }}, got {value!r}")
+        return Choice((_value(key, value, where, name),))
+    if isinstance(value, (int, float)):
+        value = {"low": value, "high": value}  # a fixed value, not searched
+    if not isinstance(value, dict):
+        raise StudyFileError(f"{where}: '{name}' must be a number, {{ low = ..., high = ..., log = ..., step = ... }} or {{ choices = [...] }}, got {value!r}")
+    _no_unknown(value, {"low", "high", "log", "step"}, where, f"{name}.")
+    for bound in ("low", "high"):
+        if bound not in value or isinstance(value[bound], bool) or not isinstance(value[bound], (int, float)):
+            raise StudyFileError(f"{where}: '{name}.{bound}' must be a number")
+    low, high = value["low"], value["high"]
+    log = value.get("log", paper.log if paper else False)
+    step = value.get("step")
+    if not isinstance(log, bool):
+        raise StudyFileError(f"{where}: '{name}.log' must be true or false, got {log!r}")
+    if low > high:
+        raise StudyFileError(f"{where}: '{name}' is an empty range: low {low} > high {high}")
+    if log and low <= 0:
+        raise StudyFileError(f"{where}: '{name}' is log-scaled, so low must be > 0, got {low}")
+    integer = setting.kind is int
+    if integer and (low != int(low) or high != int(high)):
+        raise StudyFileError(f"{where}: '{name}' must have whole numbers as bounds, got {low}..{high}")
+    for bound in (low, high):
+        if not rule.valid(int(bound) if integer else setting.to_field(float(bound))):
+            raise StudyFileError(f"{where}: '{name}' must lie where {setting.field} is {rule.expected}, got {low}..{high}")
+    if step is not None:
+        if isinstance(step, bool) or not isinstance(step, (int, float)) or step <= 0 or (integer and step != int(step)):
+            raise StudyFileError(f"{where}: '{name}.step' must be a {'whole ' if integer else ''}number > 0, got {step!r}")
+        if log:
+            raise StudyFileError(f"{where}: '{name}' cannot be both log-scaled and stepped")
+        count = (high - low) / step
+        if abs(count - round(count)) > 1e-9:
+            raise StudyFileError(f"{where}: '{name}': high - low ({high - low:g}) must be a multiple of step {step:g}")
+        step = int(step) if integer else float(step)
+    return ParamRange(float(low), float(high), log=log, integer=integer, step=step)
+
+
+def _value(key: str, value, where: str, name: str):
+    """One fixed value or choice of `key`, of its setting's type and range."""
+    setting = SETTINGS[key]
+    kinds = {int: (int,), float: (int, float), str: (str,)}[setting.kind]
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        expected = {int: "whole numbers", float: "numbers", str: "strings"}[setting.kind]
+        raise StudyFileError(f"{where}: '{name}' must hold {expected}, got {value!r}")
+    value = float(value) if setting.kind is float else value
+    rule = RULES[setting.field]
+    if not rule.valid(setting.to_field(value)):
+        raise StudyFileError(f"{where}: '{name}': {setting.field} must be {rule.expected}, got {value!r}")
+    return value
 
 
 def resolve_storage(study: Path | None, storage: str | None, name: str | None) -> tuple[str, str | None]:

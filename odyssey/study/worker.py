@@ -10,18 +10,16 @@ from pathlib import Path
 
 import optuna
 import torch
-from optuna.distributions import IntDistribution
 from optuna.trial import TrialState
 
-from . import queue
 from ..model.network import SequenceNetwork, parameter_count
 from ..tasks import make_task
 from ..tasks.base import Task
 from ..training import checkpoint
-from ..training.config import Hyperparameters
 from ..training.train import Diverged, train
+from . import queue
 from .cells import cell_name, derive_seed, load_cells, open_study_storage
-from .space import distributions
+from .space import inactive, suggest, trial_settings
 from .stopping import STOP
 from .studyfile import EXTENSIBLE, StudyFile
 
@@ -47,15 +45,6 @@ def versions() -> dict[str, str]:
     return {"odyssey": __version__, "torch": torch.__version__, "optuna": optuna.__version__}
 
 
-def suggest(trial: optuna.Trial, spec: StudyFile) -> dict[str, float | int]:
-    """The trial's values: queued ones come back as they were queued, new ones from the sampler."""
-    values = {}
-    for name, dist in distributions(spec.space).items():
-        suggest_one = trial.suggest_int if isinstance(dist, IntDistribution) else trial.suggest_float
-        values[name] = suggest_one(name, dist.low, dist.high, log=dist.log)
-    return values
-
-
 def checkpoint_identity(spec: StudyFile, task: str, variant: str, slot: int, params: dict) -> dict:
     """What a checkpoint belongs to: a leftover one of another study, protocol, slot or parameters is never resumed."""
     canonical = json.loads(json.dumps(spec.canonical(), sort_keys=True))
@@ -71,7 +60,8 @@ def checkpoint_path(directory: Path, task: str, variant: str, slot: int) -> Path
 
 def run_trial(trial: optuna.Trial, *, spec: StudyFile, task: Task, variant: str, checkpoint_dir: Path, stop: threading.Event) -> TrialOutcome:
     study, storage = trial.study, trial.study._storage
-    hparams = Hyperparameters.from_params(suggest(trial, spec))
+    values = suggest(trial, spec.space)
+    hparams, config = trial_settings(spec.training, values)
     slot = storage.get_trial(trial._trial_id).system_attrs.get(queue.SLOT, trial.number)
     seed = derive_seed(spec.seed, task.name, variant, slot)
     torch.manual_seed(seed)
@@ -81,9 +71,21 @@ def run_trial(trial: optuna.Trial, *, spec: StudyFile, task: Task, variant: str,
         output_size=task.output_size,
         variant=variant,
         bidirectional=task.bidirectional,
-        forget_bias=spec.training.forget_bias,
+        forget_bias=config.forget_bias,
+        num_layers=config.num_layers,
+        dropout=config.dropout,
+        readout=getattr(task, "readout", "frames"),
     )
-    attrs = {"task": task.name, "variant": variant, "metric": task.metric_name, "parameter_count": parameter_count(model), "versions": versions()}
+    attrs = {
+        "task": task.name,
+        "variant": variant,
+        "metric": task.metric_name,
+        "parameter_count": parameter_count(model),
+        "versions": versions(),
+    }
+    unused = inactive(spec.space, values)
+    if unused:
+        attrs["inactive_params"] = unused  # conditional parameters whose condition this trial does not meet
     for key, value in attrs.items():
         trial.set_user_attr(key, value)
     path = checkpoint_path(checkpoint_dir, task.name, variant, slot)
@@ -100,7 +102,7 @@ def run_trial(trial: optuna.Trial, *, spec: StudyFile, task: Task, variant: str,
 
         try:
             identity = checkpoint_identity(spec, task.name, variant, slot, trial.params)
-            result = train(model, task, hparams, config=spec.training, seed=seed, checkpoint_path=path, checkpoint_identity=identity, on_epoch=on_epoch)
+            result = train(model, task, hparams, config=config, seed=seed, checkpoint_path=path, checkpoint_identity=identity, on_epoch=on_epoch)
         except Diverged as err:
             queue.finish(study, trial, attrs={"failure": str(err)}, state=TrialState.FAIL)
             checkpoint.remove(path)

@@ -2,6 +2,7 @@
 
 Every task module has one factory, `make(*, seed=0, **options) -> SequenceTask`; its keyword
 arguments are the options a study file may set. Adding a task = one module + one entry below.
+A task of your own needs no entry: its option `source` names files or a factory (sources.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from ..errors import ConfigError
 from . import adding, chorales, copying, handwriting, iam_ondb, jsb, speech, timit, vowels
 from .base import SPLITS, Batch, Task
 from .options import check_options
+from .sources import factory_for
+from .sequences import Dataset, Sequences
 from .table import print_task_table
 from .task import SequenceTask
 
@@ -32,13 +35,25 @@ TASKS: dict[str, Callable[..., SequenceTask]] = {
 
 def make_task(name: str, *, seed: int = 0, **options) -> SequenceTask:
     """The task `name` built with `options` (see each factory for its options); generated data is
-    deterministic for `seed`, real data keeps its fixed split whatever the seed."""
-    if name not in TASKS:
-        raise ConfigError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}")
+    deterministic for `seed`, real data keeps its fixed split whatever the seed. With the option
+    `source`, a task of your own: "files" or "module:function"."""
+    source = options.pop("source", None)
+    if source is None and name not in TASKS:
+        raise ConfigError(
+            f"unknown task {name!r}; known tasks: {', '.join(TASKS)}; or a task of your own, with option source = \"files\" or \"module:function\""
+        )
+    if source is not None and name in TASKS:
+        raise ConfigError(f"task {name!r} is built in; give a task of your own (source {source!r}) another name")
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ConfigError(f"task {name!r}: seed must be an integer, got {seed!r}")
-    check_options(name, TASKS[name], options)
-    return TASKS[name](seed=seed, **options)
+    factory = TASKS[name] if source is None else factory_for(name, source)
+    check_options(name, factory, options)
+    task = factory(seed=seed, **options)
+    if source is not None:
+        if not isinstance(task, Task):
+            raise ConfigError(f"task {name!r}: {source} returned {type(task).__name__}, not a task (build an odyssey.tasks.SequenceTask)")
+        task.name = name  # the study's name for it: cells, seeds and checkpoints use it
+    return task
 
 
-__all__ = ["SPLITS", "TASKS", "Batch", "SequenceTask", "Task", "make_task", "print_task_table"]
+__all__ = ["SPLITS", "TASKS", "Batch", "Dataset", "SequenceTask", "Sequences", "Task", "make_task", "print_task_table"]

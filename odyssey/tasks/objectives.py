@@ -1,8 +1,10 @@
 """What a task asks of the network's raw outputs: how targets are batched, the loss, the metric.
 
-Four kinds cover every task: a class per frame (speech, vowels, copy), the next frame of a binary
-piano roll (chorales), a label string read out by CTC (handwriting), a number at the last step
-(adding). The network always ends in a plain Linear layer; the softmax, sigmoid or CTC lives here.
+A class per frame (speech, vowels, copy), binary units per frame (the next frame of a piano roll:
+chorales), a label string read out by CTC (handwriting), a number at the last step (adding), and for
+your own data a class per sequence and real values per frame. The network always ends in a plain
+Linear layer; the softmax, sigmoid or CTC lives here. `readout = "last"` says the objective reads one
+output per sequence, at its last step (the network then gives both directions' whole-sequence states).
 """
 
 from __future__ import annotations
@@ -48,8 +50,9 @@ class FramewiseClassification:
 
 
 class NextStepBinary:
-    """Independent Bernoulli per output unit (piano keys); the metric is the negative
-    log-likelihood in nats summed over units and averaged over frames, as in the paper."""
+    """Independent Bernoulli per output unit and frame (piano keys, any multi-label frames); the
+    metric is the negative log-likelihood in nats summed over units and averaged over frames, as in
+    the paper."""
 
     metric_name = "nll"
 
@@ -111,8 +114,35 @@ class CTCTranscription:
         return float(errors), float(batch.target_lengths.sum())
 
 
-class FinalStepRegression:
-    """A real vector read from the output at each sequence's last step; mean squared error."""
+def _last_outputs(outputs: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """(B, K): each sequence's output at its last step."""
+    last = (batch.lengths - 1).to(outputs.device)
+    return outputs[last, torch.arange(outputs.shape[1], device=outputs.device)]
+
+
+class SequenceClassification:
+    """One class per sequence, read at its last step; softmax, the metric is the error rate."""
+
+    metric_name = "error_rate"
+    readout = "last"
+
+    def __init__(self, classes: int):
+        self.output_size = classes
+        self.classes = classes
+
+    def collate(self, targets: list[np.ndarray]) -> tuple[torch.Tensor, None]:
+        return torch.from_numpy(np.concatenate(targets).astype(np.int64)), None
+
+    def loss(self, outputs: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return F.cross_entropy(_last_outputs(outputs, batch), batch.targets.to(outputs.device))
+
+    def metric(self, outputs: torch.Tensor, batch: Batch) -> tuple[float, float]:
+        errors = _last_outputs(outputs, batch).argmax(-1) != batch.targets.to(outputs.device)
+        return float(errors.sum()), float(errors.numel())
+
+
+class FramewiseRegression:
+    """A real vector per frame; mean squared error over the valid frames and outputs."""
 
     metric_name = "mse"
     classes = None
@@ -121,15 +151,38 @@ class FinalStepRegression:
         self.output_size = outputs
 
     def collate(self, targets: list[np.ndarray]) -> tuple[torch.Tensor, None]:
-        return torch.from_numpy(np.stack(targets).astype(np.float32)), None
+        return pad_sequence([torch.from_numpy(t.astype(np.float32)) for t in targets]), None
 
-    def _last_outputs(self, outputs: torch.Tensor, batch: Batch) -> torch.Tensor:
-        last = (batch.lengths - 1).to(outputs.device)
-        return outputs[last, torch.arange(outputs.shape[1], device=outputs.device)]
+    def _squared_error(self, outputs: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        mask = _valid_frames(batch.lengths, outputs.shape[0], outputs.device).unsqueeze(-1)
+        error = (outputs - batch.targets.to(outputs.device)) ** 2 * mask
+        return error.sum(), mask.sum() * outputs.shape[-1]
 
     def loss(self, outputs: torch.Tensor, batch: Batch) -> torch.Tensor:
-        return F.mse_loss(self._last_outputs(outputs, batch), batch.targets.to(outputs.device))
+        total, count = self._squared_error(outputs, batch)
+        return total / count
 
     def metric(self, outputs: torch.Tensor, batch: Batch) -> tuple[float, float]:
-        error = (self._last_outputs(outputs, batch) - batch.targets.to(outputs.device)) ** 2
+        total, count = self._squared_error(outputs, batch)
+        return float(total), float(count)
+
+
+class FinalStepRegression:
+    """A real vector read from the output at each sequence's last step; mean squared error."""
+
+    metric_name = "mse"
+    classes = None
+    readout = "last"
+
+    def __init__(self, outputs: int):
+        self.output_size = outputs
+
+    def collate(self, targets: list[np.ndarray]) -> tuple[torch.Tensor, None]:
+        return torch.from_numpy(np.stack(targets).astype(np.float32)), None
+
+    def loss(self, outputs: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return F.mse_loss(_last_outputs(outputs, batch), batch.targets.to(outputs.device))
+
+    def metric(self, outputs: torch.Tensor, batch: Batch) -> tuple[float, float]:
+        error = (_last_outputs(outputs, batch) - batch.targets.to(outputs.device)) ** 2
         return float(error.sum()), float(error.numel())

@@ -28,6 +28,7 @@ class SequenceTask:
         self.objective = objective
         self.bidirectional = bidirectional
         self.output_size = objective.output_size
+        self.readout = getattr(objective, "readout", "frames")  # where the network's output is read
         self.metric_name = objective.metric_name
         self.input_size = int(train.inputs[0].shape[1])
         self.class_names = list(dataset.classes)

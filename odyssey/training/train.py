@@ -19,6 +19,7 @@ from torch import nn
 from . import checkpoint
 from .config import TrainingConfig
 from .config import Hyperparameters
+from .optim import build_optimizer
 from ..tasks.base import Batch, Task
 
 
@@ -78,13 +79,13 @@ def train(
     checkpoint_identity: dict | None = None,
     on_epoch: EpochCallback | None = None,
 ) -> TrainingResult:
-    """SGD with Nesterov momentum and Gaussian input noise; early stopping on the validation metric.
+    """The config's optimizer (the paper's Nesterov SGD by default) and Gaussian input noise; early
+    stopping on the validation metric.
 
     With a checkpoint path, each epoch's end is saved there and a later call resumes from it, if the
     checkpoint carries the same `checkpoint_identity` (what the caller says the training is).
     """
-    momentum = hparams.momentum
-    optimizer = torch.optim.SGD(model.parameters(), lr=hparams.learning_rate, momentum=momentum, nesterov=momentum > 0)
+    optimizer = build_optimizer(model, hparams, config)
     generator = torch.Generator().manual_seed(seed)
     state = checkpoint.TrainingState(best_state=copy.deepcopy(model.state_dict()))
     if checkpoint_path is not None:
@@ -101,6 +102,8 @@ def train(
             if not torch.isfinite(loss):
                 raise Diverged(f"training loss became {loss.item()} in epoch {state.epoch + 1}")
             loss.backward()
+            if config.gradient_clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), config.gradient_clip)
             optimizer.step()
             total, batches = total + loss.item(), batches + 1
         metric = evaluate(model, task, "validation", batch_size=config.eval_batch_size)

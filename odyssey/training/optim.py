@@ -1,0 +1,28 @@
+"""The optimizer of a trial, by name (TrainingConfig.optimizer): a plain dict of builders."""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import torch
+
+from .config import Hyperparameters, TrainingConfig
+
+
+def _sgd(params: Iterable, hparams: Hyperparameters, config: TrainingConfig) -> torch.optim.Optimizer:
+    # The paper's: Nesterov momentum (plain SGD at momentum 0, where torch refuses Nesterov).
+    momentum = hparams.momentum
+    return torch.optim.SGD(params, lr=hparams.learning_rate, momentum=momentum, nesterov=momentum > 0, weight_decay=config.weight_decay)
+
+
+def _adam(params: Iterable, hparams: Hyperparameters, config: TrainingConfig) -> torch.optim.Optimizer:
+    # weight_decay is the same L2 term as SGD's (torch's Adam), so one setting means one thing.
+    return torch.optim.Adam(params, lr=hparams.learning_rate, weight_decay=config.weight_decay)
+
+
+# Its keys are config.OPTIMIZERS, which study files are checked against without importing torch.
+BUILDERS: dict[str, Callable[..., torch.optim.Optimizer]] = {"sgd": _sgd, "adam": _adam}
+
+
+def build_optimizer(model: torch.nn.Module, hparams: Hyperparameters, config: TrainingConfig) -> torch.optim.Optimizer:
+    return BUILDERS[config.optimizer](model.parameters(), hparams, config)
