@@ -103,7 +103,8 @@ def _plain(data: object) -> object:
 
 
 def _changes(stored: object, current: object, path: str = "") -> list[tuple[str, object, object]]:
-    if isinstance(stored, dict) and isinstance(current, dict):
+    if isinstance(stored, dict | None) and isinstance(current, dict | None) and (stored, current) != (None, None):
+        stored, current = stored or {}, current or {}
         keys = sorted(set(stored) | set(current))
         return [c for k in keys for c in _changes(stored.get(k), current.get(k), f"{path}{k}" if not path else f"{path}.{k}")]
     return [] if stored == current else [(path, stored, current)]
@@ -117,7 +118,8 @@ def _additive(path: str, old: object, new: object, stored: dict) -> bool:
         return new >= old
     if path in ("tasks", "variants"):
         return isinstance(new, list) and set(old) <= set(new)
-    return path.startswith("task_options.") and path.split(".")[1] not in stored["tasks"] and old is None
+    new_task = path.split(".")[1] not in stored["tasks"] if "." in path else False
+    return path.split(".")[0] in ("task_options", "task_sources") and new_task and old is None
 
 
 def _describe(path: str, old: object, new: object) -> str:

@@ -48,8 +48,9 @@ def versions() -> dict[str, str]:
 def checkpoint_identity(spec: StudyFile, task: str, variant: str, slot: int, params: dict) -> dict:
     """What a checkpoint belongs to: a leftover one of another study, protocol, slot or parameters is never resumed."""
     canonical = json.loads(json.dumps(spec.canonical(), sort_keys=True))
-    protocol = {k: v for k, v in canonical.items() if k not in EXTENSIBLE | {"task_options"}}
-    protocol["task_options"] = canonical["task_options"].get(task, {})
+    per_task = ("task_options", "task_sources")  # only this task's: adding a task keeps the others' checkpoints
+    protocol = {k: v for k, v in canonical.items() if k not in EXTENSIBLE.union(per_task)}
+    protocol |= {key: canonical.get(key, {}).get(task, {}) for key in per_task}
     digest = hashlib.sha256(json.dumps(protocol, sort_keys=True).encode()).hexdigest()[:16]
     return {"cell": cell_name(spec.name, task, variant), "slot": slot, "params": json.loads(json.dumps(params)), "protocol": digest}
 
