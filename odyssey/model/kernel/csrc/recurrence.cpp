@@ -271,4 +271,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("isas", &odyssey_kernel::isas, "the instruction sets this CPU can run, widest first");
   m.def("use_isa", &odyssey_kernel::use_isa, "choose the float kernels' instruction set (\"auto\": the widest)");
   m.def("set_team", &odyssey_kernel::set_team, "fix the team size (1 or 2) or let it be tuned (0); returns the old");
+  m.def("team_counts", [] { return odyssey_kernel::team_tuner().counts(); }, "tuned calls: by one, by two, by two on busy cores");
 }

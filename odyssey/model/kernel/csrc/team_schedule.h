@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <new>
 #include <vector>
@@ -22,6 +23,9 @@ namespace odyssey_kernel {
 
 // Below this many units per step a second thread costs more at the barrier than it saves.
 constexpr int64_t kTeamUnits = 64;
+
+// Members that start or finish further apart than this share of the call did not run side by side.
+constexpr double kApart = 0.2;
 
 // 0: the tuner sizes each team; 1 or 2: that many threads wherever torch allows (for tests).
 inline std::atomic<int> team_override{0};
@@ -63,7 +67,7 @@ struct Split {
 // the barrier it meets the others at.
 struct Member {
   int team, first, last;
-  SpinBarrier* barrier;
+  Barrier* barrier;
   void sync() const {
     if (team > 1) barrier->wait(team);
   }
@@ -123,7 +127,10 @@ void pack_rows(T* dst, int64_t K, int64_t N, int64_t k0, int64_t k1, int64_t wid
   }
 }
 
-// Runs body(member) on a team of the size the tuner picks for this shape, and reports the time.
+// Runs body(member) on a team of the size the tuner picks for this shape, and reports the time and
+// whether the team had the cores to itself: its barrier never had to sleep for long, and the
+// members started and finished together (split by rows they meet only once, so a member that lost
+// its core shows only as a late start or finish).
 template <class T, class Body>
 void on_team(bool backward, const Sequence<T>& s, const Halves& halves, const Body& body) {
   const int64_t H = s.L.H, B = s.batch;
@@ -131,14 +138,20 @@ void on_team(bool backward, const Sequence<T>& s, const Halves& halves, const Bo
   const int forced = team_override.load();
   const bool tuned = !forced && B * H >= kTeamUnits && halves.size(0) > 0 && at::get_num_threads() > 1;
   const int wanted = forced ? forced : (tuned ? team_tuner().choose(key) : 1);
-  SpinBarrier barrier;
-  std::atomic<int> used{1};
+  Barrier barrier;
+  int used = 1;
+  double began[2] = {0, 0}, ended[2] = {0, 0};  // each member's own, read after the team joined
   const auto start = std::chrono::steady_clock::now();
   run_team(wanted, [&](int rank, int team) {
-    if (rank == 0) used.store(team, std::memory_order_relaxed);
+    if (rank == 0) used = team;
+    began[rank] = elapsed_ns(start);
     body(team == 1 ? Member{1, 0, 2, &barrier} : Member{team, rank, rank + 1, &barrier});
+    ended[rank] = elapsed_ns(start);
   });
-  if (tuned) team_tuner().record(key, used.load(), elapsed_ns(start) / std::max<int64_t>(s.steps, 1));
+  if (!tuned) return;
+  const double wall = elapsed_ns(start);
+  const bool apart = used == 2 && (std::max(began[0], began[1]) > kApart * wall || std::abs(ended[0] - ended[1]) > kApart * wall);
+  team_tuner().record(key, used, wall / std::max<int64_t>(s.steps, 1), apart || contended(barrier.slept(), s.steps));
 }
 
 // The order of the blocks in a half's packed weights. Under FGR the block input z sees no fed-back
