@@ -9,10 +9,11 @@ which start timing together and time for the same window.
 Targets (issue 15): two processes at once each within 2.3x of one alone, and one process beside a
 CPU-bound loop within 1.2x of nn.LSTM's slowdown there.
 
-Each table is run twice: with OpenMP's default wait policy, under which torch's idle OpenMP threads
-spin for a while after every parallel region (on a machine it does not own, that spinning takes
-the cores the other threads need), and with OMP_WAIT_POLICY=PASSIVE, under which they sleep. The
-policy is read once, when torch loads, so it has to be in the environment before that.
+Each table is run under three OpenMP wait policies: the default, under which torch's idle OpenMP
+threads spin for a long while after every parallel region (on a machine it does not own, that
+spinning takes the cores the other threads need); OMP_WAIT_POLICY=PASSIVE, under which they sleep
+at once; and GOMP_SPINCOUNT=10000, a short spin and then sleep. libgomp reads them once, when
+torch loads, so they have to be in the environment before that.
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ from pathlib import Path
 
 MODELS = ("odyssey", "nn.LSTM")
 SETTINGS = ("alone", "beside a loop", "two at once")
-POLICIES = {"default": None, "passive": "PASSIVE"}  # OMP_WAIT_POLICY
+# How torch's idle OpenMP threads wait (libgomp, read once when torch loads): spinning for a long
+# while (the default), sleeping at once, or spinning briefly, then sleeping.
+POLICIES = {"default": {}, "passive": {"OMP_WAIT_POLICY": "PASSIVE"}, "short spin": {"GOMP_SPINCOUNT": "10000"}}
+POLICY_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 
 
 def worker(model: str, *, seconds: float, threads: int, steps: int, batch: int, inputs: int, hidden: int) -> None:
@@ -69,9 +73,9 @@ def spin() -> None:
         pass
 
 
-def setting(name: str, model: str, policy: str | None, args: argparse.Namespace) -> list[float]:
+def setting(name: str, model: str, policy: dict[str, str], args: argparse.Namespace) -> list[float]:
     """Runs one setting under one OpenMP wait policy; the ms per step of each timed process."""
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | ({"OMP_WAIT_POLICY": policy} if policy else {})
+    env = {k: v for k, v in os.environ.items() if k not in POLICY_VARIABLES} | policy
     me = [sys.executable, str(Path(__file__).resolve())]
     common = ["--seconds", str(args.seconds), "--threads", str(args.threads), "--steps", str(args.steps),
               "--batch", str(args.batch), "--inputs", str(args.inputs), "--hidden", str(args.hidden)]  # fmt: skip
@@ -101,7 +105,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--inputs", type=int, default=88)
     parser.add_argument("--hidden", type=int, default=115)
-    parser.add_argument("--policies", nargs="+", choices=list(POLICIES), default=list(POLICIES), help="OMP_WAIT_POLICY settings")
+    parser.add_argument("--policies", nargs="+", choices=list(POLICIES), default=list(POLICIES), help="OpenMP wait policies to run under")
     parser.add_argument("--quick", action="store_true", help="1 round of 2 s windows")
     parser.add_argument("--worker", choices=MODELS, help=argparse.SUPPRESS)
     parser.add_argument("--spin", action="store_true", help=argparse.SUPPRESS)
@@ -131,7 +135,7 @@ def report(policy: str, runs: dict[tuple[str, str], list[list[float]]]) -> None:
     """One policy's table; runs[setting, model] holds each round's per-process times."""
     median = statistics.median
     ms = {key: median(t for run in rounds for t in run) for key, rounds in runs.items()}
-    print(f"\nOMP_WAIT_POLICY: {policy}\n")
+    print(f"\nOpenMP wait policy: {policy} {' '.join(f'{k}={v}' for k, v in POLICIES[policy].items())}\n")
     print("| setting | nn.LSTM ms/step | slowdown | odyssey ms/step | slowdown | odyssey's slowdown / nn.LSTM's |")
     print("|---|---|---|---|---|---|")
     for name in SETTINGS:
