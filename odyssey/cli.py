@@ -157,6 +157,10 @@ def main() -> None:
     """The console entry point: errors a user can fix print as one line (ODYSSEY_DEBUG=1 shows the traceback)."""
     from odyssey.errors import USER_ERRORS, Interrupted
 
+    # torch's idle OpenMP threads otherwise spin after every parallel region, taking the cores that
+    # other work on the machine (another study, another job) needs: 10-100x slower steps measured
+    # (benchmarks/contention.py). libgomp reads this once, when torch loads: before any command does.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         app()
     except USER_ERRORS as err:

@@ -24,8 +24,10 @@ namespace odyssey_kernel {
 // Below this many units per step a second thread costs more at the barrier than it saves.
 constexpr int64_t kTeamUnits = 64;
 
-// Members that start or finish further apart than this share of the call did not run side by side.
-constexpr double kApart = 0.2;
+// Members that start or finish further apart than this share of the call, and than a scheduler's
+// time slice, did not run side by side (a sleeping OpenMP thread takes tens of microseconds to wake:
+// that alone must not bench the team on short sequences).
+constexpr double kApart = 0.2, kSliceNs = 1e6;
 
 // 0: the tuner sizes each team; 1 or 2: that many threads wherever torch allows (for tests).
 inline std::atomic<int> team_override{0};
@@ -150,7 +152,8 @@ void on_team(bool backward, const Sequence<T>& s, const Halves& halves, const Bo
   });
   if (!tuned) return;
   const double wall = elapsed_ns(start);
-  const bool apart = used == 2 && (std::max(began[0], began[1]) > kApart * wall || std::abs(ended[0] - ended[1]) > kApart * wall);
+  const double gap = std::max(std::max(began[0], began[1]), std::abs(ended[0] - ended[1]));
+  const bool apart = used == 2 && gap > std::max(kApart * wall, kSliceNs);
   team_tuner().record(key, used, wall / std::max<int64_t>(s.steps, 1), apart || contended(barrier.slept(), s.steps));
 }
 
