@@ -62,14 +62,15 @@ def run_study(study: Path, args: list[str], env: dict[str, str], where: Path) ->
     return seconds
 
 
-def trimmed(study: Path, share: float, where: Path) -> tuple[Path, int]:
-    """The study with `share` of its trials (at least one per cell), and its number of trials."""
+def trimmed(study: Path, share: float, where: Path) -> tuple[Path, str, int]:
+    """A copy of the study with `share` of its trials (at least one per cell): its path, the study's
+    name and its number of trials."""
     text = study.read_text()
     spec = tomllib.loads(text)
     per_cell = max(1, round(spec["trials"] * share))
-    out = where / study.name
+    out = where / f"{study.stem}-{per_cell}-per-cell.toml"
     out.write_text(text.replace(f"trials = {spec['trials']}", f"trials = {per_cell}", 1))
-    return out, per_cell * len(spec["tasks"]) * len(spec["variants"])
+    return out, spec["name"], per_cell * len(spec["tasks"]) * len(spec["variants"])
 
 
 def main() -> None:
@@ -90,7 +91,7 @@ def main() -> None:
         print("|---|---|---|---|---|---|")
         for study in studies:
             run_study(trimmed(study, 0.0, where)[0], [], env, where)  # a trial per cell: data and kernel built untimed
-            study, trials = trimmed(study, 1 / 3 if args.quick else 1.0, where)
+            study, name, trials = trimmed(study, 1 / 3 if args.quick else 1.0, where)
             seconds = {label: [] for label in SETTINGS}
             for _ in range(args.rounds):
                 for label, (extra, variables) in SETTINGS.items():
@@ -99,7 +100,7 @@ def main() -> None:
             first = statistics.median(next(iter(seconds.values())))
             for label, times in seconds.items():
                 wall = statistics.median(times)
-                print(f"| {study.stem} | {trials} | {label.format(cores=cores)} | {wall:.1f} | {trials / (wall * cores / 3600):.0f} | "
+                print(f"| {name} | {trials} | {label.format(cores=cores)} | {wall:.1f} | {trials / (wall * cores / 3600):.0f} | "
                       f"{first / wall:.2f}x |", flush=True)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from odyssey.study import estimate as estimate_module
 from odyssey.study.estimate import _Share, _trial_seconds, estimate, summary
 from odyssey.study.space import ParamRange
 from odyssey.study.studyfile import parse_study
@@ -37,14 +38,20 @@ def test_a_trial_costs_its_epochs_times_the_power_law_between_the_two_sizes():
     # Drawn log-uniformly over [4, 16], the mean of linear costs lies between the two ends, below their middle.
     patience, _ = _trial_seconds({4: 1.0, 16: 4.0}, study.space["hidden_size"], study)
     assert 4 * 1.0 < patience < 4 * 2.5
+    # The test split's one evaluation comes on top, on its own power law.
+    with_test = _trial_seconds({4: 1.0, 16: 4.0}, fixed, study, test={4: 0.5, 16: 0.5})
+    assert with_test == pytest.approx((8.0 + 0.5, 20.0 + 0.5))
 
 
-def test_a_share_of_the_batches_is_scaled_up_by_frames():
+def test_a_share_of_the_batches_is_timed_and_scaled_up_by_frames(monkeypatch):
     task = make_task("adding", length=12, train=40, validation=8, test=8)
     share = _Share(task, 0.25, batch_sizes=(4, 8))
+    clock = iter(range(100))
+    monkeypatch.setattr(estimate_module.time, "perf_counter", lambda: float(next(clock)))
     served = list(share.batches("train", 4))
     assert len(served) == 3  # a quarter of 10 batches, rounded up
-    assert share.total == 40 * 12 and share.served == 3 * 4 * 12
+    assert share.seconds["train"] == pytest.approx(1.0 * 40 / 12)  # one tick for 12 of 40 sequences
+    assert share.seconds["validation"] == share.seconds["test"] == 0.0
 
 
 def test_estimate_times_every_cell_and_projects_the_study():
@@ -52,7 +59,8 @@ def test_estimate_times_every_cell_and_projects_the_study():
     costs = estimate(study, epochs=1, share=0.5)
     assert [(c.task, c.variant) for c in costs] == study.cells()
     for cost in costs:
-        assert set(cost.epoch_seconds) == {4, 16} and all(0 < s < 60 for s in cost.epoch_seconds.values())
+        assert set(cost.epoch_seconds) == set(cost.test_seconds) == {4, 16}
+        assert all(0 < s < 60 for s in (*cost.epoch_seconds.values(), *cost.test_seconds.values()))
         assert 0 < cost.patience_seconds < cost.max_seconds  # 4 epochs against 10
     rows, lines = summary(study, costs, jobs=2)
     assert len(rows) == 2 and rows[0]["task"] == "adding"

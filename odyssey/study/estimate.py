@@ -2,8 +2,9 @@
 the largest hidden size of the study's space, projected over its trials.
 
 An epoch here is what a trial pays per epoch: training on the training split and evaluating the
-validation split, timed through `train()` itself on one torch thread (what each of `--jobs N`
-workers uses). Between the two hidden sizes the time per epoch follows the power law through the
+validation split (and, once per trial, the test split), timed through `train()` itself on one
+torch thread (what each of `--jobs N` workers uses); with `share` below 1, each split's pass is
+timed over that share of its batches and scaled up by frames. Between the two hidden sizes the time per epoch follows the power law through the
 two points, averaged over the hidden sizes the space draws. How many epochs a trial runs is not
 known before it runs, so the projection gives two assumptions: every trial runs to `max_epochs`
 (the most it can cost), and every trial improves for `patience` epochs and then stops after
@@ -32,39 +33,42 @@ class CellCost:
     task: str
     variant: str
     epoch_seconds: dict[int, float]  # hidden size -> seconds per epoch (training + validation)
+    test_seconds: dict[int, float]  # hidden size -> seconds of the one evaluation on the test split
     patience_seconds: float  # expected seconds of one trial, 2 x patience epochs
     max_seconds: float  # expected seconds of one trial, max_epochs
 
 
 class _Share:
     """A task that serves the first `share` of each split's batches (after shuffling, a random
-    share), counting the frames it served, so that a timed epoch can be scaled up by frames. The
+    share) and times each pass over a split, from its first batch until the trainer asks past the
+    last: what that split costs, batching included, scaled up by the frames it did not serve. The
     splits' sizes are counted when it is made, outside the timing."""
 
     def __init__(self, task, share: float, *, batch_sizes: tuple[int, int]) -> None:
         self._task, self._share = task, share
         train, evaluation = batch_sizes
-        self._sizes = {(split, size): [int(b.lengths.sum()) for b in task.batches(split, size)]
-                       for split, size in (("train", train), ("validation", evaluation), ("test", evaluation))}  # fmt: skip
-        self.served = self.total = 0
+        self._frames = {(split, size): [int(b.lengths.sum()) for b in task.batches(split, size)]
+                        for split, size in (("train", train), ("validation", evaluation), ("test", evaluation))}  # fmt: skip
+        self.seconds = {"train": 0.0, "validation": 0.0, "test": 0.0}  # per split, scaled to all of its frames
 
     def __getattr__(self, name):
         return getattr(self._task, name)
 
     def batches(self, split: str, batch_size: int, **kwargs) -> Iterator:
-        frames = self._sizes[split, batch_size]
-        self.total += sum(frames)
-        wanted = max(1, math.ceil(self._share * len(frames)))
+        frames = self._frames[split, batch_size]
+        wanted, served = max(1, math.ceil(self._share * len(frames))), 0
+        start = time.perf_counter()
         for count, batch in enumerate(self._task.batches(split, batch_size, **kwargs), 1):
-            self.served += int(batch.lengths.sum())
+            served += int(batch.lengths.sum())
             yield batch
             if count == wanted:
-                return
+                break
+        self.seconds[split] += (time.perf_counter() - start) * sum(frames) / max(served, 1)
 
 
-def epoch_seconds(task, variant: str, hidden: int, study: StudyFile, *, epochs: int, share: float) -> float:
-    """Seconds per epoch of one network, from `epochs` timed epochs (the test split's one evaluation
-    included) after an untimed batch of each split."""
+def epoch_seconds(task, variant: str, hidden: int, study: StudyFile, *, epochs: int, share: float) -> tuple[float, float]:
+    """Seconds per epoch (training and validation) of one network, from `epochs` timed epochs after
+    an untimed batch of each split, and the seconds of its one evaluation on the test split."""
     import torch
 
     from ..model.network import SequenceNetwork
@@ -79,15 +83,14 @@ def epoch_seconds(task, variant: str, hidden: int, study: StudyFile, *, epochs: 
     config = replace(study.training, max_epochs=epochs, patience=epochs, max_seconds=None)
     sizes = (config.batch_size, config.eval_batch_size)
     train(model, _Share(task, 0.0, batch_sizes=sizes), hparams, config=replace(config, max_epochs=1), seed=0)  # warms up
-    served = _Share(task, share, batch_sizes=sizes)
+    timed = _Share(task, share, batch_sizes=sizes)
     done = []
-    start = time.perf_counter()
     try:
-        train(model, served, hparams, config=config, seed=0, on_epoch=lambda epoch, *_: done.append(epoch))
-    except Diverged:  # the time of the epochs it ran still counts
-        pass
-    seconds = time.perf_counter() - start
-    return seconds / max(len(done), 1) * served.total / max(served.served, 1)
+        train(model, timed, hparams, config=config, seed=0, on_epoch=lambda epoch, *_: done.append(epoch))
+    except Diverged:  # the epochs it ran still count; the test split, never reached, costs what validation did
+        timed.seconds["test"] = timed.seconds["validation"] / max(len(done), 1)
+    epoch = (timed.seconds["train"] + timed.seconds["validation"]) / max(len(done), 1)
+    return epoch, timed.seconds["test"]
 
 
 def estimate(study: StudyFile, *, epochs: int = 1, share: float = 1.0, tasks: dict | None = None) -> list[CellCost]:
@@ -108,9 +111,9 @@ def estimate(study: StudyFile, *, epochs: int = 1, share: float = 1.0, tasks: di
         tasks = tasks if tasks is not None else build_tasks(study)
         costs = []
         for task_name, variant in study.cells():
-            seconds = {h: epoch_seconds(tasks[task_name], variant, h, study, epochs=epochs, share=share) for h in sizes}
-            trial = _trial_seconds(seconds, hidden, study)
-            costs.append(CellCost(task_name, variant, seconds, *trial))
+            timed = {h: epoch_seconds(tasks[task_name], variant, h, study, epochs=epochs, share=share) for h in sizes}
+            epoch, test = ({h: t[k] for h, t in timed.items()} for k in (0, 1))
+            costs.append(CellCost(task_name, variant, epoch, test, *_trial_seconds(epoch, hidden, study, test=test)))
         return costs
     finally:
         torch.set_num_threads(threads)
@@ -121,20 +124,27 @@ def _middle(r: ParamRange) -> float:
     return math.sqrt(r.low * r.high) if r.log else (r.low + r.high) / 2
 
 
-def _trial_seconds(seconds: dict[int, float], hidden: ParamRange, study: StudyFile) -> tuple[float, float]:
-    """Expected seconds of a trial under both assumptions, over the hidden sizes the space draws."""
+def _power_law(seconds: dict[int, float], drawn: np.ndarray) -> np.ndarray:
+    """The seconds at each drawn hidden size, on the power law through the two timed sizes."""
     (low, t_low), (high, t_high) = min(seconds.items()), max(seconds.items())
-    power = math.log(t_high / t_low) / math.log(high / low) if high > low else 0.0
+    power = math.log(t_high / t_low) / math.log(high / low) if high > low and t_low > 0 and t_high > 0 else 0.0
+    return t_low * (drawn / low) ** power
+
+
+def _trial_seconds(seconds: dict[int, float], hidden: ParamRange, study: StudyFile, *, test: dict[int, float] | None = None) -> tuple[float, float]:
+    """Expected seconds of a trial under both assumptions (its epochs, then the test split once),
+    over the hidden sizes the space draws."""
     rng = np.random.default_rng(0)
     drawn = np.array([hidden.draw(rng) for _ in range(DRAWS)], dtype=float)
-    per_epoch = t_low * (drawn / low) ** power
+    per_epoch = _power_law(seconds, drawn)
+    once = _power_law(test, drawn) if test else 0.0
     training = study.training
     expected = []
     for epochs in (min(2 * training.patience, training.max_epochs), training.max_epochs):
         run = epochs * np.ones_like(per_epoch)
         if training.max_seconds is not None:  # stops after the epoch that passes it
             run = np.minimum(run, np.ceil(training.max_seconds / per_epoch))
-        expected.append(float(np.mean(run * per_epoch)))
+        expected.append(float(np.mean(run * per_epoch + once)))
     return expected[0], expected[1]
 
 
