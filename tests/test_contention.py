@@ -2,6 +2,7 @@
 sequence (the tuner decides per call from what it measures) never changes a result, bit for bit,
 and a team that finds the cores busy stops being used (kernel/csrc/tuner.h, team.h)."""
 
+import os
 import subprocess
 import sys
 
@@ -52,8 +53,8 @@ def test_one_thread_and_two_give_the_same_bits(team, name, split, dtype):
 
 @pytest.fixture
 def busy_cores():
-    """Two CPU-bound processes: with them, the team's partner is descheduled now and then."""
-    loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    """A CPU-bound process per core: with them, the team's partner is descheduled now and then."""
+    loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
     yield
     for loop in loops:
         loop.kill()
