@@ -3,8 +3,10 @@ the largest hidden size of the study's space, projected over its trials.
 
 An epoch here is what a trial pays per epoch: training on the training split and evaluating the
 validation split (and, once per trial, the test split), timed through `train()` itself on one
-torch thread (what each of `--jobs N` workers uses); with `share` below 1, each split's pass is
-timed over that share of its batches and scaled up by frames. Between the two hidden sizes the time per epoch follows the power law through the
+torch thread (what each of `--jobs N` workers uses), with its checkpoint at each epoch's end; with
+`share` below 1, each split's pass is timed over that share of its batches and scaled up by
+frames. Not counted: what the study's storage costs per trial (claiming it, recording results and
+progress) and each worker's start (importing torch, loading the data). Between the two hidden sizes the time per epoch follows the power law through the
 two points, averaged over the hidden sizes the space draws. How many epochs a trial runs is not
 known before it runs, so the projection gives two assumptions: every trial runs to `max_epochs`
 (the most it can cost), and every trial improves for `patience` epochs and then stops after
@@ -15,9 +17,11 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -50,6 +54,7 @@ class _Share:
         self._frames = {(split, size): [int(b.lengths.sum()) for b in task.batches(split, size)]
                         for split, size in (("train", train), ("validation", evaluation), ("test", evaluation))}  # fmt: skip
         self.seconds = {"train": 0.0, "validation": 0.0, "test": 0.0}  # per split, scaled to all of its frames
+        self.timed = 0.0  # the passes' own seconds, unscaled
 
     def __getattr__(self, name):
         return getattr(self._task, name)
@@ -63,7 +68,9 @@ class _Share:
             yield batch
             if count == wanted:
                 break
-        self.seconds[split] += (time.perf_counter() - start) * sum(frames) / max(served, 1)
+        elapsed = time.perf_counter() - start
+        self.timed += elapsed
+        self.seconds[split] += elapsed * sum(frames) / max(served, 1)
 
 
 def epoch_seconds(task, variant: str, hidden: int, study: StudyFile, *, epochs: int, share: float) -> tuple[float, float]:
@@ -85,11 +92,15 @@ def epoch_seconds(task, variant: str, hidden: int, study: StudyFile, *, epochs: 
     train(model, _Share(task, 0.0, batch_sizes=sizes), hparams, config=replace(config, max_epochs=1), seed=0)  # warms up
     timed = _Share(task, share, batch_sizes=sizes)
     done = []
-    try:
-        train(model, timed, hparams, config=config, seed=0, on_epoch=lambda epoch, *_: done.append(epoch))
-    except Diverged:  # the epochs it ran still count; the test split, never reached, costs what validation did
-        timed.seconds["test"] = timed.seconds["validation"] / max(len(done), 1)
-    epoch = (timed.seconds["train"] + timed.seconds["validation"]) / max(len(done), 1)
+    with tempfile.TemporaryDirectory() as folder:  # each epoch ends with a checkpoint, as in a study
+        start = time.perf_counter()
+        try:
+            train(model, timed, hparams, config=config, seed=0, checkpoint_path=Path(folder) / "trial.pt",
+                  on_epoch=lambda epoch, *_: done.append(epoch))  # fmt: skip
+        except Diverged:  # the epochs it ran still count; the test split, never reached, costs what validation did
+            timed.seconds["test"] = timed.seconds["validation"] / max(len(done), 1)
+        between = time.perf_counter() - start - timed.timed  # checkpoints, the best model's copy: per epoch
+    epoch = (timed.seconds["train"] + timed.seconds["validation"] + max(between, 0.0)) / max(len(done), 1)
     return epoch, timed.seconds["test"]
 
 
@@ -164,7 +175,7 @@ def summary(study: StudyFile, costs: list[CellCost], *, jobs: int | None) -> tup
     cap = f", each capped at max_seconds = {training.max_seconds:g}" if training.max_seconds is not None else ""
     trials = study.trials * len(costs)
     lines = [
-        f"{trials:,} trials ({study.trials} per cell){cap}; timed on one torch thread",
+        f"{trials:,} trials ({study.trials} per cell){cap}; timed on one torch thread; storage writes and worker starts not included",
         f"if every trial stops after 2 x patience = {patience_epochs} epochs: {_span(hours[0])} CPU",
         f"if every trial runs max_epochs = {training.max_epochs}: {_span(hours[1])} CPU (the most it can cost)",
     ]
