@@ -10,7 +10,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <cmath>
 #include <cstdlib>
 #include <new>
 #include <vector>
@@ -23,11 +22,6 @@ namespace odyssey_kernel {
 
 // Below this many units per step a second thread costs more at the barrier than it saves.
 constexpr int64_t kTeamUnits = 64;
-
-// Members that start or finish further apart than this share of the call, and than a scheduler's
-// time slice, did not run side by side (a sleeping OpenMP thread takes tens of microseconds to wake:
-// that alone must not bench the team on short sequences).
-constexpr double kApart = 0.2, kSliceNs = 1e6;
 
 // 0: the tuner sizes each team; 1 or 2: that many threads wherever torch allows (for tests).
 inline std::atomic<int> team_override{0};
@@ -130,9 +124,9 @@ void pack_rows(T* dst, int64_t K, int64_t N, int64_t k0, int64_t k1, int64_t wid
 }
 
 // Runs body(member) on a team of the size the tuner picks for this shape, and reports the time and
-// whether the team had the cores to itself: its barrier never had to sleep for long, and the
-// members started and finished together (split by rows they meet only once, so a member that lost
-// its core shows only as a late start or finish).
+// whether its barrier found the partner missing. Split by rows the members meet only once, so a
+// member that loses its core only delays the end, by at most what it lost: there the measured cost
+// alone decides (a crowded team of two can still beat one thread doing both halves).
 template <class T, class Body>
 void on_team(bool backward, const Sequence<T>& s, const Halves& halves, const Body& body) {
   const int64_t H = s.L.H, B = s.batch;
@@ -141,20 +135,14 @@ void on_team(bool backward, const Sequence<T>& s, const Halves& halves, const Bo
   const bool tuned = !forced && B * H >= kTeamUnits && halves.size(0) > 0 && at::get_num_threads() > 1;
   const int wanted = forced ? forced : (tuned ? team_tuner().choose(key) : 1);
   Barrier barrier;
-  int used = 1;
-  double began[2] = {0, 0}, ended[2] = {0, 0};  // each member's own, read after the team joined
+  std::atomic<int> used{1};
   const auto start = std::chrono::steady_clock::now();
   run_team(wanted, [&](int rank, int team) {
-    if (rank == 0) used = team;
-    began[rank] = elapsed_ns(start);
+    if (rank == 0) used.store(team, std::memory_order_relaxed);
     body(team == 1 ? Member{1, 0, 2, &barrier} : Member{team, rank, rank + 1, &barrier});
-    ended[rank] = elapsed_ns(start);
   });
-  if (!tuned) return;
-  const double wall = elapsed_ns(start);
-  const double gap = std::max(std::max(began[0], began[1]), std::abs(ended[0] - ended[1]));
-  const bool apart = used == 2 && gap > std::max(kApart * wall, kSliceNs);
-  team_tuner().record(key, used, wall / std::max<int64_t>(s.steps, 1), apart || contended(barrier.slept(), s.steps));
+  if (tuned) team_tuner().record(key, used.load(), elapsed_ns(start) / std::max<int64_t>(s.steps, 1),
+                                 contended(barrier.slept(), s.steps));
 }
 
 // The order of the blocks in a half's packed weights. Under FGR the block input z sees no fed-back
