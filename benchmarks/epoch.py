@@ -5,7 +5,8 @@ alternated, medians of ratios.
     python benchmarks/epoch.py             # batch 1 (the paper's protocol) and 16, hidden 100
     python benchmarks/epoch.py --quick
 
-Batches come from the task as training does, grouped by length.
+Each epoch is odyssey's own training loop (odyssey.training.train.train_epoch) around each model:
+batches come from the task as training serves them, shuffled and grouped by length.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from timing import alternate
 
 from odyssey.model.network import SequenceNetwork
 from odyssey.tasks import make_task
+from odyssey.training.train import train_epoch
 
 
 class TorchNetwork(nn.Module):
@@ -50,16 +52,10 @@ def odyssey_network(task, hidden: int, variant: str, backend: str) -> SequenceNe
 
 
 def epoch(task, model: nn.Module, batch_size: int):
-    batches = list(task.batches("train", batch_size))  # grouped by length, as training serves them
+    """An epoch as training runs it (train_epoch: batching, shuffling, the loss, an SGD step per batch)."""
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, nesterov=True)
-
-    def run() -> None:
-        for batch in batches:
-            optimizer.zero_grad()
-            task.loss(model(batch.inputs, batch.lengths), batch).backward()
-            optimizer.step()
-
-    return run
+    generator = torch.Generator().manual_seed(0)
+    return lambda: train_epoch(model, task, optimizer, batch_size=batch_size, noise=0.0, generator=generator, epoch=1)
 
 
 def main() -> None:

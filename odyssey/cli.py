@@ -82,6 +82,24 @@ def prepare(
 
 
 @app.command()
+def estimate(
+    study: StudyArg,
+    jobs: Annotated[int | None, typer.Option(min=1, help="Also project the wall time with this many workers.")] = None,
+    epochs: Annotated[int, typer.Option(min=1, help="Timed epochs per (task, variant) and hidden size.")] = 1,
+    share: Annotated[float, typer.Option(min=0.0, max=1.0, help="Time this share of each epoch's batches and scale up by frames.")] = 1.0,
+) -> None:
+    """Project a study's CPU-hours (and with --jobs its wall time) from a few timed epochs per cell."""
+    from odyssey.console import print_lines, print_rows
+    from odyssey.study.estimate import estimate as estimate_study, summary
+    from odyssey.study.studyfile import load_study_file
+
+    spec = load_study_file(study)
+    rows, lines = summary(spec, estimate_study(spec, epochs=epochs, share=share), jobs=jobs)
+    print_rows(rows, title=f"{spec.name}: seconds per epoch and per trial (one torch thread)")
+    print_lines(lines, title="projection", limit=len(lines))
+
+
+@app.command()
 def status(
     study: Annotated[Path | None, typer.Argument(help="A study file; or give --storage.", show_default=False)] = None,
     storage: StorageOpt = None,
@@ -157,6 +175,10 @@ def main() -> None:
     from odyssey.errors import Interrupted, OdysseyError
     from odyssey.study.stopping import STOP
 
+    # torch's idle OpenMP threads otherwise spin after every parallel region, taking the cores that
+    # other work on the machine (another study, another job) needs: 10-100x slower steps measured
+    # (benchmarks/contention.py). libgomp reads this once, when torch loads: before any command does.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     STOP.install()  # from the first moment: a SIGTERM during start-up stops cleanly too
     try:
         app()

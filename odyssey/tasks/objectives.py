@@ -25,6 +25,11 @@ def _valid_frames(lengths: torch.Tensor, steps: int, device: torch.device) -> to
     return (torch.arange(steps).unsqueeze(1) < lengths.unsqueeze(0)).to(device, torch.float32)
 
 
+def _unpadded(batch: Batch, steps: int) -> bool:
+    """A single sequence of the batch's full length, as every batch of size 1 is: nothing to mask."""
+    return batch.lengths.shape[0] == 1 and int(batch.lengths[0]) == steps
+
+
 class FramewiseClassification:
     """One class per frame; frames whose target is IGNORE are neither trained on nor scored."""
 
@@ -63,10 +68,13 @@ class NextStepBinary:
     def collate(self, targets: list[np.ndarray]) -> tuple[torch.Tensor, None]:
         return pad_sequence([torch.from_numpy(t.astype(np.float32)) for t in targets]), None
 
-    def _frame_nll(self, outputs: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    def _frame_nll(self, outputs: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, torch.Tensor | float]:
         targets = batch.targets.to(outputs.device)
         nll = F.binary_cross_entropy_with_logits(outputs, targets, reduction="none").sum(-1)
-        mask = _valid_frames(batch.lengths, outputs.shape[0], outputs.device)
+        steps = outputs.shape[0]
+        if _unpadded(batch, steps):  # the same sums, without building a mask of ones (batch 1: every step)
+            return nll.sum(), float(steps)
+        mask = _valid_frames(batch.lengths, steps, outputs.device)
         return (nll * mask).sum(), mask.sum()
 
     def loss(self, outputs: torch.Tensor, batch: Batch) -> torch.Tensor:

@@ -58,6 +58,48 @@ def _noisy(batch: Batch, std: float, generator: torch.Generator) -> torch.Tensor
     return batch.inputs + std * noise  # padding is masked by the LSTM, so its noise never counts
 
 
+# Steps between looks at the running loss: each look reads a number out of a tensor, and a
+# non-finite loss only needs to stop the epoch soon, not at once (nothing is saved mid-epoch).
+FINITE_CHECK_STEPS = 32
+
+
+def train_epoch(
+    model: nn.Module,
+    task: Task,
+    optimizer: torch.optim.Optimizer,
+    *,
+    batch_size: int,
+    noise: float,
+    generator: torch.Generator,
+    epoch: int,
+    clip: float | None = None,
+) -> float:
+    """One pass over the training split, an optimizer step per batch (gradient norm clipped to `clip`); the mean training loss.
+
+    The losses add up in a float64 tensor (what summing `loss.item()` in Python computed, without a
+    read-out per step); a non-finite loss raises Diverged within FINITE_CHECK_STEPS steps."""
+    model.train()
+    total, batches = torch.zeros((), dtype=torch.float64), 0
+    for batch in task.batches("train", batch_size, shuffle=True, generator=generator):
+        optimizer.zero_grad(set_to_none=True)
+        loss = task.loss(model(_noisy(batch, noise, generator), batch.lengths), batch)
+        loss.backward()
+        if clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), clip)
+        optimizer.step()
+        total += loss.detach()
+        batches += 1
+        if batches % FINITE_CHECK_STEPS == 0:
+            _check_finite(total, epoch)
+    _check_finite(total, epoch)
+    return total.item() / max(batches, 1)
+
+
+def _check_finite(total: torch.Tensor, epoch: int) -> None:
+    if not math.isfinite(value := total.item()):
+        raise Diverged(f"training loss became {value} in epoch {epoch}")
+
+
 def _check_divergence(state: checkpoint.TrainingState, *, train_loss: float, metric: float, factor: float, name: str) -> None:
     """Non-finite, or `factor` times the first epoch's: bounded metrics (error rates) hide a blow-up the loss shows."""
     if state.first_loss is None:
@@ -94,21 +136,12 @@ def train(
     started = time.perf_counter() - state.seconds
     stopped = "max_epochs"
     while state.epoch < config.max_epochs:
-        model.train()
-        total, batches = 0.0, 0
-        for batch in task.batches("train", config.batch_size, shuffle=True, generator=generator):
-            optimizer.zero_grad(set_to_none=True)
-            loss = task.loss(model(_noisy(batch, hparams.input_noise, generator), batch.lengths), batch)
-            if not torch.isfinite(loss):
-                raise Diverged(f"training loss became {loss.item()} in epoch {state.epoch + 1}")
-            loss.backward()
-            if config.gradient_clip is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), config.gradient_clip)
-            optimizer.step()
-            total, batches = total + loss.item(), batches + 1
+        train_loss = train_epoch(
+            model, task, optimizer, batch_size=config.batch_size, noise=hparams.input_noise, generator=generator, epoch=state.epoch + 1, clip=config.gradient_clip
+        )
         metric = evaluate(model, task, "validation", batch_size=config.eval_batch_size)
         state.epoch += 1
-        _check_divergence(state, train_loss=total / max(batches, 1), metric=metric, factor=config.divergence_factor, name=task.metric_name)
+        _check_divergence(state, train_loss=train_loss, metric=metric, factor=config.divergence_factor, name=task.metric_name)
         if metric < state.best_metric:
             state.best_metric, state.best_epoch = metric, state.epoch
             state.best_state = copy.deepcopy(model.state_dict())

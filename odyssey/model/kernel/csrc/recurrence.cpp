@@ -336,4 +336,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("empty_cache", &odyssey_kernel::empty_cache, "free the idle pooled buffers; returns the bytes still pooled");
   m.def("pooled_bytes", &odyssey_kernel::pooled_bytes, "bytes the buffer pool holds, idle or in use");
   m.def("set_team", &odyssey_kernel::set_team, "fix the team size (1 or 2) or let it be tuned (0); returns the old");
+  m.def("team_counts", [] { return odyssey_kernel::team_tuner().counts(); }, "tuned calls: by one, by two, by two on busy cores");
 }

@@ -7,7 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
-#include <thread>
+#include <chrono>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -17,28 +17,41 @@
 
 namespace odyssey_kernel {
 
-// Spins while the partner is a few microseconds behind (the usual case: steps take microseconds),
-// and yields after that, so a descheduled partner on a busy machine gets its core back.
-class SpinBarrier {
+// Spins while the partner is a few microseconds behind (the usual case: a step takes tens of
+// microseconds and the halves finish close together), then sleeps in the kernel (a futex, through
+// C++20's atomic wait) until the last one arrives. A spinning thread whose partner has been
+// descheduled would burn the very core the partner needs, a whole time slice per step. Counts the
+// waits that had to sleep: the sign that the team does not have the cores to itself.
+class Barrier {
  public:
   void wait(int parties) {
     const int generation = generation_.load(std::memory_order_acquire);
     if (arrived_.fetch_add(1, std::memory_order_acq_rel) == parties - 1) {
       arrived_.store(0, std::memory_order_relaxed);
-      generation_.fetch_add(1, std::memory_order_release);
+      generation_.fetch_add(1, std::memory_order_seq_cst);
+      if (sleepers_.load(std::memory_order_seq_cst) > 0) generation_.notify_all();
       return;
     }
-    for (int spins = 0; generation_.load(std::memory_order_acquire) == generation; ++spins) {
-      if (spins < kSpins) {
-        pause();
-      } else {
-        std::this_thread::yield();
-      }
+    const auto deadline = std::chrono::steady_clock::now() + kSpin;
+    for (int spins = 1; generation_.load(std::memory_order_acquire) == generation; ++spins) {
+      pause();
+      if (spins % 64 != 0 || std::chrono::steady_clock::now() < deadline) continue;
+      slept_.fetch_add(1, std::memory_order_relaxed);
+      // Announced before the last look, so the releaser either sees a sleeper or is seen.
+      sleepers_.fetch_add(1, std::memory_order_seq_cst);
+      while (generation_.load(std::memory_order_seq_cst) == generation) generation_.wait(generation, std::memory_order_seq_cst);
+      sleepers_.fetch_sub(1, std::memory_order_relaxed);
+      return;
     }
   }
 
+  // How many waits slept so far.
+  int slept() const { return slept_.load(std::memory_order_relaxed); }
+
  private:
-  static constexpr int kSpins = 2000;
+  // About a step's worth at the sizes the team runs: longer than the halves' usual imbalance,
+  // far shorter than a scheduler's time slice (milliseconds).
+  static constexpr std::chrono::microseconds kSpin{30};
   static void pause() {
 #if defined(__x86_64__) || defined(_M_X64)
     _mm_pause();
@@ -46,6 +59,8 @@ class SpinBarrier {
   }
   std::atomic<int> arrived_{0};
   std::atomic<int> generation_{0};
+  std::atomic<int> sleepers_{0};
+  std::atomic<int> slept_{0};
 };
 
 // Calls body(rank, team) on each of `team` threads at once: up to `wanted`, fewer when OpenMP

@@ -63,7 +63,7 @@ struct Split {
 // the barrier it meets the others at.
 struct Member {
   int team, first, last;
-  SpinBarrier* barrier;
+  Barrier* barrier;
   void sync() const {
     if (team > 1) barrier->wait(team);
   }
@@ -123,7 +123,10 @@ void pack_rows(T* dst, int64_t K, int64_t N, int64_t k0, int64_t k1, int64_t wid
   }
 }
 
-// Runs body(member) on a team of the size the tuner picks for this shape, and reports the time.
+// Runs body(member) on a team of the size the tuner picks for this shape, and reports the time and
+// whether its barrier found the partner missing. Split by rows the members meet only once, so a
+// member that loses its core only delays the end, by at most what it lost: there the measured cost
+// alone decides (a crowded team of two can still beat one thread doing both halves).
 template <class T, class Body>
 void on_team(bool backward, const Sequence<T>& s, const Halves& halves, const Body& body) {
   const int64_t H = s.L.H, B = s.batch;
@@ -131,14 +134,15 @@ void on_team(bool backward, const Sequence<T>& s, const Halves& halves, const Bo
   const int forced = team_override.load();
   const bool tuned = !forced && B * H >= kTeamUnits && halves.size(0) > 0 && at::get_num_threads() > 1;
   const int wanted = forced ? forced : (tuned ? team_tuner().choose(key) : 1);
-  SpinBarrier barrier;
+  Barrier barrier;
   std::atomic<int> used{1};
   const auto start = std::chrono::steady_clock::now();
   run_team(wanted, [&](int rank, int team) {
     if (rank == 0) used.store(team, std::memory_order_relaxed);
     body(team == 1 ? Member{1, 0, 2, &barrier} : Member{team, rank, rank + 1, &barrier});
   });
-  if (tuned) team_tuner().record(key, used.load(), elapsed_ns(start) / std::max<int64_t>(s.steps, 1));
+  if (tuned) team_tuner().record(key, used.load(), elapsed_ns(start) / std::max<int64_t>(s.steps, 1),
+                                 contended(barrier.slept(), s.steps));
 }
 
 // The order of the blocks in a half's packed weights. Under FGR the block input z sees no fed-back

@@ -1,9 +1,12 @@
 // Whether a second thread pays off depends on the machine's load as much as on the shape: on a
 // busy machine a descheduled partner stalls every barrier and one thread alone is faster. So each
 // shape keeps the recent cost per step of both choices and takes the cheaper, re-checking the other
-// now and then (less and less often while it keeps losing). The choice never changes results: a
-// team of one walks the same parts (halves of the units, cut at vector-width boundaries, or of the
-// rows) one after the other, so every number is computed by the same code in the same order.
+// now and then (less and less often while it keeps losing). A team call that found its partner
+// missing (its barrier had to sleep: team.h) does not count as a cost at all: it says the cores are
+// not free, and the team sits out a number of calls that doubles while that keeps happening. The
+// choice never changes results: a team of one walks the same parts (halves of the units, cut at
+// vector-width boundaries, or of the rows) one after the other, so every number is computed by the
+// same code in the same order.
 #pragma once
 
 #include <algorithm>
@@ -12,8 +15,13 @@
 #include <map>
 #include <mutex>
 #include <tuple>
+#include <vector>
 
 namespace odyssey_kernel {
+
+// A team whose barrier slept at more than one step in 16 (or at more than two at all, on short
+// sequences) ran beside something else: one preemption now and then is noise, a pattern is not.
+inline bool contended(int64_t slept, int64_t steps) { return slept > std::max<int64_t>(2, steps / 16); }
 
 class TeamTuner {
  public:
@@ -24,6 +32,7 @@ class TeamTuner {
     std::lock_guard<std::mutex> lock(mutex_);
     Costs& c = costs_[key];
     ++c.calls;
+    if (c.calls < c.benched_until) return 1;
     if (c.ns[1] == 0) return 2;
     if (c.ns[0] == 0) return 1;
     const int best = c.ns[1] <= c.ns[0] ? 2 : 1;
@@ -32,9 +41,17 @@ class TeamTuner {
     return 3 - best;
   }
 
-  void record(const Key& key, int team, double ns_per_step) {
+  void record(const Key& key, int team, double ns_per_step, bool crowded) {
     std::lock_guard<std::mutex> lock(mutex_);
     Costs& c = costs_[key];
+    ++counts_[team == 2 ? (crowded ? 2 : 1) : 0];
+    if (team == 2 && crowded) {  // not the team's cost on free cores: sit out, longer each time
+      c.bench = std::clamp<int64_t>(c.bench * 2, kFirstCheck, kLastCheck);
+      c.benched_until = c.calls + c.bench;
+      c.checking = false;
+      return;
+    }
+    if (team == 2) c.bench = 0;
     double& cost = c.ns[team == 2];
     cost = cost == 0 ? ns_per_step : 0.7 * cost + 0.3 * ns_per_step;
     if (c.checking) {  // the other choice won: it is the choice now; it lost: look less often
@@ -55,10 +72,19 @@ class TeamTuner {
   struct Costs {
     double ns[2] = {0, 0};  // one thread, two threads
     int64_t calls = 0, interval = kFirstCheck, next_check = kFirstCheck;
+    int64_t bench = 0, benched_until = 0;  // calls the team sits out after finding the cores busy
     bool checking = false;
   };
   std::mutex mutex_;
   std::map<Key, Costs> costs_;
+  int64_t counts_[3] = {0, 0, 0};
+
+ public:
+  // Tuned calls so far: run by one thread, by two on free cores, by two that found them busy.
+  std::vector<int64_t> counts() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return {counts_[0], counts_[1], counts_[2]};
+  }
 };
 
 inline TeamTuner& team_tuner() {

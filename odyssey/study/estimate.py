@@ -1,0 +1,197 @@
+"""What a study will cost before it runs: a few timed epochs per (task, variant) at the smallest and
+the largest hidden size of the study's space, projected over its trials.
+
+An epoch here is what a trial pays per epoch: training on the training split and evaluating the
+validation split (and, once per trial, the test split), timed through `train()` itself on one
+torch thread (what each of `--jobs N` workers uses), with its checkpoint at each epoch's end; with
+`share` below 1, each split's pass is timed over that share of its batches and scaled up by
+frames. Not counted: what the study's storage costs per trial (claiming it, recording results and
+progress) and each worker's start (importing torch, loading the data). Between the two hidden sizes the time per epoch follows the power law through the
+two points, averaged over the hidden sizes the space draws. How many epochs a trial runs is not
+known before it runs, so the projection gives two assumptions: every trial runs to `max_epochs`
+(the most it can cost), and every trial improves for `patience` epochs and then stops after
+`patience` more (2 x patience, at most max_epochs). `max_seconds` caps both.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError
+from .space import ParamRange
+from .studyfile import StudyFile
+
+DRAWS = 2000  # hidden sizes drawn from the space to average the cost per epoch over
+
+
+@dataclass(frozen=True)
+class CellCost:
+    task: str
+    variant: str
+    epoch_seconds: dict[int, float]  # hidden size -> seconds per epoch (training + validation)
+    test_seconds: dict[int, float]  # hidden size -> seconds of the one evaluation on the test split
+    patience_seconds: float  # expected seconds of one trial, 2 x patience epochs
+    max_seconds: float  # expected seconds of one trial, max_epochs
+
+
+class _Share:
+    """A task that serves the first `share` of each split's batches (after shuffling, a random
+    share) and times each pass over a split, from its first batch until the trainer asks past the
+    last: what that split costs, batching included, scaled up by the frames it did not serve. The
+    splits' sizes are counted when it is made, outside the timing."""
+
+    def __init__(self, task, share: float, *, batch_sizes: tuple[int, int]) -> None:
+        self._task, self._share = task, share
+        train, evaluation = batch_sizes
+        self._frames = {(split, size): [int(b.lengths.sum()) for b in task.batches(split, size)]
+                        for split, size in (("train", train), ("validation", evaluation), ("test", evaluation))}  # fmt: skip
+        self.seconds = {"train": 0.0, "validation": 0.0, "test": 0.0}  # per split, scaled to all of its frames
+        self.timed = 0.0  # the passes' own seconds, unscaled
+
+    def __getattr__(self, name):
+        return getattr(self._task, name)
+
+    def batches(self, split: str, batch_size: int, **kwargs) -> Iterator:
+        frames = self._frames[split, batch_size]
+        wanted, served = max(1, math.ceil(self._share * len(frames))), 0
+        start = time.perf_counter()
+        for count, batch in enumerate(self._task.batches(split, batch_size, **kwargs), 1):
+            served += int(batch.lengths.sum())
+            yield batch
+            if count == wanted:
+                break
+        elapsed = time.perf_counter() - start
+        self.timed += elapsed
+        self.seconds[split] += elapsed * sum(frames) / max(served, 1)
+
+
+def epoch_seconds(task, variant: str, hidden: int, study: StudyFile, *, epochs: int, share: float) -> tuple[float, float]:
+    """Seconds per epoch (training and validation) of one network, from `epochs` timed epochs after
+    an untimed batch of each split, and the seconds of its one evaluation on the test split."""
+    import torch
+
+    from ..model.network import SequenceNetwork
+    from ..training.config import Hyperparameters
+    from ..training.train import Diverged, train
+
+    torch.manual_seed(0)
+    model = SequenceNetwork(input_size=task.input_size, hidden_size=hidden, output_size=task.output_size,
+                            variant=variant, bidirectional=task.bidirectional, forget_bias=study.training.forget_bias)  # fmt: skip
+    params = {name: _middle(r) for name, r in study.space.items()} | {"hidden_size": hidden}
+    hparams = Hyperparameters.from_params(params)
+    config = replace(study.training, max_epochs=epochs, patience=epochs, max_seconds=None)
+    sizes = (config.batch_size, config.eval_batch_size)
+    train(model, _Share(task, 0.0, batch_sizes=sizes), hparams, config=replace(config, max_epochs=1), seed=0)  # warms up
+    timed = _Share(task, share, batch_sizes=sizes)
+    done = []
+    with tempfile.TemporaryDirectory() as folder:  # each epoch ends with a checkpoint, as in a study
+        start = time.perf_counter()
+        try:
+            train(model, timed, hparams, config=config, seed=0, checkpoint_path=Path(folder) / "trial.pt",
+                  on_epoch=lambda epoch, *_: done.append(epoch))  # fmt: skip
+        except Diverged:  # the epochs it ran still count; the test split, never reached, costs what validation did
+            timed.seconds["test"] = timed.seconds["validation"] / max(len(done), 1)
+        between = time.perf_counter() - start - timed.timed  # checkpoints, the best model's copy: per epoch
+    epoch = (timed.seconds["train"] + timed.seconds["validation"] + max(between, 0.0)) / max(len(done), 1)
+    return epoch, timed.seconds["test"]
+
+
+def estimate(study: StudyFile, *, epochs: int = 1, share: float = 1.0, tasks: dict | None = None) -> list[CellCost]:
+    """Times every (task, variant) of the study at the space's smallest and largest hidden size."""
+    import torch
+
+    from .worker import build_tasks
+
+    if epochs < 1:
+        raise ConfigError(f"--epochs must be at least 1, got {epochs}")
+    if not 0 < share <= 1:
+        raise ConfigError(f"--share must be in (0, 1], got {share}")
+    hidden = study.space["hidden_size"]
+    sizes = sorted({int(hidden.low), int(hidden.high)})
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        tasks = tasks if tasks is not None else build_tasks(study)
+        costs = []
+        for task_name, variant in study.cells():
+            timed = {h: epoch_seconds(tasks[task_name], variant, h, study, epochs=epochs, share=share) for h in sizes}
+            epoch, test = ({h: t[k] for h, t in timed.items()} for k in (0, 1))
+            costs.append(CellCost(task_name, variant, epoch, test, *_trial_seconds(epoch, hidden, study, test=test)))
+        return costs
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _middle(r: ParamRange) -> float:
+    """A typical value of a range: its geometric middle on a log scale, else its middle."""
+    return math.sqrt(r.low * r.high) if r.log else (r.low + r.high) / 2
+
+
+def _power_law(seconds: dict[int, float], drawn: np.ndarray) -> np.ndarray:
+    """The seconds at each drawn hidden size, on the power law through the two timed sizes."""
+    (low, t_low), (high, t_high) = min(seconds.items()), max(seconds.items())
+    power = math.log(t_high / t_low) / math.log(high / low) if high > low and t_low > 0 and t_high > 0 else 0.0
+    return t_low * (drawn / low) ** power
+
+
+def _trial_seconds(seconds: dict[int, float], hidden: ParamRange, study: StudyFile, *, test: dict[int, float] | None = None) -> tuple[float, float]:
+    """Expected seconds of a trial under both assumptions (its epochs, then the test split once),
+    over the hidden sizes the space draws."""
+    rng = np.random.default_rng(0)
+    drawn = np.array([hidden.draw(rng) for _ in range(DRAWS)], dtype=float)
+    per_epoch = _power_law(seconds, drawn)
+    once = _power_law(test, drawn) if test else 0.0
+    training = study.training
+    expected = []
+    for epochs in (min(2 * training.patience, training.max_epochs), training.max_epochs):
+        run = epochs * np.ones_like(per_epoch)
+        if training.max_seconds is not None:  # stops after the epoch that passes it
+            run = np.minimum(run, np.ceil(training.max_seconds / per_epoch))
+        expected.append(float(np.mean(run * per_epoch + once)))
+    return expected[0], expected[1]
+
+
+def summary(study: StudyFile, costs: list[CellCost], *, jobs: int | None) -> tuple[list[dict[str, object]], list[str]]:
+    """A row per cell and the closing lines: the study's CPU-hours under each assumption and, with
+    `jobs`, its wall time on this machine."""
+    training = study.training
+    patience_epochs = min(2 * training.patience, training.max_epochs)
+    rows = []
+    for cost in costs:
+        row = {"task": cost.task, "variant": cost.variant}
+        row |= {f"s/epoch H={h}": s for h, s in cost.epoch_seconds.items()}
+        row |= {f"s/trial ({patience_epochs} ep.)": cost.patience_seconds, f"s/trial ({training.max_epochs} ep.)": cost.max_seconds,
+                f"CPU-h ({patience_epochs} ep.)": study.trials * cost.patience_seconds / 3600}  # fmt: skip
+        rows.append(row)
+    hours = [study.trials * sum(getattr(c, f) for c in costs) / 3600 for f in ("patience_seconds", "max_seconds")]
+    cap = f", each capped at max_seconds = {training.max_seconds:g}" if training.max_seconds is not None else ""
+    trials = study.trials * len(costs)
+    lines = [
+        f"{trials:,} trials ({study.trials} per cell){cap}; timed on one torch thread; storage writes and worker starts not included",
+        f"if every trial stops after 2 x patience = {patience_epochs} epochs: {_span(hours[0])} CPU",
+        f"if every trial runs max_epochs = {training.max_epochs}: {_span(hours[1])} CPU (the most it can cost)",
+    ]
+    if jobs is not None:
+        cores = os.cpu_count() or 1
+        used = min(jobs, cores)
+        note = f" ({jobs} jobs on {cores} cores: no faster than {cores})" if jobs > cores else ""
+        lines.append(f"with --jobs {jobs}{note}: {_span(hours[0] / used)} to {_span(hours[1] / used)} of wall time")
+    return rows, lines
+
+
+def _span(hours: float) -> str:
+    if hours < 1 / 60:
+        return f"{hours * 3600:.0f} seconds"
+    if hours < 1:
+        return f"{hours * 60:.1f} minutes"
+    if hours < 48:
+        return f"{hours:.1f} hours"
+    return f"{hours:.0f} hours ({hours / 24:.1f} days)"
