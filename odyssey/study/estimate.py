@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
-from .space import ParamRange
+from .space import Choice, Param, ParamRange
 from .studyfile import StudyFile
 
 DRAWS = 2000  # hidden sizes drawn from the space to average the cost per epoch over
@@ -79,15 +79,16 @@ def epoch_seconds(task, variant: str, hidden: int, study: StudyFile, *, epochs: 
     import torch
 
     from ..model.network import SequenceNetwork
-    from ..training.config import Hyperparameters
     from ..training.train import Diverged, train
+    from .space import applies, trial_settings
 
+    values = {name: _typical(r) for name, r in study.space.items()} | {"hidden_size": hidden}
+    hparams, config = trial_settings(study.training, {k: v for k, v in values.items() if applies(k, values)})  # as a trial would
     torch.manual_seed(0)
-    model = SequenceNetwork(input_size=task.input_size, hidden_size=hidden, output_size=task.output_size,
-                            variant=variant, bidirectional=task.bidirectional, forget_bias=study.training.forget_bias)  # fmt: skip
-    params = {name: _middle(r) for name, r in study.space.items()} | {"hidden_size": hidden}
-    hparams = Hyperparameters.from_params(params)
-    config = replace(study.training, max_epochs=epochs, patience=epochs, max_seconds=None)
+    model = SequenceNetwork(input_size=task.input_size, hidden_size=hidden, output_size=task.output_size, variant=variant,
+                            bidirectional=task.bidirectional, forget_bias=config.forget_bias, num_layers=config.num_layers,
+                            dropout=config.dropout, readout=getattr(task, "readout", "frames"))  # fmt: skip
+    config = replace(config, max_epochs=epochs, patience=epochs, max_seconds=None)
     sizes = (config.batch_size, config.eval_batch_size)
     train(model, _Share(task, 0.0, batch_sizes=sizes), hparams, config=replace(config, max_epochs=1), seed=0)  # warms up
     timed = _Share(task, share, batch_sizes=sizes)
@@ -130,9 +131,12 @@ def estimate(study: StudyFile, *, epochs: int = 1, share: float = 1.0, tasks: di
         torch.set_num_threads(threads)
 
 
-def _middle(r: ParamRange) -> float:
-    """A typical value of a range: its geometric middle on a log scale, else its middle."""
-    return math.sqrt(r.low * r.high) if r.log else (r.low + r.high) / 2
+def _typical(r: Param) -> object:
+    """A typical value: a range's geometric middle on a log scale, else its middle (whole for integers); a choice's first."""
+    if isinstance(r, Choice):
+        return r.choices[0]
+    middle = math.sqrt(r.low * r.high) if r.log else (r.low + r.high) / 2
+    return round(middle) if r.integer else middle
 
 
 def _power_law(seconds: dict[int, float], drawn: np.ndarray) -> np.ndarray:
