@@ -23,8 +23,9 @@ PREPARED = "sqlite:///{tmp}/prepared.db"
         (["run", "{study}", "--storage", "sqlite:///{tmp}/no/such/folder/x.db"], "the folder {tmp}/no/such/folder does not exist"),
         (["prepare", "{typo}", "--storage", PREPARED], "task 'vowels' has no option 'lenght'"),
         (["status", "--storage", "sqlite:///{tmp}/plain.db"], "no odyssey study in this storage; it holds: plain"),
+        (["report", "--storage", "sqlite:///{tmp}/plain.db"], "the storage holds no odyssey study (for plain Optuna studies, use `odyssey importance`)"),
     ],
-    ids=["study-file", "no-storage", "password", "postgresql-driver", "missing-folder", "prepare-typo", "plain-optuna"],
+    ids=["study-file", "no-storage", "password", "postgresql-driver", "missing-folder", "prepare-typo", "plain-optuna", "report-plain-optuna"],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, expected, cache):
     import optuna
@@ -120,3 +121,41 @@ def test_a_stop_that_python_could_not_raise_still_stops_at_the_next_epoch(tmp_pa
     first = optuna.load_study(study_name="tiny/vowels/V", storage=url).trials
     assert [t.state.name for t in first] == ["FAIL", "WAITING"] and first[0].user_attrs["interrupted"]
 
+
+
+BROKEN_TASK = """
+from odyssey.tasks import make_task
+
+
+def make(*, seed):
+    task = make_task("adding", seed=seed, length=5, train=8, validation=4, test=4)
+
+    def loss(outputs, batch):
+        raise ZeroDivisionError("in the loss")
+
+    task.loss = loss
+    return task
+"""
+
+
+def test_a_worker_that_hits_a_bug_says_where_its_whole_traceback_is(tmp_path, cache):
+    (tmp_path / "brokentask.py").write_text(BROKEN_TASK)
+    study = tmp_path / "broken.toml"
+    study.write_text('name = "broken"\ntasks = ["broken"]\nvariants = ["V", "NP"]\ntrials = 1\nretries = 0\n'
+                     '[training]\nmax_epochs = 1\n[task_options.broken]\nsource = "brokentask:make"\n')  # fmt: skip
+    result = cli("run", str(study), "--jobs", "2", cwd=tmp_path, check=False)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and "stopped on a bug in odyssey: ZeroDivisionError: in the loss" in lines[0], result.stderr
+    log = tmp_path / "results" / "broken" / "logs" / lines[0].split("results/broken/logs/")[1].split(")")[0]
+    assert "Traceback (most recent call last)" in log.read_text() and "in loss" in log.read_text()
+
+
+def test_the_kernel_is_built_before_any_trial_starts(tmp_path, cache, monkeypatch):
+    from odyssey.study import runner
+    from odyssey.study.studyfile import load_study_file
+
+    order = []
+    monkeypatch.setattr(runner, "build_kernel", lambda: order.append("kernel"))
+    monkeypatch.setattr(runner, "_run_here", lambda *args: order.append("trials"))
+    runner.run(load_study_file(write_study(tmp_path, trials=1)), storage_url=f"sqlite:///{tmp_path}/k.db", progress=False)
+    assert order == ["kernel", "trials"]  # so no trial's seconds include a compile, and its line shows before the live table
