@@ -172,7 +172,7 @@ def report(
 def main() -> None:
     """The console entry point: what the user can fix prints as one line (exit 2; a stop: 130); anything
     else is a bug in odyssey: a short traceback and the file holding the whole (ODYSSEY_DEBUG=1: all of it)."""
-    from odyssey.errors import Interrupted, OdysseyError
+    from odyssey.errors import Interrupted, OdysseyError, first_line
     from odyssey.study.stopping import STOP
 
     # torch's idle OpenMP threads otherwise spin after every parallel region, taking the cores that
@@ -188,7 +188,7 @@ def main() -> None:
     except OdysseyError as err:
         if os.environ.get("ODYSSEY_DEBUG"):
             raise
-        print(f"error: {str(err).splitlines()[0] if str(err) else type(err).__name__}", file=sys.stderr)
+        print(f"error: {first_line(err)}", file=sys.stderr)
         raise SystemExit(130 if isinstance(err, Interrupted) else 2) from None
     except Exception as err:  # noqa: BLE001 - a bug: say where it happened
         if os.environ.get("ODYSSEY_DEBUG"):

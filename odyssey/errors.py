@@ -25,4 +25,6 @@ class WorkerFailed(OdysseyError):
     """A worker process stopped; finished trials are kept."""
 
 
-USER_ERRORS = (OdysseyError,)
+def first_line(err: BaseException) -> str:
+    """What a one-line message shows of an error: its first line, or its type when it says nothing."""
+    return str(err).splitlines()[0] if str(err) else type(err).__name__

@@ -26,7 +26,7 @@ import warnings
 import pytest
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pack_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import pack_sequence, pad_packed_sequence
 
 from odyssey import LSTM
 from odyssey.model.kernel import build, dispatch

@@ -8,7 +8,6 @@ import re
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,6 @@ from odyssey.errors import ConfigError, DataError
 from odyssey.model.network import SequenceNetwork
 from odyssey.study.studyfile import StudyFileError, load_study_file
 from odyssey.tasks import make_task
-from odyssey.tasks.base import Batch
 
 ROOT = Path(__file__).parents[1]
 FULL = os.environ.get("ODYSSEY_FULL_TESTS") == "1"

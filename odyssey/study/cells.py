@@ -26,8 +26,6 @@ from .studyfile import StudyFile
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 # fail_stale_trials and the retry attributes are "experimental" in Optuna 5, and say so on every call.
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-# odyssey drives trials with ask/tell and records heartbeats itself (queue.Heartbeat, queue.claim).
-warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
 
 QUEUED = "odyssey_queued"  # study system attr: the slots queued so far, set once they all are
 CREATOR_WAIT_SECONDS = 10  # how long a cell's queue may stand still before another process completes it

@@ -14,7 +14,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from ..errors import Interrupted, OdysseyError, WorkerFailed
+from ..errors import Interrupted, OdysseyError, WorkerFailed, first_line
 from . import queue
 from .cells import cell_name, default_checkpoint_dir, open_study_storage, prepare
 from .status import status_rows, watch
@@ -83,7 +83,7 @@ def _worker_process(spec: StudyFile, url: str, checkpoint_dir: Path, worker: int
     except KeyboardInterrupt:
         pass
     except OdysseyError as err:
-        errors.put(f"worker {worker}: {str(err).splitlines()[0] if str(err) else type(err).__name__}")
+        errors.put(f"worker {worker}: {first_line(err)}")
         raise SystemExit(2) from None
     except Exception as err:  # noqa: BLE001 - a bug: the parent says where its traceback is
         log.parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ import time
 import warnings
 from pathlib import Path
 
-from ..errors import OdysseyError
+from ..errors import OdysseyError, first_line
 
 HEARTBEAT_SECONDS = 10
 GRACE_SECONDS = 60
@@ -113,9 +113,9 @@ def open_storage(url: str, *, must_exist: bool = False, create_folder: bool = Fa
                 )
         except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, OSError) as err:
             if not _lost_creation_race(err):
-                raise StorageError(f"{mask_url(url)}: cannot open storage ({mask_url(_first_line(err))})") from None
+                raise StorageError(f"{mask_url(url)}: cannot open storage ({mask_url(first_line(err))})") from None
             if attempt == CREATION_ATTEMPTS - 1:
-                raise StorageError(f"{mask_url(url)}: cannot create the schema ({_first_line(err)})") from None
+                raise StorageError(f"{mask_url(url)}: cannot create the schema ({first_line(err)})") from None
             time.sleep(random.uniform(0.2, 1.0))
     raise AssertionError("unreachable")
 
@@ -126,10 +126,6 @@ def _lost_creation_race(err: Exception) -> bool:
     if isinstance(err, (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError)):
         return True
     return isinstance(err, sqlalchemy.exc.OperationalError) and "already exists" in str(err)
-
-
-def _first_line(err: Exception) -> str:
-    return str(err).splitlines()[0] if str(err) else type(err).__name__
 
 
 def study_names(storage) -> list[str]:
