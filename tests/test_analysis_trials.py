@@ -42,6 +42,16 @@ def test_cells_count_slots_not_retries_and_keep_states():
     assert math.isnan(trials.frame.loc[trials.frame.state == "RUNNING", "value"].iloc[0])
 
 
+def test_a_task_whose_first_cell_has_no_trials_yet_still_names_its_metric():
+    storage = optuna.storages.InMemoryStorage()
+    for variant in ("CIFG", "V", "NP"):  # CIFG sorts first and has nothing finished
+        study = optuna.create_study(storage=storage, study_name=f"s/speech/{variant}")
+        study.set_user_attr("odyssey_study", "s")
+        if variant == "V":
+            _add(study, TrialState.COMPLETE, test_metric=0.4, metric="frame_error")
+    assert load_odyssey_trials(storage, "s").metrics == {"speech": "frame_error"}
+
+
 @pytest.mark.parametrize(
     ("distribution", "low", "high", "label"),
     [

@@ -116,6 +116,18 @@ def test_claims_fail_or_cannot_be_checked_with_the_reason():
     assert refused[refused["claim"].str.contains("learning rate")]["evidence"].iloc[0].startswith("fANOVA needs")
 
 
+def test_a_variant_better_than_vanilla_fails_the_headline_claim_by_name():
+    claim = "no variant is significantly better than V"
+    better = check_claims(variant_tests(_cells({"V": (0, 200), "NP": (-0.05, 200), "CIFG": (0, 200)})), {}).set_index("claim")
+    assert better.loc[claim, "verdict"] == FAILS
+    assert better.loc[claim, "evidence"].startswith("significantly better than V: NP (-0.05") and "CIFG" not in better.loc[claim, "evidence"]
+    same = check_claims(variant_tests(_cells({"V": (0, 200), "NP": (0.05, 200), "CIFG": (0, 10)})), {}).set_index("claim")
+    assert same.loc[claim, "verdict"] == HOLDS
+    assert same.loc[claim, "evidence"].startswith("1 variant tested (1 could not be)"), same.loc[claim, "evidence"]
+    alone = check_claims(variant_tests(_cells({"V": (0, 40)})), {}).set_index("claim")
+    assert alone.loc[claim, "verdict"] == UNCHECKED
+
+
 def test_the_learning_rate_claim_names_the_larger_term_when_it_is_not_largest():
     verdicts = check_claims(variant_tests(_cells({"V": (0, 40)})), {"toy": _terms(0.29, 0.0)}).set_index("claim")["evidence"]
     # hidden_size holds 0.61 here: "next" would wrongly call the larger one the runner-up.

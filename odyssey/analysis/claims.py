@@ -51,6 +51,21 @@ def _variant_claim(variant: str, expect: str) -> Callable[[pd.DataFrame, pd.Data
     return check
 
 
+def _none_better(tests: pd.DataFrame, _terms) -> tuple[str, str]:
+    tested = tests[tests["significant"].notna()]
+    count = f"{len(tested)} variant{'' if len(tested) == 1 else 's'} tested"
+    if tested.empty:
+        return UNCHECKED, f"no variant could be tested against {VANILLA}"
+    better = tested[tested["significant"].astype(bool) & (tested["direction"] == "better")]
+    if not better.empty:
+        found = ", ".join(f"{r.variant} ({r.difference:+.3g}, p = {r.p:.3g})" for r in better.itertuples())
+        return FAILS, f"significantly better than {VANILLA}: {found}; {count}"
+    closest = tested[tested["direction"] == "better"].sort_values("p")
+    nearest = f"; closest: {closest.iloc[0]['variant']} ({closest.iloc[0]['difference']:+.3g}, p = {closest.iloc[0]['p']:.3g})" if len(closest) else "; none has a lower mean"
+    untested = len(tests) - len(tested) - int((tests["variant"] == VANILLA).any())
+    return HOLDS, count + (f" ({untested} could not be)" if untested else "") + nearest
+
+
 def _interval(row: pd.Series) -> str:
     if not math.isfinite(row["low"]):
         return f"{row['mean']:.3f} ± {row['std']:.3f} (std over trees)"
@@ -118,6 +133,7 @@ def _interactions_small(_tests, terms: pd.DataFrame | str) -> tuple[str, str]:
 
 
 CLAIMS: dict[str, Callable] = {
+    f"no variant is significantly better than {VANILLA}": _none_better,
     f"NFG is significantly worse than {VANILLA}": _variant_claim("NFG", "worse"),
     f"NOAF is significantly worse than {VANILLA}": _variant_claim("NOAF", "worse"),
     f"CIFG is not significantly different from {VANILLA}": _variant_claim("CIFG", "same"),

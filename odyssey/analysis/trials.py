@@ -18,7 +18,7 @@ from .rdb import rdb_backend, read_trials
 from .scales import Scale, scale_of
 
 PARAM_PREFIX = "params_"  # as Optuna's own trials_dataframe names parameter columns
-ATTRS = {"test_metric": float, "seconds": float, "epochs": float, "parameter_count": float}
+ATTRS = {"test_metric": float, "seconds": float, "epochs": float, "best_epoch": float, "parameter_count": float}
 
 
 class TooFewTrials(OdysseyError):
@@ -131,7 +131,8 @@ def load_odyssey_trials(storage, name: str) -> Trials:
         rows += [_row(t, study=summary.study_name, task=task, variant=variant) for t in trials]
         kept += trials
         metric = summary.user_attrs.get("metric") or next((t.user_attrs["metric"] for t in trials if "metric" in t.user_attrs), None)
-        metrics[task] = metrics.get(task) or metric or "value"
+        metrics[task] = metrics.get(task) or metric  # a cell with no trials yet does not know it
+    metrics = {task: metric or "value" for task, metric in metrics.items()}
     return Trials(name, _frame(rows), _merge_scales(_trial_distributions(kept)), metrics, {s.study_name: s.user_attrs for s in summaries})
 
 

@@ -16,6 +16,7 @@ from ..model.network import SequenceNetwork, parameter_count
 from ..tasks import make_task
 from ..tasks.base import Task
 from ..training import checkpoint
+from ..training.config import Hyperparameters, TrainingConfig
 from ..training.train import Diverged, train
 from . import queue
 from .cells import cell_name, derive_seed, load_cells, open_study_storage
@@ -59,14 +60,9 @@ def checkpoint_path(directory: Path, task: str, variant: str, slot: int) -> Path
     return directory / task / variant.replace("+", "_") / f"slot-{slot}.pt"
 
 
-def run_trial(trial: optuna.Trial, *, spec: StudyFile, task: Task, variant: str, checkpoint_dir: Path, stop: threading.Event) -> TrialOutcome:
-    study, storage = trial.study, trial.study._storage
-    values = suggest(trial, spec.space)
-    hparams, config = trial_settings(spec.training, values)
-    slot = storage.get_trial(trial._trial_id).system_attrs.get(queue.SLOT, trial.number)
-    seed = derive_seed(spec.seed, task.name, variant, slot)
-    torch.manual_seed(seed)
-    model = SequenceNetwork(
+def network_for(task: Task, variant: str, hparams: Hyperparameters, config: TrainingConfig) -> SequenceNetwork:
+    """The network a trial trains: the task's shape, the variant's cell, the trial's size and layers."""
+    return SequenceNetwork(
         input_size=task.input_size,
         hidden_size=hparams.hidden_size,
         output_size=task.output_size,
@@ -77,6 +73,16 @@ def run_trial(trial: optuna.Trial, *, spec: StudyFile, task: Task, variant: str,
         dropout=config.dropout,
         readout=getattr(task, "readout", "frames"),
     )
+
+
+def run_trial(trial: optuna.Trial, *, spec: StudyFile, task: Task, variant: str, checkpoint_dir: Path, stop: threading.Event) -> TrialOutcome:
+    study, storage = trial.study, trial.study._storage
+    values = suggest(trial, spec.space)
+    hparams, config = trial_settings(spec.training, values)
+    slot = storage.get_trial(trial._trial_id).system_attrs.get(queue.SLOT, trial.number)
+    seed = derive_seed(spec.seed, task.name, variant, slot)
+    torch.manual_seed(seed)
+    model = network_for(task, variant, hparams, config)
     attrs = {
         "task": task.name,
         "variant": variant,
