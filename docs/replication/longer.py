@@ -1,11 +1,16 @@
-"""Were the variant comparisons cut short by 12 epochs? (docs/replication.md)
+"""Retrain the best trials of a task's cells: for longer, or all on one cell's hyperparameters (docs/replication.md).
 
-Retrains the best 10% (by validation) of some cells with the same hyperparameters and seeds, for
-longer and with the paper's patience, and compares the variants with vanilla again (Welch's t-test
-on the test metric, as the report does). With --epochs 12 --patience 4 it retrains exactly as the
-study did, and the test metrics must equal the stored ones.
+Retrains the best 10% (by validation) of each listed cell with the same hyperparameters and seeds,
+here for at most --epochs with --patience, and compares the variants with vanilla again (Welch's
+t-test on the test metric, as the report does). With --epochs 12 --patience 4 it retrains exactly
+as the study did, and the test metrics equal the stored ones.
+
+With --from VARIANT every listed variant trains on that cell's best hyperparameters instead of its
+own: the same configurations for all, so what differs is the cell, not the luck of the search's
+draws (then a paired t-test too).
 
     python docs/replication/longer.py --task chorales --variants V NOG NIAF NOAF --epochs 40 --patience 15
+    python docs/replication/longer.py --task speech --variants V CIFG --from CIFG --epochs 12 --patience 4
 """
 
 from __future__ import annotations
@@ -39,36 +44,42 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", required=True)
     parser.add_argument("--epochs", type=int, required=True)
     parser.add_argument("--patience", type=int, required=True)
+    parser.add_argument("--from", dest="source", help="train every variant on this variant's best hyperparameters")
     args = parser.parse_args()
     torch.set_num_threads(1)
     spec = load_study_file(args.study)
     training: TrainingConfig = dataclasses.replace(spec.training, max_epochs=args.epochs, patience=args.patience)
     task = make_task(args.task, seed=spec.seed, **spec.task_options.get(args.task, {}))
     trials = load_odyssey_trials(open_existing(args.storage), spec.name).complete()
-    top = best_trials(trials[(trials["task"] == args.task) & trials["variant"].isin(args.variants)])
+    top = best_trials(trials[(trials["task"] == args.task) & trials["variant"].isin([args.source] if args.source else args.variants)])
+    runs = [(variant, row._asdict()) for variant in args.variants for row in top.itertuples(index=False)] if args.source else [
+        (row.variant, row._asdict()) for row in top.itertuples(index=False)
+    ]
     tests: dict[str, list[float]] = {}
-    print(f"{args.task}: the best 10% retrained for at most {args.epochs} epochs, patience {args.patience}")
-    print("variant | trial | hidden | stored test (12 epochs) | retrained test | epochs | best epoch | seconds")
-    for row in top.itertuples(index=False):
-        row = row._asdict()
+    source = f"{args.source}'s best 10%" if args.source else "the best 10%"
+    print(f"{args.task}: {source} retrained for at most {args.epochs} epochs, patience {args.patience}")
+    print("variant | trial (of its cell) | hidden | stored test | retrained test | epochs | best epoch | seconds")
+    for variant, row in runs:
         values = {k[len(PREFIX):]: v for k, v in row.items() if k.startswith(PREFIX) and v == v}
         values["hidden_size"] = int(values["hidden_size"])
         hparams, config = trial_settings(training, values)
         seed = derive_seed(spec.seed, args.task, row["variant"], row["number"])  # a first attempt's slot is its number
         torch.manual_seed(seed)
         start = time.perf_counter()
-        result = train(network_for(task, row["variant"], hparams, config), task, hparams, config=config, seed=seed)
-        tests.setdefault(row["variant"], []).append(result.test)
+        result = train(network_for(task, variant, hparams, config), task, hparams, config=config, seed=seed)
+        tests.setdefault(variant, []).append(result.test)
+        stored = f"{row['test_metric']:.4f}" if variant == row["variant"] else "-"
         print(
-            f"{row['variant']} | {row['number']} | {hparams.hidden_size} | {row['test_metric']:.4f} | {result.test:.4f} | "
+            f"{variant} | {row['variant']} {row['number']} | {hparams.hidden_size} | {stored} | {result.test:.4f} | "
             f"{result.epochs} | {result.best_epoch} | {time.perf_counter() - start:.0f}"
         )
     reference = np.array(tests[VANILLA])
-    print(f"\nvariant | mean test | vs {VANILLA} | p (Welch)")
+    print(f"\nvariant | mean test | vs {VANILLA} | p (Welch)" + (" | p (paired)" if args.source else ""))
     for variant in args.variants:
         mine = np.array(tests[variant])
-        p = stats.ttest_ind(mine, reference, equal_var=False).pvalue if variant != VANILLA else float("nan")
-        print(f"{variant} | {mine.mean():.4g} | {mine.mean() - reference.mean():+.3g} | {p:.2g}")
+        welch = stats.ttest_ind(mine, reference, equal_var=False).pvalue if variant != VANILLA else float("nan")
+        paired = f" | {stats.ttest_rel(mine, reference).pvalue:.2g}" if args.source and variant != VANILLA else (" | " if args.source else "")
+        print(f"{variant} | {mine.mean():.4g} | {mine.mean() - reference.mean():+.3g} | {welch:.2g}{paired}")
 
 
 if __name__ == "__main__":

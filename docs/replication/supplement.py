@@ -12,6 +12,8 @@
   the log10 hidden-size range.
 - cut: was training cut short? Per task and variant, how many of the best 10% (the trials the
   variant tests compare) had their best validation epoch at the last epoch allowed.
+- draws: how lucky was each cell's search? Random search draws each cell's configurations on its
+  own; per task and variant, the trials whose effective step lr / (1 - m) is at least LARGE_STEP.
 - learnt: did a trial learn anything? The trials whose validation metric beat what every trial
   starts from (CER 1.0 on handwriting: CTC's all-blank output).
 
@@ -33,6 +35,7 @@ from odyssey.analysis.variant_stats import best_trials, variant_order
 STORAGE = "sqlite:///docs/replication/replication.db"
 MIN_TRIALS = 50
 STEP = 1e-2
+LARGE_STEP = 1e-1
 INPUTS = {
     "log10(lr)": lambda f: [np.log10(f["params_learning_rate"])],
     "log10(lr), log10(1 - m)": lambda f: [np.log10(f["params_learning_rate"]), np.log10(f["params_one_minus_momentum"])],
@@ -83,6 +86,15 @@ def _cut(trials: pd.DataFrame, max_epochs: int) -> str:
     return _table(["best 10% still improving at the last epoch", *variants], rows)
 
 
+def _draws(trials: pd.DataFrame) -> str:
+    variants = variant_order(trials["variant"].unique())
+    large = trials["params_learning_rate"] / trials["params_one_minus_momentum"] >= LARGE_STEP
+    counts = trials[large].groupby(["task", "variant"]).size()
+    totals = trials.groupby(["task", "variant"]).size()
+    rows = [[task, *(f"{counts.get((task, v), 0)}/{totals.get((task, v), 0)}" for v in variants)] for task in sorted(trials["task"].unique())]
+    return _table([f"complete trials with lr / (1 - m) >= {LARGE_STEP:g}", *variants], rows)
+
+
 def _learnt(trials: pd.DataFrame) -> str:
     rows = []
     for task, start in UNTRAINED.items():
@@ -95,7 +107,7 @@ def tables(storage: str = STORAGE) -> dict[str, str]:
     loaded = load_odyssey_trials(open_existing(storage), "replication")
     trials = loaded.complete()
     spec = next(iter(loaded.study_attrs.values()))["study_spec"]
-    return {"step": _step(trials), "hidden": _hidden(trials), "cut": _cut(trials, spec["training"]["max_epochs"]), "learnt": _learnt(trials)}
+    return {"step": _step(trials), "hidden": _hidden(trials), "cut": _cut(trials, spec["training"]["max_epochs"]), "draws": _draws(trials), "learnt": _learnt(trials)}
 
 
 def main() -> None:
