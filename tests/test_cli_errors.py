@@ -62,6 +62,28 @@ def test_sigterm_at_any_moment_of_start_up_is_a_clean_stop(tmp_path, cache):
         assert process.returncode in (130, -signal.SIGTERM), (delay, process.returncode, err)
 
 
+LOST_STOP = """
+import os, signal, weakref
+from odyssey.study.stopping import STOP
+
+STOP.install()
+class Thing: pass
+def broken(_): raise ValueError("a real error in a callback")
+a = Thing(); ref_a = weakref.ref(a, broken); del a
+# The signal lands while Python runs a weakref callback, as it did in a CI run during start-up.
+b = Thing(); ref_b = weakref.ref(b, lambda _: os.kill(os.getpid(), signal.SIGTERM)); del b
+print("stopping" if STOP.event.is_set() else "not stopping")
+"""
+
+
+def test_a_stop_python_could_not_raise_prints_no_traceback_and_other_lost_errors_still_do():
+    """A SIGTERM inside a weakref callback: Python prints "Exception ignored in ..." and a traceback of odyssey's handler."""
+    result = subprocess.run([sys.executable, "-c", LOST_STOP], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "stopping", result.stderr
+    assert "KeyboardInterrupt" not in result.stderr and "stopping.py" not in result.stderr, result.stderr
+    assert result.stderr.count("Traceback") == 1 and "ValueError: a real error in a callback" in result.stderr, result.stderr
+
+
 def test_more_jobs_than_work_or_cores_start_no_idle_workers(tmp_path, cache, monkeypatch):
     from odyssey.study import runner
     from odyssey.study.studyfile import load_study_file

@@ -1,14 +1,17 @@
 """Stopping cleanly at any moment: Ctrl-C and SIGTERM raise KeyboardInterrupt and set one flag.
 
-The flag is what makes a stop certain: where Python cannot raise (inside a destructor, say) or must
-not (while a trial is being claimed: `shielded`), the signal only sets it, and the worker stops at
-its next check. A second signal never cuts the first stop's requeueing short.
+The flag is what makes a stop certain: where Python cannot raise (inside a destructor or a weakref
+callback, say) or must not (while a trial is being claimed: `shielded`), the signal only sets it, and
+the worker stops at its next check. Python reports such a lost KeyboardInterrupt as "Exception
+ignored in ..." with a traceback; with the flag set it is no error, so `install` keeps it quiet.
+A second signal never cuts the first stop's requeueing short.
 """
 
 from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -18,12 +21,21 @@ class Stop:
         self.event = threading.Event()
         self.children: list = []  # worker processes to pass a SIGTERM on to (Ctrl-C reaches the whole group itself)
         self._shield = 0
+        self._previous_hook = sys.unraisablehook
 
     def install(self) -> None:
         """Take over SIGINT and SIGTERM (main thread only; elsewhere a no-op)."""
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, self._handle)
             signal.signal(signal.SIGTERM, self._handle)
+            if sys.unraisablehook != self._unraisable:  # bound methods: equal, never identical
+                self._previous_hook = sys.unraisablehook
+                sys.unraisablehook = self._unraisable
+
+    def _unraisable(self, unraisable) -> None:
+        """A stop lost where Python could not raise it is carried on by the flag: nothing to report."""
+        if not (isinstance(unraisable.exc_value, KeyboardInterrupt) and self.event.is_set()):
+            self._previous_hook(unraisable)
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
@@ -31,7 +43,7 @@ class Stop:
         if threading.current_thread() is not threading.main_thread():
             yield
             return
-        previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+        previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM), sys.unraisablehook
         self.event.clear()
         self.install()
         try:
@@ -39,6 +51,7 @@ class Stop:
         finally:
             signal.signal(signal.SIGINT, previous[0])
             signal.signal(signal.SIGTERM, previous[1])
+            sys.unraisablehook = previous[2]
 
     def _handle(self, signum, frame) -> None:
         first = not self.event.is_set()
