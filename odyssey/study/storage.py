@@ -126,9 +126,3 @@ def _lost_creation_race(err: Exception) -> bool:
     if isinstance(err, (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError)):
         return True
     return isinstance(err, sqlalchemy.exc.OperationalError) and "already exists" in str(err)
-
-
-def study_names(storage) -> list[str]:
-    import optuna
-
-    return [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
