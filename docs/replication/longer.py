@@ -7,10 +7,12 @@ as the study did, and the test metrics equal the stored ones.
 
 With --from VARIANT every listed variant trains on that cell's best hyperparameters instead of its
 own: the same configurations for all, so what differs is the cell, not the luck of the search's
-draws (then a paired t-test too).
+draws (then a paired t-test too). --from all takes the task's best configurations over all its cells
+instead (as many as one cell's best 10%): where few draws train at all, those are the ones that do.
 
     python docs/replication/longer.py --task chorales --variants V NOG NIAF NOAF --epochs 40 --patience 15
     python docs/replication/longer.py --task speech --variants V CIFG --from CIFG --epochs 12 --patience 4
+    python docs/replication/longer.py --task handwriting --variants V NFG NOAF --from all --epochs 12 --patience 4
 """
 
 from __future__ import annotations
@@ -44,19 +46,23 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", required=True)
     parser.add_argument("--epochs", type=int, required=True)
     parser.add_argument("--patience", type=int, required=True)
-    parser.add_argument("--from", dest="source", help="train every variant on this variant's best hyperparameters")
+    parser.add_argument("--from", dest="source", help="train every variant on this variant's best hyperparameters, or the task's ('all')")
     args = parser.parse_args()
     torch.set_num_threads(1)
     spec = load_study_file(args.study)
     training: TrainingConfig = dataclasses.replace(spec.training, max_epochs=args.epochs, patience=args.patience)
     task = make_task(args.task, seed=spec.seed, **spec.task_options.get(args.task, {}))
     trials = load_odyssey_trials(open_existing(args.storage), spec.name).complete()
-    top = best_trials(trials[(trials["task"] == args.task) & trials["variant"].isin([args.source] if args.source else args.variants)])
+    trials = trials[trials["task"] == args.task]
+    if args.source == "all":
+        top = trials.nsmallest(len(best_trials(trials[trials["variant"] == VANILLA])), "value")  # lower is better, as best_trials assumes
+    else:
+        top = best_trials(trials[trials["variant"].isin([args.source] if args.source else args.variants)])
     runs = [(variant, row._asdict()) for variant in args.variants for row in top.itertuples(index=False)] if args.source else [
         (row.variant, row._asdict()) for row in top.itertuples(index=False)
     ]
     tests: dict[str, list[float]] = {}
-    source = f"{args.source}'s best 10%" if args.source else "the best 10%"
+    source = "the task's best configurations" if args.source == "all" else f"{args.source}'s best 10%" if args.source else "the best 10%"
     print(f"{args.task}: {source} retrained for at most {args.epochs} epochs, patience {args.patience}")
     print("variant | trial (of its cell) | hidden | stored test | retrained test | epochs | best epoch | seconds")
     for variant, row in runs:

@@ -4,7 +4,8 @@
   m and learning rate lr, SGD's steady step is lr / (1 - m); odyssey, like torch, does not rescale
   lr by (1 - m). If momentum acts only through that step, a forest on log10(lr / (1 - m)) alone
   explains as much of the validation metric as one on log10(lr) and log10(1 - m) together, and
-  both more than log10(lr) alone: the out-of-bag R^2 of each, per task.
+  both more than log10(lr) alone: the out-of-bag R^2 of each, per task (on handwriting, and in
+  hidden, of the metric capped at the untrained one: see capped).
 - hidden: does hidden size matter where training works? Over all trials its share is tiny next to
   the learning rate's, whose range spans untrained and trained networks. Among the trials whose
   effective step lr / (1 - m) is at least STEP (a condition on the inputs, not the outcome): the
@@ -16,23 +17,39 @@
   own; per task and variant, the trials whose effective step lr / (1 - m) is at least LARGE_STEP.
 - learnt: did a trial learn anything? The trials whose validation metric beat what every trial
   starts from (CER 1.0 on handwriting: CTC's all-blank output).
+- capped: how much of a task's variance do untrained trials carry? An untrained CTC network's
+  best-path output depends on its initial weights alone, and its CER can be far above 1 (a string
+  of wrong characters). Capped at 1.0, every untrained trial counts the same; fANOVA shares of the
+  capped metric beside the report's, and the share of the variance the single largest value carries.
 
-    python docs/replication/supplement.py [--storage sqlite:///docs/replication/replication.db]
+With --write it also fills the document's blocks quoted from the run and its report (status, cost,
+the claims and each task's variant table) and puts every table in its place in docs/replication.md,
+between `<!-- table:NAME -->` (or `<!-- NAME -->`) and `<!-- end -->`; write the report first.
+
+    python docs/replication/supplement.py [--storage sqlite:///docs/replication/replication.db] [--write]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from odyssey.analysis.fanova import fit_forest
+from odyssey.analysis.importance import analyse, choose_scales, terms_table
 from odyssey.analysis.trials import load_odyssey_trials, open_existing
 from odyssey.analysis.variant_stats import best_trials, variant_order
 
 STORAGE = "sqlite:///docs/replication/replication.db"
+HERE = Path(__file__).resolve().parent
+DOCUMENT = HERE.parent / "replication.md"
+REPORT = HERE / "replication"  # the report written from STORAGE
+TASKS = ["chorales", "speech", "handwriting"]  # the document's order: JSB, TIMIT, IAM Online
 MIN_TRIALS = 50
 STEP = 1e-2
 LARGE_STEP = 1e-1
@@ -42,11 +59,24 @@ INPUTS = {
     "log10(lr / (1 - m))": lambda f: [np.log10(f["params_learning_rate"] / f["params_one_minus_momentum"])],
 }
 UNTRAINED = {"handwriting": 1.0}  # the validation metric of an output that has learnt nothing
+# The paper's verdict per variant against V (paper-notes.md): NFG and NOAF worse everywhere; NIG, NOG
+# and NIAF worse on TIMIT and IAM Online but not on JSB; CIFG and NP no different; FGR worse on JSB (?).
+_GATES = {"NIG": "worse", "NOG": "worse", "NIAF": "worse"}
+PAPER = {
+    "chorales": {"NIG": "not different", "NFG": "worse", "NOG": "not different", "NIAF": "not different", "NOAF": "worse", "NP": "not different", "CIFG": "not different", "FGR": "worse (?)"},
+    "speech": {**_GATES, "NFG": "worse", "NOAF": "worse", "NP": "not different", "CIFG": "not different", "FGR": "not different"},
+    "handwriting": {**_GATES, "NFG": "worse", "NOAF": "worse", "NP": "not different", "CIFG": "not different", "FGR": "not different"},
+}
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
     lines = [header, ["---"] * len(header), *rows]
     return "\n".join("| " + " | ".join(line) + " |" for line in lines)
+
+
+def _metric(cell: pd.DataFrame, task: str) -> np.ndarray:
+    """The validation metric, capped at the untrained one where a task has one (see capped)."""
+    return np.minimum(cell["value"].to_numpy(float), UNTRAINED.get(task, np.inf))
 
 
 def _step(trials: pd.DataFrame) -> str:
@@ -55,7 +85,7 @@ def _step(trials: pd.DataFrame) -> str:
         if len(cell) < MIN_TRIALS:
             rows.append([task, str(len(cell)), *["too few trials"] * len(INPUTS)])
             continue
-        y = cell["value"].to_numpy(float)
+        y = _metric(cell, task)
         forests = [fit_forest(np.column_stack(inputs(cell)), y, trees=128, min_samples_leaf=5, seed=0, oob=True) for inputs in INPUTS.values()]
         rows.append([task, str(len(cell)), *(f"{forest.oob_score_:.3f}" for forest in forests)])
     return _table(["task", "trials", *(f"R^2 on {name}" for name in INPUTS)], rows)
@@ -69,6 +99,7 @@ def _hidden(trials: pd.DataFrame) -> str:
         if len(cell) < MIN_TRIALS:
             rows.append([task, str(len(cell)), "too few trials", "", ""])
             continue
+        cell = cell.assign(value=_metric(cell, task))
         rho, p = stats.spearmanr(cell["params_hidden_size"], cell["value"])
         medians = cell.groupby(pd.cut(cell["params_hidden_size"], edges, include_lowest=True), observed=False)["value"].median()
         rows.append([task, str(len(cell)), f"{rho:+.2f}", f"{p:.2g}", " / ".join(f"{m:.4g}" for m in medians)])
@@ -103,17 +134,167 @@ def _learnt(trials: pd.DataFrame) -> str:
     return _table(["task", "trials", "validation metric below the untrained one", "untrained"], rows)
 
 
+def _capped(loaded, trials: pd.DataFrame) -> str:
+    rows = []
+    for task, start in UNTRAINED.items():
+        cell = trials[trials["task"] == task]
+        if len(cell) < MIN_TRIALS:
+            rows.append([task, str(len(cell)), "too few trials", "", "", ""])
+            continue
+        y = cell["value"].to_numpy(float)
+        largest = (y.max() - y.mean()) ** 2 / len(y) / y.var()
+        scales = choose_scales(loaded)  # as the report's analysis does
+        shares = {}
+        for target, frame in (("value", cell), ("capped", cell.assign(capped=np.minimum(y, start)))):
+            terms = terms_table(analyse(frame, scales=scales, target=target, seed=0))
+            shares[target] = {row.term: row for row in terms.itertuples()}
+        lr, pair = "log10(learning_rate)", "log10(learning_rate) × log10(one_minus_momentum)"
+        rows.append([
+            task, str(len(cell)), f"{largest:.2f} (a CER of {y.max():.3g})",
+            *(_share(pd.Series(shares[t][term]._asdict())) for term in (lr, pair) for t in ("value", "capped")),
+        ])
+    header = ["task", "trials", "variance share of the largest value", "learning rate", f"learning rate, metric capped at the untrained one", "learning rate × 1 - momentum", "the same, capped"]
+    return _table(header, rows)
+
+
+def _p(p: float) -> str:
+    return "n/a" if not math.isfinite(p) else "< 0.001" if p < 0.001 else f"{p:.2g}"
+
+
+def _variants(tests: pd.DataFrame, task: str) -> str:
+    """One task's rows of the report's variant tests, with the paper's verdict beside odyssey's."""
+    rows = []
+    for row in tests[tests["task"] == task].itertuples():
+        if row.variant == "V":
+            rows.append([task, "V", f"{row.complete}", f"{row.mean:.4g}", "—", "—", "reference", "reference", "—", "—"])
+            continue
+        tested = math.isfinite(row.p)
+        verdict = "untested" if not tested else f"**{row.direction}**" if row.significant == "True" or row.significant is True else "not different"
+        rows.append([
+            task, row.variant, f"{row.complete}", f"{row.mean:.4g}" if math.isfinite(row.mean) else "n/a",
+            f"{row.difference:+.3g}" if math.isfinite(row.difference) else "n/a", _p(row.p), verdict, PAPER[task][row.variant],
+            f"{row.detectable_sd:.2f}" if tested else "n/a", f"{row.trials_needed:,.0f}" if math.isfinite(row.trials_needed) else "n/a",
+        ])
+    header = ["task", "variant", "complete", "test mean, best 10%", "vs V", "p", "odyssey", "paper", "detects (SDs)", "trials needed"]
+    return _table(header, rows)
+
+
+IMPORTANCE = {  # the report's main terms, and what the paper found for each (paper-notes.md)
+    "log10(learning_rate)": ("learning rate", "more than 2/3 on every task"),
+    "log10(hidden_size)": ("hidden size", "second largest"),
+    "log10(one_minus_momentum)": ("1 - momentum", "under 1% (?)"),
+    "input_noise": ("input noise", "small"),
+}
+
+
+def _share(row: pd.Series) -> str:
+    mark = "**" if row["distinguishable"] else ""
+    return f"{mark}{row['mean']:.3f}{mark} [{row['low']:.3f}, {row['high']:.3f}] / {row['floor']:.3f}"
+
+
+def _importance(terms: pd.DataFrame) -> str:
+    """Per task, each share of the validation metric's variance over all trials: mean [90% interval] / noise
+    floor, in bold where the interval clears the floor (the report's "distinguishable")."""
+    terms = terms[terms["space"] == "all trials"]
+    rows = [[label, *(_share(terms[(terms["task"] == t) & (terms["term"] == term)].iloc[0]) if ((terms["task"] == t) & (terms["term"] == term)).any() else "—" for t in TASKS), paper] for term, (label, paper) in IMPORTANCE.items()]
+    pairs = terms[terms["kind"] == "pair"].sort_values("mean", ascending=False).groupby("task").head(1).set_index("task")
+    name = {term: label for term, (label, _) in IMPORTANCE.items()}
+    rows.append(["largest pair", *(f"{' × '.join(name[part] for part in pairs.loc[t, 'term'].split(' × '))}: {_share(pairs.loc[t])}" if t in pairs.index else "—" for t in TASKS), "learning rate × hidden size, small"])
+    rest = terms[terms["kind"] == "rest"].set_index("task")
+    rows.append(["higher order", *(_share(rest.loc[t]) if t in rest.index else "—" for t in TASKS), "small"])
+    trials = terms.groupby("task")["trials"].first()
+    rows.append(["trials", *(f"{trials[t]}" if t in trials.index else "—" for t in TASKS), "200 x 9 per task"])
+    return _table(["share: mean [90% interval] / noise floor", *TASKS, "paper"], rows)
+
+
+def _claims(claims: pd.DataFrame) -> str:
+    rows = [[claim, *(dict(zip(group["task"], group["verdict"])).get(t, "—") for t in TASKS)] for claim, group in claims.groupby("claim", sort=False)]
+    return _table(["claim (paper)", *TASKS], rows)
+
+
+def _status(frame: pd.DataFrame, planned: int) -> str:
+    finished = frame[frame["state"].isin(["COMPLETE", "FAIL"])]
+    failed = finished[finished["state"] == "FAIL"]
+    diverged = int(failed["failure"].str.startswith("training loss became").sum())
+    why = f"{len(failed)} of them failed" + (": they diverged" if diverged == len(failed) else f", {diverged} by diverging")
+    per_task = ", ".join(
+        f"{task} complete" if done == planned // len(TASKS) else f"{task} {done} of {planned // len(TASKS)}"
+        for task in TASKS
+        for done in [int((finished["task"] == task).sum())]
+    )
+    if len(finished) == planned:
+        return f"**Status: complete.** All {planned:,} trials finished ({why}): {per_task}."
+    return (
+        f"**Status: in progress.** {len(finished):,} of {planned:,} trials finished ({why}): {per_task}. The run "
+        "continues from the committed storage (command at the end); until it ends, the rows and claims of an "
+        "unfinished task are what its finished trials say, and will change."
+    )
+
+
+def _cost(frame: pd.DataFrame, planned: int) -> str:
+    done = frame[frame["state"] == "COMPLETE"]
+    hours = done["seconds"].sum() / 3600
+    spent = f"{hours:.2f} CPU-hours of training in the {len(done):,} complete trials (their `seconds`; storage writes, start-up and the failed trials not included)"
+    left = planned - int(frame["state"].isin(["COMPLETE", "FAIL"]).sum())
+    if not left:
+        return f"Measured: {spent}."
+    per_cell = done.groupby(["task", "variant"])["seconds"].mean()
+    per_task = done.groupby("task")["seconds"].mean()
+    open_trials = frame[~frame["state"].isin(["COMPLETE", "FAIL"])]
+    more = sum(per_cell.get((t, v), per_task[t]) for t, v in zip(open_trials["task"], open_trials["variant"])) / 3600
+    return (
+        f"Measured so far: {spent}. At the pace of each cell's complete trials the other {left:,} take about "
+        f"{more:.1f} more, {hours + more:.1f} in all (a cell not started yet is priced at its task's mean trial; "
+        "FGR costs about twice that in `odyssey estimate`, so this is on the low side)."
+    )
+
+
 def tables(storage: str = STORAGE) -> dict[str, str]:
     loaded = load_odyssey_trials(open_existing(storage), "replication")
     trials = loaded.complete()
     spec = next(iter(loaded.study_attrs.values()))["study_spec"]
-    return {"step": _step(trials), "hidden": _hidden(trials), "cut": _cut(trials, spec["training"]["max_epochs"]), "draws": _draws(trials), "learnt": _learnt(trials)}
+    return {
+        "step": _step(trials),
+        "hidden": _hidden(trials),
+        "cut": _cut(trials, spec["training"]["max_epochs"]),
+        "draws": _draws(trials),
+        "learnt": _learnt(trials),
+        "capped": _capped(loaded, trials),
+    }
+
+
+def blocks(storage: str = STORAGE, report: Path = REPORT) -> dict[str, str]:
+    """Every block of the document quoted from the run: its report's tables, its state, and `tables`."""
+    loaded = load_odyssey_trials(open_existing(storage), "replication")
+    spec = next(iter(loaded.study_attrs.values()))["study_spec"]
+    planned = spec["trials"] * len(spec["tasks"]) * len(spec["variants"])
+    tests = pd.read_csv(report / "variant_stats.csv")
+    quoted = {"status": _status(loaded.frame, planned), "cost": _cost(loaded.frame, planned), "table:claims": _claims(pd.read_csv(report / "claims.csv"))}
+    quoted["table:importance"] = _importance(pd.read_csv(report / "importance.csv"))
+    quoted |= {f"table:{task}": _variants(tests, task) for task in TASKS}
+    return quoted | {f"table:{name}": table for name, table in tables(storage).items()}
+
+
+def write(document: Path, quoted: dict[str, str]) -> None:
+    """Put each block between its markers in `document`; a block the document lacks is an error."""
+    text = document.read_text()
+    for name, block in quoted.items():
+        text, found = re.subn(rf"(<!-- {re.escape(name)} -->\n).*?(<!-- end -->)", lambda m: m.group(1) + block + "\n" + m.group(2), text, flags=re.S)
+        if found != 1:
+            raise SystemExit(f"{document}: expected one '<!-- {name} -->' ... '<!-- end -->' block, found {found}")
+    document.write_text(text)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--storage", default=STORAGE)
-    for name, table in tables(parser.parse_args().storage).items():
+    parser.add_argument("--write", action="store_true", help=f"fill the quoted blocks of {DOCUMENT.name} (after writing the report)")
+    args = parser.parse_args()
+    if args.write:
+        write(DOCUMENT, blocks(args.storage))
+        print(f"wrote {DOCUMENT}")
+        return
+    for name, table in tables(args.storage).items():
         print(f"{name}:\n{table}\n")
 
 
