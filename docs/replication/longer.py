@@ -2,8 +2,11 @@
 
 Retrains the best 10% (by validation) of each listed cell with the same hyperparameters and seeds,
 here for at most --epochs with --patience, and compares the variants with vanilla again (Welch's
-t-test on the test metric, as the report does). With --epochs 12 --patience 4 it retrains exactly
-as the study did, and the test metrics equal the stored ones.
+t-test on the test metric, as the report does). With --epochs 12 --patience 4 it retrains as the
+study did: on the machine that ran a trial its test metric comes back to the last digit; on another
+CPU the floating-point sums differ in their last bits, and a chaotic training (handwriting's CTC
+plateau, an exploding gradient) can end elsewhere. A run that diverges is reported and left out, as
+the study leaves out a failed trial.
 
 With --from VARIANT every listed variant trains on that cell's best hyperparameters instead of its
 own: the same configurations for all, so what differs is the cell, not the luck of the search's
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import time
 
 import numpy as np
@@ -33,7 +37,7 @@ from odyssey.study.studyfile import load_study_file
 from odyssey.study.worker import network_for
 from odyssey.tasks import make_task
 from odyssey.training.config import TrainingConfig
-from odyssey.training.train import train
+from odyssey.training.train import Diverged, train
 
 PREFIX = "params_"
 
@@ -72,20 +76,26 @@ def main() -> None:
         seed = derive_seed(spec.seed, args.task, row["variant"], row["number"])  # a first attempt's slot is its number
         torch.manual_seed(seed)
         start = time.perf_counter()
-        result = train(network_for(task, variant, hparams, config), task, hparams, config=config, seed=seed)
-        tests.setdefault(variant, []).append(result.test)
         stored = f"{row['test_metric']:.4f}" if variant == row["variant"] else "-"
+        try:
+            result = train(network_for(task, variant, hparams, config), task, hparams, config=config, seed=seed)
+        except Diverged as err:  # as the study counts it: a failed trial, left out of the statistics
+            tests.setdefault(variant, []).append(math.nan)
+            print(f"{variant} | {row['variant']} {row['number']} | {hparams.hidden_size} | {stored} | diverged: {err} | | | {time.perf_counter() - start:.0f}")
+            continue
+        tests.setdefault(variant, []).append(result.test)
         print(
             f"{variant} | {row['variant']} {row['number']} | {hparams.hidden_size} | {stored} | {result.test:.4f} | "
             f"{result.epochs} | {result.best_epoch} | {time.perf_counter() - start:.0f}"
         )
     reference = np.array(tests[VANILLA])
-    print(f"\nvariant | mean test | vs {VANILLA} | p (Welch)" + (" | p (paired)" if args.source else ""))
+    print(f"\nvariant | runs | mean test | vs {VANILLA} | p (Welch)" + (" | p (paired)" if args.source else ""))
     for variant in args.variants:
         mine = np.array(tests[variant])
-        welch = stats.ttest_ind(mine, reference, equal_var=False).pvalue if variant != VANILLA else float("nan")
-        paired = f" | {stats.ttest_rel(mine, reference).pvalue:.2g}" if args.source and variant != VANILLA else (" | " if args.source else "")
-        print(f"{variant} | {mine.mean():.4g} | {mine.mean() - reference.mean():+.3g} | {welch:.2g}{paired}")
+        done, both = np.isfinite(mine), np.isfinite(mine) & np.isfinite(reference) if args.source else None
+        welch = stats.ttest_ind(mine[done], reference[np.isfinite(reference)], equal_var=False).pvalue if variant != VANILLA else math.nan
+        paired = f" | {stats.ttest_rel(mine[both], reference[both]).pvalue:.2g}" if args.source and variant != VANILLA else (" | " if args.source else "")
+        print(f"{variant} | {done.sum()} of {len(mine)} | {mine[done].mean():.4g} | {mine[done].mean() - np.nanmean(reference):+.3g} | {welch:.2g}{paired}")
 
 
 if __name__ == "__main__":
