@@ -23,6 +23,7 @@ from .scales import Scale, param_order
 from .trials import PARAM_PREFIX, Trials, TooFewTrials, load_optuna_trials, open_existing
 
 MIN_TRIALS = 20  # fewer than this and a forest's shares say more about the sample than the space
+DOMINANT = 0.5  # one trial carrying this much of the objective's variance is named beside the shares
 PAIR_SIGN = " × "
 FORMATS = ("table", "csv", "json")
 ALL_TRIALS = "all trials"
@@ -40,13 +41,16 @@ class Importance:
     dropped: tuple[str, ...] = ()  # parameters left out here, each with the reason
     uncertainty: Uncertainty | None = None
     constant: bool = False  # the target has one value: there is no variance to share out
+    dominant: str = ""  # one trial that carries most of the target's variance, said (see `dominant_trial`)
 
     @property
     def note(self) -> str:
-        """What a reader must know beside the numbers: dropped parameters, a constant target."""
+        """What a reader must know beside the numbers: dropped parameters, a constant target, one trial that outweighs the rest."""
         notes = [f"{self.trials} trials ({self.space})", SCALE_NOTE]
         if self.constant:
             notes.append("the objective is constant over these trials: its variance is zero and no share is defined")
+        if self.dominant:
+            notes.append(self.dominant)
         notes += [f"left out: {d}" for d in self.dropped]
         if self.uncertainty is not None:
             notes.append(self.uncertainty.describe())
@@ -87,6 +91,29 @@ def _narrowed(scale: Scale, values: pd.Series) -> tuple[Scale | None, str]:
         present = tuple(c for c in scale.choices if c in set(values))
         return Scale(scale.param, -0.5, len(present) - 0.5, choices=present), ""
     return scale, ""
+
+
+def dominant_trial(rows: pd.DataFrame, y: np.ndarray) -> str:
+    """Where one trial carries DOMINANT or more of the variance of y, which, and how much.
+
+    Shares are fractions of a variance, and a single outlier (a diverged network's loss, an untrained
+    one's error far above the rest) can be most of it: then every share mostly says where that
+    trial lies, and the intervals and floors are wide for it."""
+    deviations = (y - y.mean()) ** 2
+    if not deviations.sum():
+        return ""
+    k = int(np.argmax(deviations))
+    share = deviations[k] / deviations.sum()
+    if share < DOMINANT:
+        return ""
+    row = rows.iloc[k]
+    who = f"trial {int(row['number'])}" if "number" in rows else "one trial"
+    if isinstance(row.get("variant"), str) and row["variant"]:
+        who += f" ({row['variant']})"
+    return (
+        f"{who}, at {y[k]:.4g}, carries {share:.2f} of the objective's variance: the shares mostly say where that "
+        "trial lies, not how the others vary (an objective capped or on a log scale would say more)"
+    )
 
 
 def analyse(
@@ -141,7 +168,7 @@ def analyse(
     if assess:
         residuals = y - np.nan_to_num(forest.oob_prediction_, nan=float(np.mean(y)))
         uncertainty = estimate(refit, x, fanova, residuals=residuals, additive=additive_part(fanova, x), permutations=permutations, seed=seed)
-    return Importance(used, len(rows), fanova, space=space, dropped=tuple(dropped), uncertainty=uncertainty, constant=constant)
+    return Importance(used, len(rows), fanova, space=space, dropped=tuple(dropped), uncertainty=uncertainty, constant=constant, dominant=dominant_trial(rows, y))
 
 
 def additive_part(fanova: Fanova, x: np.ndarray) -> np.ndarray:
@@ -273,13 +300,14 @@ def surfaces_table(result: Importance) -> pd.DataFrame:
 def space_summary(space: str, result: Importance | str) -> dict[str, object]:
     """One line per analysed set of trials: how many, what was left out, or why nothing was computed."""
     if isinstance(result, str):
-        return {"space": space, "trials": None, "dropped": [], "constant": None, "uncertainty": None, "note": f"not computed: {result}"}
+        return {"space": space, "trials": None, "dropped": [], "constant": None, "dominant": "", "uncertainty": None, "note": f"not computed: {result}"}
     u = result.uncertainty
     return {
         "space": space,
         "trials": result.trials,
         "dropped": list(result.dropped),
         "constant": result.constant,
+        "dominant": result.dominant,
         "uncertainty": None if u is None else {"method": u.describe(), "trees": u.trees, "permutations": u.permutations, "refit_trees": u.refit_trees},
         "note": result.note,
     }
@@ -348,6 +376,7 @@ def print_importance(
                 print_rows([], title=f"{study}, {summary['space']}: {summary['note']}")
                 continue
             notes = [f"left out: {d}" for d in summary["dropped"]] + (["constant objective: no shares"] if summary["constant"] else [])
+            notes += [summary["dominant"]] if summary["dominant"] else []
             title = f"{study}, {summary['space']}: variance shares over {summary['trials']:,} trials" + "".join(f"; {n}" for n in notes)
             shown = part.drop(columns=["params", "space", "trials"]).assign(distinguishable=lambda t: t["distinguishable"].map(lambda v: "" if v is None else "yes" if v else "no"))
             print_rows([{k: cell_text(v) for k, v in row.items()} for row in shown.to_dict(orient="records")], title=title)
