@@ -92,6 +92,34 @@ def test_same_seed_same_trials_whatever_the_number_of_jobs(tmp_path, cache):
         assert sorted(t.value for t in a[name]) == pytest.approx(sorted(t.value for t in b[name]), abs=0.02)
 
 
+def test_paired_draws_give_every_variant_of_a_task_the_same_configuration_in_each_slot(tmp_path):
+    """Random search draws each cell's configurations on its own: in the replication, handwriting's V
+    drew 2 of 50 that train within 12 epochs and NFG 15, which decided their comparison. Paired
+    draws share each slot's configuration between a task's variants; random keeps them apart."""
+    from odyssey.study.cells import cell_name, prepare
+    from odyssey.study.storage import open_storage
+    from odyssey.study.studyfile import load_study_file
+
+    queued = {}
+    for sampler in ("random", "paired"):
+        folder = tmp_path / sampler
+        folder.mkdir()
+        path = write_study(folder, trials=4)
+        path.write_text(path.read_text().replace("seed = 3", f'seed = 3\nsampler = "{sampler}"'))
+        spec = load_study_file(path)
+        storage = open_storage(f"sqlite:///{folder}/s.db")
+        prepare(spec, storage)
+        queued[sampler] = {
+            variant: [t.params for t in sorted(optuna.load_study(study_name=cell_name("tiny", "vowels", variant), storage=storage).trials, key=lambda t: t.number)]
+            for variant in spec.variants
+        }
+        assert all(len(slots) == 4 for slots in queued[sampler].values())
+    assert queued["paired"]["V"] == queued["paired"]["CIFG"]
+    assert len({repr(p) for p in queued["paired"]["V"]}) == 4  # four configurations, not one
+    assert all(a != b for a, b in zip(queued["random"]["V"], queued["random"]["CIFG"]))
+    assert queued["random"]["V"] != queued["paired"]["V"]
+
+
 def test_changed_study_file_is_refused_unless_extended(tmp_path, cache):
     study = write_study(tmp_path, trials=1)
     cli("run", str(study), cwd=tmp_path)

@@ -147,10 +147,8 @@ def _queue(study: optuna.Study, spec: StudyFile, task: str, variant: str, *, cre
     if not created and _queued(study) >= spec.trials:
         return
     dists = distributions(spec.space)
-    slots = {
-        slot: draw(spec.space, np.random.default_rng(derive_seed(spec.seed, task, variant, slot))) if spec.sampler == "random" else {}
-        for slot in range(spec.trials)
-    }
+    cell = {"random": (spec.seed, task, variant), "paired": (spec.seed, task)}.get(spec.sampler)  # whose slots share draws
+    slots = {slot: draw(spec.space, np.random.default_rng(derive_seed(*cell, slot))) if cell else {} for slot in range(spec.trials)}
     queue.queue_slots(study, slots, dists)
     study._storage.set_study_system_attr(study._study_id, QUEUED, spec.trials)
 

@@ -1,7 +1,8 @@
 """A cell's trial queue: every planned trial is a slot, queued once, taken atomically, finished once.
 
 The process that creates a cell queues its N slots as WAITING trials (random search: with values
-drawn from (seed, cell, slot); TPE: empty, the sampler fills them when taken). A worker takes one
+drawn from (seed, cell, slot), or (seed, task, slot) when paired; TPE: empty, the sampler fills
+them when taken). A worker takes one
 with Optuna's own atomic WAITING -> RUNNING transition, so no trial exists beyond the plan and no
 two workers run one slot. When a trial's worker dies, whoever moves it RUNNING -> FAIL (also atomic)
 queues its retry for the same slot, with the same parameters: a slot is a retry chain. If two

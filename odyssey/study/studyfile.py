@@ -67,7 +67,10 @@ class StudyFile:
         return hashlib.sha256(json.dumps(self.canonical(), sort_keys=True).encode()).hexdigest()[:16]
 
 
-SAMPLERS = ("random", "tpe")
+# random: the paper's, each (task, variant) cell draws its own configurations; paired: random search
+# where every variant of a task gets the same configuration in each slot, so a comparison of
+# variants is not also one of their draws; tpe: Optuna's TPE, each cell on its own.
+SAMPLERS = ("random", "paired", "tpe")
 # What may change under an existing storage with --extend: more trials, tasks or variants.
 EXTENSIBLE = {"trials", "tasks", "variants", "description"}
 _TOP_LEVEL = {f.name for f in fields(StudyFile)} - {"path", "task_sources"}
