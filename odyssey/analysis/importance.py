@@ -93,17 +93,20 @@ def _narrowed(scale: Scale, values: pd.Series) -> tuple[Scale | None, str]:
     return scale, ""
 
 
+def largest_share(y: np.ndarray) -> tuple[int, float]:
+    """The value farthest from the mean, and the share of the variance it carries (0 where y is constant)."""
+    deviations = (y - y.mean()) ** 2
+    k = int(np.argmax(deviations))
+    return k, float(deviations[k] / deviations.sum()) if deviations.sum() else 0.0
+
+
 def dominant_trial(rows: pd.DataFrame, y: np.ndarray) -> str:
     """Where one trial carries DOMINANT or more of the variance of y, which, and how much.
 
     Shares are fractions of a variance, and a single outlier (a diverged network's loss, an untrained
     one's error far above the rest) can be most of it: then every share mostly says where that
     trial lies, and the intervals and floors are wide for it."""
-    deviations = (y - y.mean()) ** 2
-    if not deviations.sum():
-        return ""
-    k = int(np.argmax(deviations))
-    share = deviations[k] / deviations.sum()
+    k, share = largest_share(y)
     if share < DOMINANT:
         return ""
     row = rows.iloc[k]
