@@ -107,8 +107,7 @@ def epoch_seconds(task, variant: str, hidden: int, study: StudyFile, *, epochs: 
 
 def estimate(study: StudyFile, *, epochs: int = 1, share: float = 1.0, tasks: dict | None = None) -> list[CellCost]:
     """Times every (task, variant) of the study at the space's smallest and largest hidden size."""
-    import torch
-
+    from ..training.train import training_threads
     from .worker import build_tasks
 
     if epochs < 1:
@@ -117,9 +116,7 @@ def estimate(study: StudyFile, *, epochs: int = 1, share: float = 1.0, tasks: di
         raise ConfigError(f"--share must be in (0, 1], got {share}")
     hidden = study.space["hidden_size"]
     sizes = sorted({int(hidden.low), int(hidden.high)})
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with training_threads(1):  # as a study's worker trains
         tasks = tasks if tasks is not None else build_tasks(study)
         costs = []
         for task_name, variant in study.cells():
@@ -127,8 +124,6 @@ def estimate(study: StudyFile, *, epochs: int = 1, share: float = 1.0, tasks: di
             epoch, test = ({h: t[k] for h, t in timed.items()} for k in (0, 1))
             costs.append(CellCost(task_name, variant, epoch, test, *_trial_seconds(epoch, hidden, study, test=test)))
         return costs
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _typical(r: Param) -> object:

@@ -17,7 +17,7 @@ from ..tasks import make_task
 from ..tasks.base import Task
 from ..training import checkpoint
 from ..training.config import Hyperparameters, TrainingConfig
-from ..training.train import Diverged, train
+from ..training.train import Diverged, train, training_threads
 from . import queue
 from .cells import cell_name, derive_seed, load_cells, open_study_storage
 from .space import inactive, suggest, trial_settings
@@ -168,7 +168,11 @@ def work(
 
     Workers start on different cells to spread out; `token` names this worker to its supervisor.
     """
-    torch.set_num_threads(threads)
+    with training_threads(threads):  # and denormals flushed: see there
+        return _work(spec, storage_url, checkpoint_dir=checkpoint_dir, worker=worker, token=token)
+
+
+def _work(spec: StudyFile, storage_url: str, *, checkpoint_dir: Path, worker: int, token: str | None) -> list[TrialOutcome]:
     stop = STOP.event
     me = queue.Worker.this_process(token)
     storage = open_study_storage(spec, storage_url)
