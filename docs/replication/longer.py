@@ -10,12 +10,13 @@ the study leaves out a failed trial.
 
 With --from VARIANT every listed variant trains on that cell's best hyperparameters instead of its
 own: the same configurations for all, so what differs is the cell, not the luck of the search's
-draws (then a paired t-test too). --from all takes the task's best configurations over all its cells
-instead (as many as one cell's best 10%): where few draws train at all, those are the ones that do.
+draws (then a paired t-test too). --from each takes the best configuration of every cell of the
+task instead, one per variant the study ran: where few draws train at all, those are ones that do,
+and no variant gets more configurations picked for its own luck (its seed included) than another.
 
     python docs/replication/longer.py --task chorales --variants V NOG NIAF NOAF --epochs 40 --patience 15
     python docs/replication/longer.py --task speech --variants V CIFG --from CIFG --epochs 12 --patience 4
-    python docs/replication/longer.py --task handwriting --variants V NFG NOAF --from all --epochs 12 --patience 4
+    python docs/replication/longer.py --task handwriting --variants V NFG NOAF --from each --epochs 12 --patience 4
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from odyssey.study.studyfile import load_study_file
 from odyssey.study.worker import network_for
 from odyssey.tasks import make_task
 from odyssey.training.config import TrainingConfig
-from odyssey.training.train import Diverged, train
+from odyssey.training.train import Diverged, train, training_threads
 
 PREFIX = "params_"
 
@@ -50,23 +51,27 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", required=True)
     parser.add_argument("--epochs", type=int, required=True)
     parser.add_argument("--patience", type=int, required=True)
-    parser.add_argument("--from", dest="source", help="train every variant on this variant's best hyperparameters, or the task's ('all')")
+    parser.add_argument("--from", dest="source", help="train every variant on this variant's best hyperparameters, or on each cell's best ('each')")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    with training_threads(1):  # as a study's worker trains
+        retrain(args)
+
+
+def retrain(args: argparse.Namespace) -> None:
     spec = load_study_file(args.study)
     training: TrainingConfig = dataclasses.replace(spec.training, max_epochs=args.epochs, patience=args.patience)
     task = make_task(args.task, seed=spec.seed, **spec.task_options.get(args.task, {}))
     trials = load_odyssey_trials(open_existing(args.storage), spec.name).complete()
     trials = trials[trials["task"] == args.task]
-    if args.source == "all":
-        top = trials.nsmallest(len(best_trials(trials[trials["variant"] == VANILLA])), "value")  # lower is better, as best_trials assumes
+    if args.source == "each":
+        top = trials.dropna(subset=["test_metric"]).sort_values(["value", "number"]).groupby("variant").head(1)  # lower is better
     else:
         top = best_trials(trials[trials["variant"].isin([args.source] if args.source else args.variants)])
     runs = [(variant, row._asdict()) for variant in args.variants for row in top.itertuples(index=False)] if args.source else [
         (row.variant, row._asdict()) for row in top.itertuples(index=False)
     ]
     tests: dict[str, list[float]] = {}
-    source = "the task's best configurations" if args.source == "all" else f"{args.source}'s best 10%" if args.source else "the best 10%"
+    source = "each cell's best configuration" if args.source == "each" else f"{args.source}'s best 10%" if args.source else "the best 10%"
     print(f"{args.task}: {source} retrained for at most {args.epochs} epochs, patience {args.patience}")
     print("variant | trial (of its cell) | hidden | stored test | retrained test | epochs | best epoch | seconds")
     for variant, row in runs:

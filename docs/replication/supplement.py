@@ -15,8 +15,9 @@
   variant tests compare) had their best validation epoch at the last epoch allowed.
 - draws: how lucky was each cell's search? Random search draws each cell's configurations on its
   own; per task and variant, the trials whose effective step lr / (1 - m) is at least LARGE_STEP.
-- learnt: did a trial learn anything? The trials whose validation metric beat what every trial
-  starts from (CER 1.0 on handwriting: CTC's all-blank output).
+- learnt: did a trial learn anything, and did its draw let it? Per variant, the trials whose
+  validation CER got below LEARNT (the header gives the best CER of a trial whose step could not
+  train), those whose effective step was at least TRAINS, and both.
 - capped: how much of a task's variance do untrained trials carry? An untrained CTC network's
   best-path output depends on its initial weights alone, and its CER can be far above 1 (a string
   of wrong characters). Capped at 1.0, every untrained trial counts the same; fANOVA shares of the
@@ -41,7 +42,7 @@ import pandas as pd
 from scipy import stats
 
 from odyssey.analysis.fanova import fit_forest
-from odyssey.analysis.importance import analyse, choose_scales, terms_table
+from odyssey.analysis.importance import analyse, choose_scales, largest_share, terms_table
 from odyssey.analysis.trials import load_odyssey_trials, open_existing
 from odyssey.analysis.variant_stats import best_trials, variant_order
 
@@ -59,6 +60,9 @@ INPUTS = {
     "log10(lr / (1 - m))": lambda f: [np.log10(f["params_learning_rate"] / f["params_one_minus_momentum"])],
 }
 UNTRAINED = {"handwriting": 1.0}  # the validation metric of an output that has learnt nothing
+# A handwriting trial has learnt when its CER is below 0.9: no trial whose step lr / (1 - m) was
+# below STILL (too small to move the weights in 12 epochs) got there, as the table's header shows.
+LEARNT, STILL, TRAINS = {"handwriting": 0.9}, 1e-4, 0.03
 # The paper's verdict per variant against V (paper-notes.md): NFG and NOAF worse everywhere; NIG, NOG
 # and NIAF worse on TIMIT and IAM Online but not on JSB; CIFG and NP no different; FGR worse on JSB (?).
 _GATES = {"NIG": "worse", "NOG": "worse", "NIAF": "worse"}
@@ -127,11 +131,23 @@ def _draws(trials: pd.DataFrame) -> str:
 
 
 def _learnt(trials: pd.DataFrame) -> str:
+    variants = variant_order(trials["variant"].unique())
     rows = []
-    for task, start in UNTRAINED.items():
+    for task, bar in LEARNT.items():
         cell = trials[trials["task"] == task]
-        rows.append([task, str(len(cell)), str(int((cell["value"] < start).sum())), f"{start:g}"])
-    return _table(["task", "trials", "validation metric below the untrained one", "untrained"], rows)
+        step = cell["params_learning_rate"] / cell["params_one_minus_momentum"]
+        still = cell[step < STILL]["value"].min()
+        groups = {
+            f"{task}: validation metric below {bar:g}": cell["value"] < bar,
+            f"lr / (1 - m) >= {TRAINS:g}": step >= TRAINS,
+            "both": (cell["value"] < bar) & (step >= TRAINS),
+        }
+        for label, chosen in groups.items():
+            counts = cell[chosen].groupby("variant").size()
+            totals = cell.groupby("variant").size()
+            rows.append([label, *(f"{counts.get(v, 0)}/{totals.get(v, 0)}" for v in variants)])
+        header = f"complete trials (the best CER with lr / (1 - m) < {STILL:g}: {still:.3g})"
+    return _table([header, *variants], rows)
 
 
 def _capped(loaded, trials: pd.DataFrame) -> str:
@@ -142,7 +158,7 @@ def _capped(loaded, trials: pd.DataFrame) -> str:
             rows.append([task, str(len(cell)), "too few trials", "", "", ""])
             continue
         y = cell["value"].to_numpy(float)
-        largest = (y.max() - y.mean()) ** 2 / len(y) / y.var()
+        k, largest = largest_share(y)
         scales = choose_scales(loaded)  # as the report's analysis does
         shares = {}
         for target, frame in (("value", cell), ("capped", cell.assign(capped=np.minimum(y, start)))):
@@ -150,10 +166,10 @@ def _capped(loaded, trials: pd.DataFrame) -> str:
             shares[target] = {row.term: row for row in terms.itertuples()}
         lr, pair = "log10(learning_rate)", "log10(learning_rate) × log10(one_minus_momentum)"
         rows.append([
-            task, str(len(cell)), f"{largest:.2f} (a CER of {y.max():.3g})",
+            task, str(len(cell)), f"{largest:.2f} (a CER of {y[k]:.3g})",
             *(_share(pd.Series(shares[t][term]._asdict())) for term in (lr, pair) for t in ("value", "capped")),
         ])
-    header = ["task", "trials", "variance share of the largest value", "learning rate", f"learning rate, metric capped at the untrained one", "learning rate × 1 - momentum", "the same, capped"]
+    header = ["task", "trials", "variance share of the largest value", "learning rate", "learning rate, metric capped at the untrained one", "learning rate × 1 - momentum", "the same, capped"]
     return _table(header, rows)
 
 
@@ -169,7 +185,7 @@ def _variants(tests: pd.DataFrame, task: str) -> str:
             rows.append([task, "V", f"{row.complete}", f"{row.mean:.4g}", "—", "—", "reference", "reference", "—", "—"])
             continue
         tested = math.isfinite(row.p)
-        verdict = "untested" if not tested else f"**{row.direction}**" if row.significant == "True" or row.significant is True else "not different"
+        verdict = "untested" if not tested else f"**{row.direction}**" if str(row.significant) == "True" else "not different"
         rows.append([
             task, row.variant, f"{row.complete}", f"{row.mean:.4g}" if math.isfinite(row.mean) else "n/a",
             f"{row.difference:+.3g}" if math.isfinite(row.difference) else "n/a", _p(row.p), verdict, PAPER[task][row.variant],
@@ -196,14 +212,21 @@ def _importance(terms: pd.DataFrame) -> str:
     """Per task, each share of the validation metric's variance over all trials: mean [90% interval] / noise
     floor, in bold where the interval clears the floor (the report's "distinguishable")."""
     terms = terms[terms["space"] == "all trials"]
-    rows = [[label, *(_share(terms[(terms["task"] == t) & (terms["term"] == term)].iloc[0]) if ((terms["task"] == t) & (terms["term"] == term)).any() else "—" for t in TASKS), paper] for term, (label, paper) in IMPORTANCE.items()]
-    pairs = terms[terms["kind"] == "pair"].sort_values("mean", ascending=False).groupby("task").head(1).set_index("task")
-    name = {term: label for term, (label, _) in IMPORTANCE.items()}
-    rows.append(["largest pair", *(f"{' × '.join(name[part] for part in pairs.loc[t, 'term'].split(' × '))}: {_share(pairs.loc[t])}" if t in pairs.index else "—" for t in TASKS), "learning rate × hidden size, small"])
-    rest = terms[terms["kind"] == "rest"].set_index("task")
-    rows.append(["higher order", *(_share(rest.loc[t]) if t in rest.index else "—" for t in TASKS), "small"])
-    trials = terms.groupby("task")["trials"].first()
-    rows.append(["trials", *(f"{trials[t]}" if t in trials.index else "—" for t in TASKS), "200 x 9 per task"])
+    by_task = {task: terms[terms["task"] == task].set_index("term") for task in TASKS}
+    label = {term: name for term, (name, _) in IMPORTANCE.items()}
+
+    def cells(pick) -> list[str]:
+        return [pick(by_task[task]) if len(by_task[task]) else "—" for task in TASKS]
+
+    rows = [[name, *cells(lambda t, term=term: _share(t.loc[term])), paper] for term, (name, paper) in IMPORTANCE.items()]
+
+    def largest_pair(t: pd.DataFrame) -> str:
+        term = t[t["kind"] == "pair"]["mean"].idxmax()
+        return f"{' × '.join(label[part] for part in term.split(' × '))}: {_share(t.loc[term])}"
+
+    rows.append(["largest pair", *cells(largest_pair), "learning rate × hidden size, small"])
+    rows.append(["higher order", *cells(lambda t: _share(t.loc["higher order"])), "small"])
+    rows.append(["trials", *cells(lambda t: f"{t['trials'].iloc[0]}"), "200 x 9 per task"])
     return _table(["share: mean [90% interval] / noise floor", *TASKS, "paper"], rows)
 
 
