@@ -271,3 +271,20 @@ def test_report_analyses_conditional_parameters_where_they_exist(tmp_path: Path)
     assert f"#### Sub-space: trials with momentum (optimizer = sgd) ({sgd} trials)" in text and "#### All trials (60 trials)" in text
     assert "| optimizer | one of [sgd, adam] |" in text and "| momentum | 0 to 0.99, when optimizer = sgd |" in text
     assert path.is_file()
+
+
+def test_a_far_value_is_written_at_the_edge_of_the_variant_boxes_not_drawn_to_scale():
+    """An untrained handwriting network at a test CER of 13.3 squashed every box of the all-trials
+    panel, whose other trials lay between 0.4 and 1.6, into a line."""
+    from odyssey.analysis.variant_stats import best_trials, variant_tests
+
+    rng = np.random.default_rng(0)
+    rows = [{"task": "t", "variant": v, "number": n, "value": x, "test_metric": x, "parameter_count": 100.0} for v in ("V", "NFG") for n, x in enumerate(rng.uniform(0.4, 1.6, 40))]
+    plain = pd.DataFrame(rows)
+    far = pd.concat([plain, pd.DataFrame([{**rows[0], "number": 99, "value": 50.0, "test_metric": 50.0}])], ignore_index=True)
+    for frame, expected in ((plain, []), (far, ["1 off the scale: 50"])):
+        fig = plots.variant_boxplots(frame, best_trials(frame), variant_tests(frame), metric="cer")
+        ax = fig.axes[0]
+        assert [t.get_text() for t in ax.texts] == expected
+        low, high = ax.get_ylim()
+        assert low <= plain["test_metric"].min() and plain["test_metric"].max() <= high < 2.0

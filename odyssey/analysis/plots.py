@@ -38,6 +38,27 @@ def _count(value: float) -> str:
     return f"{value / 1e6:.1f}M" if value >= 1e6 else f"{value / 1e3:.1f}k" if value >= 1e3 else f"{value:.0f}"
 
 
+FAR = 10.0  # a value this many 5%-95% spreads beyond that range is written at the edge, not drawn to scale
+
+
+def _limits_without_far_values(ax, values: np.ndarray) -> None:
+    """Keep the axis on the bulk of the values: one untrained network at a CER of 13 squashed every
+    box of a panel whose other trials lay between 0.4 and 1.9 into a line."""
+    low, high = np.quantile(values, [0.05, 0.95])
+    spread = max(high - low, 1e-12)
+    far = (values < low - FAR * spread) | (values > high + FAR * spread)
+    if not far.any():
+        return
+    near = values[~far]
+    bottom, top = near.min() - 0.05 * spread, near.max() + 0.05 * spread
+    below, above = values[values < bottom], values[values > top]
+    ax.set_ylim(bottom, top)
+    for far, edge, align in ((above, top, "top"), (below, bottom, "bottom")):
+        if len(far):
+            said = ", ".join(f"{v:.3g}" for v in sorted(far, key=abs, reverse=True)[:3]) + (", ..." if len(far) > 3 else "")
+            ax.text(0.99, 0.98 if align == "top" else 0.02, f"{len(far)} off the scale: {said}", transform=ax.transAxes, ha="right", va=align, fontsize=7)
+
+
 def variant_boxplots(complete: pd.DataFrame, best: pd.DataFrame, tests: pd.DataFrame, *, metric: str) -> Figure:
     """Test metric per variant, all trials and the best by validation; colour = verdict against vanilla."""
     order = list(tests["variant"])
@@ -55,6 +76,7 @@ def variant_boxplots(complete: pd.DataFrame, best: pd.DataFrame, tests: pd.DataF
                     warnings.simplefilter("ignore", MatplotlibDeprecationWarning)
                     sns.boxplot(data=data, x="variant", y="test_metric", order=order, hue="variant", hue_order=order, palette=colours, legend=False, ax=ax, fliersize=0)
                     sns.stripplot(data=data, x="variant", y="test_metric", order=order, color="black", size=2.5, alpha=0.5, ax=ax)
+                _limits_without_far_values(ax, data["test_metric"].to_numpy(float))
             ax.set_xticks(range(len(order)), labels, fontsize=8)
             ax.set(title=title, xlabel="variant (median parameter count)", ylabel=f"test {metric}")
         handles = [Patch(color=c, label=k) for k, c in COLOURS.items() if k in {_verdict(r) for _, r in tests.iterrows()}]
