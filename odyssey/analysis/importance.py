@@ -23,7 +23,9 @@ from .scales import Scale, param_order
 from .trials import PARAM_PREFIX, Trials, TooFewTrials, load_optuna_trials, open_existing
 
 MIN_TRIALS = 20  # fewer than this and a forest's shares say more about the sample than the space
-DOMINANT = 0.5  # one trial carrying this much of the objective's variance is named beside the shares
+# Trials that each carry OUTLIER or more of the objective's variance, and DOMINANT together, are
+# named beside the shares.
+OUTLIER, DOMINANT = 0.1, 0.5
 PAIR_SIGN = " × "
 FORMATS = ("table", "csv", "json")
 ALL_TRIALS = "all trials"
@@ -41,11 +43,11 @@ class Importance:
     dropped: tuple[str, ...] = ()  # parameters left out here, each with the reason
     uncertainty: Uncertainty | None = None
     constant: bool = False  # the target has one value: there is no variance to share out
-    dominant: str = ""  # one trial that carries most of the target's variance, said (see `dominant_trial`)
+    dominant: str = ""  # the few trials that carry most of the target's variance, said (see `dominant_trials`)
 
     @property
     def note(self) -> str:
-        """What a reader must know beside the numbers: dropped parameters, a constant target, one trial that outweighs the rest."""
+        """What a reader must know beside the numbers: dropped parameters, a constant target, trials that outweigh the rest."""
         notes = [f"{self.trials} trials ({self.space})", SCALE_NOTE]
         if self.constant:
             notes.append("the objective is constant over these trials: its variance is zero and no share is defined")
@@ -93,29 +95,36 @@ def _narrowed(scale: Scale, values: pd.Series) -> tuple[Scale | None, str]:
     return scale, ""
 
 
-def largest_share(y: np.ndarray) -> tuple[int, float]:
-    """The value farthest from the mean, and the share of the variance it carries (0 where y is constant)."""
+def largest_shares(y: np.ndarray) -> tuple[np.ndarray, float]:
+    """The values that each carry a tenth or more of the variance of y (else the single farthest from
+    the mean): their positions, farthest first, and the share they carry together (0 for a constant y)."""
     deviations = (y - y.mean()) ** 2
-    k = int(np.argmax(deviations))
-    return k, float(deviations[k] / deviations.sum()) if deviations.sum() else 0.0
+    shares = deviations / deviations.sum() if deviations.sum() else np.zeros_like(deviations)
+    order = np.argsort(shares)[::-1]
+    big = order[shares[order] >= OUTLIER] if shares[order[0]] >= OUTLIER else order[:1]
+    return big, float(shares[big].sum())
 
 
-def dominant_trial(rows: pd.DataFrame, y: np.ndarray) -> str:
-    """Where one trial carries DOMINANT or more of the variance of y, which, and how much.
+def dominant_trials(rows: pd.DataFrame, y: np.ndarray) -> str:
+    """Where the trials that each carry a tenth of the variance of y carry DOMINANT of it together: which, and how much.
 
-    Shares are fractions of a variance, and a single outlier (a diverged network's loss, an untrained
-    one's error far above the rest) can be most of it: then every share mostly says where that
-    trial lies, and the intervals and floors are wide for it."""
-    k, share = largest_share(y)
+    Shares are fractions of a variance, and an outlier or two (a diverged network's loss, an
+    untrained one's error far above the rest) can be most of it: then every share mostly says where
+    those trials lie, and the intervals and floors are wide for it."""
+    positions, share = largest_shares(y)
     if share < DOMINANT:
         return ""
-    row = rows.iloc[k]
-    who = f"trial {int(row['number'])}" if "number" in rows else "one trial"
-    if isinstance(row.get("variant"), str) and row["variant"]:
-        who += f" ({row['variant']})"
+
+    def who(k: int) -> str:
+        row = rows.iloc[k]
+        name = f"trial {int(row['number'])}" if "number" in rows else "a trial"
+        return name + (f" ({row['variant']})" if isinstance(row.get("variant"), str) and row["variant"] else "") + f" at {y[k]:.4g}"
+
+    one = len(positions) == 1
     return (
-        f"{who}, at {y[k]:.4g}, carries {share:.2f} of the objective's variance: the shares mostly say where that "
-        "trial lies, not how the others vary (an objective capped or on a log scale would say more)"
+        f"{' and '.join(who(k) for k in positions)} {'carries' if one else 'carry'} {share:.2f} of the objective's variance: "
+        f"the shares mostly say where {'that trial lies' if one else 'those trials lie'}, not how the others vary "
+        "(an objective capped or on a log scale would say more)"
     )
 
 
@@ -171,7 +180,7 @@ def analyse(
     if assess:
         residuals = y - np.nan_to_num(forest.oob_prediction_, nan=float(np.mean(y)))
         uncertainty = estimate(refit, x, fanova, residuals=residuals, additive=additive_part(fanova, x), permutations=permutations, seed=seed)
-    return Importance(used, len(rows), fanova, space=space, dropped=tuple(dropped), uncertainty=uncertainty, constant=constant, dominant=dominant_trial(rows, y))
+    return Importance(used, len(rows), fanova, space=space, dropped=tuple(dropped), uncertainty=uncertainty, constant=constant, dominant=dominant_trials(rows, y))
 
 
 def additive_part(fanova: Fanova, x: np.ndarray) -> np.ndarray:
