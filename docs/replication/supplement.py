@@ -21,7 +21,8 @@
 - capped: how much of a task's variance do untrained trials carry? An untrained CTC network's
   best-path output depends on its initial weights alone, and its CER can be far above 1 (a string
   of wrong characters). Capped at 1.0, every untrained trial counts the same; fANOVA shares of the
-  capped metric beside the report's, and the share of the variance the single largest value carries.
+  capped metric beside the report's, and the share of the variance the few farthest values carry
+  (as the report names them: importance.largest_shares).
 
 With --write it also fills the document's blocks quoted from the run and its report (status, cost,
 the claims and each task's variant table) and puts every table in its place in docs/replication.md,
@@ -42,7 +43,7 @@ import pandas as pd
 from scipy import stats
 
 from odyssey.analysis.fanova import fit_forest
-from odyssey.analysis.importance import analyse, choose_scales, largest_share, terms_table
+from odyssey.analysis.importance import analyse, choose_scales, largest_shares, terms_table
 from odyssey.analysis.trials import load_odyssey_trials, open_existing
 from odyssey.analysis.variant_stats import best_trials, variant_order
 
@@ -158,7 +159,7 @@ def _capped(loaded, trials: pd.DataFrame) -> str:
             rows.append([task, str(len(cell)), "too few trials", "", "", ""])
             continue
         y = cell["value"].to_numpy(float)
-        k, largest = largest_share(y)
+        far, largest = largest_shares(y)
         scales = choose_scales(loaded)  # as the report's analysis does
         shares = {}
         for target, frame in (("value", cell), ("capped", cell.assign(capped=np.minimum(y, start)))):
@@ -166,10 +167,10 @@ def _capped(loaded, trials: pd.DataFrame) -> str:
             shares[target] = {row.term: row for row in terms.itertuples()}
         lr, pair = "log10(learning_rate)", "log10(learning_rate) × log10(one_minus_momentum)"
         rows.append([
-            task, str(len(cell)), f"{largest:.2f} (a CER of {y[k]:.3g})",
+            task, str(len(cell)), f"{largest:.2f} (CER {', '.join(f'{v:.3g}' for v in y[far])})",
             *(_share(pd.Series(shares[t][term]._asdict())) for term in (lr, pair) for t in ("value", "capped")),
         ])
-    header = ["task", "trials", "variance share of the largest value", "learning rate", "learning rate, metric capped at the untrained one", "learning rate × 1 - momentum", "the same, capped"]
+    header = ["task", "trials", "variance share of the farthest values", "learning rate", "learning rate, metric capped at the untrained one", "learning rate × 1 - momentum", "the same, capped"]
     return _table(header, rows)
 
 
