@@ -125,17 +125,40 @@ def test_the_documents_numbers_are_the_reports():
         assert (ROOT / "docs" / figure).is_file(), f"docs/replication.md shows {figure}, which is not committed"
 
 
-def test_the_documents_other_numbers_are_what_its_script_writes(regenerated: Path):
-    """Every block docs/replication/supplement.py --write fills (its own tables, the status, the cost, the
-    claims and variant tables), computed from the committed storage and the regenerated report, is the document's."""
+@pytest.fixture(scope="module")
+def supplement():
     location = ROOT / "docs" / "replication" / "supplement.py"
     module = importlib.util.spec_from_file_location("replication_supplement", location)
-    supplement = importlib.util.module_from_spec(module)
-    module.loader.exec_module(supplement)
+    loaded = importlib.util.module_from_spec(module)
+    module.loader.exec_module(loaded)
+    return loaded
+
+
+def test_the_documents_other_numbers_are_what_its_script_writes(regenerated: Path, supplement):
+    """Every block docs/replication/supplement.py --write fills (its own tables, the status, the cost, the
+    claims and variant tables, the retraining on the same configurations), computed from the committed
+    storage, the regenerated report and the committed retraining output, is the document's."""
     text = DOCUMENT.read_text()
     quoted = supplement.blocks(URL, regenerated)  # the working directory is the copy's (see `regenerated`)
-    assert {"status", "cost", "table:claims", "table:step", "table:handwriting"} <= set(quoted)
+    assert {"status", "cost", "table:claims", "table:step", "table:handwriting", "table:each"} <= set(quoted)
     for name, block in quoted.items():
         shown = re.search(rf"<!-- {re.escape(name)} -->\n(.*?)<!-- end -->", text, flags=re.S)
         assert shown, f"docs/replication.md has no {name} block"
         assert shown.group(1).strip() == block, f"docs/replication.md's {name} block is not what supplement.py writes"
+
+
+def test_a_retraining_that_came_back_different_is_refused_not_averaged(tmp_path: Path, supplement):
+    """The same run printed twice (V in both halves of a --from each retraining) comes from the same seed;
+    two different results mean the halves ran on different code or machines, and the table would mix them."""
+    header = "variant | trial (of its cell) | hidden | stored test | retrained test | epochs | best epoch | seconds"
+    half = [header, "V | NP 33 | 139 | - | 0.5692 | 12 | 11 | 51", "NFG | NP 33 | 139 | - | diverged: training loss became nan in epoch 3 | | | 7"]
+    agreeing = tmp_path / "agreeing.txt"
+    agreeing.write_text("\n".join(half + half + ["V | NOG 8 | 163 | - | 0.6305 | 12 | 12 | 55"]))
+    runs = supplement._runs(agreeing)
+    assert len(runs) == 3 and runs["test"].isna().sum() == 1
+    table = supplement._same_configurations(agreeing).splitlines()
+    assert table[2].startswith("| V | 2 of 2 | 0.5998 |") and table[3] == "| NFG | 0 of 1 | n/a | n/a | n/a | n/a | 0 of 0 |"
+    differing = tmp_path / "differing.txt"
+    differing.write_text("\n".join(half + [half[1].replace("0.5692", "0.5693")]))
+    with pytest.raises(SystemExit, match=r"differing.txt: V on NP 33 retrained to 0.5692 and to 0.5693"):
+        supplement._runs(differing)

@@ -25,7 +25,8 @@
   (as the report names them: importance.largest_shares).
 
 With --write it also fills the document's blocks quoted from the run and its report (status, cost,
-the claims and each task's variant table) and puts every table in its place in docs/replication.md,
+the claims and each task's variant table) and from the committed retraining of every handwriting
+variant on each cell's best configuration (each: handwriting-from-each.txt, longer.py's output) and puts every table in its place in docs/replication.md,
 between `<!-- table:NAME -->` (or `<!-- NAME -->`) and `<!-- end -->`; write the report first.
 
     python docs/replication/supplement.py [--storage sqlite:///docs/replication/replication.db] [--write]
@@ -273,6 +274,47 @@ def _cost(frame: pd.DataFrame, planned: int) -> str:
     )
 
 
+def _runs(path: Path) -> pd.DataFrame:
+    """The per-run rows of longer.py's outputs in `path` (one or more runs, concatenated): a run that
+    diverged has no test. The same run printed twice must agree: it is retrained from the same seed."""
+    rows = {}
+    for line in path.read_text().splitlines():
+        fields = [field.strip() for field in line.split("|")]
+        if len(fields) != 8 or fields[0] == "variant":
+            continue
+        variant, source, _hidden, _stored, test, *_ = fields
+        run = (variant, source, math.nan if test.startswith("diverged") else float(test))
+        if rows.setdefault(run[:2], run) != run and not all(map(math.isnan, (rows[run[:2]][2], run[2]))):
+            raise SystemExit(f"{path}: {variant} on {source} retrained to {rows[run[:2]][2]} and to {run[2]}")
+    return pd.DataFrame(list(rows.values()), columns=["variant", "source", "test"])
+
+
+def _same_configurations(path: Path) -> str:
+    """Every variant retrained on the same configurations (longer.py --from each): its mean test
+    metric where it trained, V's on those configurations, and the paired t-test against V there."""
+    frame = _runs(path)
+    ran = frame.groupby("variant").size()
+    runs = frame.pivot(index="source", columns="variant", values="test")
+    rows = []
+    for variant in variant_order(runs.columns):
+        trained = f"{runs[variant].notna().sum()} of {ran[variant]}"
+        if variant == "V":
+            rows.append(["V", trained, f"{runs['V'].mean():.4g}", "—", "—", "—", "—"])
+            continue
+        both = runs[[variant, "V"]].dropna()
+        mine, vanilla = both[variant].to_numpy(), both["V"].to_numpy()
+        if not len(both):
+            rows.append([variant, trained, "n/a", "n/a", "n/a", "n/a", "0 of 0"])
+            continue
+        p = stats.ttest_rel(mine, vanilla).pvalue if len(both) > 1 else math.nan
+        rows.append([
+            variant, trained, f"{mine.mean():.4g}", f"{vanilla.mean():.4g}",
+            f"{(mine - vanilla).mean():+.3g}", _p(p), f"{(mine < vanilla).sum()} of {len(both)}",
+        ])
+    header = ["variant", "trained", "mean test", "V's, on the same", "vs V", "p (paired)", "lower than V on"]
+    return _table(header, rows)
+
+
 def tables(storage: str = STORAGE) -> dict[str, str]:
     loaded = load_odyssey_trials(open_existing(storage), "replication")
     trials = loaded.complete()
@@ -296,6 +338,7 @@ def blocks(storage: str = STORAGE, report: Path = REPORT) -> dict[str, str]:
     quoted = {"status": _status(loaded.frame, planned), "cost": _cost(loaded.frame, planned), "table:claims": _claims(pd.read_csv(report / "claims.csv"))}
     quoted["table:importance"] = _importance(pd.read_csv(report / "importance.csv"))
     quoted |= {f"table:{task}": _variants(tests, task) for task in TASKS}
+    quoted["table:each"] = _same_configurations(HERE / "handwriting-from-each.txt")
     return quoted | {f"table:{name}": table for name, table in tables(storage).items()}
 
 

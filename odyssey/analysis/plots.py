@@ -59,6 +59,15 @@ def _limits_without_far_values(ax, values: np.ndarray) -> None:
             ax.text(0.99, 0.98 if align == "top" else 0.02, f"{len(far)} off the scale: {said}", transform=ax.transAxes, ha="right", va=align, fontsize=7)
 
 
+def _jittered_points(ax, data: pd.DataFrame, order: list[str]) -> None:
+    """Every trial as a dot over its variant's box, spread sideways as seaborn's stripplot would, but
+    from a generator of its own: stripplot draws from numpy's global one, so a report written twice
+    from the same storage had different figures."""
+    rng = np.random.default_rng(0)
+    position = data["variant"].map({variant: i for i, variant in enumerate(order)}).to_numpy(float)
+    ax.scatter(position + rng.uniform(-0.2, 0.2, len(position)), data["test_metric"], s=6, color="black", alpha=0.5, linewidths=0, zorder=3)
+
+
 def variant_boxplots(complete: pd.DataFrame, best: pd.DataFrame, tests: pd.DataFrame, *, metric: str) -> Figure:
     """Test metric per variant, all trials and the best by validation; colour = verdict against vanilla."""
     order = list(tests["variant"])
@@ -75,7 +84,7 @@ def variant_boxplots(complete: pd.DataFrame, best: pd.DataFrame, tests: pd.DataF
                 with warnings.catch_warnings():  # seaborn 0.13 passes matplotlib 3.11 a deprecated argument
                     warnings.simplefilter("ignore", MatplotlibDeprecationWarning)
                     sns.boxplot(data=data, x="variant", y="test_metric", order=order, hue="variant", hue_order=order, palette=colours, legend=False, ax=ax, fliersize=0)
-                    sns.stripplot(data=data, x="variant", y="test_metric", order=order, color="black", size=2.5, alpha=0.5, ax=ax)
+                _jittered_points(ax, data, order)
                 _limits_without_far_values(ax, data["test_metric"].to_numpy(float))
             ax.set_xticks(range(len(order)), labels, fontsize=8)
             ax.set(title=title, xlabel="variant (median parameter count)", ylabel=f"test {metric}")
