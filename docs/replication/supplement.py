@@ -262,7 +262,8 @@ def _cost(frame: pd.DataFrame, planned: int) -> str:
     spent = f"{hours:.2f} CPU-hours of training in the {len(done):,} complete trials (their `seconds`; storage writes, start-up and the failed trials not included)"
     left = planned - int(frame["state"].isin(["COMPLETE", "FAIL"]).sum())
     if not left:
-        return f"Measured: {spent}."
+        tasks = done.groupby("task")["seconds"].sum() / 3600
+        return f"Measured: {spent}: " + ", ".join(f"{task} {tasks[task]:.2f}" for task in TASKS if task in tasks) + "."
     per_cell = done.groupby(["task", "variant"])["seconds"].mean()
     per_task = done.groupby("task")["seconds"].mean()
     open_trials = frame[~frame["state"].isin(["COMPLETE", "FAIL"])]
