@@ -25,9 +25,9 @@
   (as the report names them: importance.largest_shares).
 
 With --write it also fills the document's blocks quoted from the run and its report (status, cost,
-the claims and each task's variant table) and from the committed retraining of every handwriting
-variant on each cell's best configuration (each: handwriting-from-each.txt, longer.py's output) and puts every table in its place in docs/replication.md,
-between `<!-- table:NAME -->` (or `<!-- NAME -->`) and `<!-- end -->`; write the report first.
+the claims and each task's variant table) and from the committed retraining of handwriting's
+variants on each cell's best configuration (longer.py's outputs in RETRAINED: each, each-40), and
+puts every table in its place in docs/replication.md, between `<!-- table:NAME -->` (or `<!-- NAME -->`) and `<!-- end -->`; write the report first.
 
     python docs/replication/supplement.py [--storage sqlite:///docs/replication/replication.db] [--write]
 """
@@ -61,6 +61,8 @@ INPUTS = {
     "log10(lr), log10(1 - m)": lambda f: [np.log10(f["params_learning_rate"]), np.log10(f["params_one_minus_momentum"])],
     "log10(lr / (1 - m))": lambda f: [np.log10(f["params_learning_rate"] / f["params_one_minus_momentum"])],
 }
+# longer.py --from each outputs, committed beside this script: 12 epochs as the study, and 40 (patience 15)
+RETRAINED = {"each": "handwriting-from-each.txt", "each-40": "handwriting-from-each-40.txt"}
 UNTRAINED = {"handwriting": 1.0}  # the validation metric of an output that has learnt nothing
 # A handwriting trial has learnt when its CER is below 0.9: no trial whose step lr / (1 - m) was
 # below STILL (too small to move the weights in 12 epochs) got there, as the table's header shows.
@@ -339,7 +341,7 @@ def blocks(storage: str = STORAGE, report: Path = REPORT) -> dict[str, str]:
     quoted = {"status": _status(loaded.frame, planned), "cost": _cost(loaded.frame, planned), "table:claims": _claims(pd.read_csv(report / "claims.csv"))}
     quoted["table:importance"] = _importance(pd.read_csv(report / "importance.csv"))
     quoted |= {f"table:{task}": _variants(tests, task) for task in TASKS}
-    quoted["table:each"] = _same_configurations(HERE / "handwriting-from-each.txt")
+    quoted |= {f"table:{name}": _same_configurations(HERE / file) for name, file in RETRAINED.items()}
     return quoted | {f"table:{name}": table for name, table in tables(storage).items()}
 
 
