@@ -46,7 +46,7 @@ from scipy import stats
 from odyssey.analysis.fanova import fit_forest
 from odyssey.analysis.importance import analyse, choose_scales, largest_shares, terms_table
 from odyssey.analysis.trials import load_odyssey_trials, open_existing
-from odyssey.analysis.variant_stats import best_trials, variant_order
+from odyssey.analysis.variant_stats import VANILLA, best_trials, variant_order
 
 STORAGE = "sqlite:///docs/replication/replication.db"
 HERE = Path(__file__).resolve().parent
@@ -139,6 +139,7 @@ def _learnt(trials: pd.DataFrame) -> str:
     rows = []
     for task, bar in LEARNT.items():
         cell = trials[trials["task"] == task]
+        totals = cell.groupby("variant").size()
         step = cell["params_learning_rate"] / cell["params_one_minus_momentum"]
         still = cell[step < STILL]["value"].min()
         groups = {
@@ -148,7 +149,6 @@ def _learnt(trials: pd.DataFrame) -> str:
         }
         for label, chosen in groups.items():
             counts = cell[chosen].groupby("variant").size()
-            totals = cell.groupby("variant").size()
             rows.append([label, *(f"{counts.get(v, 0)}/{totals.get(v, 0)}" for v in variants)])
         header = f"complete trials (the best CER with lr / (1 - m) < {STILL:g}: {still:.3g})"
     return _table([header, *variants], rows)
@@ -185,8 +185,8 @@ def _variants(tests: pd.DataFrame, task: str) -> str:
     """One task's rows of the report's variant tests, with the paper's verdict beside odyssey's."""
     rows = []
     for row in tests[tests["task"] == task].itertuples():
-        if row.variant == "V":
-            rows.append([task, "V", f"{row.complete}", f"{row.mean:.4g}", "—", "—", "reference", "reference", "—", "—"])
+        if row.variant == VANILLA:
+            rows.append([task, VANILLA, f"{row.complete}", f"{row.mean:.4g}", "—", "—", "reference", "reference", "—", "—"])
             continue
         tested = math.isfinite(row.p)
         verdict = "untested" if not tested else f"**{row.direction}**" if str(row.significant) == "True" else "not different"
@@ -280,16 +280,17 @@ def _cost(frame: pd.DataFrame, planned: int) -> str:
 def _runs(path: Path) -> pd.DataFrame:
     """The per-run rows of longer.py's outputs in `path` (one or more runs, concatenated): a run that
     diverged has no test. The same run printed twice must agree: it is retrained from the same seed."""
-    rows = {}
+    tests: dict[tuple[str, str], float] = {}
     for line in path.read_text().splitlines():
         fields = [field.strip() for field in line.split("|")]
         if len(fields) != 8 or fields[0] == "variant":
             continue
-        variant, source, _hidden, _stored, test, *_ = fields
-        run = (variant, source, math.nan if test.startswith("diverged") else float(test))
-        if rows.setdefault(run[:2], run) != run and not all(map(math.isnan, (rows[run[:2]][2], run[2]))):
-            raise SystemExit(f"{path}: {variant} on {source} retrained to {rows[run[:2]][2]} and to {run[2]}")
-    return pd.DataFrame(list(rows.values()), columns=["variant", "source", "test"])
+        variant, source, _hidden, _stored, retrained, *_ = fields
+        test = math.nan if retrained.startswith("diverged") else float(retrained)
+        seen = tests.setdefault((variant, source), test)
+        if seen != test and not (math.isnan(seen) and math.isnan(test)):
+            raise SystemExit(f"{path}: {variant} on {source} retrained to {seen} and to {test}")
+    return pd.DataFrame([(*run, test) for run, test in tests.items()], columns=["variant", "source", "test"])
 
 
 def _same_configurations(path: Path) -> str:
@@ -301,11 +302,11 @@ def _same_configurations(path: Path) -> str:
     rows = []
     for variant in variant_order(runs.columns):
         trained = f"{runs[variant].notna().sum()} of {ran[variant]}"
-        if variant == "V":
-            rows.append(["V", trained, f"{runs['V'].mean():.4g}", "—", "—", "—", "—"])
+        if variant == VANILLA:
+            rows.append([VANILLA, trained, f"{runs[VANILLA].mean():.4g}", "—", "—", "—", "—"])
             continue
-        both = runs[[variant, "V"]].dropna()
-        mine, vanilla = both[variant].to_numpy(), both["V"].to_numpy()
+        both = runs[[variant, VANILLA]].dropna()
+        mine, vanilla = both[variant].to_numpy(), both[VANILLA].to_numpy()
         if not len(both):
             rows.append([variant, trained, "n/a", "n/a", "n/a", "n/a", "0 of 0"])
             continue

@@ -53,10 +53,10 @@ def _limits_without_far_values(ax, values: np.ndarray) -> None:
     bottom, top = near.min() - 0.05 * spread, near.max() + 0.05 * spread
     below, above = values[values < bottom], values[values > top]
     ax.set_ylim(bottom, top)
-    for far, edge, align in ((above, top, "top"), (below, bottom, "bottom")):
-        if len(far):
-            said = ", ".join(f"{v:.3g}" for v in sorted(far, key=abs, reverse=True)[:3]) + (", ..." if len(far) > 3 else "")
-            ax.text(0.99, 0.98 if align == "top" else 0.02, f"{len(far)} off the scale: {said}", transform=ax.transAxes, ha="right", va=align, fontsize=7)
+    for outside, align in ((above, "top"), (below, "bottom")):
+        if len(outside):
+            said = ", ".join(f"{v:.3g}" for v in sorted(outside, key=abs, reverse=True)[:3]) + (", ..." if len(outside) > 3 else "")
+            ax.text(0.99, 0.98 if align == "top" else 0.02, f"{len(outside)} off the scale: {said}", transform=ax.transAxes, ha="right", va=align, fontsize=7)
 
 
 def _jittered_points(ax, data: pd.DataFrame, order: list[str]) -> None:
