@@ -10,7 +10,7 @@ from odyssey.training.config import TrainingConfig
 from odyssey.model.network import SequenceNetwork
 from odyssey.training.config import Hyperparameters
 from odyssey.tasks import make_task
-from odyssey.training.train import Diverged, evaluate, train
+from odyssey.training.train import Diverged, _check_divergence, evaluate, train
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +78,29 @@ def test_non_finite_loss_is_divergence(task):
     explosive = Hyperparameters(learning_rate=1e4, hidden_size=8, momentum=0.9, input_noise=0.0)
     with pytest.raises(Diverged, match="became"):
         train(network(task), task, explosive, config=TrainingConfig(batch_size=8, max_epochs=20, patience=20), seed=1)
+
+
+def _epochs(losses, metrics, factor=1e3):
+    """Feeds _check_divergence epoch by epoch, as train() does."""
+    state = checkpoint.TrainingState()
+    for epoch, (loss, metric) in enumerate(zip(losses, metrics), start=1):
+        state.epoch = epoch
+        _check_divergence(state, train_loss=loss, metric=metric, factor=factor, name="error_rate")
+
+
+def test_an_error_rate_of_zero_in_the_first_epoch_is_not_a_baseline_for_divergence():
+    """Issue 25: a sensor study's validation error 0 after epoch 1, then 0.04167, was stored as diverged."""
+    _epochs(losses=[0.9, 0.5, 0.4, 0.35], metrics=[0.0, 0.0, 0.04167, 0.08333])
+
+
+def test_an_exploding_loss_is_divergence_and_the_reason_says_why():
+    with pytest.raises(Diverged, match=r"training loss became 2000 in epoch 3, more than 1000 times the first epoch's 1 \(divergence_factor\)"):
+        _epochs(losses=[1.0, 0.5, 2000.0], metrics=[0.5, 0.4, 0.5])
+    with pytest.raises(Diverged, match="training loss became inf in epoch 2: not a finite number"):
+        _epochs(losses=[1.0, math.inf], metrics=[0.5, 0.4])
+    with pytest.raises(Diverged, match="validation error_rate became nan in epoch 2: the network's outputs are no longer finite"):
+        _epochs(losses=[1.0, 0.9], metrics=[0.5, math.nan])
+    _epochs(losses=[0.0, 5.0], metrics=[0.5, 0.4])  # nothing to compare a loss with but 0: only the finite check
 
 
 def test_bad_training_settings_are_refused():

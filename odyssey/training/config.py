@@ -65,7 +65,7 @@ class TrainingConfig:
     eval_batch_size: int = 64
     max_seconds: float | None = None  # per trial; stops after the epoch that passes it
     forget_bias: float = 0.0
-    divergence_factor: float = 1e3  # a validation metric this many times the first epoch's counts as diverged
+    divergence_factor: float = 1e3  # a training loss this many times the first epoch's counts as diverged
     optimizer: str = "sgd"
     weight_decay: float = 0.0  # an L2 term on every weight, for either optimizer
     gradient_clip: float | None = None  # the largest global gradient norm of an update
