@@ -333,6 +333,56 @@ def test_results_own_their_storage(backend):
         assert tensor.untyped_storage().nbytes() == tensor.nbytes, tuple(tensor.shape)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", ["V", "FGR"])
+def test_nan_and_inf_in_the_padding_reach_no_result(backend, name):
+    """Padding holds whatever the caller left there (issue 25): NaN and inf past `lengths` must give
+    the same outputs, states and gradients as zeros there, and zero outputs on the padded steps.
+    On the kernel every weight_ih gradient was NaN (NaN x a zero gradient in dW_ih = DA^T X) while
+    the loss stayed finite; on the reference the padded outputs were NaN (NaN x mask 0)."""
+    torch.manual_seed(13)
+    model = use(randomise(LSTM(3, 4, num_layers=2, bidirectional=True, variant=name)).double(), backend)
+    padded = torch.arange(6).unsqueeze(1) >= LENGTHS
+    clean = torch.randn(6, 4, 3, dtype=torch.float64).masked_fill(padded.unsqueeze(-1), 0)
+    dirty = clean.clone()
+    dirty[padded] = torch.tensor([float("nan"), float("inf"), -float("inf")], dtype=torch.float64)
+    target = torch.randn(6, 4, 8, dtype=torch.float64)
+    results = []
+    for x in (clean, dirty):
+        model.zero_grad(set_to_none=True)
+        x = x.clone().requires_grad_()
+        out, state = model(x, lengths=LENGTHS)
+        ((out * target).sum() + sum(s.sum() for s in state)).backward()
+        results.append([out, *state, x.grad, *(p.grad for p in model.parameters())])
+        assert torch.all(out[padded] == 0) and torch.all(x.grad[padded] == 0)
+    for got, expected in zip(results[1], results[0], strict=True):
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)  # the very same computation
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_batched_backward_matches_the_reference(backend):
+    """is_grads_batched=True and jacobian(vectorize=True) run the backward under vmap (issue 25: the
+    kernel could not read the gradients, BatchedTensors without storage); vmap of autograd.grad too."""
+    lengths = torch.tensor([5, 3])
+    results = {}
+    for which in (backend, "reference"):
+        torch.manual_seed(14)
+        model = use(randomise(LSTM(3, 4, bidirectional=True, variant="FGR")).double(), which)
+        x = torch.randn(5, 2, 3, dtype=torch.float64, requires_grad=True)
+        jacobian = torch.autograd.functional.jacobian(lambda x: model(x, lengths=lengths)[0], x, vectorize=True)
+        out, _ = model(x, lengths=lengths)
+        vectors = torch.randn(3, *out.shape, dtype=torch.float64)
+        wrt = [x, model.weight_hh_l0, model.weight_gg_l0_reverse]
+        batched = torch.autograd.grad(out, wrt, vectors, is_grads_batched=True, retain_graph=True)
+        mapped = torch.func.vmap(lambda v: torch.autograd.grad(out, wrt, v, retain_graph=True))(vectors)
+        one = torch.autograd.grad(out, wrt, vectors[1])
+        results[which] = [jacobian, *batched, *mapped, *one]
+        for many, single in zip(batched, one):
+            torch.testing.assert_close(many[1], single)
+    for got, expected in zip(results[backend], results["reference"], strict=True):
+        torch.testing.assert_close(got, expected)
+
+
 # --- torch.nn.LSTM's interface (more in tests/test_nn_lstm_peer.py) ----------------------------
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from odyssey.study.space import PAPER_SPACE
-from odyssey.study.studyfile import StudyFileError, load_study_file
+from odyssey.study.studyfile import StudyFileError, load_analysis_settings, load_study_file
 
 GOOD = """
 name = "demo"
@@ -51,6 +51,20 @@ def test_the_digest_ignores_formatting_but_not_content(tmp_path):
     assert d.retries == 9 and a.retries == 3 and d.digest() == a.digest()  # how to run it, not what it finds
 
 
+def test_analysis_settings_are_not_part_of_the_studys_identity(tmp_path):
+    """A margin is how the report reads the trials: stating or changing it must not make the stored
+    study another one (the committed replication storage still opens with its file)."""
+    plain = load_study_file(write(tmp_path, GOOD))
+    assert plain.analysis.equivalence_margin is None
+    one = load_study_file(write(tmp_path, GOOD + "\n[analysis]\nequivalence_margin = 0.02\n"))
+    per_task = load_study_file(write(tmp_path, GOOD + "\n[analysis.equivalence_margin]\nadding = 1\n"))
+    assert one.analysis.equivalence_margin == 0.02 and per_task.analysis.equivalence_margin == {"adding": 1.0}
+    assert plain.digest() == one.digest() == per_task.digest() and "analysis" not in one.canonical()
+    assert load_analysis_settings(tmp_path / "study.toml") == per_task.analysis
+    replication = load_study_file(Path(__file__).parents[1] / "studies" / "replication.toml")
+    assert replication.digest() == "8adb00e506f4fe4b"  # the study_hash every cell of docs/replication/replication.db stores
+
+
 @pytest.mark.parametrize(
     "change, message",
     [
@@ -70,6 +84,13 @@ def test_the_digest_ignores_formatting_but_not_content(tmp_path):
         (('name = "demo"', 'name = "a/b"'), "'name' must be letters"),
         (('variants = ["V", "CIFG+NP"]', 'variants = ["V", "V"]'), "lists a name twice"),
         (("seed = 7", "seed = 7\n[task_options.vowels]\nx = 1"), "task the study does not run"),
+        (("seed = 7", "seed = 7\n[analysis]\nmargin = 0.1"), "unknown key 'analysis.margin'"),
+        (("seed = 7", "seed = 7\n[analysis]\nequivalence_margin = 0"), "'analysis.equivalence_margin' must be a number > 0"),
+        (("seed = 7", "seed = 7\n[analysis]\nequivalence_margin = \"small\""), "'analysis.equivalence_margin' must be a number > 0"),
+        (("seed = 7", "seed = 7\n[analysis]\nequivalence_margin = true"), "'analysis.equivalence_margin' must be a number > 0"),
+        (("seed = 7", "seed = 7\n[analysis.equivalence_margin]\nadding = -1"), "'analysis.equivalence_margin.adding' must be a number > 0"),
+        (("seed = 7", "seed = 7\n[analysis.equivalence_margin]\nvowels = 0.1"), "'analysis.equivalence_margin.vowels' is for a task the study does not run"),
+        (("seed = 7", "seed = 7\nanalysis = 3"), "'analysis' must be a table"),
     ],
 )
 def test_bad_files_give_one_line_errors_naming_file_and_key(tmp_path, change, message):

@@ -11,6 +11,8 @@ import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
+from ..study.queue import SLOT
+
 PAPER_DISTRIBUTIONS = {
     "learning_rate": FloatDistribution(1e-6, 1e-2, log=True),
     "hidden_size": IntDistribution(20, 200, log=True),
@@ -22,11 +24,11 @@ OPTIMIZER, MOMENTUM = CategoricalDistribution(("sgd", "adam")), FloatDistributio
 PAPER_OFFSETS = {"V": 0.0, "NIG": 0.02, "NFG": 0.12, "NOG": 0.02, "NIAF": 0.02, "NOAF": 0.10, "NP": 0.0, "CIFG": 0.0, "FGR": 0.01}
 
 
-def paper_like_metric(params: dict[str, float], variant: str) -> float:
+def paper_like_metric(params: dict[str, float], variant: str, offsets: dict[str, float] = PAPER_OFFSETS) -> float:
     """Learning rate dominates (a valley at 1e-3), bigger is better with diminishing returns, noise hurts a little."""
     lr = np.log10(params["learning_rate"]) + 3.0
     hidden = np.log10(params["hidden_size"] / 20.0)
-    return float(0.3 + 0.08 * lr**2 - 0.08 * hidden + 0.03 * params["input_noise"] + 0.01 * lr * hidden + PAPER_OFFSETS.get(variant, 0.0))
+    return float(0.3 + 0.08 * lr**2 - 0.08 * hidden + 0.03 * params["input_noise"] + 0.01 * lr * hidden + offsets.get(variant, 0.0))
 
 
 def write_synthetic_study(
@@ -42,12 +44,17 @@ def write_synthetic_study(
     metric: str = "error",
     seed: int = 0,
     conditional: bool = False,
+    offsets: dict[str, float] | None = None,
+    paired: bool = False,
 ) -> None:
     """One Optuna study per (task, variant) named "{name}/{task}/{variant}", with the attributes odyssey sets.
 
     conditional: also an `optimizer` choice (sgd costs 0.05 more) and a `momentum` that only sgd
     trials have (0.1 per unit): a parent and a conditional parameter.
+    offsets: each variant's offset of the metric (default PAPER_OFFSETS; all 0 for a null study).
+    paired: `sampler = "paired"`: slot k of every variant of a task draws the same parameters.
     """
+    offsets = PAPER_OFFSETS if offsets is None else offsets
     rng = np.random.default_rng(seed)
     for task in tasks:
         for variant in variants:
@@ -57,7 +64,7 @@ def write_synthetic_study(
                 "tasks": list(tasks),
                 "variants": list(variants),
                 "trials": trials,
-                "sampler": "random",
+                "sampler": "paired" if paired else "random",
                 "seed": seed,
                 "description": "synthetic: a known function of the hyperparameters plus noise",
                 "training": {"batch_size": 16, "max_epochs": 10, "patience": 3},
@@ -68,8 +75,9 @@ def write_synthetic_study(
             for key, value in {"odyssey_study": name, "task": task, "variant": variant, "metric": metric, "study_hash": "synthetic", "study_spec": spec}.items():
                 study.set_user_attr(key, value)
             for slot in range(trials + failed + running):
-                params = {k: d.to_external_repr(_draw(d, rng)) for k, d in PAPER_DISTRIBUTIONS.items()}
-                value = paper_like_metric(params, variant) + rng.normal(0, noise)
+                source = np.random.default_rng([seed, tasks.index(task), slot]) if paired else rng
+                params = {k: d.to_external_repr(_draw(d, source)) for k, d in PAPER_DISTRIBUTIONS.items()}
+                value = paper_like_metric(params, variant, offsets) + rng.normal(0, noise)
                 distributions = dict(PAPER_DISTRIBUTIONS)
                 if conditional:
                     params["optimizer"], distributions["optimizer"] = OPTIMIZER.choices[rng.integers(2)], OPTIMIZER
@@ -88,6 +96,7 @@ def write_synthetic_study(
                         params=params,
                         distributions=distributions,
                         user_attrs=attrs | done,
+                        system_attrs={SLOT: slot},
                     )
                 )
 

@@ -12,7 +12,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import OdysseyError
-from ..study.queue import slot_trials
+from ..study.queue import SLOT, slot_trials
 from ..study.storage import mask_url, open_storage
 from .rdb import rdb_backend, read_trials
 from .scales import Scale, scale_of
@@ -85,6 +85,9 @@ def _row(trial: FrozenTrial, *, study: str, task: str, variant: str, objective: 
         "task": task,
         "variant": variant,
         "number": trial.number,
+        # The planned slot a trial fills (queue.SLOT): with `sampler = "paired"` slot k of every
+        # variant of a task trains the same configuration. Trials not queued by odyssey have none.
+        "slot": trial.system_attrs.get(SLOT, math.nan),
         "state": trial.state.name,
         "value": trial.values[objective] if trial.state == TrialState.COMPLETE and trial.values else math.nan,
         "failure": attrs.get("failure", ""),
@@ -117,7 +120,7 @@ def _trial_distributions(trials: list[FrozenTrial]):
 
 
 def _frame(rows: list[dict[str, object]]) -> pd.DataFrame:
-    columns = ["study", "task", "variant", "number", "state", "value", "failure", "versions", *ATTRS]
+    columns = ["study", "task", "variant", "number", "slot", "state", "value", "failure", "versions", *ATTRS]
     return pd.DataFrame(rows, columns=columns + sorted({k for r in rows for k in r if k.startswith(PARAM_PREFIX)}))
 
 
@@ -152,7 +155,7 @@ def load_optuna_trials(storage, study: str, *, objective: int | None = None) -> 
     objective = objective or 0
     if not 0 <= objective < count:
         raise OdysseyError(f"--objective {objective}: study {study!r} has {count} objective(s), numbered from 0")
-    attrs = {"study": study, "task": study, "variant": "", "failure": "", "versions": ""} | {key: math.nan for key in ATTRS}
+    attrs = {"study": study, "task": study, "variant": "", "slot": math.nan, "failure": "", "versions": ""} | {key: math.nan for key in ATTRS}
     backend = rdb_backend(storage)
     if backend is not None:
         read, distributions = read_trials(backend, frozen._study_id, objective=objective, prefix=PARAM_PREFIX)

@@ -209,6 +209,12 @@ class LSTM(nn.Module):
             if lengths.shape != (batch,) or (batch and (int(lengths.min()) < 1 or int(lengths.max()) > total)):
                 raise ValueError(f"lengths must be {batch} values in [1, {total}], got {lengths.tolist()}")
             mask = (torch.arange(total).unsqueeze(1) < lengths).unsqueeze(-1).to(inputs.device)
+            if not packed and batch and int(lengths.min()) < total:
+                # Padding is whatever the caller left there, NaN or inf included; zeroed here, for both
+                # backends and every layer, it cannot reach a result: a NaN step times a zero gradient
+                # is still NaN in the kernel's dW_ih = DA^T X, and in the reference's masked output.
+                # One pass over the input (a pad_packed_sequence's is zeros already).
+                inputs = inputs.masked_fill(~mask, 0)
         states = self._initial_states(hx, batch, inputs, batched)
         output, final_state = self._layers(inputs, states, lengths, mask)
         if packed:

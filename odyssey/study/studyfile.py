@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
@@ -27,6 +28,18 @@ class StudyFileError(ConfigError):
 
 
 @dataclass(frozen=True)
+class AnalysisSettings:
+    """How the report decides, not what the search is: kept out of the stored spec and its digest, so
+    a study file may state (or change) them after its trials ran, and the committed storages still
+    open with their files."""
+
+    # The difference to vanilla (in the task's metric) below which a variant counts as "the same":
+    # one number for every task, or one per task; None: one SD of V's best-10% test metric
+    # (odyssey.analysis.variant_stats.MARGIN_SD says why).
+    equivalence_margin: float | dict[str, float] | None = None
+
+
+@dataclass(frozen=True)
 class StudyFile:
     name: str
     tasks: tuple[str, ...]
@@ -42,6 +55,7 @@ class StudyFile:
     task_options: dict[str, dict[str, object]] = field(default_factory=dict)
     # Tasks of your own: what their factory or data files were (sources.identity), so a change is noticed.
     task_sources: dict[str, dict[str, object]] = field(default_factory=dict)
+    analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
     path: Path | None = field(default=None, compare=False)
 
     @property
@@ -56,6 +70,7 @@ class StudyFile:
         data = asdict(self)
         data.pop("path")
         data.pop("retries")  # how to run it, not what it finds: may change under an existing storage
+        data.pop("analysis")  # how the report reads it, not what the search is: may change at any time
         if not self.task_sources:
             data.pop("task_sources")  # built-in tasks only: the spec stays as it was before tasks of your own
         data["space"] = {k: v.stored() for k, v in sorted(self.space.items())}
@@ -147,8 +162,41 @@ def parse_study(raw: dict, *, where: str = "<study>", path: Path | None = None) 
         space=_space(_typed(raw, "space", dict, where, {}), training, set(training_table), where),
         task_options={task: dict(options) for task, options in task_options.items()},
         task_sources=_task_sources(task_options, where),
+        analysis=_analysis(_typed(raw, "analysis", dict, where, {}), tasks, where),
         path=path,
     )
+
+
+def _analysis(table: dict, tasks: tuple[str, ...], where: str) -> AnalysisSettings:
+    _no_unknown(table, {f.name for f in fields(AnalysisSettings)}, where, "analysis.")
+    margin = table.get("equivalence_margin")
+    if margin is None:
+        return AnalysisSettings()
+    expected = "a number > 0 in the metric's units, or a table of one per task"
+
+    def positive(value) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+    if isinstance(margin, dict):
+        for task, value in margin.items():
+            if task not in tasks:
+                raise StudyFileError(f"{where}: 'analysis.equivalence_margin.{task}' is for a task the study does not run; its tasks are {', '.join(tasks)}")
+            if not positive(value):
+                raise StudyFileError(f"{where}: 'analysis.equivalence_margin.{task}' must be a number > 0 in the metric's units, got {value!r}")
+        return AnalysisSettings({task: float(value) for task, value in margin.items()})
+    if not positive(margin):
+        raise StudyFileError(f"{where}: 'analysis.equivalence_margin' must be {expected}, got {margin!r}")
+    return AnalysisSettings(float(margin))
+
+
+def load_analysis_settings(path: str | Path) -> AnalysisSettings:
+    """The [analysis] table of a study file alone (reports read it without validating the tasks,
+    which would import torch)."""
+    raw = _read_toml(Path(path))
+    where = str(path)
+    tasks = _names(raw, "tasks", where) if "tasks" in raw else ()
+    table = _typed(raw, "analysis", dict, where, {})
+    return _analysis(table, tasks, where)
 
 
 def _task_sources(task_options: dict, where: str) -> dict[str, dict[str, object]]:

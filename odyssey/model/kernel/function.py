@@ -58,7 +58,12 @@ class Recurrence(torch.autograd.Function):
     @staticmethod
     def backward(ctx, d_out, d_h, d_c, d_g):
         if torch.is_grad_enabled():  # create_graph=True: the gradient must be differentiable in turn
-            return (None, *_backward_through_reference(ctx, (d_out, d_h, d_c, d_g)), None)
+            return (None, *_backward_through_reference(ctx, (d_out, d_h, d_c, d_g), create_graph=True), None)
+        if _batched(d_out, d_h, d_c, d_g):
+            # A batched backward (is_grads_batched, jacobian(vectorize=True)) runs this under vmap: the
+            # gradients are BatchedTensors without storage for the C++ code to read, so the reference's
+            # ops, which vmap knows, differentiate the sequence instead (as dispatch does for a forward).
+            return (None, *_backward_through_reference(ctx, (d_out, d_h, d_c, d_g), create_graph=False), None)
         x, weight_ih, bias, weight_hh, weight_gg, peephole, _, _, _, mask, rs, cs, acts = ctx.saved_tensors
         needs = ctx.needs_input_grad[1:]
         grads = load().backward(
@@ -69,23 +74,31 @@ class Recurrence(torch.autograd.Function):
         return (None, *grads, None)
 
 
-def _backward_through_reference(ctx, grads: tuple[Tensor | None, ...]) -> tuple[Tensor | None, ...]:
-    """The gradients of (x, W_ih, b, W_hh, W_gg, peepholes, h0, c0, gates0) as a graph of their own:
-    the sequence is run again through the autograd reference from the saved inputs and differentiated
-    with create_graph, so that a gradient penalty or a Hessian-vector product sees every path."""
+def _batched(*grads: Tensor | None) -> bool:
+    """Whether this backward runs under vmap: torch.func's (jacrev, vmap of grad) or the legacy one that
+    autograd.grad(is_grads_batched=True) and jacobian(vectorize=True) use."""
+    legacy = any(g is not None and torch._C._functorch.is_legacy_batchedtensor(g) for g in grads)
+    return legacy or torch._C._functorch.maybe_current_level() is not None
+
+
+def _backward_through_reference(ctx, grads: tuple[Tensor | None, ...], *, create_graph: bool) -> tuple[Tensor | None, ...]:
+    """The gradients of (x, W_ih, b, W_hh, W_gg, peepholes, h0, c0, gates0) through the autograd
+    reference, run again from the saved inputs: with create_graph as a graph of their own, so that a
+    gradient penalty or a Hessian-vector product sees every path; without, for a batched backward."""
     *inputs, mask = ctx.saved_tensors[:10]
     spec = ctx.spec
     wanted = [t is not None and need for t, need in zip(inputs, ctx.needs_input_grad[1:10])]
     x, weight_ih, bias, weight_hh, weight_gg, peephole, h0, c0, g0 = inputs
     state = (h0, c0, g0) if spec.gate_recurrence else (h0, c0)
     steps = None if mask is None else mask.unsqueeze(-1)
-    out, final = reference.recurrence(spec, x, weight_ih, bias, weight_hh, weight_gg, peephole, state, steps)
+    with torch.enable_grad():  # a plain backward runs with grad mode off
+        out, final = reference.recurrence(spec, x, weight_ih, bias, weight_hh, weight_gg, peephole, state, steps)
     pairs = [(o, g) for o, g in zip((out, *final), grads) if g is not None]
     sources = [t for t, w in zip(inputs, wanted) if w]
     if not pairs or not sources:
         return (None,) * len(inputs)
     found = iter(torch.autograd.grad(
-        [o for o, _ in pairs], sources, [g for _, g in pairs], create_graph=True, allow_unused=True
+        [o for o, _ in pairs], sources, [g for _, g in pairs], create_graph=create_graph, allow_unused=True
     ))  # fmt: skip
     return tuple(next(found) if w else None for w in wanted)
 
