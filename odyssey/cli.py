@@ -179,6 +179,7 @@ def main() -> None:
     # other work on the machine (another study, another job) needs: 10-100x slower steps measured
     # (benchmarks/contention.py). libgomp reads this once, when torch loads: before any command does.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    _one_line_warnings()
     STOP.install()  # from the first moment: a SIGTERM during start-up stops cleanly too
     try:
         app()
@@ -194,6 +195,24 @@ def main() -> None:
         if os.environ.get("ODYSSEY_DEBUG"):
             raise
         raise SystemExit(_report_bug(err)) from None
+
+
+def _one_line_warnings() -> None:
+    """odyssey's own warnings (OdysseyWarning) print as 'warning: ...', without Python's file and line."""
+    import warnings
+
+    from odyssey.errors import OdysseyWarning
+
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, OdysseyWarning):
+            print(f"warning: {message}", file=file or sys.stderr, flush=True)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    warnings.simplefilter("always", OdysseyWarning)  # two deaths of one worker slot are two lines
 
 
 def _report_bug(err: Exception) -> int:

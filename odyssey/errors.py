@@ -25,6 +25,14 @@ class WorkerFailed(OdysseyError):
     """A worker process stopped; finished trials are kept."""
 
 
+class OdysseyWarning(UserWarning):
+    """Something the user should know that stopped nothing: the CLI prints it as one line, 'warning: ...'."""
+
+
+class WorkerDied(OdysseyWarning):
+    """A worker process was killed; its trial went back to the queue and a new worker took its place."""
+
+
 def first_line(err: BaseException) -> str:
     """What a one-line message shows of an error: its first line, or its type when it says nothing."""
     return str(err).splitlines()[0] if str(err) else type(err).__name__

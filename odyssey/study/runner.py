@@ -14,11 +14,11 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from ..errors import Interrupted, OdysseyError, WorkerFailed, first_line
+from ..errors import Interrupted, OdysseyError, WorkerDied, WorkerFailed, first_line
 from . import queue
 from .cells import cell_name, default_checkpoint_dir, open_study_storage, prepare
 from .status import status_rows, watch
-from .stopping import STOP
+from .stopping import STOP, die_with_parent
 from .storage import check_folder, mask_url
 from .studyfile import StudyFile
 from .worker import build_tasks, work
@@ -73,12 +73,13 @@ def build_kernel() -> None:
         print(f"odyssey: {error}; the workers use the slower reference LSTM", flush=True)
 
 
-def _worker_process(spec: StudyFile, url: str, checkpoint_dir: Path, worker: int, threads: int, token: str, log: Path, errors) -> None:
+def _worker_process(spec: StudyFile, url: str, checkpoint_dir: Path, worker: int, threads: int, token: str, log: Path, errors, parent: int) -> None:
     from ..model.kernel.dispatch import KernelFallback
 
     STOP.install()
     warnings.simplefilter("ignore", KernelFallback)  # the runner reported it once
     try:
+        die_with_parent(parent)  # after install: the parent's death arrives as a clean stop (SIGTERM)
         work(spec, url, checkpoint_dir=checkpoint_dir, worker=worker, threads=threads, token=token)
     except KeyboardInterrupt:
         pass
@@ -138,29 +139,57 @@ def _run_here(spec: StudyFile, url: str, storage, checkpoint_dir: Path, threads:
             viewer.join()
 
 
+def _unfinished(url: str, name: str) -> int:
+    return sum(r["planned"] - r["complete"] - r["failed"] for r in status_rows(url, name))
+
+
 def _run_workers(spec: StudyFile, url: str, storage, checkpoint_dir: Path, jobs: int, threads: int, progress: bool) -> None:
+    """A worker killed by a signal (out of memory, say) has its trial queued again at once and is
+    replaced while trials remain; each death is a warning, and the run succeeds if every slot ends.
+
+    A trial that kills every worker running it spends its retries and then fails, so replacements
+    of workers that held a trial are bounded by the study's retries; a worker that dies holding
+    none (at start-up, say) is replaced at most `jobs` times in all, so a machine that kills every
+    new worker does not restart them forever.
+    """
     context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools and open DB handles
     errors = context.Queue()
     logs = checkpoint_dir.parent / "logs"
-    tokens = [uuid.uuid4().hex for _ in range(jobs)]
-    workers = [
-        context.Process(target=_worker_process, args=(spec, url, checkpoint_dir, w, threads, tokens[w], logs / f"worker-{w}.log", errors))
-        for w in range(jobs)
-    ]
-    deaths: list[str] = []
+    workers: list = []  # STOP.children: a replacement takes its predecessor's place
+    tokens: list[str] = []  # each worker's, by place
+    handled: set[str] = set()  # the tokens of dead workers whose trials went back to the queue
+
+    def start(n: int) -> None:
+        token = uuid.uuid4().hex
+        process = context.Process(target=_worker_process, args=(spec, url, checkpoint_dir, n, threads, token, logs / f"worker-{n}.log", errors, os.getpid()))
+        process.start()
+        if n < len(workers):
+            workers[n], tokens[n] = process, token
+        else:
+            workers.append(process)
+            tokens.append(token)
+
+    idle_deaths = 0
 
     def running() -> bool:
         """Whether any worker is alive; a worker killed by a signal has its trial retried now, not after the heartbeat grace."""
+        nonlocal idle_deaths
         for n, w in enumerate(workers):
-            if w.exitcode is not None and w.exitcode < 0 and tokens[n] not in deaths:
-                deaths.append(tokens[n])
-                _retry_trials_of(spec, storage, tokens[n])
+            if w.exitcode is None or w.exitcode >= 0 or tokens[n] in handled:
+                continue
+            handled.add(tokens[n])
+            held = _retry_trials_of(spec, storage, tokens[n])
+            idle_deaths += not held
+            replace = not STOP.event.is_set() and _unfinished(url, spec.name) > 0 and idle_deaths <= jobs
+            warnings.warn(WorkerDied(_death(w.exitcode, n, held=held, replaced=replace)), stacklevel=1)
+            if replace:
+                start(n)
         return any(w.is_alive() for w in workers)
 
     STOP.children = workers
     try:
-        for w in workers:
-            w.start()
+        for n in range(jobs):
+            start(n)
         if progress:
             watch(storage, spec.name, running=running, jobs=jobs)
         while running():
@@ -174,21 +203,28 @@ def _run_workers(spec: StudyFile, url: str, storage, checkpoint_dir: Path, jobs:
     running()
     if STOP.event.is_set():
         raise KeyboardInterrupt
-    failures = [_death(w.exitcode, n) for n, w in enumerate(workers) if w.exitcode < 0]
-    failures += [errors.get(timeout=5) for w in workers if w.exitcode > 0 and not errors.empty()]
-    if failures or any(w.exitcode for w in workers):
+    failures = [errors.get(timeout=5) for w in workers if w.exitcode > 0 and not errors.empty()]
+    if failures or any(w.exitcode > 0 for w in workers):
         raise WorkerFailed("; ".join(failures or ["a worker exited with an error"]))
+    if left := _unfinished(url, spec.name):
+        raise WorkerFailed(f"{left} trials are unfinished: the workers kept dying (see the warnings above); run the same command to resume")
 
 
-def _retry_trials_of(spec: StudyFile, storage, token: str) -> None:
+def _retry_trials_of(spec: StudyFile, storage, token: str) -> int:
+    """Queue again the trials a dead worker held; how many it held (a surviving worker may have queued them first)."""
+    held = 0
     for task, variant in spec.cells():
         study = optuna.load_study(study_name=cell_name(spec.name, task, variant), storage=storage)
-        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if (trial.user_attrs.get("worker") or {}).get("token") == token:
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.FAIL)):
+            if (trial.user_attrs.get("worker") or {}).get("token") != token:
+                continue
+            if trial.state == TrialState.RUNNING:
                 queue.fail_and_requeue(study, trial, retries=spec.retries)
+            held += trial.state == TrialState.RUNNING or "failure" not in trial.user_attrs  # not a divergence of its own
+    return held
 
 
-def _death(exitcode: int, worker: int) -> str:
+def _death(exitcode: int, worker: int, *, held: int, replaced: bool) -> str:
     import signal
 
     try:
@@ -196,4 +232,5 @@ def _death(exitcode: int, worker: int) -> str:
     except ValueError:
         name = f"signal {-exitcode}"
     hint = " (out of memory?)" if name == "SIGKILL" else ""
-    return f"worker {worker}: killed by {name}{hint}; its trial went back to the queue"
+    trial = "its trial went back to the queue" if held else "it held no trial"
+    return f"worker {worker} was killed by {name}{hint}; {trial}{'; a new worker takes its place' if replaced else ''}"

@@ -10,9 +10,11 @@ A second signal never cuts the first stop's requeueing short.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 
 
@@ -73,3 +75,28 @@ class Stop:
 
 
 STOP = Stop()
+
+
+def die_with_parent(parent: int) -> None:
+    """This process gets a SIGTERM (a clean stop) when `parent` dies, SIGKILL included, so no worker
+    of a killed `odyssey run --jobs N` goes on as an orphan (a rerun then ran 2N workers on N cores).
+
+    Linux: the kernel sends it (prctl PR_SET_PDEATHSIG; it fires when the thread that started this
+    process ends, and the runner starts its workers from its main thread). Elsewhere a thread looks
+    every second whether the parent is still this process's parent.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) == 0:
+            if os.getppid() != parent:  # it died before the request: nobody would send the signal
+                os.kill(os.getpid(), signal.SIGTERM)
+            return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="odyssey-parent-watch", daemon=True).start()
