@@ -1,11 +1,15 @@
 """odyssey.LSTM against torch.nn.LSTM, against the paper's equations written out plainly, and gradcheck."""
 
+import itertools
+import warnings
+
 import pytest
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from odyssey import LSTM, VARIANTS, CellSpec, resolve_variant
+from odyssey.model import kernel
 
 LENGTHS = torch.tensor([6, 3, 5, 1])
 
@@ -192,6 +196,44 @@ def test_parameter_counts_of_the_presets():
     assert resolve_variant("CIFG+NP").parameter_count(i, h) == 3 * gate
 
 
+PRESETS = [name for name in VARIANTS if name != "V"]
+COMBINATIONS = ["+".join(c) for r in range(1, len(PRESETS) + 1) for c in itertools.combinations(PRESETS, r)]
+
+
+def test_every_combination_is_refused_for_a_reason_or_runs_alike_on_both_backends():
+    """All 255 '+' combinations of the eight presets (issue 25: "FGR+NIG+NFG+NOG" was accepted and
+    crashed the reference). Refused: CIFG without its input or forget gate, and FGR or NP where
+    NIG+NFG+NOG leaves no gate for them to change (the same network under a second name). Every
+    other one gives the kernel's outputs, states and gradients on the reference, in float64 (they
+    differed by 1.8e-15 of 1 + |value| at most here), and the paper's equations on the first sequence."""
+    x = torch.randn(4, 2, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(16))
+    lengths = torch.tensor([4, 3])
+    accepted = 0
+    for variant in COMBINATIONS:
+        parts = set(variant.split("+"))
+        gateless = {"NIG", "NFG", "NOG"} <= parts
+        reasons = [("CIFG" in parts and parts & {"NIG", "NFG"}, "coupled_gates"), (gateless and "FGR" in parts, "FGR feeds"), (gateless and "NP" in parts, "NP removes")]
+        expected = [message for refused, message in reasons if refused]
+        if expected:
+            with pytest.raises(ValueError, match=expected[0]):
+                resolve_variant(variant)
+            continue
+        accepted += 1
+        results = []
+        for backend in BACKENDS:
+            torch.manual_seed(17)
+            model = use(randomise(LSTM(2, 3, variant=variant, bidirectional=True)).double(), backend)
+            inputs = x.clone().requires_grad_()
+            out, state = model(inputs, lengths=lengths)
+            (out.square().sum() + sum(s.sum() for s in state)).backward()
+            results.append([out, *state, inputs.grad, *(p.grad for p in model.parameters())])
+        for got, expected_value in zip(*results, strict=True):
+            torch.testing.assert_close(got, expected_value, msg=lambda m: f"{variant}: {m}")
+        steps, _ = plain_reference(model.directions[0], x[:, 0])
+        torch.testing.assert_close(out[:, 0, :3], torch.stack(steps), msg=lambda m: f"{variant}: {m}")
+    assert accepted == 255 - 96 - 12  # CIFG refuses 96, a gateless FGR or NP 12 more
+
+
 def test_variants_own_only_the_parameters_they_use():
     cifg = LSTM(3, 4, variant="CIFG").directions[0]
     assert cifg.spec.blocks == ("i", "z", "o") and cifg.peephole.shape == (2, 4)
@@ -225,8 +267,18 @@ def test_from_torch_drops_rows_of_missing_gates():
     rows = torch.cat([torch.arange(0, 4), torch.arange(8, 16)])  # torch's i, g, o blocks
     torch.testing.assert_close(cifg.weight_ih, ref.weight_ih_l0[rows])
     assert torch.all(cifg.peephole == 0)
-    with pytest.raises(ValueError, match="proj_size=2"):
+
+
+def test_proj_size_is_refused_with_one_clear_message():
+    """nn.LSTM's proj_size, also where it sits in nn.LSTM's positional order (issue 25: a TypeError)."""
+    reason = "proj_size=2: odyssey.LSTM has no projections"
+    with pytest.raises(ValueError, match="from_torch cannot copy an nn.LSTM with " + reason):
         LSTM.from_torch(nn.LSTM(3, 4, num_layers=2, proj_size=2))
+    with pytest.raises(ValueError, match="odyssey.LSTM cannot be built with " + reason):
+        LSTM(3, 4, proj_size=2)
+    with pytest.raises(ValueError, match=reason):
+        LSTM(3, 4, 1, True, False, 0.0, False, 2)
+    assert LSTM(3, 4, proj_size=0).hidden_size == 4
 
 
 def test_bad_inputs_are_clear_errors():
@@ -381,6 +433,27 @@ def test_batched_backward_matches_the_reference(backend):
             torch.testing.assert_close(many[1], single)
     for got, expected in zip(results[backend], results["reference"], strict=True):
         torch.testing.assert_close(got, expected)
+
+
+def test_a_trace_of_the_reference_says_it_runs_one_length_only():
+    """torch.jit.trace unrolls the reference's Python loop over the example's steps (issue 25): it must
+    say so when tracing; the kernel's trace is one call that runs any length."""
+    torch.manual_seed(18)
+    model = LSTM(3, 4, variant="FGR")
+    example, longer = torch.randn(5, 2, 3), torch.randn(8, 2, 3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        traced = torch.jit.trace(use(model, "reference"), example, check_trace=False)
+    said = [str(w.message) for w in caught if issubclass(w.category, torch.jit.TracerWarning) and "odyssey.LSTM" in str(w.message)]
+    assert said and "runs only inputs of exactly 5 steps" in said[0]
+    torch.testing.assert_close(traced(example)[0], model(example)[0])
+    with pytest.raises(RuntimeError, match="Expected 5 elements in a list"):
+        traced(longer)
+    if kernel.use_kernel("auto", example):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            traced = torch.jit.trace(use(model, "auto"), example, check_trace=False)
+        torch.testing.assert_close(traced(longer)[0], model(longer)[0])
 
 
 # --- torch.nn.LSTM's interface (more in tests/test_nn_lstm_peer.py) ----------------------------

@@ -11,7 +11,8 @@ Deliberate differences from nn.LSTM:
 - one bias per gate, `bias_l{k}` (the paper's), not `bias_ih_l{k}` + `bias_hh_l{k}`: loading an
   nn.LSTM state_dict adds the two, `to_torch()` puts the bias in bias_ih and zeros in bias_hh;
 - biases start at zero (forget_bias on the forget gate), not uniform in +-1/sqrt(H);
-- no `proj_size` (from_torch refuses it), no `_flat_weights`; `flatten_parameters()` does nothing;
+- no `proj_size` (a non-zero one is a ValueError, from the constructor and from from_torch), no
+  `_flat_weights`; `flatten_parameters()` does nothing;
 - FGR variants carry a third state tensor (the previous gate activations), same leading shape;
 - an extra `lengths=` keyword; padded steps output zeros, as pad_packed_sequence gives them;
 - a wrong number of state tensors is a ValueError (nn.LSTM fails unpacking them), a state whose

@@ -89,6 +89,16 @@ class VariantCell:
         """inputs (T, B, I); state tensors (B, .); mask (T, B, 1) with True on real steps, or None."""
         if inputs.shape[1] and kernel.use_kernel(self.backend, inputs):  # an empty batch has nothing to run
             return kernel.forward_sequence(self, inputs, state, mask)
+        if torch.jit.is_tracing():
+            steps = inputs.shape[0]
+            warnings.warn(
+                f"torch.jit.trace records the {steps} steps of odyssey.LSTM's reference loop: the traced module "
+                f"runs only inputs of exactly {steps} steps (others fail with 'Expected {steps} elements in a list'). "
+                "The C++ kernel (backend 'auto' or 'fast', float32/float64 on the CPU) is one traced call that "
+                "runs any length, but a trace that holds it cannot be saved",
+                torch.jit.TracerWarning,
+                stacklevel=2,
+            )
         return reference.recurrence(self.spec, inputs, *self.weights(), state, mask)
 
     def __repr__(self) -> str:
@@ -145,6 +155,7 @@ class LSTM(nn.Module):
         batch_first: bool = False,
         dropout: float = 0.0,
         bidirectional: bool = False,
+        proj_size: int = 0,
         *,
         variant: str | CellSpec = "V",
         forget_bias: float = 0.0,
@@ -154,6 +165,7 @@ class LSTM(nn.Module):
     ) -> None:
         super().__init__()
         _check_arguments(input_size, hidden_size, num_layers, bias, batch_first, dropout)
+        _refuse_projections(proj_size, "odyssey.LSTM cannot be built")
         if forget_bias and not bias:
             raise ValueError(f"forget_bias={forget_bias} needs bias=True: without biases there is nothing to set")
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
@@ -327,8 +339,7 @@ class LSTM(nn.Module):
         drops the forget gate's), so only NP computes exactly what `lstm` does."""
         if not isinstance(lstm, nn.LSTM):
             raise TypeError(f"from_torch takes a torch.nn.LSTM, got {type(lstm).__name__}")
-        if lstm.proj_size:
-            raise ValueError(f"from_torch cannot copy an nn.LSTM with proj_size={lstm.proj_size}: odyssey.LSTM has no projections")
+        _refuse_projections(lstm.proj_size, "from_torch cannot copy an nn.LSTM")
         ref = lstm.weight_ih_l0
         model = cls(
             lstm.input_size, lstm.hidden_size, lstm.num_layers, lstm.bias, lstm.batch_first, lstm.dropout,
@@ -386,6 +397,15 @@ def _describe(hx: object) -> str:
     if isinstance(hx, (tuple, list)):
         return f"{len(hx)}: " + ", ".join(str(tuple(t.shape)) if isinstance(t, Tensor) else type(t).__name__ for t in hx)
     return type(hx).__name__
+
+
+def _refuse_projections(proj_size: object, what: str) -> None:
+    """nn.LSTM's proj_size is accepted only as 0: the paper's block has no projection of its output."""
+    if proj_size != 0:
+        raise ValueError(
+            f"{what} with proj_size={proj_size}: odyssey.LSTM has no projections (the paper's block has none); "
+            "project its outputs with an nn.Linear instead"
+        )
 
 
 def _check_arguments(input_size, hidden_size, num_layers, bias, batch_first, dropout) -> None:

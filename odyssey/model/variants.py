@@ -29,6 +29,15 @@ class CellSpec:
     def __post_init__(self) -> None:
         if self.coupled_gates and not (self.input_gate and self.forget_gate):
             raise ValueError("coupled_gates (CIFG) needs both an input and a forget gate: f = 1 - i")
+        # Without gates (NIG+NFG+NOG) FGR and NP have nothing to change: the network would be the same
+        # as without them under a second name (a study would run one network as two cells), and FGR
+        # would carry a gate state of width 0.
+        if not (self.input_gate or self.forget_gate or self.output_gate):
+            for switched, name, what in ((self.gate_recurrence, "FGR", "feeds the previous step's gate activations back into the gates"), (not self.peepholes, "NP", "removes the gates' peepholes")):  # fmt: skip
+                if switched:
+                    raise ValueError(
+                        f"{name} {what}, but NIG+NFG+NOG leaves no gate: the network is the same without {name}; leave {name} out"
+                    )
 
     @property
     def weighted_gates(self) -> tuple[str, ...]:
