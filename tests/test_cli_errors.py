@@ -1,6 +1,7 @@
 """What the user can fix is one line and exit 2; a stop is exit 130; a bug in odyssey says where it happened."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -114,6 +115,72 @@ def test_a_bug_prints_a_short_traceback_and_where_the_whole_one_is(monkeypatch, 
     log = err.split("the whole traceback: ")[1].split(" ")[0]
     assert "Traceback (most recent call last)" in open(log).read() and "in broken" in err
     os.unlink(log)
+
+
+def run_main(monkeypatch, capsys, *args: str) -> tuple[int, str]:
+    """`odyssey ARGS` in this process (no torch import per call): the exit status and stderr."""
+    import odyssey.cli
+
+    monkeypatch.setattr(sys, "argv", ["odyssey", *args])
+    monkeypatch.delenv("ODYSSEY_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as ended:
+        odyssey.cli.main()
+    return ended.value.code, capsys.readouterr().err
+
+
+USER_FIXABLE = {  # issue 25: each was "a bug in odyssey ... please report it", exit 1, with a traceback
+    "vowels-option": ('[task_options.vowels]\nvalidation_fraction = 2.0\n', {}, "vowels: validation_fraction must lie in (0, 1), got 2.0"),
+    "adding-option": ('[task_options.adding]\nlength = 1\n', {}, "adding: length must be at least 2"),
+    "jsb-pickle": ('[task_options.jsb]\npath = "absent.pickle"\n', {}, "absent.pickle: cannot read the JSB pickle (No such file or directory)"),
+    "backend": ("", {"ODYSSEY_BACKEND": "quick"}, "environment variable ODYSSEY_BACKEND must be one of auto, fast, reference, got 'quick'"),
+}
+
+
+@pytest.mark.parametrize("case", USER_FIXABLE)
+def test_user_fixable_errors_of_built_in_tasks_and_settings_are_one_line(tmp_path, cache, monkeypatch, capsys, case):
+    options, env, expected = USER_FIXABLE[case]
+    study = write_study(tmp_path, trials=1)
+    task = options.split(".", 1)[1].split("]")[0] if options else "vowels"
+    study.write_text(study.read_text().replace('tasks = ["vowels"]', f'tasks = ["{task}"]') + options)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(tmp_path)
+    code, err = run_main(monkeypatch, capsys, "run", str(study), "--storage", f"sqlite:///{tmp_path}/s.db")
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith(f"error: {expected}"), err
+
+
+def test_report_out_onto_a_file_or_where_nothing_can_be_written_is_one_line(tmp_path, cache, monkeypatch, capsys):
+    url = f"sqlite:///{tmp_path}/s.db"
+    cli("prepare", str(write_study(tmp_path, trials=1)), "--storage", url, cwd=tmp_path)
+    (tmp_path / "a-file").write_text("mine")
+    code, err = run_main(monkeypatch, capsys, "report", "--storage", url, "--out", str(tmp_path / "a-file"))
+    assert code == 2 and err == f"error: --out {tmp_path / 'a-file'}: is a file; expected a folder (it is created if missing)\n"
+    code, err = run_main(monkeypatch, capsys, "report", "--storage", url, "--out", str(tmp_path / "a-file" / "report"))
+    assert code == 2 and err.startswith(f"error: --out {tmp_path / 'a-file' / 'report'}: cannot write there (") and len(err.splitlines()) == 1, err
+    assert (tmp_path / "a-file").read_text() == "mine"
+
+
+def _make_read_only(path) -> bool:
+    """chattr +i: read-only even for root (chmod is not), where the filesystem and privileges allow it."""
+    return subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode == 0 if shutil.which("chattr") else False
+
+
+def test_a_read_only_storage_is_one_line_and_status_still_reads_it(tmp_path, cache, monkeypatch, capsys):
+    url = f"sqlite:///{tmp_path}/s.db"
+    study = write_study(tmp_path, trials=1)
+    cli("prepare", str(study), "--storage", url, cwd=tmp_path)
+    if os.geteuid() != 0:
+        os.chmod(tmp_path / "s.db", 0o444)
+    elif not _make_read_only(tmp_path / "s.db"):
+        pytest.skip("running as root where chattr +i is not allowed: no way to make a file read-only")
+    try:
+        code, err = run_main(monkeypatch, capsys, "run", str(study), "--storage", url)
+        assert code == 2 and err == f"error: {url}: cannot write to the storage, so odyssey run and prepare cannot use it (status and report only read it): the file {tmp_path / 's.db'} is read-only\n"
+        assert "tiny/vowels/V" in cli("status", "--storage", url, cwd=tmp_path).stdout
+    finally:
+        subprocess.run(["chattr", "-i", str(tmp_path / "s.db")], capture_output=True)
+        os.chmod(tmp_path / "s.db", 0o644)
 
 
 def test_a_stop_that_python_could_not_raise_still_stops_at_the_next_epoch(tmp_path, cache, monkeypatch):

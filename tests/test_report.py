@@ -88,6 +88,35 @@ def test_report_opens_with_the_studys_own_settings(report: Path):
     assert "trials trained with: odyssey synthetic" in settings and "This report: odyssey" in settings
 
 
+def test_report_opens_in_plain_words_and_decides_on_corrected_tests(report: Path):
+    text = (report.parent / "report.md").read_text()
+    assert text.index("## In short") < text.index("## Study settings") < text.index("## The paper's findings")
+    short = text[text.index("## In short") : text.index("## Study settings")]
+    assert re.search(r"toy \(test error, lower is better; the difference to V with its 95% interval\): worse than V: NFG \([0-9.]+ \[[0-9.]+, [0-9.]+\]\); not decided: NP, CIFG \(", short), short
+    assert "agree with the paper" in short and "'Not decided' means" in short and "novanilla: no variant could be compared with V" in short
+    stats = pd.read_csv(report.parent / "variant_stats.csv")
+    tested = stats[stats["p"].notna()]
+    assert len(tested) == 3 and (tested["p_adjusted"] >= tested["p"]).all()
+    assert (tested["significant"] == (tested["p_adjusted"] < 0.05)).all()
+    assert {"low", "high", "difference_sd", "all_difference", "all_low", "all_high", "margin", "p_equivalence_adjusted", "verdict"} <= set(stats.columns)
+    claims = pd.read_csv(report.parent / "claims.csv")
+    assert not claims["claim"].str.contains("NOAF").any()  # not in the study: no verdict on it
+    assert "one standard deviation of V's best 10%: the study file states none" in text
+
+
+def test_the_study_files_equivalence_margin_decides_the_report(tmp_path: Path):
+    storage = optuna.storages.InMemoryStorage()
+    write_synthetic_study(storage, name="demo", tasks=("toy",), variants=("V", "CIFG"), trials=40)
+    study = tmp_path / "demo.toml"
+    study.write_text('name = "demo"\ntasks = ["toy"]\nvariants = ["V", "CIFG"]\ntrials = 40\n[analysis]\nequivalence_margin = 0.5\n')
+    out = build_report(storage=storage, name=None, out_dir=tmp_path / "out", study_file=study).parent
+    cifg = pd.read_csv(out / "variant_stats.csv").set_index("variant").loc["CIFG"]
+    assert cifg["margin"] == 0.5 and cifg["verdict"] == "equivalent"
+    claims = pd.read_csv(out / "claims.csv").set_index("claim")
+    assert claims.loc["CIFG is no different from V", "verdict"] == "agrees"
+    assert "as the study file's [analysis] equivalence_margin states" in (out / "report.md").read_text()
+
+
 def test_the_space_renders_any_kind_of_parameter():
     assert range_text({"choices": ["sgd", "adam"]}) == "one of [sgd, adam]"
     assert range_text({"low": 1, "high": 3, "log": False, "integer": True}) == "1 to 3, integers"

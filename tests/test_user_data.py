@@ -230,7 +230,7 @@ def test_paths_and_options_that_cannot_work(tmp_path):
     with pytest.raises(DataError, match=r"expected an \.npz, \.csv or \.parquet"):
         files_task(tmp_path / "d.txt")
     (tmp_path / "broken.npz").write_bytes(b"not a zip")
-    with pytest.raises(DataError, match="not a readable .npz"):
+    with pytest.raises(DataError, match="broken.npz: not an .npz"):
         files_task(tmp_path / "broken.npz")
     folder = tmp_path / "f"
     folder.mkdir()
@@ -299,6 +299,35 @@ def test_a_table_with_text_labels_sequence_labels_and_a_split_column(tmp_path):
     task = files_task(tmp_path / "p.csv", target="y", kind="sequence_class", features=["x1", "x2"])
     assert task.metric_name == "error_rate" and [task.sizes()[s] for s in ("train", "validation", "test")] == [21, 1, 2]
     assert sorted(int(t[0]) for t in task._targets["test"]) == [0, 1]
+
+
+def test_a_label_constant_within_every_sequence_needs_a_kind(tmp_path):
+    """Issue 25: a text label per recording was trained per step unless `kind` was set; now the file says which to choose."""
+    per_sequence = long_table(labels="text")
+    per_sequence["y"] = np.where(per_sequence["sequence"].str[1:].astype(int) % 2 == 0, "walk", "sit")
+    per_sequence.to_csv(tmp_path / "p.csv", index=False)
+    with pytest.raises(ConfigError, match=r"p.csv: column 'y' is the same on every row of each sequence: set kind = \"sequence_class\""):
+        files_task(tmp_path / "p.csv", target="y", features=["x1", "x2"])
+    assert files_task(tmp_path / "p.csv", target="y", features=["x1", "x2"], kind="sequence_class").metric_name == "error_rate"
+    assert files_task(tmp_path / "p.csv", target="y", features=["x1", "x2"], kind="frame_class").metric_name == "frame_error"
+
+
+def test_a_header_only_table_and_a_truncated_or_foreign_npz_are_one_line(tmp_path):
+    """Issue 25: these were 'a bug in odyssey' (IndexError, BadZipFile) or numpy's allow_pickle hint."""
+    (tmp_path / "h.csv").write_text("sequence,step,x1,x2,y\n")
+    with pytest.raises(DataError, match=r"h.csv: no rows below the header; a long table needs a row per step"):
+        files_task(tmp_path / "h.csv", target="y")
+    whole = write_npz(tmp_path / "whole.npz", **frame_class_arrays()).read_bytes()
+    (tmp_path / "cut.npz").write_bytes(whole[: len(whole) // 2])
+    (tmp_path / "text.npz").write_text("inputs,lengths\n1,2\n" * 20)
+    for name in ("cut.npz", "text.npz"):
+        with pytest.raises(DataError) as err:
+            files_task(tmp_path / name)
+        assert str(err.value) == f"{tmp_path / name}: not an .npz (no complete zip archive: truncated, or another format?); write it with numpy.savez"
+    np.savez(tmp_path / "objects.npz", inputs=np.array([[1.0], "a"], dtype=object), lengths=np.array([2]))
+    with pytest.raises(DataError, match="objects.npz: holds an object array") as err:
+        files_task(tmp_path / "objects.npz")
+    assert "allow_pickle" not in str(err.value)
 
 
 TABLE_BAD = [
@@ -460,6 +489,21 @@ def test_factory_errors_are_one_line(tmp_path, monkeypatch):
     with pytest.raises(StudyFileError) as err:
         load_study_file(study)
     assert "[task_options.mine]" in str(err.value) and "cannot import 'nopkg.tasks'" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_an_error_in_your_factory_is_one_line_naming_your_file_and_line(tmp_path, monkeypatch):
+    """Issue 25: an exception in the user's own factory was shown as a bug in odyssey."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    write_factory(tmp_path, extra="\ndef broken(*, seed=0):\n    folder = 'data'\n    raise FileNotFoundError(f'{folder}/train.csv')\n"
+                  "\ndef no_splits(*, seed=0):\n    return SequenceTask('x', Dataset({}), FramewiseClassification(2))\n")
+    tasks = tmp_path / "mypkg" / "tasks.py"
+    line = tasks.read_text().splitlines().index("    raise FileNotFoundError(f'{folder}/train.csv')") + 1
+    with pytest.raises(ConfigError) as err:
+        make_task("mine", source="mypkg.tasks:broken")
+    assert str(err.value) == f"task 'mine': mypkg.tasks:broken raised FileNotFoundError: data/train.csv (at {tasks}:{line} in broken)"
+    line = tasks.read_text().splitlines().index("    return SequenceTask('x', Dataset({}), FramewiseClassification(2))") + 1
+    with pytest.raises(ConfigError, match=rf"raised ValueError: a dataset needs the splits .* \(at {re.escape(str(tasks))}:{line} in no_splits\)"):
+        make_task("mine", source="mypkg.tasks:no_splits")  # odyssey's error, raised where your code called it
 
 
 # --- the README's commands ---------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from optuna.storages import BaseStorage
 
 from .. import __version__
 from ..errors import OdysseyError
-from ..study.storage import mask_url, sqlite_path
+from ..study.storage import mask_url, sqlite_path, writable_folder
 from . import plots
 from .importance import PAIR_SIGN, SCALE_NOTE, Importance, curves_table, surfaces_table, terms_table
 from .render import Block, Heading, Image, Table, Text, to_html, to_markdown
@@ -50,6 +50,7 @@ def build_report(
     name = resolve_name(store, name)
     source = mask_url(storage) if isinstance(storage, str) else type(storage).__name__
     out = Path(out_dir) if out_dir is not None else _default_folder(storage, name, source)
+    writable_folder(out, "--out" if out_dir is not None else "the report folder")  # before the analysis, not after it
     analysis = analyse_study(load_odyssey_trials(store, name), trees=trees, seed=seed, permutations=permutations)
     (out / SOURCE).parent.mkdir(parents=True, exist_ok=True)
     (out / SOURCE).write_text(source + "\n")

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .claims import check_claims
-from .importance import Importance, analyse_spaces, choose_scales, terms_table
+from .claims import check_claims, summary
+from .importance import Importance, analyse_spaces, choose_scales, curves_table, terms_table
 from .trials import Trials
 from .uncertainty import PERMUTATIONS
 from .variant_stats import best_trials, variant_order, variant_tests
@@ -37,6 +37,8 @@ class StudyAnalysis:
     tests: pd.DataFrame
     tasks: list[TaskAnalysis]
     claims: pd.DataFrame
+    summary: tuple[str, ...] = ()  # the report's opening sentences, in plain words (claims.summary)
+    margins: float | dict[str, float] | None = None  # the equivalence margins the study stated (None: the default)
 
 
 def cell_counts(frame: pd.DataFrame) -> pd.DataFrame:
@@ -57,10 +59,13 @@ def _times(rows: pd.DataFrame, scales) -> Importance | str:
     return first
 
 
-def analyse_study(trials: Trials, *, trees: int = 32, seed: int = 0, permutations: int = PERMUTATIONS) -> StudyAnalysis:
-    """Importance pools every variant of a task, as the paper does: the space, not one architecture."""
+def analyse_study(trials: Trials, *, trees: int = 32, seed: int = 0, margins: float | dict[str, float] | None = None, permutations: int = PERMUTATIONS) -> StudyAnalysis:
+    """Importance pools every variant of a task, as the paper does: the space, not one architecture.
+
+    margins: the study's equivalence margin(s) ([analysis] equivalence_margin); None: the default.
+    """
     complete = trials.complete()
-    tests = variant_tests(complete)
+    tests = variant_tests(complete, margins=margins, paired=paired_study(trials))
     scales = choose_scales(trials)
     tasks = [
         TaskAnalysis(
@@ -73,4 +78,12 @@ def analyse_study(trials: Trials, *, trees: int = 32, seed: int = 0, permutation
         for task, rows in complete.groupby("task", sort=True)
     ]
     terms = {t.task: t.importance if isinstance(t.importance, str) else terms_table(t.importance) for t in tasks}
-    return StudyAnalysis(trials, cell_counts(trials.frame), best_trials(complete), tests, tasks, check_claims(tests, terms))
+    curves = {t.task: curves_table(t.importance) for t in tasks if not isinstance(t.importance, str)}
+    claims = check_claims(tests, terms, curves)
+    return StudyAnalysis(trials, cell_counts(trials.frame), best_trials(complete), tests, tasks, claims, tuple(summary(tests, claims, trials.metrics)), margins)
+
+
+def paired_study(trials: Trials) -> bool:
+    """Every cell was drawn with `sampler = "paired"`: slot k holds the same configuration in every variant."""
+    samplers = {attrs["study_spec"].get("sampler") for attrs in trials.study_attrs.values() if isinstance(attrs.get("study_spec"), dict)}
+    return samplers == {"paired"}

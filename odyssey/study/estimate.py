@@ -108,8 +108,9 @@ def epoch_seconds(task, variant: str, hidden: int, study: StudyFile, *, epochs: 
 def estimate(study: StudyFile, *, epochs: int = 1, share: float = 1.0, tasks: dict | None = None) -> list[CellCost]:
     """Times every (task, variant) of the study at the space's smallest and largest hidden size."""
     from ..training.train import training_threads
-    from .worker import build_tasks
+    from .worker import build_tasks, check_backend
 
+    check_backend()
     if epochs < 1:
         raise ConfigError(f"--epochs must be at least 1, got {epochs}")
     if not 0 < share <= 1:

@@ -19,23 +19,13 @@ from . import queue
 from .cells import cell_name, default_checkpoint_dir, open_study_storage, prepare
 from .status import status_rows, watch
 from .stopping import STOP, die_with_parent
-from .storage import check_folder, mask_url
+from .storage import check_folder, mask_url, writable_folder
 from .studyfile import StudyFile
-from .worker import build_tasks, work
+from .worker import build_tasks, check_backend, work
 
 
 def _interrupted(url: str) -> Interrupted:
     return Interrupted(f"interrupted: finished trials are in {mask_url(url)}; run the same command to resume")
-
-
-def _writable(directory: Path) -> None:
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        probe = directory / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as err:
-        raise OdysseyError(f"{directory}: results folder not writable ({err.strerror})") from None
 
 
 def cores() -> int:
@@ -109,8 +99,9 @@ def run(
     checkpoint_dir = checkpoint_dir or default_checkpoint_dir(spec, url)
     with STOP.installed():
         try:
+            check_backend()
             check_folder(url, create=url == spec.default_storage)
-            _writable(checkpoint_dir)
+            writable_folder(checkpoint_dir, "the checkpoint folder")
             storage = open_and_prepare(spec, url, extend=extend)
             unfinished = sum(r["planned"] - r["complete"] - r["failed"] for r in status_rows(url, spec.name))
             jobs = min(jobs if force_jobs else min(jobs, cores()), max(unfinished, 1))

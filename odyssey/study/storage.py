@@ -8,6 +8,7 @@ unmasked.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
 import time
@@ -72,6 +73,20 @@ def check_folder(url: str, *, create: bool) -> Path | None:
     return path
 
 
+def writable_folder(directory: Path, what: str) -> None:
+    """Create `directory` if needed and check that files can be written there; `what` names it in the error (a
+    command-line option, say)."""
+    if directory.exists() and not directory.is_dir():
+        raise OdysseyError(f"{what} {directory}: is a file; expected a folder (it is created if missing)")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise OdysseyError(f"{what} {directory}: cannot write there ({err.strerror or err})") from None
+
+
 def open_storage(url: str, *, must_exist: bool = False, create_folder: bool = False, on_stale=None):
     """An Optuna storage with heartbeats; `on_stale(study, trial)` requeues trials of dead workers.
 
@@ -86,6 +101,8 @@ def open_storage(url: str, *, must_exist: bool = False, create_folder: bool = Fa
     if path is not None:
         if must_exist and not path.exists():
             raise StorageError(f"{url}: no such storage (the file {path} does not exist)")
+        if not must_exist and url.startswith("sqlite:///"):
+            _check_writable(url, path)
         if url.startswith(JOURNAL):
             from optuna.storages.journal import JournalFileBackend, JournalStorage
 
@@ -118,6 +135,30 @@ def open_storage(url: str, *, must_exist: bool = False, create_folder: bool = Fa
                 raise StorageError(f"{mask_url(url)}: cannot create the schema ({first_line(err)})") from None
             time.sleep(random.uniform(0.2, 1.0))
     raise AssertionError("unreachable")
+
+
+def _check_writable(url: str, path: Path) -> None:
+    """A run writes to its SQLite file: a read-only one (or folder, where SQLite keeps its journal)
+    is said before anything starts, not as SQLAlchemy's error from deep inside Optuna."""
+    import os
+    import sqlite3
+
+    what = f"{url}: cannot write to the storage, so odyssey run and prepare cannot use it (status and report only read it)"
+    if not os.access(path.parent, os.W_OK):
+        raise StorageError(f"{what}: the folder {path.parent} is read-only")
+    if not path.exists():
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(path, timeout=1, isolation_level=None)) as connection:
+            connection.execute("BEGIN IMMEDIATE")
+            try:  # a write that is rolled back: a read-only file refuses it (the lock alone it grants)
+                connection.execute("CREATE TABLE odyssey_write_probe (x)")
+            finally:
+                connection.execute("ROLLBACK")
+    except sqlite3.OperationalError as err:
+        if "readonly" in str(err) or "read-only" in str(err) or not os.access(path, os.W_OK):
+            raise StorageError(f"{what}: the file {path} is read-only") from None
+        # locked by a running peer, say: not ours to judge here
 
 
 def _lost_creation_race(err: Exception) -> bool:

@@ -12,6 +12,7 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
+from ..errors import ConfigError, first_line
 from ..model.network import SequenceNetwork, parameter_count
 from ..tasks import make_task
 from ..tasks.base import Task
@@ -149,6 +150,17 @@ def _claim(study: optuna.Study, me: queue.Worker, retries: int) -> optuna.Trial 
     if STOP.event.is_set():
         raise KeyboardInterrupt
     return trial
+
+
+def check_backend() -> None:
+    """$ODYSSEY_BACKEND, checked before a study or an estimate starts: a wrong value is one line (exit 2), not a
+    bug in every worker's first trial."""
+    from ..model.kernel.dispatch import chosen_backend
+
+    try:
+        chosen_backend(None)
+    except ValueError as err:
+        raise ConfigError(f"environment variable {first_line(err)}") from None
 
 
 def build_tasks(spec: StudyFile) -> dict[str, Task]:

@@ -7,9 +7,10 @@ A task of your own needs no entry: its option `source` names files or a factory 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
-from ..errors import ConfigError
+from ..errors import ConfigError, OdysseyError, first_line
 from . import adding, chorales, copying, handwriting, iam_ondb, jsb, speech, timit, vowels
 from .base import SPLITS, Batch, Task
 from .options import check_options
@@ -48,12 +49,37 @@ def make_task(name: str, *, seed: int = 0, **options) -> SequenceTask:
         raise ConfigError(f"task {name!r}: seed must be an integer, got {seed!r}")
     factory = TASKS[name] if source is None else factory_for(name, source)
     check_options(name, factory, options)
-    task = factory(seed=seed, **options)
+    task = factory(seed=seed, **options) if source in (None, "files") else _call_yours(name, source, factory, seed, options)
     if source is not None:
         if not isinstance(task, Task):
             raise ConfigError(f"task {name!r}: {source} returned {type(task).__name__}, not a task (build an odyssey.tasks.SequenceTask)")
         task.name = name  # the study's name for it: cells, seeds and checkpoints use it
     return task
+
+
+def _call_yours(name: str, source: str, factory, seed: int, options: dict) -> SequenceTask:
+    """Your factory's own errors are yours to fix: one line naming the exception and where in your code it was raised."""
+    try:
+        return factory(seed=seed, **options)
+    except OdysseyError:
+        raise
+    except Exception as err:  # noqa: BLE001 - anything your code raises
+        raise ConfigError(f"task {name!r}: {source} raised {type(err).__name__}: {first_line(err)} ({_your_line(factory, err)})") from None
+
+
+def _your_line(factory, err: Exception) -> str:
+    """file:line of the deepest frame in the factory's folder (your code, not numpy's or odyssey's it called)."""
+    import inspect
+    import traceback
+
+    frames = traceback.extract_tb(err.__traceback__)[1:]  # [0] is _call_yours
+    try:
+        yours = Path(inspect.getfile(factory)).resolve().parent
+    except (TypeError, OSError):
+        yours = None
+    mine = [f for f in frames if yours is not None and yours in Path(f.filename).resolve().parents]
+    frame = (mine or frames or [None])[-1]
+    return f"at {frame.filename}:{frame.lineno} in {frame.name}" if frame else "where is unknown"
 
 
 __all__ = ["SPLITS", "TASKS", "Batch", "Dataset", "SequenceTask", "Sequences", "Task", "make_task", "print_task_table"]

@@ -12,6 +12,7 @@ import numpy as np
 from .base import SPLITS
 from .objectives import FinalStepRegression
 from .sequences import Dataset, Sequences
+from ..errors import ConfigError
 from .task import SequenceTask
 
 
@@ -21,7 +22,7 @@ def make(
     """Adding problem (generated): sum of two marked numbers."""
     counts = {"train": train, "validation": validation, "test": test}
     if length < 2 or min(counts.values()) < 1:
-        raise ValueError("adding: length must be at least 2 and every split needs a sequence")
+        raise ConfigError(f"adding: length must be at least 2 and train, validation and test at least 1, got length={length}, {', '.join(f'{k}={v}' for k, v in counts.items())}")
     splits = {}
     for number, split in enumerate(SPLITS):
         rng = np.random.default_rng([seed, number])  # cheap to make: generated afresh, not cached

@@ -30,12 +30,14 @@ naming the file, the array (or column) and the first bad index.
 from __future__ import annotations
 
 import os
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, first_line
 from .base import SPLITS
 from .objectives import CTCTranscription, FramewiseClassification, FramewiseRegression, NextStepBinary, SequenceClassification
 from .sequences import Dataset, Sequences, split_by_fractions
@@ -175,11 +177,17 @@ def read_file(file: Path, *, kind: str | None, table: dict) -> Part:
 
 
 def _read_npz(file: Path) -> tuple[dict[str, np.ndarray], Where]:
+    if not zipfile.is_zipfile(file):  # numpy would try it as a pickle and hint at allow_pickle
+        raise DataError(f"{file}: not an .npz (no complete zip archive: truncated, or another format?); write it with numpy.savez")
     try:
         with np.load(file, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
-    except (OSError, ValueError, EOFError) as err:
-        raise DataError(f"{file}: not a readable .npz of plain arrays ({err})") from None
+    except ValueError as err:
+        if "pickle" in str(err):
+            raise DataError(f"{file}: holds an object array (numpy.savez of lists or strings of mixed length); save plain numeric arrays") from None
+        raise DataError(f"{file}: not a readable .npz of plain arrays ({first_line(err)})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:  # a damaged member of a whole archive
+        raise DataError(f"{file}: not a readable .npz ({type(err).__name__}: {first_line(err)}); write it again with numpy.savez") from None
     return arrays, Where(file)
 
 

@@ -7,6 +7,7 @@ import os
 import pickle
 from pathlib import Path
 
+from ..errors import DataError
 from .objectives import NextStepBinary
 from .pianoroll import KEY_NAMES, KEYS, next_step_pairs, roll_from_chords
 from .sequences import Dataset
@@ -30,11 +31,11 @@ def read_jsb(path: str | os.PathLike) -> Dataset:
             # pickle it can run code: only point this at a file you trust.
             data = pickle.load(f, encoding="latin1")
     except OSError as err:
-        raise ValueError(f"{path}: cannot read the JSB pickle ({err.strerror or err})") from None
+        raise DataError(f"{path}: cannot read the JSB pickle ({err.strerror or err})") from None
     except Exception as err:
-        raise ValueError(f"{path}: not a pickle ({type(err).__name__}); expected {expected}") from None
+        raise DataError(f"{path}: not a pickle ({type(err).__name__}); expected {expected}") from None
     if not isinstance(data, dict) or any(not isinstance(data.get(k), list) for k in PICKLE_SPLITS.values()):
-        raise ValueError(f"{path}: expected {expected}")
+        raise DataError(f"{path}: expected {expected}")
     splits = {}
     for split, key in PICKLE_SPLITS.items():
         rolls = []
@@ -43,9 +44,9 @@ def read_jsb(path: str | os.PathLike) -> Dataset:
             try:
                 roll = roll_from_chords(piece)
             except (TypeError, ValueError) as err:
-                raise ValueError(f"{where}: {err if isinstance(err, ValueError) else 'not a list of chords'}") from None
+                raise DataError(f"{where}: {err if isinstance(err, ValueError) else 'not a list of chords'}") from None
             if len(roll) < 2:
-                raise ValueError(f"{where}: needs at least 2 chords for next-step prediction")
+                raise DataError(f"{where}: needs at least 2 chords for next-step prediction")
             rolls.append(roll)
         splits[split] = next_step_pairs(rolls)
     return Dataset(splits=splits, classes=KEY_NAMES)

@@ -21,6 +21,8 @@ def read_table(file: Path, *, kind: str | None, features, target, sequence: str,
     """The arrays of odyssey's .npz contract from a table with a row per step, and how to name its places."""
     frame = _load_table(file)
     columns = list(frame.columns)
+    if frame.empty:
+        raise DataError(f"{file}: no rows{' below the header' if columns else ''}; a long table needs a row per step")
     if target is None:
         raise ConfigError(f"{file}: a table needs option 'target' (its target column, or a list of them); its columns: {', '.join(map(str, columns))}")
     targets = [target] if isinstance(target, str) else list(target)
@@ -82,6 +84,11 @@ def read_table(file: Path, *, kind: str | None, features, target, sequence: str,
             names = sorted(column.astype(str).unique())
             labels = np.searchsorted(names, column.astype(str).to_numpy())
             arrays["classes"] = np.array(names)
+        if kind is None and _one_label_per_sequence(labels, codes, starts):
+            raise ConfigError(
+                f"{file}: column {targets[0]!r} is the same on every row of each sequence: set kind = \"sequence_class\" "
+                f"(a label per sequence, read at its end) or kind = \"frame_class\" (a label per step) under the task's options"
+            )
         if kind == "sequence_class":
             changes = np.flatnonzero((codes[1:] == codes[:-1]) & (labels[1:] != labels[:-1]))
             if len(changes):
@@ -92,6 +99,12 @@ def read_table(file: Path, *, kind: str | None, features, target, sequence: str,
     if has_split:
         arrays["split"] = _split_column(frame["split"].iloc[order].to_numpy(), codes, starts, where)
     return arrays, where
+
+
+def _one_label_per_sequence(labels: np.ndarray, codes: np.ndarray, starts: np.ndarray) -> bool:
+    """Whether the labels never change within a sequence, and some sequence is longer than a step (where the two kinds differ)."""
+    same = not np.any((codes[1:] == codes[:-1]) & (labels[1:] != labels[:-1]))
+    return same and len(starts) < len(labels)
 
 
 def _load_table(file: Path) -> pd.DataFrame:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ConfigError, DataError
 from .objectives import FramewiseClassification
 from .sequences import Dataset, Sequences, split_by_fractions
 from .task import SequenceTask
@@ -23,7 +24,7 @@ def make(*, seed: int = 0, validation_fraction: float = 0.2) -> SequenceTask:
     """JapaneseVowels (real): speaker per frame."""
     del seed  # real data, fixed split
     if not 0 < validation_fraction < 1:
-        raise ValueError(f"vowels: validation_fraction must lie in (0, 1), got {validation_fraction}")
+        raise ConfigError(f"vowels: validation_fraction must lie in (0, 1), got {validation_fraction}")
     folder = _data_folder()
     train_x, train_y = read_ts(folder / "JapaneseVowels_TRAIN.ts")
     test_x, test_y = read_ts(folder / "JapaneseVowels_TEST.ts")
@@ -53,7 +54,7 @@ def make(*, seed: int = 0, validation_fraction: float = 0.2) -> SequenceTask:
 def _data_folder() -> Path:
     spec = importlib.util.find_spec("sktime")
     if spec is None or not spec.submodule_search_locations:
-        raise ValueError("vowels: the JapaneseVowels files ship with sktime; `pip install sktime`")
+        raise ConfigError("vowels: the JapaneseVowels files ship with sktime; `pip install sktime`")
     return Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "JapaneseVowels"
 
 
@@ -75,8 +76,8 @@ def read_ts(path: Path) -> tuple[list[np.ndarray], list[str]]:
                 values = [np.array(d.split(","), dtype=np.float32) for d in dims]
                 series.append(np.stack(values, axis=1))
             except ValueError:
-                raise ValueError(f"{path}:{number}: expected ':'-separated series of equal length") from None
+                raise DataError(f"{path}:{number}: expected ':'-separated series of equal length") from None
             labels.append(label)
     if not series:
-        raise ValueError(f"{path}: no cases after '@data'")
+        raise DataError(f"{path}: no cases after '@data'")
     return series, labels
