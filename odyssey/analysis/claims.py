@@ -170,18 +170,27 @@ def _main(effects: pd.DataFrame, params: tuple[str, ...]) -> pd.Series | None:
     return found.iloc[0] if len(found) else None
 
 
+def _lookup(terms, params: tuple[str, ...], what: str) -> tuple[pd.DataFrame, pd.Series] | tuple[str, str, str]:
+    """(the terms, the main term of `params`), or the claim's refusal when there is none."""
+    effects = _effects(terms)
+    if isinstance(effects, str):
+        return UNCHECKED, effects, effects
+    row = _main(effects, params)
+    if row is None:
+        return UNCHECKED, f"{what} is not searched in this study", f"no main term of {params[0]}"
+    return effects, row
+
+
 def _separated(a: pd.Series, b: pd.Series) -> bool:
     """a's share is above b's beyond their intervals (without intervals: beyond one std each)."""
     return _bounds(a)[0] > _bounds(b)[1]
 
 
 def _learning_rate_large(_tests, terms, _curves) -> tuple[str, str, str]:
-    effects = _effects(terms)
-    if isinstance(effects, str):
-        return UNCHECKED, effects, effects
-    lr = _main(effects, (LEARNING_RATE,))
-    if lr is None:
-        return UNCHECKED, f"{LEARNING_RATE} is not searched in this study", f"no main term of {LEARNING_RATE}"
+    found = _lookup(terms, (LEARNING_RATE,), "the learning rate")
+    if len(found) == 3:
+        return found
+    _, lr = found
     low, high = _bounds(lr)
     evidence = f"{LEARNING_RATE}: {_interval(lr)} of the variance over {lr['trials']:,} trials (paper: > 2/3)"
     share = f"the learning rate explains {lr['mean']:.2f} [{low:.2f}, {high:.2f}] of the variance"
@@ -193,12 +202,10 @@ def _learning_rate_large(_tests, terms, _curves) -> tuple[str, str, str]:
 
 
 def _hidden_second(_tests, terms, _curves) -> tuple[str, str, str]:
-    effects = _effects(terms)
-    if isinstance(effects, str):
-        return UNCHECKED, effects, effects
-    hidden = _main(effects, (HIDDEN_SIZE,))
-    if hidden is None:
-        return UNCHECKED, f"{HIDDEN_SIZE} is not searched in this study", f"no main term of {HIDDEN_SIZE}"
+    found = _lookup(terms, (HIDDEN_SIZE,), "hidden size")
+    if len(found) == 3:
+        return found
+    effects, hidden = found
     others = effects[(effects["kind"] == "main") & (effects["term"] != hidden["term"])]
     if others.empty:
         return UNCHECKED, "hidden size is the only parameter searched", "one main term"
@@ -216,12 +223,10 @@ def _hidden_second(_tests, terms, _curves) -> tuple[str, str, str]:
 
 
 def _momentum_negligible(_tests, terms, _curves) -> tuple[str, str, str]:
-    effects = _effects(terms)
-    if isinstance(effects, str):
-        return UNCHECKED, effects, effects
-    momentum = _main(effects, MOMENTUM)
-    if momentum is None:
-        return UNCHECKED, "momentum is not searched in this study", "no main term of momentum"
+    found = _lookup(terms, MOMENTUM, "momentum")
+    if len(found) == 3:
+        return found
+    _, momentum = found
     low, high = _bounds(momentum)
     evidence = f"{momentum['term']}: {_interval(momentum)} (paper: under {NEGLIGIBLE:.0%})"
     share = f"momentum explains {momentum['mean']:.3f} [{low:.3f}, {high:.3f}] of the variance"
@@ -235,12 +240,10 @@ def _momentum_negligible(_tests, terms, _curves) -> tuple[str, str, str]:
 def _noise_hurts(_tests, terms, curves) -> tuple[str, str, str]:
     """Input noise hurts: its share is told apart from the noise floor, and the marginal metric
     rises with it (lower is better) by more than the two ends' spreads over trees together."""
-    effects = _effects(terms)
-    if isinstance(effects, str):
-        return UNCHECKED, effects, effects
-    noise = _main(effects, (INPUT_NOISE,))
-    if noise is None:
-        return UNCHECKED, "input noise is not searched in this study", f"no main term of {INPUT_NOISE}"
+    found = _lookup(terms, (INPUT_NOISE,), "input noise")
+    if len(found) == 3:
+        return found
+    _, noise = found
     curve = curves[(curves["param"] == noise["term"]) & (curves["space"] == noise["space"])] if isinstance(curves, pd.DataFrame) and {"param", "x", "mean", "std"} <= set(curves) else None
     if curve is None or len(curve) < 2:
         return UNCHECKED, "no marginal curve of input noise", f"{noise['term']}: {_interval(noise)}; no marginal curve"
