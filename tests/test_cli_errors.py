@@ -18,15 +18,21 @@ PREPARED = "sqlite:///{tmp}/prepared.db"
     "args, expected",
     [
         (["run", "{bad}"], "{bad}: unknown key 'epochs'; expected one of"),
-        (["status", "--storage", "sqlite:///{tmp}/absent.db"], "sqlite:///{tmp}/absent.db: no such storage"),
+        (["status", "--storage", "sqlite:///{tmp}/absent.db"], "sqlite:///{tmp}/absent.db: no storage yet (no file {tmp}/absent.db): run the study first"),
         (["run", "{study}", "--storage", "postgresql+psycopg2://user:secret@127.0.0.1:1/db"], "postgresql+psycopg2://user:***@127.0.0.1:1/db: cannot open storage"),
         (["run", "{study}", "--storage", "postgresql://user:secret@127.0.0.1:1/db"], "connection to server at \"127.0.0.1\", port 1 failed"),
         (["run", "{study}", "--storage", "sqlite:///{tmp}/no/such/folder/x.db"], "the folder {tmp}/no/such/folder does not exist"),
         (["prepare", "{typo}", "--storage", PREPARED], "task 'vowels' has no option 'lenght'"),
         (["status", "--storage", "sqlite:///{tmp}/plain.db"], "no odyssey study in this storage; it holds: plain"),
         (["report", "--storage", "sqlite:///{tmp}/plain.db"], "the storage holds no odyssey study (for plain Optuna studies, use `odyssey importance`)"),
+        # issue 25: these said "the folder results does not exist (create it, or check the path)"
+        (["status", "{study}"], "sqlite:///results/tiny.db: no storage yet (no file results/tiny.db): run the study first (odyssey run STUDY.toml)"),
+        (["report", "{study}"], "sqlite:///results/tiny.db: no storage yet (no file results/tiny.db): run the study first (odyssey run STUDY.toml)"),
+        # issue 25: SQLAlchemy's "Can't load plugin: sqlalchemy.dialects:postgres"
+        (["run", "{study}", "--storage", "postgres://user:secret@127.0.0.1:1/db"], "postgres://user:***@127.0.0.1:1/db: unknown storage scheme 'postgres://'; write postgresql://user:***@127.0.0.1:1/db"),
     ],
-    ids=["study-file", "no-storage", "password", "postgresql-driver", "missing-folder", "prepare-typo", "plain-optuna", "report-plain-optuna"],
+    ids=["study-file", "no-storage", "password", "postgresql-driver", "missing-folder", "prepare-typo", "plain-optuna", "report-plain-optuna",
+         "status-before-a-run", "report-before-a-run", "postgres-scheme"],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, expected, cache):
     import optuna
@@ -115,6 +121,25 @@ def test_a_bug_prints_a_short_traceback_and_where_the_whole_one_is(monkeypatch, 
     log = err.split("the whole traceback: ")[1].split(" ")[0]
     assert "Traceback (most recent call last)" in open(log).read() and "in broken" in err
     os.unlink(log)
+
+
+def test_python_m_odyssey_is_the_command_line():
+    """Issue 25: `python -m odyssey` failed (no __main__)."""
+    result = subprocess.run([sys.executable, "-m", "odyssey", "--version"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.startswith("odyssey "), result.stderr
+
+
+def test_the_live_table_shows_a_dash_for_a_cell_without_a_complete_trial():
+    """Issue 25: 'best nan' for cells without trials."""
+    from rich.console import Console
+
+    from odyssey.study.status import _table
+
+    rows = [{"cell": "s/t/V", "complete": 0, "failed": 0, "planned": 3, "now": "", "best": float("nan")}]
+    console = Console(width=120, record=True)
+    console.print(_table(rows, started=0.0, done_at_start=0, jobs=1))
+    row = next(line for line in console.export_text().splitlines() if "s/t/V" in line)
+    assert "nan" not in row and row.rstrip(" │").endswith(" -"), row
 
 
 def run_main(monkeypatch, capsys, *args: str) -> tuple[int, str]:

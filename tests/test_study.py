@@ -294,6 +294,6 @@ def test_bad_inputs_are_one_line_errors(tmp_path, cache):
     result = cli("run", str(bad), cwd=tmp_path, check=False)
     assert result.returncode == 2 and result.stderr.strip() == f"error: {bad}: unknown key 'epochs'; expected one of " + result.stderr.split("expected one of ")[1].strip()
     result = cli("status", "--storage", f"sqlite:///{tmp_path}/absent.db", cwd=tmp_path, check=False)
-    assert result.returncode == 2 and "no such storage" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "no storage yet" in result.stderr and "Traceback" not in result.stderr
     result = cli("run", str(write_study(tmp_path)), "--storage", "postgresql://user:secret@127.0.0.1:1/db", cwd=tmp_path, check=False)
     assert result.returncode == 2 and "secret" not in result.stderr and "***" in result.stderr

@@ -134,3 +134,10 @@ def test_tasks_of_your_own_need_a_source_and_a_name_of_their_own(tmp_path):
         load_study_file(write(tmp_path, GOOD.replace('["adding"]', '["mine"]') + '[task_options.mine]\nsource = "files"\n'))
     with pytest.raises(StudyFileError, match="no such file or folder"):
         load_study_file(write(tmp_path, GOOD.replace('["adding"]', '["mine"]') + '[task_options.mine]\nsource = "files"\npath = "absent.npz"\n'))
+
+
+def test_a_byte_order_mark_at_the_start_of_a_study_file_is_read(tmp_path):
+    """Issue 25: a UTF-8 BOM (Windows editors write one) was 'Invalid statement'."""
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + 'name = "bom"\ntasks = ["vowels"]\nvariants = ["V"]\ntrials = 1\n'.encode())
+    assert load_study_file(path).name == "bom"

@@ -443,7 +443,8 @@ def test_a_factory_task_runs_under_two_jobs_and_a_changed_factory_is_refused(tmp
     assert stored["task_sources"]["mine"]["source"] == "mypkg.tasks:make" and len(stored["task_sources"]["mine"]["module_sha256"]) == 64
     write_factory(tmp_path, extra="\n# a changed factory\n")
     result = cli("run", str(study), cwd=tmp_path, check=False)
-    assert result.returncode == 2 and "changed: task_sources" in result.stderr, result.stderr
+    assert result.returncode == 2 and "the source of task 'mine''s factory (mypkg.tasks:make) changed since study 'own' stored its trials" in result.stderr, result.stderr
+    assert "sha256" not in result.stderr and "--extend" not in result.stderr
 
 
 def test_a_changed_factory_or_data_file_changes_the_stored_spec(tmp_path, monkeypatch):
@@ -489,6 +490,21 @@ def test_factory_errors_are_one_line(tmp_path, monkeypatch):
     with pytest.raises(StudyFileError) as err:
         load_study_file(study)
     assert "[task_options.mine]" in str(err.value) and "cannot import 'nopkg.tasks'" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_changed_data_names_the_file_and_what_to_do_not_hashes_or_extend(tmp_path):
+    """Issue 25: changed data was 'study file changed' with raw sha256 hashes and a suggestion of --extend."""
+    write_npz(tmp_path / "d.npz", **frame_class_arrays())
+    study = tmp_path / "own.toml"
+    study.write_text(STUDY.format(trials=1, options='source = "files"\npath = "d.npz"'))
+    cli("prepare", str(study), "--storage", f"sqlite:///{tmp_path}/s.db", cwd=tmp_path)
+    write_npz(tmp_path / "d.npz", **frame_class_arrays(seed=1))
+    for extend in ([], ["--extend"]):
+        result = cli("prepare", str(study), "--storage", f"sqlite:///{tmp_path}/s.db", *extend, cwd=tmp_path, check=False)
+        assert result.returncode == 2 and result.stderr == (
+            "error: the data of task 'mine', d.npz changed since study 'own' stored its trials; they belong to the old one: "
+            "restore it, or give the study a new name (or --storage) to start one on the new data\n"
+        ), result.stderr
 
 
 def test_an_error_in_your_factory_is_one_line_naming_your_file_and_line(tmp_path, monkeypatch):

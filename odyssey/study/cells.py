@@ -129,10 +129,33 @@ def _describe(path: str, old: object, new: object) -> str:
     return f"{path} {show(old)} -> {show(new)}"
 
 
+def _changed_sources(changes: list[tuple[str, object, object]], current: dict) -> list[str]:
+    """What a changed hash under task_sources means, in words: which task's data file or factory module."""
+    said = []
+    for path, old, new in changes:
+        parts = path.split(".")
+        if parts[0] != "task_sources" or len(parts) < 3 or old is None or new is None:
+            continue
+        task = parts[1]
+        if parts[2] == "sha256":
+            where = (current.get("task_options", {}).get(task) or {}).get("path", "?")
+            split = f" (its {parts[3]} file)" if len(parts) > 3 and parts[3] not in ("all", "file") else ""
+            said.append(f"the data of task {task!r}, {where}{split}")
+        elif parts[2] == "module_sha256":
+            said.append(f"the source of task {task!r}'s factory ({(current.get('task_sources', {}).get(task) or {}).get('source', '?')})")
+    return list(dict.fromkeys(said))
+
+
 def check_change(name: str, stored: dict, current: dict, *, extend: bool) -> None:
     changes = _changes(stored, current)
     if extend and all(_additive(path, old, new, stored) for path, old, new in changes):
         return
+    sources = _changed_sources(changes, current)
+    if sources:  # --extend cannot help: the stored trials were trained on the old data or code
+        raise StudyMismatch(
+            f"{'; '.join(sources)} changed since study {name!r} stored its trials; they belong to the old one: "
+            "restore it, or give the study a new name (or --storage) to start one on the new data"
+        )
     listed = "; ".join(_describe(*change) for change in changes)
     hint = (
         "--extend accepts only more trials, tasks or variants"

@@ -79,8 +79,13 @@ def _table(rows: list[dict[str, object]], *, started: float, done_at_start: int,
     for column in ("cell", "done", "failed", "running now", "best"):
         table.add_column(column, justify="left" if column in ("cell", "running now") else "right")
     for r in rows:
-        table.add_row(r["cell"], f"{r['complete'] + r['failed']}/{r['planned']}", str(r["failed"]), r["now"], f"{r['best']:.4g}")
+        table.add_row(r["cell"], f"{r['complete'] + r['failed']}/{r['planned']}", str(r["failed"]), r["now"], _best(r["best"]))
     return table
+
+
+def _best(value: float) -> str:
+    """A cell's best value; '-' before its first complete trial (not 'nan')."""
+    return "-" if math.isnan(value) else f"{value:.4g}"
 
 
 def watch(storage, name: str, *, running: Callable[[], bool], jobs: int, console: Console | None = None, poll: float = 1.0) -> None:
@@ -102,7 +107,7 @@ def watch(storage, name: str, *, running: Callable[[], bool], jobs: int, console
             done = r["complete"] + r["failed"]
             if done != reported[r["cell"]]:
                 reported[r["cell"]] = done
-                console.print(f"{r['cell']}: {done}/{r['planned']} done ({r['failed']} failed), best {r['best']:.4g}")
+                console.print(f"{r['cell']}: {done}/{r['planned']} done ({r['failed']} failed), best {_best(r['best'])}")
         if not alive:
             return
         time.sleep(poll)

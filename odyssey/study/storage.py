@@ -59,10 +59,13 @@ def _postgres_driver(url: str) -> str:
     return url
 
 
-def check_folder(url: str, *, create: bool) -> Path | None:
+def check_folder(url: str, *, create: bool, reading: bool = False) -> Path | None:
     """The file of a file storage, once its folder exists; `create` only for the default storage: a
-    folder the user wrote that does not exist is a typo until proven otherwise."""
+    folder the user wrote that does not exist is a typo until proven otherwise. `reading` (status,
+    report): a missing file is a study not run yet, whatever its folder."""
     path = sqlite_path(url) or journal_path(url)
+    if reading and path is not None and not path.exists():
+        raise StorageError(f"{url}: no storage yet (no file {path}): run the study first (odyssey run STUDY.toml), or give the --storage it ran with")
     if path is not None and not path.parent.is_dir():
         if not create:
             raise StorageError(f"{url}: the folder {path.parent} does not exist (create it, or check the path)")
@@ -96,7 +99,9 @@ def open_storage(url: str, *, must_exist: bool = False, create_folder: bool = Fa
     import optuna
     import sqlalchemy.exc
 
-    path = check_folder(url, create=create_folder)
+    if url.startswith("postgres://"):  # Heroku's and libpq's spelling; SQLAlchemy knows only postgresql://
+        raise StorageError(f"{mask_url(url)}: unknown storage scheme 'postgres://'; write postgresql://{mask_url(url).removeprefix('postgres://')}")
+    path = check_folder(url, create=create_folder, reading=must_exist)
     engine_kwargs: dict = {}
     if path is not None:
         if must_exist and not path.exists():

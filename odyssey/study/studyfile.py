@@ -98,7 +98,7 @@ def load_study_file(path: str | Path) -> StudyFile:
 
 def _read_toml(path: Path) -> dict:
     try:
-        return tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a BOM (Windows editors write one) is no TOML error
     except FileNotFoundError:
         raise StudyFileError(f"{path}: no such study file") from None
     except (OSError, UnicodeDecodeError) as err:
