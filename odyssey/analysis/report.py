@@ -16,6 +16,7 @@ from optuna.storages import BaseStorage
 from .. import __version__
 from ..errors import OdysseyError
 from ..study.storage import mask_url, sqlite_path, writable_folder
+from ..study.studyfile import load_analysis_settings
 from . import plots
 from .importance import PAIR_SIGN, SCALE_NOTE, Importance, curves_table, surfaces_table, terms_table
 from .render import Block, Heading, Image, Table, Text, to_html, to_markdown
@@ -23,10 +24,13 @@ from .settings import settings_blocks
 from .study_analysis import StudyAnalysis, TaskAnalysis, analyse_study
 from .trials import load_odyssey_trials, open_existing, resolve_name
 from .uncertainty import PERMUTATIONS
-from .variant_stats import ALPHA, MIN_TOP, POWER, TOP_FRACTION, VANILLA
+from .variant_stats import ALPHA, CONFIDENCE, MARGIN_SD, MIN_TOP, PAIRED, POWER, TOP_FRACTION, VANILLA
 
 FIGURES = "figures"
-TEST_COLUMNS = ["variant", "parameters", "complete", "top", "mean", "difference", "direction", "p", "significant", "detectable", "detectable_sd", "trials_needed", "note"]
+TEST_COLUMNS = [
+    "variant", "parameters", "complete", "top", "mean", "difference", "low", "high", "difference_sd", "all_difference", "all_low", "all_high",
+    "p", "p_adjusted", "margin", "p_equivalence_adjusted", "verdict", "detectable", "trials_needed", "note",
+]  # fmt: skip
 
 
 def build_report(
@@ -51,7 +55,8 @@ def build_report(
     source = mask_url(storage) if isinstance(storage, str) else type(storage).__name__
     out = Path(out_dir) if out_dir is not None else _default_folder(storage, name, source)
     writable_folder(out, "--out" if out_dir is not None else "the report folder")  # before the analysis, not after it
-    analysis = analyse_study(load_odyssey_trials(store, name), trees=trees, seed=seed, permutations=permutations)
+    margins = load_analysis_settings(study_file).equivalence_margin if study_file is not None else None
+    analysis = analyse_study(load_odyssey_trials(store, name), trees=trees, seed=seed, margins=margins, permutations=permutations)
     (out / SOURCE).parent.mkdir(parents=True, exist_ok=True)
     (out / SOURCE).write_text(source + "\n")
     return write_report(analysis, out=out, source=source, study_file=study_file)
@@ -150,25 +155,47 @@ def _space_blocks(task: TaskAnalysis, result: Importance, out: Path, stem: str, 
 def _variant_blocks(task: TaskAnalysis, analysis: StudyAnalysis, out: Path, stem: str) -> list[Block]:
     blocks: list[Block] = [Heading("Variants against vanilla", 3)]
     if VANILLA not in set(task.tests["variant"]):
-        blocks.append(Text(f"No t-tests: task {task.task} has no complete vanilla ({VANILLA}) trials to compare against."))
+        blocks.append(Text(f"No tests: task {task.task} has no complete vanilla ({VANILLA}) trials to compare against."))
     else:
+        paired = task.tests["test"].eq(PAIRED).any()
+        design = (
+            f"A paired t-test of each variant's test {task.metric} against {VANILLA}'s over the slots both completed "
+            "(the study is paired: slot k of every variant trained the same configuration); the best "
+            f"{TOP_FRACTION:.0%} of each cell by validation value are shown beside it as the paper's numbers"
+            if paired
+            else f"Welch's t-test of each variant's test {task.metric} against {VANILLA}'s on the best {TOP_FRACTION:.0%} of each "
+            f"cell's trials by validation value (at least {MIN_TOP} needed), as the paper does"
+        )
         blocks.append(
             Text(
-                f"Welch's t-test of each variant's test {task.metric} against {VANILLA}'s, on the best {TOP_FRACTION:.0%} of each "
-                f"cell's trials by validation value (at least {MIN_TOP} needed); significant at p < {ALPHA}. "
-                "Lower is better: a negative difference is an improvement. What the budget can tell: 'detectable' is the "
-                f"difference (in the metric; 'detectable_sd' in pooled standard deviations of the two groups) the test finds "
-                f"{POWER:.0%} of the time with these group sizes, and 'trials_needed' the complete trials per cell that would "
-                "find the observed difference as often."
+                f"{design}. Lower is better: a negative difference is an improvement. 'difference' [low, high] is the "
+                f"difference of the best-{TOP_FRACTION:.0%} means with its {CONFIDENCE:.0%} interval ('difference_sd' in pooled "
+                "standard deviations), 'all_difference' the same over all complete trials"
+                + (" (paired: over the common slots)" if paired else "")
+                + ". All tests of this report are one family: 'p_adjusted' is Holm's, and a variant is 'worse' or "
+                f"'better' only where it is below {ALPHA}. A variant is 'equivalent' only where two one-sided tests, "
+                f"Holm-adjusted too, put the difference inside ±'margin' ({_margin_source(analysis)}); otherwise it is "
+                f"'not decided': 'detectable' is the difference these trials find {POWER:.0%} of the time at the corrected "
+                "level, and 'trials_needed' the complete trials per cell that would decide it either way. Every column is "
+                "in variant_stats.csv."
             )
         )
     complete = analysis.trials.complete()
     fig = plots.variant_boxplots(
         complete[complete["task"] == task.task], analysis.best[analysis.best["task"] == task.task], task.tests, metric=task.metric
     )
-    blocks.append(_figure(fig, out, f"{stem}-variants", f"{task.task}: test {task.metric} per variant; colour marks significance against {VANILLA}"))
+    blocks.append(_figure(fig, out, f"{stem}-variants", f"{task.task}: test {task.metric} per variant; colour marks a difference to {VANILLA} (Holm-adjusted)"))
     blocks.append(Table(task.tests[TEST_COLUMNS].assign(parameters=lambda t: t["parameters"].round().astype("Int64"))))
     return blocks
+
+
+def _margin_source(analysis: StudyAnalysis) -> str:
+    if analysis.margins is None:
+        return f"by default one standard deviation of {VANILLA}'s best {TOP_FRACTION:.0%}: the study file states none under [analysis] equivalence_margin"
+    return "as the study file's [analysis] equivalence_margin states" if not isinstance(analysis.margins, dict) else (
+        f"as the study file's [analysis] equivalence_margin states for {', '.join(sorted(analysis.margins))}; for other tasks, "
+        f"{MARGIN_SD:g} standard deviation of {VANILLA}'s best {TOP_FRACTION:.0%}"
+    )
 
 
 def _document(analysis: StudyAnalysis, out: Path, source: str, tables: dict[str, list[pd.DataFrame]], study_file: Path | None) -> list[Block]:
@@ -182,11 +209,14 @@ def _document(analysis: StudyAnalysis, out: Path, source: str, tables: dict[str,
             + " trials. Statistics use complete trials only; failed trials (diverged, or their worker died more than "
             "`retries` times; the reason is in trials.csv) are counted, not analysed."
         ),
+        *([Heading("In short"), *(Text(line) for line in analysis.summary)] if analysis.summary else []),
         *settings_blocks(analysis.trials, study_file=study_file),
         Heading("The paper's findings on this data"),
         Text(
-            "Importance claims are decided by the intervals and noise floors of the shares (below): 'not decided' means "
-            "the data cannot separate the answer. Variant claims come with what their budget can detect."
+            "Each of the paper's findings that this study can speak to, with odyssey's verdict: 'agrees', 'disagrees', 'not "
+            "decided' (the data cannot separate the answer) or 'cannot be checked'. Variant findings are decided by the "
+            "corrected tests below, with what their budget can detect; importance findings by the intervals and noise "
+            "floors of the shares (below). 'finding' says what the data show, 'evidence' the numbers behind it."
         ),
         Table(analysis.claims) if len(analysis.claims) else Text("No complete trials yet: nothing to check."),
         Heading("Trials per cell"),
