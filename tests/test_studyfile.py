@@ -71,7 +71,7 @@ def test_analysis_settings_are_not_part_of_the_studys_identity(tmp_path):
         (("trials = 3", "trials = 3\nepochs = 4"), "unknown key 'epochs'"),
         (("batch_size = 4", "batch_size = 4\nlr = 1"), "unknown key 'training.lr'"),
         (("trials = 3", 'trials = "many"'), "'trials' must be an integer"),
-        (("trials = 3", "trials = 0"), "'trials' must be at least 1"),
+        (("trials = 3", "trials = 0"), "'trials' must be between 1 and 10,000"),
         (("trials = 3", "trials = 3\nretries = -1"), "'retries' must be 0 or more"),
         (("trials = 3", "trials = 3\nretries = 1.5"), "'retries' must be an integer"),
         (("batch_size = 4", "batch_size = 1.5"), "'training.batch_size' must be an integer"),
@@ -141,3 +141,13 @@ def test_a_byte_order_mark_at_the_start_of_a_study_file_is_read(tmp_path):
     path = tmp_path / "bom.toml"
     path.write_bytes(b"\xef\xbb\xbf" + 'name = "bom"\ntasks = ["vowels"]\nvariants = ["V"]\ntrials = 1\n'.encode())
     assert load_study_file(path).name == "bom"
+
+
+def test_a_number_of_trials_that_would_take_days_to_queue_is_refused_with_the_reason(tmp_path):
+    """Issue 25: trials = 100000000 queued silently at about 90 a second."""
+    path = tmp_path / "huge.toml"
+    path.write_text('name = "huge"\ntasks = ["vowels"]\nvariants = ["V"]\ntrials = 100000000\n')
+    with pytest.raises(StudyFileError, match=r"'trials' must be between 1 and 10,000 per \(task, variant\), got 100,000,000; every trial is queued"):
+        load_study_file(path)
+    path.write_text(path.read_text().replace("100000000", "10000"))
+    assert load_study_file(path).trials == 10_000

@@ -18,6 +18,7 @@ from ..errors import OdysseyError
 from ..study.storage import mask_url, sqlite_path, writable_folder
 from ..study.studyfile import load_analysis_settings
 from . import plots
+from .budget import budget_gaps
 from .importance import PAIR_SIGN, SCALE_NOTE, Importance, curves_table, surfaces_table, terms_table
 from .render import Block, Heading, Image, Table, Text, to_html, to_markdown
 from .settings import settings_blocks
@@ -198,6 +199,10 @@ def _margin_source(analysis: StudyAnalysis) -> str:
     )
 
 
+def _paired(analysis: StudyAnalysis) -> bool:
+    return any((attrs.get("study_spec") or {}).get("sampler") == "paired" for attrs in analysis.trials.study_attrs.values())
+
+
 def _document(analysis: StudyAnalysis, out: Path, source: str, tables: dict[str, list[pd.DataFrame]], study_file: Path | None) -> list[Block]:
     trials = analysis.trials
     totals = analysis.cells.drop(columns=["task", "variant"]).sum()
@@ -209,6 +214,7 @@ def _document(analysis: StudyAnalysis, out: Path, source: str, tables: dict[str,
             + " trials. Statistics use complete trials only; failed trials (diverged, or their worker died more than "
             "`retries` times; the reason is in trials.csv) are counted, not analysed."
         ),
+        *(Text(line) for line in budget_gaps(analysis.cells, paired=_paired(analysis))),
         *([Heading("In short"), *(Text(line) for line in analysis.summary)] if analysis.summary else []),
         *settings_blocks(analysis.trials, study_file=study_file),
         Heading("The paper's findings on this data"),

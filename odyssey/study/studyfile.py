@@ -87,6 +87,9 @@ class StudyFile:
 # variants is not also one of their draws; tpe: Optuna's TPE, each cell on its own.
 SAMPLERS = ("random", "paired", "tpe")
 # What may change under an existing storage with --extend: more trials, tasks or variants.
+# Trials per cell: all are queued up front, about 90 a second on SQLite here, so 10,000 is about two
+# minutes a cell before training starts (the rate issue 25 measured); 1e8 hung silently for days.
+MAX_TRIALS = 10_000
 EXTENSIBLE = {"trials", "tasks", "variants", "description"}
 _TOP_LEVEL = {f.name for f in fields(StudyFile)} - {"path", "task_sources"}
 
@@ -130,8 +133,11 @@ def parse_study(raw: dict, *, where: str = "<study>", path: Path | None = None) 
             raise StudyFileError(f"{where}: task {task!r} is built in; give your own task (source = ...) another name")
     variants = _variants(_names(raw, "variants", where), where)
     trials = _typed(raw, "trials", int, where)
-    if trials < 1:
-        raise StudyFileError(f"{where}: 'trials' must be at least 1, got {trials}")
+    if not 1 <= trials <= MAX_TRIALS:
+        raise StudyFileError(
+            f"{where}: 'trials' must be between 1 and {MAX_TRIALS:,} per (task, variant), got {trials:,}; every trial is queued in the "
+            "storage before any starts (about 90 a second on SQLite), and the paper ran 200 (more later, with --extend)"
+        )
     sampler = _typed(raw, "sampler", str, where, "random")
     if sampler not in SAMPLERS:
         raise StudyFileError(f"{where}: 'sampler' must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
