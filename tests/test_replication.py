@@ -92,7 +92,11 @@ def _p(value: float) -> str:
 def _verdict(row: pd.Series) -> str:
     if not math.isfinite(row["p"]):
         return "untested"
-    return f"**{row['direction']}**" if row["significant"] else "not different"
+    return {"worse": "**worse**", "better": "**better**", "equivalent": "the same"}.get(row["verdict"], "not decided")
+
+
+def _interval(row: pd.Series) -> str:
+    return f"{row['difference']:+.3g} [{row['low']:+.3g}, {row['high']:+.3g}]" if math.isfinite(row["difference"]) else "n/a"
 
 
 def test_the_documents_numbers_are_the_reports():
@@ -109,9 +113,9 @@ def test_the_documents_numbers_are_the_reports():
         assert cells[0] == f"{int(row['complete'])}", f"{task}/{variant}: complete trials"
         assert cells[1] == (f"{row['mean']:.4g}" if math.isfinite(row["mean"]) else "n/a"), f"{task}/{variant}: mean of the best 10%"
         if variant != "V":
-            assert cells[2] == (f"{row['difference']:+.3g}" if math.isfinite(row["difference"]) else "n/a"), f"{task}/{variant}: difference"
-            assert cells[3] == _p(row["p"]), f"{task}/{variant}: p"
-            assert cells[4] == _verdict(row), f"{task}/{variant}: verdict"
+            assert cells[2] == _interval(row), f"{task}/{variant}: difference and its interval"
+            assert cells[3] == _p(row["p"]) and cells[4] == _p(row["p_adjusted"]), f"{task}/{variant}: p, raw and Holm-adjusted"
+            assert cells[5] == _verdict(row), f"{task}/{variant}: verdict"
     claims = pd.read_csv(REPORT / "claims.csv")
     quoted = 0
     for claim, verdicts in claims.groupby("claim", sort=False):
@@ -140,11 +144,16 @@ def test_the_documents_other_numbers_are_what_its_script_writes(regenerated: Pat
     storage, the regenerated report and the committed retraining output, is the document's."""
     text = DOCUMENT.read_text()
     quoted = supplement.blocks(URL, regenerated)  # the working directory is the copy's (see `regenerated`)
-    assert {"status", "cost", "table:claims", "table:step", "table:handwriting", "table:each", "table:each-40"} <= set(quoted)
+    assert {"status", "cost", "table:claims", "table:count", "table:step", "table:handwriting", "table:each", "table:each-40"} <= set(quoted)
     for name, block in quoted.items():
         shown = re.search(rf"<!-- {re.escape(name)} -->\n(.*?)<!-- end -->", text, flags=re.S)
         assert shown, f"docs/replication.md has no {name} block"
         assert shown.group(1).strip() == block, f"docs/replication.md's {name} block is not what supplement.py writes"
+    # The README's "Does it find what the paper found?" paragraph is the same counts, written by the same script.
+    readme = (ROOT / "README.md").read_text()
+    for name, block in supplement.readme_blocks(URL, regenerated).items():
+        shown = re.search(rf"<!-- {re.escape(name)} -->\n(.*?)<!-- end -->", readme, flags=re.S)
+        assert shown and shown.group(1).strip() == block, f"README.md's {name} paragraph is not what supplement.py writes"
 
 
 def test_a_retraining_that_came_back_different_is_refused_not_averaged(tmp_path: Path, supplement):
