@@ -330,8 +330,11 @@ def test_paired_studies_test_the_slots_both_variants_completed():
     vanilla = frame[frame["variant"] == "V"].set_index("slot")["test_metric"].loc[mine.index]
     expected = stats.ttest_rel(mine, vanilla)
     assert nfg["p"] == pytest.approx(expected.pvalue) and nfg["all_difference"] == pytest.approx((mine - vanilla).mean())
-    # The pairing takes the draws out: NIG's +0.02 is found on 50 pairs, where the best 5 of each cell cannot see it.
-    assert tests.loc["NIG", "verdict"] == "worse" and variant_tests(frame).set_index("variant").loc["NIG", "verdict"] == "not decided"
+    # The pairing takes the draws out: over all trials, unpaired, the interval of NFG's +0.12 spans the
+    # learning rate's spread between the cells' draws; on the same draws it is the noise's alone.
+    unpaired = variant_tests(frame).set_index("variant").loc["NFG"]
+    assert nfg["all_high"] - nfg["all_low"] < (unpaired["all_high"] - unpaired["all_low"]) / 2  # 0.06 against 0.17
+    assert nfg["all_low"] < PAPER_OFFSETS["NFG"] < nfg["all_high"] and unpaired["test"] == WELCH
 
 
 def test_the_summary_says_in_plain_words_what_differs_and_what_is_open():
