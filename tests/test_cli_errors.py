@@ -18,7 +18,7 @@ PREPARED = "sqlite:///{tmp}/prepared.db"
     "args, expected",
     [
         (["run", "{bad}"], "{bad}: unknown key 'epochs'; expected one of"),
-        (["status", "--storage", "sqlite:///{tmp}/absent.db"], "sqlite:///{tmp}/absent.db: no storage yet (no file {tmp}/absent.db): run the study first"),
+        (["status", "--storage", "sqlite:///{tmp}/absent.db"], "sqlite:///{tmp}/absent.db: no storage yet (the file {tmp}/absent.db does not exist): run the study first"),
         (["run", "{study}", "--storage", "postgresql+psycopg2://user:secret@127.0.0.1:1/db"], "postgresql+psycopg2://user:***@127.0.0.1:1/db: cannot open storage"),
         (["run", "{study}", "--storage", "postgresql://user:secret@127.0.0.1:1/db"], "connection to server at \"127.0.0.1\", port 1 failed"),
         (["run", "{study}", "--storage", "sqlite:///{tmp}/no/such/folder/x.db"], "the folder {tmp}/no/such/folder does not exist"),
@@ -26,8 +26,8 @@ PREPARED = "sqlite:///{tmp}/prepared.db"
         (["status", "--storage", "sqlite:///{tmp}/plain.db"], "no odyssey study in this storage; it holds: plain"),
         (["report", "--storage", "sqlite:///{tmp}/plain.db"], "the storage holds no odyssey study (for plain Optuna studies, use `odyssey importance`)"),
         # issue 25: these said "the folder results does not exist (create it, or check the path)"
-        (["status", "{study}"], "sqlite:///results/tiny.db: no storage yet (no file results/tiny.db): run the study first (odyssey run STUDY.toml)"),
-        (["report", "{study}"], "sqlite:///results/tiny.db: no storage yet (no file results/tiny.db): run the study first (odyssey run STUDY.toml)"),
+        (["status", "{study}"], "sqlite:///results/tiny.db: no storage yet (the file results/tiny.db does not exist): run the study first (odyssey run STUDY.toml)"),
+        (["report", "{study}"], "sqlite:///results/tiny.db: no storage yet (the file results/tiny.db does not exist): run the study first (odyssey run STUDY.toml)"),
         # issue 25: SQLAlchemy's "Can't load plugin: sqlalchemy.dialects:postgres"
         (["run", "{study}", "--storage", "postgres://user:secret@127.0.0.1:1/db"], "postgres://user:***@127.0.0.1:1/db: unknown storage scheme 'postgres://'; write postgresql://user:***@127.0.0.1:1/db"),
     ],

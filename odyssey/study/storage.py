@@ -65,7 +65,7 @@ def check_folder(url: str, *, create: bool, reading: bool = False) -> Path | Non
     report): a missing file is a study not run yet, whatever its folder."""
     path = sqlite_path(url) or journal_path(url)
     if reading and path is not None and not path.exists():
-        raise StorageError(f"{url}: no storage yet (no file {path}): run the study first (odyssey run STUDY.toml), or give the --storage it ran with")
+        raise StorageError(f"{url}: no storage yet (the file {path} does not exist): run the study first (odyssey run STUDY.toml), or give the --storage it ran with")
     if path is not None and not path.parent.is_dir():
         if not create:
             raise StorageError(f"{url}: the folder {path.parent} does not exist (create it, or check the path)")
