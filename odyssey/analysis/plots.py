@@ -20,7 +20,7 @@ from matplotlib.patches import Patch
 from .variant_stats import VANILLA
 
 STYLE = "whitegrid"
-COLOURS = {"reference": "#9e9e9e", "worse": "#d62728", "better": "#2ca02c", "not significant": "#7fa7d1", "not tested": "#e0e0e0"}
+COLOURS = {"reference": "#9e9e9e", "worse": "#d62728", "better": "#2ca02c", "the same": "#7fa7d1", "not decided": "#c9d6e3", "not tested": "#e0e0e0"}
 KIND_COLOURS = {"main": "#4c72b0", "pair": "#dd8452", "rest": "#9e9e9e"}
 
 
@@ -29,7 +29,8 @@ def _verdict(row: pd.Series) -> str:
         return "reference"
     if row["note"]:
         return "not tested"
-    return row["direction"] if row["significant"] else "not significant"
+    # The tests' own verdict (Holm-corrected; "the same" only by equivalence): "not significant" read as "the same".
+    return {"equivalent": "the same", "worse": "worse", "better": "better"}.get(row["verdict"], "not decided")
 
 
 def _count(value: float) -> str:
