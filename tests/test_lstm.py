@@ -456,6 +456,25 @@ def test_a_trace_of_the_reference_says_it_runs_one_length_only():
         torch.testing.assert_close(traced(longer)[0], model(longer)[0])
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bfloat16_autocast_is_ignored(backend):
+    """Under autocast both backends compute what they compute without it, in float32 (issue 25: the
+    kernel ignored it while the reference's matmuls ran in bfloat16, 1e-3 away); a bfloat16 input,
+    an autocast layer's output, is taken as autocast's float32 ops take it."""
+    torch.manual_seed(19)
+    model = use(randomise(LSTM(3, 4, variant="FGR", bidirectional=True)), backend)
+    x, lengths = torch.randn(6, 2, 3), torch.tensor([6, 4])
+    out, state = model(x, lengths=lengths)
+    half = x.bfloat16()
+    half_out, _ = model(half.float(), lengths=lengths)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        cast_out, cast_state = model(x, lengths=lengths)
+        from_half, _ = model(half, lengths=lengths)
+    for got, expected in zip((cast_out, *cast_state, from_half), (out, *state, half_out), strict=True):
+        assert got.dtype == torch.float32
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)  # the very same float32 computation
+
+
 # --- torch.nn.LSTM's interface (more in tests/test_nn_lstm_peer.py) ----------------------------
 
 

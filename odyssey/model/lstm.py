@@ -215,6 +215,14 @@ class LSTM(nn.Module):
         self, input: Tensor | PackedSequence, hx: State | None = None, *, lengths: Tensor | None = None
     ) -> tuple[Tensor | PackedSequence, State]:
         packed = isinstance(input, PackedSequence)
+        device_type = (input.data if packed else input).device.type
+        if torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type):
+            # Autocast is ignored, on both backends alike: the kernel has no half-precision code, and
+            # the reference's matmuls in bfloat16 moved its float32 outputs by 1e-3 against the
+            # kernel's. As for autocast's float32 ops, half-precision inputs (an autocast layer's
+            # output) are cast to the weights' dtype.
+            with torch.autocast(device_type, enabled=False):
+                return self.forward(_to_weights(input, self.weight_ih_l0), _to_weights(hx, self.weight_ih_l0), lengths=lengths)
         batched = True
         if packed:
             if lengths is not None:
@@ -397,6 +405,14 @@ def _describe(hx: object) -> str:
     if isinstance(hx, (tuple, list)):
         return f"{len(hx)}: " + ", ".join(str(tuple(t.shape)) if isinstance(t, Tensor) else type(t).__name__ for t in hx)
     return type(hx).__name__
+
+
+def _to_weights(value, weight: Tensor):
+    """A float16/bfloat16 tensor, PackedSequence or tuple of them in the weights' dtype; others as they are."""
+    if isinstance(value, (tuple, list)) and not isinstance(value, PackedSequence):
+        return type(value)(_to_weights(v, weight) for v in value)
+    half = isinstance(value, (Tensor, PackedSequence)) and value.data.dtype in (torch.float16, torch.bfloat16)
+    return value.to(weight.dtype) if half else value
 
 
 def _refuse_projections(proj_size: object, what: str) -> None:
