@@ -571,3 +571,62 @@ def test_a_folder_of_tables_numbers_text_labels_across_every_file(tmp_path):
     task = files_task(tmp_path, target="y", features=["x1", "x2"])
     assert task.class_names == ["down", "up"] and task.output_size == 2
     assert all((t == 1).all() for t in task._targets["test"])
+
+
+# --- relative paths in a study file --------------------------------------------------------------
+
+
+def test_relative_paths_in_a_study_file_are_read_from_its_folder_from_any_current_folder(tmp_path):
+    """Issue 25: `path` (and a study file's own storage) resolved against the current folder, so a study
+    file beside its data failed when run from anywhere else."""
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    write_npz(project / "data" / "d.npz", **frame_class_arrays())
+    study = project / "own.toml"
+    options = 'source = "files"\npath = "data/d.npz"'
+    study.write_text('storage = "sqlite:///results/own.db"\n' + STUDY.format(trials=1, options=options))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = cli("prepare", str(study), cwd=elsewhere)
+    assert "warning" not in result.stderr, result.stderr
+    assert (project / "results" / "own.db").is_file() and not (elsewhere / "results").exists()
+    assert "mine" in cli("status", str(study), cwd=tmp_path).stdout  # status finds the storage from the study file's folder too
+
+
+def test_a_path_found_only_from_the_current_folder_is_read_from_there_with_one_warning(tmp_path, monkeypatch):
+    """Study files written before (studies/mydata.toml's "examples/mydata.npz", meant from the repository's
+    root) keep working, with their stored spec unchanged; the warning says what to write."""
+    from odyssey.errors import OdysseyWarning
+
+    (tmp_path / "examples").mkdir()
+    (tmp_path / "studies").mkdir()
+    write_npz(tmp_path / "examples" / "d.npz", **frame_class_arrays())
+    study = tmp_path / "studies" / "own.toml"
+    study.write_text(STUDY.format(trials=1, options='source = "files"\npath = "examples/d.npz"'))
+    monkeypatch.chdir(tmp_path)
+    with pytest.warns(OdysseyWarning, match=r"'task_options\.mine\.path' 'examples/d\.npz' is not in the study file's folder .* write '\.\./examples/d\.npz'") as seen:
+        spec = load_study_file("studies/own.toml")
+    assert len(seen) == 1
+    assert spec.options_for("mine")["path"] == "examples/d.npz" and spec.canonical()["task_options"]["mine"]["path"] == "examples/d.npz"
+    study.write_text(STUDY.format(trials=1, options='source = "files"\npath = "../examples/d.npz"'))
+    monkeypatch.chdir(tmp_path / "examples")  # written as the warning says: found from any folder, without a warning
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        moved = load_study_file(tmp_path / "studies" / "own.toml")
+    assert Path(moved.options_for("mine")["path"]).resolve() == (tmp_path / "examples" / "d.npz").resolve()
+    assert moved.canonical()["task_options"]["mine"]["path"] == "../examples/d.npz"  # the stored spec is what the file says
+    assert moved.task_sources == spec.task_sources  # the same data file, the same hash
+
+
+def test_a_factory_option_annotated_as_a_path_is_read_from_the_study_files_folder(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    write_factory(tmp_path, extra="\nimport os\ndef with_file(*, seed: int = 0, table: str | os.PathLike = '', label: str = 'x'):\n    return make(seed=seed)\n")
+    (tmp_path / "studies").mkdir()
+    (tmp_path / "studies" / "t.csv").write_text("x\n")
+    study = tmp_path / "studies" / "own.toml"
+    study.write_text(STUDY.format(trials=1, options='source = "mypkg.tasks:with_file"\ntable = "t.csv"\nlabel = "t.csv"'))
+    spec = load_study_file(study)
+    assert spec.options_for("mine")["table"] == str(tmp_path / "studies" / "t.csv")
+    assert spec.options_for("mine")["label"] == "t.csv"  # a plain string option is no path

@@ -8,12 +8,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
 import tomllib
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from ..errors import ConfigError, OdysseyError
+from ..errors import ConfigError, OdysseyError, OdysseyWarning
 from .space import PAPER_SPACE, SETTINGS, Choice, Param, ParamRange
 from ..training.config import LATER_FIELDS, RULES, TrainingConfig
 from ..model.variants import canonical_name
@@ -57,10 +59,19 @@ class StudyFile:
     task_sources: dict[str, dict[str, object]] = field(default_factory=dict)
     analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
     path: Path | None = field(default=None, compare=False)
+    # The relative paths above as found from the study file's folder (see locate): used to read and
+    # write, never stored or hashed, so the digest stays what the file says and studies stored by
+    # earlier versions (which resolved against the current folder) still open with their files.
+    located_options: dict[str, dict[str, str]] = field(default_factory=dict, compare=False)
+    located_storage: str | None = field(default=None, compare=False)
 
     @property
     def default_storage(self) -> str:
-        return self.storage or default_storage(self.name)
+        return self.located_storage or self.storage or default_storage(self.name)
+
+    def options_for(self, task: str) -> dict[str, object]:
+        """The task's options as its factory gets them: relative paths found from the study file's folder."""
+        return {**self.task_options.get(task, {}), **self.located_options.get(task, {})}
 
     def cells(self) -> list[tuple[str, str]]:
         return [(task, variant) for task in self.tasks for variant in self.variants]
@@ -68,7 +79,8 @@ class StudyFile:
     def canonical(self) -> dict[str, object]:
         """What defines the search, as plain data: stored on every study and hashed."""
         data = asdict(self)
-        data.pop("path")
+        for local in ("path", "located_options", "located_storage"):
+            data.pop(local)  # where this machine finds the files, not what the study is
         data.pop("retries")  # how to run it, not what it finds: may change under an existing storage
         data.pop("analysis")  # how the report reads it, not what the search is: may change at any time
         if not self.task_sources:
@@ -91,7 +103,7 @@ SAMPLERS = ("random", "paired", "tpe")
 # minutes a cell before training starts (the rate issue 25 measured); 1e8 hung silently for days.
 MAX_TRIALS = 10_000
 EXTENSIBLE = {"trials", "tasks", "variants", "description"}
-_TOP_LEVEL = {f.name for f in fields(StudyFile)} - {"path", "task_sources"}
+_TOP_LEVEL = {f.name for f in fields(StudyFile)} - {"path", "task_sources", "located_options", "located_storage"}
 
 
 def load_study_file(path: str | Path) -> StudyFile:
@@ -154,6 +166,8 @@ def parse_study(raw: dict, *, where: str = "<study>", path: Path | None = None) 
         raise StudyFileError(f"{where}: 'storage' must be a string (a database URL), got {type(storage).__name__}")
     training_table = _typed(raw, "training", dict, where, {})
     training = _training(training_table, where)
+    base = path.parent if path is not None else None
+    located_options = _located_options(task_options, base, where)
     return StudyFile(
         name=name,
         tasks=tasks,
@@ -167,9 +181,11 @@ def parse_study(raw: dict, *, where: str = "<study>", path: Path | None = None) 
         training=training,
         space=_space(_typed(raw, "space", dict, where, {}), training, set(training_table), where),
         task_options={task: dict(options) for task, options in task_options.items()},
-        task_sources=_task_sources(task_options, where),
+        task_sources=_task_sources({t: {**o, **located_options.get(t, {})} for t, o in task_options.items()}, where),
         analysis=_analysis(_typed(raw, "analysis", dict, where, {}), tasks, where),
         path=path,
+        located_options=located_options,
+        located_storage=locate_storage(storage, base, where),
     )
 
 
@@ -218,6 +234,66 @@ def _task_sources(task_options: dict, where: str) -> dict[str, dict[str, object]
         if own is not None:
             found[task] = own
     return found
+
+
+def locate(written: str, base: Path | None, where: str, what: str) -> str:
+    """A path a study file holds, found from the study file's folder `base`, so a study runs alike from
+    any folder. Study files written before this (studies/mydata.toml's "examples/mydata.npz", meant
+    from the repository's root) keep working: a path that is not beside the study file but is in the
+    current folder is used from there, with one warning line saying how to write it. A path found in
+    neither is the study file's, so the error names the place it should be."""
+    given = Path(written).expanduser()
+    if given.is_absolute() or base is None:
+        return str(given)
+    beside = _shown(base / given)
+    if beside.exists() or not given.exists() or beside.resolve() == given.resolve():
+        return str(beside)
+    advice = Path(os.path.relpath(given.resolve(), base.resolve())).as_posix()
+    warnings.warn(
+        f"{where}: {what} {written!r} is not in the study file's folder ({base}) but in the current folder, so it is read from there; "
+        f"relative paths are read from the study file's folder: write {advice!r} (or an absolute path) to run it from any folder",
+        OdysseyWarning,
+        stacklevel=2,
+    )
+    return str(given)
+
+
+def _shown(path: Path) -> Path:
+    """The path as errors and reports show it: from the current folder when it lies below it (where
+    `odyssey run` and its workers run), else absolute; '..' taken out either way."""
+    absolute, here = os.path.abspath(path), os.getcwd()
+    return Path(os.path.relpath(absolute, here) if os.path.commonpath([absolute, here]) == here else absolute)
+
+
+def _located_options(task_options: dict, base: Path | None, where: str) -> dict[str, dict[str, str]]:
+    """Each task's path options whose place differs from what the file says (relative paths, ~)."""
+    from ..tasks.sources import path_options  # the tasks import torch; status and report read study files without it
+
+    located = {}
+    for task, options in sorted(task_options.items()):
+        try:
+            names = path_options(task, options)
+        except OdysseyError as err:  # a factory that cannot be imported to read its signature
+            raise StudyFileError(f"{where}: [task_options.{task}]: {err}") from None
+        found = {name: locate(options[name], base, where, f"'task_options.{task}.{name}'") for name in names}
+        found = {name: value for name, value in found.items() if value != options[name]}
+        if found:
+            located[task] = found
+    return located
+
+
+def locate_storage(url: str | None, base: Path | None, where: str) -> str | None:
+    """A study file's own SQLite or journal storage with its file found as locate finds data; None
+    when the file names no storage (the default, results/<name>.db, is the current folder's)."""
+    from .storage import JOURNAL, journal_path, sqlite_path  # storage.py needs neither torch nor optuna at import
+
+    if url is None:
+        return None
+    file = sqlite_path(url) or journal_path(url)
+    if file is None:
+        return url
+    found = locate(str(file), base, where, "'storage'")
+    return ("sqlite:///" if url.startswith("sqlite:///") else JOURNAL) + found
 
 
 def _no_unknown(table: dict, allowed: set[str], where: str, prefix: str = "") -> None:
@@ -378,4 +454,6 @@ def resolve_storage(study: Path | None, storage: str | None, name: str | None) -
     file_storage = raw.get("storage")
     if file_storage is not None and not isinstance(file_storage, str):
         raise StudyFileError(f"{where}: 'storage' must be a string (a database URL), got {type(file_storage).__name__}")
+    if storage is None:
+        file_storage = locate_storage(file_storage, Path(study).parent, where)
     return storage or file_storage or default_storage(file_name), name or file_name

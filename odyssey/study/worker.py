@@ -164,7 +164,7 @@ def check_backend() -> None:
 
 
 def build_tasks(spec: StudyFile) -> dict[str, Task]:
-    return {name: make_task(name, seed=spec.seed, **spec.task_options.get(name, {})) for name in spec.tasks}
+    return {name: make_task(name, seed=spec.seed, **spec.options_for(name)) for name in spec.tasks}
 
 
 def work(

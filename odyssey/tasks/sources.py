@@ -14,6 +14,8 @@ import importlib.util
 import os
 import re
 import sys
+import types
+import typing
 from pathlib import Path
 from typing import Callable
 
@@ -81,6 +83,28 @@ def identity(task: str, options: dict) -> dict[str, object] | None:
         raise ConfigError(f"task {task!r}: cannot import {module_name!r} for source {source!r} from {os.getcwd()} ({reason})")
     origin = Path(spec.origin) if spec.origin and spec.has_location else None
     return {"source": source, "module_sha256": _file_hash(origin) if origin and origin.is_file() else None}
+
+
+def path_options(task: str, options: dict) -> list[str]:
+    """The options of a task that name files or folders, found from the study file's folder: `path`
+    (the built-in readers', source = "files"'s, and a factory's of that name), and any option your
+    factory annotates as a path (os.PathLike or pathlib.Path, alone or in a union)."""
+    names = {"path"}
+    source = options.get("source")
+    strings = [key for key, value in options.items() if isinstance(value, str) and key not in ("path", "source")]
+    if source is not None and source != FILES and strings:  # only then is the factory imported, to read its annotations
+        factory = load_factory(task, source)
+        try:
+            hints = typing.get_type_hints(factory)
+        except Exception:  # noqa: BLE001 - annotations that do not resolve: the factory's check_options says so later
+            hints = {}
+        names |= {key for key in strings if _is_path_hint(hints.get(key))}
+    return sorted(name for name in names if isinstance(options.get(name), str))
+
+
+def _is_path_hint(hint) -> bool:
+    arms = typing.get_args(hint) if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union else (hint,)
+    return any(isinstance(arm, type) and issubclass(arm, (os.PathLike, Path)) for arm in arms)
 
 
 def _file_hash(path: Path) -> str:
