@@ -103,9 +103,9 @@ def main() -> None:
     forest = fit_forest(x, y)
     all_s = best_of(args.repeats, lambda: decompose_forest(forest, lows=lows, highs=highs))
     whole_s = best_of(1, lambda: analyse(rows, scales=scales))
-    bare_s = best_of(1, lambda: analyse(rows, scales=scales, permutations=0))
+    bare_s = best_of(1, lambda: analyse(rows, scales=scales, refits=0))
     print(f"in this process (best of {args.repeats}): read {read_s:.2f} s, forest fit {fit_s:.2f} s, decomposition with all pairs {all_s:.2f} s;")
-    print(f"  the whole analysis {whole_s:.2f} s, of which the noise floors' refits {whole_s - bare_s:.2f} s (intervals come from the trees: free)")
+    print(f"  the whole analysis {whole_s:.2f} s, of which the resamples and the noise floors' refits {whole_s - bare_s:.2f} s")
 
 
 if __name__ == "__main__":

@@ -127,10 +127,11 @@ def tasks(
     print_task_table(paths=path, build=build)
 
 
-PermutationsOpt = Annotated[
+RefitsOpt = Annotated[
     int | None,
-    typer.Option(min=0, help="Refits on shuffled residuals per noise floor; default a few (the output says how many); 0: shares only, no intervals or floors.", show_default=False),
+    typer.Option(min=0, help="Resamples behind each interval and refits behind each noise floor; default 12 (the output says); 0: shares only, no intervals or floors.", show_default=False),
 ]
+SeedOpt = Annotated[int | None, typer.Option(help="Seed of the forests, resamples and refits (the output says which); default 0.", show_default=False)]
 
 
 def _given(**options: int | None) -> dict[str, int]:
@@ -145,12 +146,13 @@ def importance(
     params: Annotated[list[str] | None, typer.Option("--params", help="Parameters to analyse (repeatable); default all.")] = None,
     objective: Annotated[int | None, typer.Option(min=0, help="Which objective of a multi-objective study (from 0).")] = None,
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
-    permutations: PermutationsOpt = None,
+    refits: RefitsOpt = None,
+    seed: SeedOpt = None,
 ) -> None:
     """Variance shares of each hyperparameter and pair (fANOVA; log-sampled ones in log10), with intervals, noise floors and trial counts."""
     from odyssey.analysis.importance import print_importance
 
-    print_importance(storage=storage, study=study, params=params, objective=objective, fmt=fmt, **_given(permutations=permutations))
+    print_importance(storage=storage, study=study, params=params, objective=objective, fmt=fmt, **_given(refits=refits, seed=seed))
 
 
 @app.command()
@@ -159,14 +161,15 @@ def report(
     storage: StorageOpt = None,
     name: Annotated[str | None, typer.Option(help="The study's name, when the storage holds several.")] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder; default results/<name>/.")] = None,
-    permutations: PermutationsOpt = None,
+    refits: RefitsOpt = None,
+    seed: SeedOpt = None,
 ) -> None:
     """Write report.html (self-contained), report.md, figures and CSV tables: settings, variants, importance, the paper's claims."""
     from odyssey.analysis.report import build_report
     from odyssey.study.studyfile import resolve_storage
 
     url, name = resolve_storage(study, storage, name)
-    typer.echo(f"wrote {build_report(storage=url, name=name, out_dir=out, study_file=study, **_given(permutations=permutations))}")
+    typer.echo(f"wrote {build_report(storage=url, name=name, out_dir=out, study_file=study, **_given(refits=refits, seed=seed))}")
 
 
 def main() -> None:

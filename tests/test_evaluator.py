@@ -84,7 +84,7 @@ def test_the_study_api_gives_pairs_marginals_and_conditional_spaces():
             params["momentum"], dists["momentum"] = float(rng.uniform()), FloatDistribution(0.0, 1.0)
             value += params["momentum"]
         study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=value))
-    results = study_fanova(study, permutations=0)
+    results = study_fanova(study, refits=0)
     assert [r.space for r in results] == ["all trials", "trials with momentum (optimizer = sgd)"]
     tables = study_tables(results)
     assert set(tables["terms"]["space"]) == {r.space for r in results}
@@ -102,3 +102,26 @@ def test_import_odyssey_stays_light():
         "assert 'torch' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_the_evaluator_warns_when_main_effects_leave_most_of_the_variance_to_interactions():
+    """Optuna normalises by default: main shares summing to 0.16 became 0.41 / 0.31 / 0.26. The
+    shares stay as they are with normalize=False, and the evaluator says that they explain little."""
+    dists = {"a": FloatDistribution(0.0, 1.0), "b": FloatDistribution(0.0, 1.0)}
+    rng = np.random.default_rng(0)
+    study = optuna.create_study()
+    for _ in range(300):
+        a, b = rng.uniform(size=2)
+        study.add_trial(optuna.trial.create_trial(params={"a": a, "b": b}, distributions=dists, value=float((a - 0.5) * (b - 0.5) + 0.05 * a)))
+    evaluator = odyssey.FanovaImportanceEvaluator(seed=0)
+    with pytest.warns(UserWarning, match=r"main effects explain 0\.\d\d of the variance .*normalize=False"):
+        raw = optuna.importance.get_param_importances(study, evaluator=evaluator, normalize=False)
+    assert sum(raw.values()) < 0.5
+    with pytest.warns(UserWarning):
+        scaled = optuna.importance.get_param_importances(study, evaluator=evaluator)
+    assert sum(scaled.values()) == pytest.approx(1.0)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an additive study explains itself: no warning
+        optuna.importance.get_param_importances(_study(), evaluator=evaluator)

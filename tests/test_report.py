@@ -61,7 +61,8 @@ def test_report_tables_behind_the_figures(report: Path):
     importance = pd.read_csv(out / "importance.csv")
     toy = importance[importance.task == "toy"].set_index("term")
     assert toy.loc["log10(learning_rate)", "mean"] > 0.5 and {"mean", "std"} <= set(toy.columns)
-    assert toy["mean"].sum() == pytest.approx(1.0)
+    assert toy.loc[toy["kind"] != "noise", "mean"].sum() == pytest.approx(1.0)  # the shares of the noise-free variance
+    assert 0.0 <= toy.loc["noise", "mean"] <= 1.0  # the noise: a share of the trials' own variance
     assert {"total_mean", "interaction_std"} <= set(pd.read_csv(out / "pairs.csv").columns)
     assert set(pd.read_csv(out / "marginals.csv")["target"]) == {"error", "seconds"}
     claims = pd.read_csv(out / "claims.csv")
@@ -130,8 +131,8 @@ def test_report_text_is_plain_and_counts_are_integers(report: Path):
     assert "| V | 4,100 |" in text and "e+0" not in text
     importance = pd.read_csv(report.parent / "importance.csv")
     toy = importance[importance.task == "toy"]
-    effects = toy[toy.kind != "rest"]["mean"].tolist()
-    assert effects == sorted(effects, reverse=True) and toy["kind"].iloc[-1] == "rest"
+    effects = toy[~toy.kind.isin(["rest", "noise"])]["mean"].tolist()
+    assert effects == sorted(effects, reverse=True) and toy["kind"].iloc[-2:].tolist() == ["rest", "noise"]
     assert json.loads(toy["params"].iloc[0]) == ["learning_rate"] and set(toy["trials"]) == {120}
     assert {"low", "high", "floor", "distinguishable", "space"} <= set(toy.columns)
 
@@ -221,18 +222,18 @@ def test_importance_of_any_optuna_study(tmp_path: Path, capsys):
     url = f"sqlite:///{tmp_path / 'plain.db'}"
     _plain_study(url)
     table, spaces = study_importance(storage=url, study="plain", params=["lr", "dropout"])
-    assert [s["trials"] for s in spaces] == [40] and set(table["term"]) == {"log10(lr)", "dropout", "log10(lr) × dropout", "higher order"}
+    assert [s["trials"] for s in spaces] == [40] and set(table["term"]) == {"log10(lr)", "dropout", "log10(lr) × dropout", "higher order", "noise"}
     print_importance(storage=url, study="plain", fmt="json")
     data = json.loads(capsys.readouterr().out)
     assert data["spaces"][0]["trials"] == 40 and "log10 scale" in data["scales"]
     assert {"term", "kind", "mean", "std", "low", "high", "floor", "distinguishable", "trials"} <= set(data["terms"][0])
     assert data["terms"][0]["params"] == ["lr"] and data["terms"][0]["scale"] == "log10 scale"
-    means = [t["mean"] for t in data["terms"] if t["kind"] != "rest"]
-    assert means == sorted(means, reverse=True) and data["terms"][-1]["term"] == "higher order"
+    means = [t["mean"] for t in data["terms"] if t["kind"] not in ("rest", "noise")]
+    assert means == sorted(means, reverse=True) and [t["term"] for t in data["terms"][-2:]] == ["higher order", "noise"]
     print_importance(storage=url, study="plain", fmt="csv")
     csv = capsys.readouterr().out
     assert csv.startswith("term,kind,params,scale,mean,std,low,high,floor,distinguishable,space,trials") and '"[""lr""]"' in csv
-    print_importance(storage=url, study="plain", fmt="table", permutations=0)
+    print_importance(storage=url, study="plain", fmt="table", refits=0)
     shown = " ".join(capsys.readouterr().out.split())
     assert "plain, all trials: variance shares over 40 trials" in shown and "Log-sampled parameters on their log10 scale" in shown
     with pytest.raises(ValueError, match="unknown parameter.*the study has: dropout, lr, wd"):
@@ -263,11 +264,11 @@ def test_a_default_report_folder_of_another_storage_is_not_overwritten(tmp_path:
     first, second = f"sqlite:///{tmp_path / 'a.db'}", f"sqlite:///{tmp_path / 'b.db'}"
     for url in (first, second):
         write_synthetic_study(url, name="same", variants=("V", "CIFG"), trials=12, failed=0, running=0)
-    assert build_report(storage=first, name=None, out_dir=None, permutations=0) == tmp_path / "same" / "report.html"
-    build_report(storage=first, name=None, out_dir=None, permutations=0)  # its own folder: rewritten
+    assert build_report(storage=first, name=None, out_dir=None, refits=0) == tmp_path / "same" / "report.html"
+    build_report(storage=first, name=None, out_dir=None, refits=0)  # its own folder: rewritten
     with pytest.raises(OdysseyError, match=r"holds the report of another storage \(sqlite:///.*a\.db\); choose a folder with --out"):
-        build_report(storage=second, name=None, out_dir=None, permutations=0)
-    assert build_report(storage=second, name=None, out_dir=tmp_path / "b", permutations=0) == tmp_path / "b" / "report.html"
+        build_report(storage=second, name=None, out_dir=None, refits=0)
+    assert build_report(storage=second, name=None, out_dir=tmp_path / "b", refits=0) == tmp_path / "b" / "report.html"
 
 
 def test_command_errors_are_one_line(tmp_path: Path):
@@ -289,7 +290,7 @@ def test_analysis_never_imports_torch():
 def test_report_analyses_conditional_parameters_where_they_exist(tmp_path: Path):
     storage = optuna.storages.InMemoryStorage()
     write_synthetic_study(storage, name="cond", variants=("V", "NFG"), trials=30, failed=0, running=0, conditional=True)
-    path = build_report(storage=storage, name="cond", out_dir=tmp_path, permutations=2)
+    path = build_report(storage=storage, name="cond", out_dir=tmp_path, refits=2)
     trials = pd.read_csv(tmp_path / "trials.csv")
     sgd = int(trials["params_momentum"].notna().sum())
     importance = pd.read_csv(tmp_path / "importance.csv")

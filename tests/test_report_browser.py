@@ -37,7 +37,7 @@ def test_the_report_renders_with_its_figures(tmp_path: Path):
 
     storage = optuna.storages.InMemoryStorage()
     write_synthetic_study(storage, name="seen", variants=("V", "NFG", "CIFG"), trials=25)
-    page = build_report(storage=storage, name="seen", out_dir=tmp_path / "out", permutations=2)
+    page = build_report(storage=storage, name="seen", out_dir=tmp_path / "out", refits=2)
     png = tmp_path / "report.png"
     screenshot(page, png)
     pixels = imread(png)[..., :3]

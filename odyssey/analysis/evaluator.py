@@ -1,11 +1,14 @@
 """odyssey's fANOVA inside Optuna: an importance evaluator, and pairs and marginals of a `Study`.
 
     import optuna, odyssey
-    optuna.importance.get_param_importances(study, evaluator=odyssey.FanovaImportanceEvaluator(seed=0))
+    optuna.importance.get_param_importances(study, evaluator=odyssey.FanovaImportanceEvaluator(seed=0), normalize=False)
     optuna.visualization.plot_param_importances(study, evaluator=odyssey.FanovaImportanceEvaluator())
 
-Shares are exact per tree (fanova.py) on the analysis scales (log-sampled parameters in log10,
-steps and integers as equal-width cells, categorical choices weighed equally).
+Shares are those of the forest's mean prediction (fanova.py) on the analysis scales (log-sampled
+parameters in log10, steps and integers as equal-width cells, categorical choices weighed equally).
+Optuna's `get_param_importances` normalises shares to sum to 1 unless told `normalize=False`:
+then shares that leave most of the variance to interactions look as if they explained it all, so
+`evaluate` warns when the main effects explain less than half.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from optuna.trial import FrozenTrial
 
 from .importance import Importance, analyse, analyse_spaces, choose_scales, curves_table, surfaces_table, terms_table
 from .trials import PARAM_PREFIX, TooFewTrials, study_trials
-from .uncertainty import PERMUTATIONS
+from .uncertainty import REFITS
 
 Target = Callable[[FrozenTrial], float]
+MAIN_EXPLAINS = 0.5  # below this share of the variance in main effects, `evaluate` warns
 
 
 class FanovaImportanceEvaluator(BaseImportanceEvaluator):
@@ -54,8 +58,19 @@ class FanovaImportanceEvaluator(BaseImportanceEvaluator):
         names = list(params) if params else [s.param for s in choose_scales(trials) if complete[PARAM_PREFIX + s.param].notna().all()]
         if not names:
             return {}
-        result = analyse(complete, scales=choose_scales(trials, names), trees=self._n_trees, seed=self._seed, permutations=0)
-        shares = {s.param: float(result.fanova.main[:, d].mean()) if not result.constant else 0.0 for d, s in enumerate(result.scales)}
+        result = analyse(complete, scales=choose_scales(trials, names), trees=self._n_trees, seed=self._seed, refits=0)
+        shares = {s.param: float(result.fanova.main[d]) if not result.constant else 0.0 for d, s in enumerate(result.scales)}
+        explained = sum(shares.values())
+        if not result.constant and explained < MAIN_EXPLAINS:
+            # get_param_importances normalises by default: main shares of 0.07, 0.05 and 0.04 (the rest
+            # interactions and noise) came out as 0.41, 0.31 and 0.26, as if they said it all.
+            warnings.warn(
+                f"the parameters' main effects explain {explained:.2f} of the variance (the rest is interactions); "
+                "get_param_importances(..., normalize=False) keeps the shares as they are, and "
+                "odyssey.analysis.evaluator.study_fanova gives the pairs",
+                UserWarning,
+                stacklevel=2,
+            )
         shares |= {p: 0.0 for p in names if p not in shares}  # left out: a single value
         return dict(sorted(shares.items(), key=lambda kv: kv[1], reverse=True))
 
@@ -68,7 +83,7 @@ def study_fanova(
     n_trees: int = 32,
     seed: int = 0,
     pairs: bool = True,
-    permutations: int = PERMUTATIONS,
+    refits: int = REFITS,
 ) -> list[Importance]:
     """fANOVA of a `Study` with pairs, marginals and uncertainty: one result per set of trials (all
     of them first, then the trials that have each group of conditional parameters).
@@ -78,7 +93,7 @@ def study_fanova(
     """
     trials = study_trials(study, target=target)
     spaces = analyse_spaces(
-        trials.complete(), scales=choose_scales(trials, params), trees=n_trees, seed=seed, pairs=pairs, permutations=permutations
+        trials.complete(), scales=choose_scales(trials, params), trees=n_trees, seed=seed, pairs=pairs, refits=refits
     )
     for space, result in spaces:
         if isinstance(result, str):

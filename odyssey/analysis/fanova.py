@@ -13,11 +13,14 @@ Each tree gives its own shares; the forest reports their mean and spread.
 
 from __future__ import annotations
 
+import math
+import os
 import warnings
 from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
+from scipy.stats import qmc
 from sklearn.ensemble import RandomForestRegressor
 from threadpoolctl import threadpool_limits
 
@@ -69,6 +72,7 @@ class TreeTerms:
     curves: np.ndarray  # (D, G) marginal at the curve grid
     surfaces: np.ndarray  # (P, S, S) marginal of the pair at the surface grid
     interactions: np.ndarray  # (P, S, S) the same less both main effects: the pure interaction
+    probe: np.ndarray | None = None  # (M,) mean + main effects + pure pairs at the probe points
 
 
 def _cells(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -76,9 +80,12 @@ def _cells(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(edges) - 2)
 
 
-def _pair_marginal(grid: np.ndarray, ni: int, nj: int, wi: np.ndarray, wj: np.ndarray, at_rows: np.ndarray, at_cols: np.ndarray) -> tuple[float, np.ndarray]:
+def _pair_marginal(
+    grid: np.ndarray, ni: int, nj: int, wi: np.ndarray, wj: np.ndarray, at_rows: np.ndarray, at_cols: np.ndarray, probe: tuple[np.ndarray, np.ndarray] | None
+) -> tuple[float, float, np.ndarray, np.ndarray | None]:
     """From a pair's 2-D difference array: the weighted sum of squares of its cumulative sum (the
-    pair marginal's variance) and the marginal at the surface cells.
+    pair marginal's variance), the two main effects' variances on the same grid, the marginal at
+    the surface cells, and the pure interaction at the probe's cells (None without a probe).
 
     numpy's cumsum runs one element at a time; adding each row to the next is vectorised. So the
     sums run down the rows, then down the rows of the transpose: 2x faster than two cumsums on
@@ -91,7 +98,10 @@ def _pair_marginal(grid: np.ndarray, ni: int, nj: int, wi: np.ndarray, wj: np.nd
     for k in range(1, nj):
         np.add(columns[k], columns[k - 1], out=columns[k])
     at = columns[np.ix_(at_cols, at_rows)].T
-    return float(wj @ np.square(columns, out=columns) @ wi), at
+    along_i, along_j = wj @ columns, columns @ wi  # the two main effects, on this grid
+    alone = float(wi @ along_i**2 + wj @ along_j**2)
+    pure = None if probe is None else columns[probe[1], probe[0]] - along_i[probe[0]] - along_j[probe[1]]
+    return float(wj @ np.square(columns, out=columns) @ wi), alone, at, pure
 
 
 def decompose_tree(
@@ -105,12 +115,51 @@ def decompose_tree(
 ) -> TreeTerms:
     """Mean, variance, V_i, pure V_ij and marginals of one tree, uniform over the box [lows, highs]."""
     span = np.asarray(highs, float) - np.asarray(lows, float)
-    share = (boxes.high - boxes.low) / span  # (L, D): each box's share of every dimension
-    volume = share.prod(axis=1)
+    volume = ((boxes.high - boxes.low) / span).prod(axis=1)
     mean = float(volume @ boxes.value)
     # Centred values give centred marginals: variances are then plain weighted sums of squares.
     value = boxes.value - mean
-    variance = float(volume @ value**2)
+    return _decompose(boxes, value, mean, float(volume @ value**2), lows=lows, highs=highs, pairs=pairs, curve_x=curve_x, surface_x=surface_x)
+
+
+def _coarse(edges: np.ndarray, start: np.ndarray, end: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """At most `limit` cells: keep every k-th edge (and both bounds) and move each box edge to the nearest kept one."""
+    if len(edges) - 1 <= limit:
+        return edges, start, end
+    kept = np.unique(np.concatenate([np.linspace(0, len(edges) - 1, limit + 1).round().astype(int)]))
+    snap = np.searchsorted(kept, np.arange(len(edges)))  # the kept edge at or after each edge...
+    below = np.maximum(snap - 1, 0)
+    nearer = np.where(np.abs(kept[below] - np.arange(len(edges))) <= np.abs(kept[np.minimum(snap, len(kept) - 1)] - np.arange(len(edges))), below, np.minimum(snap, len(kept) - 1))
+    return edges[kept], nearer[start], nearer[end]
+
+
+# Pair grids of a whole forest are cut at every tree's edges: about 2 n per continuous parameter at
+# n trials. Past this many cells per side the edges are thinned (each box edge moves to the nearest
+# kept one, at most 1/2 of a cell's share of the edges away): 5400 trials would otherwise need a
+# 10^4 x 10^4 grid per pair.
+PAIR_CELLS = 1024
+
+
+def _decompose(
+    boxes: LeafBoxes,
+    value: np.ndarray,
+    mean: float,
+    variance: float,
+    *,
+    lows: np.ndarray,
+    highs: np.ndarray,
+    pairs: list[tuple[int, int]],
+    curve_x: list[np.ndarray],
+    surface_x: list[np.ndarray],
+    probe: np.ndarray | None = None,
+    pair_cells: int = PAIR_CELLS,
+) -> TreeTerms:
+    """The marginals of a sum of boxes whose centred values are `value` (one tree's leaves, or every
+    tree's leaves of a forest, each tree centred on its own mean and divided by the number of trees).
+    With `probe` (M, D) points, also the function's mean, main effects and pure pairs summed there."""
+    span = np.asarray(highs, float) - np.asarray(lows, float)
+    share = (boxes.high - boxes.low) / span  # (L, D): each box's share of every dimension
+    volume = share.prod(axis=1)
     edges, start, end, width = [], [], [], []
     for d in range(len(span)):
         e = np.unique(np.concatenate([boxes.low[:, d], boxes.high[:, d]]))
@@ -121,6 +170,7 @@ def decompose_tree(
 
     main, curves = np.empty(len(span)), np.empty((len(span), len(curve_x[0])))
     on_surface = np.empty((len(span), len(surface_x[0])))
+    fitted = None if probe is None else np.full(len(probe), mean)
     for d in range(len(span)):
         # Leaf value times its volume outside d, added over the leaf's cells in d.
         weight = value * volume / share[:, d]
@@ -129,57 +179,140 @@ def decompose_tree(
         main[d] = width[d] @ marginal**2
         curves[d] = marginal[_cells(curve_x[d], edges[d])] + mean
         on_surface[d] = marginal[_cells(surface_x[d], edges[d])]
+        if probe is not None:
+            fitted = fitted + marginal[_cells(probe[:, d], edges[d])]
 
     pair = np.empty(len(pairs))
     surfaces = np.empty((len(pairs), len(surface_x[0]), len(surface_x[0])))
     interactions = np.empty_like(surfaces)
+    coarse = [_coarse(edges[d], start[d], end[d], pair_cells) for d in range(len(span))]
     for k, (i, j) in enumerate(pairs):
         weight = value * volume / (share[:, i] * share[:, j])
-        ni, nj = len(width[i]), len(width[j])
+        (ei, si, ti), (ej, sj, tj) = coarse[i], coarse[j]
+        wi, wj = np.diff(ei) / span[i], np.diff(ej) / span[j]
+        ni, nj = len(wi), len(wj)
         # A 2-D difference array: +w at two corners of each leaf's block, -w at the other two.
-        rows = np.concatenate([start[i], end[i], start[i], end[i]])
-        cols = np.concatenate([start[j], end[j], end[j], start[j]])
+        rows = np.concatenate([si, ti, si, ti])
+        cols = np.concatenate([sj, tj, tj, sj])
         signed = np.concatenate([weight, weight, -weight, -weight])
         grid = np.bincount(rows * (nj + 1) + cols, signed, (ni + 1) * (nj + 1)).reshape(ni + 1, nj + 1)
-        at_rows, at_cols = _cells(surface_x[i], edges[i]), _cells(surface_x[j], edges[j])
-        total, marginal_at = _pair_marginal(grid, ni, nj, width[i], width[j], at_rows, at_cols)
+        at_rows, at_cols = _cells(surface_x[i], ei), _cells(surface_x[j], ej)
+        cells = None if probe is None else (_cells(probe[:, i], ei), _cells(probe[:, j], ej))
+        total, alone, marginal_at, pure = _pair_marginal(grid, ni, nj, wi, wj, at_rows, at_cols, cells)
+        if pure is not None:
+            fitted += pure
         surfaces[k] = marginal_at + mean
         interactions[k] = marginal_at - on_surface[i][:, None] - on_surface[j][None, :]
-        pair[k] = total - main[i] - main[j]
-    return TreeTerms(mean, variance, main, pair, curves, surfaces, interactions)
+        # Both main effects from the same grid: thinned edges then cost the pure interaction nothing.
+        pair[k] = total - alone
+    return TreeTerms(mean, variance, main, pair, curves, surfaces, interactions, fitted)
 
 
 @dataclass(frozen=True)
 class Fanova:
-    """A forest's decomposition: shares and marginals per tree (axis 0), reduced by the callers."""
+    """The decomposition of a forest's mean prediction: variances of its terms, and its marginals."""
 
     lows: np.ndarray
     highs: np.ndarray
     pairs: list[tuple[int, int]]
-    variance: np.ndarray  # (T,)
-    main: np.ndarray  # (T, D) shares V_i / V
-    pair: np.ndarray  # (T, P) shares (V_ij - V_i - V_j) / V
+    variance: float  # of the forest's mean prediction over the space: what the shares divide
+    main: np.ndarray  # (D,) shares V_i / V
+    pair: np.ndarray  # (P,) shares (V_ij - V_i - V_j) / V
+    higher_order: float  # the share left to triples and beyond
     curve_x: list[np.ndarray]
-    curves: np.ndarray  # (T, D, G)
+    curves: np.ndarray  # (D, G) marginal at the curve grid
     surface_x: list[np.ndarray]
-    surfaces: np.ndarray  # (T, P, S, S) pair marginals
-    interactions: np.ndarray  # (T, P, S, S) pair marginals less both main effects
+    surfaces: np.ndarray  # (P, S, S) pair marginals
+    interactions: np.ndarray  # (P, S, S) pair marginals less both main effects
+    trees: int
+    leaf: int  # the forest's min_samples_leaf
 
     @property
-    def higher_order(self) -> np.ndarray:
-        """(T,) the share left to triples and beyond."""
-        return 1.0 - self.main.sum(axis=1) - self.pair.sum(axis=1)
+    def shares(self) -> np.ndarray:
+        """(K,) main shares, pair shares, higher order: the terms of every table, in this order."""
+        return np.concatenate([self.main, self.pair, [self.higher_order]])
 
 
-def fit_forest(x: np.ndarray, y: np.ndarray, *, trees: int = 32, min_samples_leaf: int = 1, seed: int = 0, oob: bool = False) -> RandomForestRegressor:
+# Targets are fit as integers (multiples of 2^-40 of their largest deviation from the median): the
+# trees' sums are then exact, so identical partitions tie exactly and the seed, not the CPU's
+# rounding, decides between them. Refits on residuals and additive parts computed with BLAS (whose
+# last bits differ between AVX2 and AVX-512 kernels) otherwise grew different trees on different
+# CPUs: the replication's pair floors moved by up to 54% between an Intel Xeon and an AMD EPYC.
+TARGET_BITS = 40
+
+
+def exact_target(y: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """y as integers t with y ~= offset + unit * t, |t| <= 2^TARGET_BITS; the conversion is exact arithmetic only."""
+    y = np.asarray(y, float)
+    offset = float(np.median(y))
+    spread = float(np.max(np.abs(y - offset))) if len(y) else 0.0
+    unit = math.ldexp(1.0, math.frexp(spread)[1] - TARGET_BITS) if spread > 0 else 1.0
+    return np.round((y - offset) / unit), offset, unit
+
+
+THREADS = min(2, os.cpu_count() or 1)  # trees or refits at once; each is seeded, so the count never changes a result
+
+
+def fit_forest(
+    x: np.ndarray, y: np.ndarray, *, trees: int = 32, min_samples_leaf: int = 1, seed: int = 0, oob: bool = False, jobs: int = 1
+) -> RandomForestRegressor:
     """Every feature at every split (max_features=1.0): with a handful of parameters, subsampling them only adds noise.
 
-    oob: also predict each trial from the trees that did not see it (`oob_prediction_`).
+    The forest predicts `target` units (see `exact_target`); `predict` and `oob_prediction` give y's.
+    oob: also predict each trial from the trees that did not see it.
     """
-    forest = RandomForestRegressor(n_estimators=trees, min_samples_leaf=min_samples_leaf, max_features=1.0, random_state=seed, n_jobs=-1, oob_score=oob)
+    target, offset, unit = exact_target(y)
+    forest = RandomForestRegressor(n_estimators=trees, min_samples_leaf=min_samples_leaf, max_features=1.0, random_state=seed, n_jobs=jobs, oob_score=oob)
     with warnings.catch_warnings():  # a trial every tree saw has no out-of-bag prediction: NaN, handled by the caller
         warnings.simplefilter("ignore", UserWarning)
-        return forest.fit(x, y)
+        forest.fit(x, target)
+    forest.odyssey_units_ = (offset, unit)
+    return forest
+
+
+def predict(forest: RandomForestRegressor, x: np.ndarray, *, first: int | None = None) -> np.ndarray:
+    """The forest's mean prediction in y's units, its trees added in their order (sklearn's threads add them in any order)."""
+    offset, unit = getattr(forest, "odyssey_units_", (0.0, 1.0))
+    points, total = np.ascontiguousarray(x, dtype=np.float32), np.zeros(len(x))  # sklearn's trees compare float32
+    trees = forest.estimators_[:first]
+    for tree in trees:
+        total += tree.tree_.predict(points).reshape(-1)
+    return offset + unit * (total / len(trees))
+
+
+def oob_prediction(forest: RandomForestRegressor) -> np.ndarray:
+    """Each trial predicted by the trees that did not see it, in y's units (NaN where every tree saw it)."""
+    offset, unit = getattr(forest, "odyssey_units_", (0.0, 1.0))
+    return offset + unit * np.asarray(forest.oob_prediction_, float).reshape(-1)
+
+
+LEAVES = (1, 2, 3, 5, 8, 13, 21, 34)
+
+
+def choose_leaf(x: np.ndarray, y: np.ndarray, *, trees: int = 32, seed: int = 0) -> tuple[int, RandomForestRegressor]:
+    """The min_samples_leaf (of LEAVES, at most a tenth of the trials) whose forest predicts the
+    trials it did not see best, and that forest (fit with out-of-bag predictions).
+
+    Fully grown trees fit the noise too: on a study whose noise has half the signal's variance
+    they gave the learning rate 0.48 of the variance where its share of the noise-free objective is
+    0.73. Larger leaves average the noise away, and too large ones blur real effects; the
+    out-of-bag error weighs the two on the trials themselves."""
+    best = None
+    # joblib's threads cost more than they save on small forests (a sleep-and-poll per batch).
+    jobs = THREADS if len(y) * trees >= 50_000 else 1
+    for leaf in [k for k in LEAVES if k == 1 or k <= len(y) / 10]:
+        forest = fit_forest(x, y, trees=trees, min_samples_leaf=leaf, seed=seed, oob=True, jobs=jobs)
+        predicted = oob_prediction(forest)
+        seen = np.isfinite(predicted)
+        error = float(np.mean((y[seen] - predicted[seen]) ** 2)) if seen.any() else math.inf
+        if best is None or error < best[0]:
+            best = (error, leaf, forest)
+        elif error > best[0]:  # the error is U-shaped in the leaf size: past its bottom, stop
+            break
+    return best[1], best[2]
+
+
+PROBES = 2**14  # quasi-random points for the higher-order rest (the only term not computed exactly)
 
 
 def decompose_forest(
@@ -190,37 +323,70 @@ def decompose_forest(
     pairs: list[tuple[int, int]] | None = None,
     curve_points: int = 100,
     surface_points: int = 25,
+    codes: dict[int, np.ndarray] | None = None,
+    probes: int = PROBES,
+    pair_cells: int = PAIR_CELLS,
+    first: int | None = None,
 ) -> Fanova:
-    """Every tree of a fitted sklearn tree ensemble, decomposed; pairs default to all pairs."""
+    """The forest's mean prediction decomposed; pairs default to all pairs.
+
+    Main effects and pairs are exact: every tree's leaves are laid on one grid cut at all their
+    edges (pairs thinned to PAIR_CELLS a side). The mean function's total variance is that of its
+    main effects and pairs plus the higher-order rest, which is the mean square of what they leave
+    of the forest's prediction at PROBES scrambled Sobol points (orthogonal to them, so the
+    quadrature's error touches the rest alone: a few thousandths of the variance).
+
+    Shares of the mean, not means of per-tree shares: each tree also fits the noise of the trials
+    it drew, and a per-tree variance counts it as signal (0.48 for a share of 0.73 at noise half the
+    signal's variance); averaging the trees cancels most of it.
+
+    codes: for a categorical dimension fit on recoded choices, the code of each choice; curves and
+    surfaces are then given at the choices' own positions. first: only the forest's first trees
+    (a smaller forest of the same kind, as the refits grow).
+    """
     lows, highs = np.asarray(lows, float), np.asarray(highs, float)
     pairs = list(combinations(range(len(lows)), 2)) if pairs is None else pairs
     curve_x = [np.linspace(lo, hi, curve_points) for lo, hi in zip(lows, highs)]
     surface_x = [np.linspace(lo, hi, surface_points) for lo, hi in zip(lows, highs)]
+    inner = dict(codes or {})
+
+    def coded(points: list[np.ndarray]) -> list[np.ndarray]:
+        return [inner[d][np.clip(np.rint(p), 0, len(inner[d]) - 1).astype(int)].astype(float) if d in inner else p for d, p in enumerate(points)]
+
+    offset, unit = getattr(forest, "odyssey_units_", (0.0, 1.0))
+    trees = forest.estimators_[:first]
+    span = highs - lows
+    parts, means = [], []
+    for est in trees:
+        boxes = leaf_boxes(est.tree_, lows=lows, highs=highs)
+        volume = ((boxes.high - boxes.low) / span).prod(axis=1)
+        value = offset + unit * boxes.value
+        means.append(float(volume @ value))
+        parts.append((boxes, value - means[-1]))
+    mean = float(np.mean(means))
+    every = LeafBoxes(np.concatenate([v for _, v in parts]) / len(trees), np.concatenate([b.low for b, _ in parts]), np.concatenate([b.high for b, _ in parts]))
+    probe = lows + span * qmc.Sobol(len(lows), scramble=True, seed=0).random(probes)
     # BLAS threads cost far more than they save on these matrix-vector products (10x slower on 2 cores).
     with threadpool_limits(1, user_api="blas"):
-        terms = [
-            decompose_tree(leaf_boxes(est.tree_, lows=lows, highs=highs), lows=lows, highs=highs, pairs=pairs, curve_x=curve_x, surface_x=surface_x)
-            for est in forest.estimators_
-        ]
-    variance = np.array([t.variance for t in terms])
-    # A constant tree has no variance to share out: its shares are undefined, not zero. The floor
-    # only catches rounding (leaf volumes sum to 1 give or take an ulp).
-    means = np.array([t.mean for t in terms])
-    scale = np.where(variance > 1e-20 * (1.0 + means**2), variance, np.nan)[:, None]
-
-    def stacked(field: str) -> np.ndarray:
-        return np.stack([getattr(t, field) for t in terms])
-
+        terms = _decompose(every, every.value, mean, math.nan, lows=lows, highs=highs, pairs=pairs, curve_x=coded(curve_x), surface_x=coded(surface_x), probe=probe, pair_cells=pair_cells)
+    rest = float(np.mean((predict(forest, probe, first=first) - terms.probe) ** 2))
+    variance = float(terms.main.sum() + terms.pair.sum() + rest)
+    # A constant forest has no variance to share out: its shares are undefined, not zero. The
+    # floor only catches rounding.
+    scale = variance if variance > 1e-20 * (1.0 + mean**2) else math.nan
     return Fanova(
         lows=lows,
         highs=highs,
         pairs=pairs,
         variance=variance,
-        main=stacked("main") / scale,
-        pair=stacked("pair") / scale,
+        main=terms.main / scale,
+        pair=terms.pair / scale,
+        higher_order=rest / scale,
         curve_x=curve_x,
-        curves=stacked("curves"),
+        curves=terms.curves,
         surface_x=surface_x,
-        surfaces=stacked("surfaces"),
-        interactions=stacked("interactions"),
+        surfaces=terms.surfaces,
+        interactions=terms.interactions,
+        trees=len(trees),
+        leaf=int(forest.min_samples_leaf),
     )

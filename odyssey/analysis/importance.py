@@ -17,11 +17,17 @@ import pandas as pd
 from optuna.storages import BaseStorage
 
 from ..errors import OdysseyError
-from .fanova import Fanova, decompose_forest, fit_forest
-from .uncertainty import PERMUTATIONS, Uncertainty, estimate
+from .fanova import Fanova, choose_leaf, decompose_forest, fit_forest, oob_prediction, predict
+from .uncertainty import REFITS, Uncertainty, estimate
 from .scales import Scale, param_order
 from .trials import PARAM_PREFIX, Trials, TooFewTrials, load_optuna_trials, open_existing
 
+# A refit's shares feed a spread, a bias or a floor, not a reported share: a quarter of the trees, fewer
+# probes for its higher-order rest, fewer cells in its pair grids. At 5400 trials 36 refits as large
+# as the reported forest took 16 s, against 5 s for Optuna to load the trials. The bias is measured
+# against the reported forest's first REFIT_TREES trees, decomposed as a refit is, so that a smaller
+# forest's extra noise is not taken for bias; the floors, from smaller forests, err on the high side.
+REFIT_TREES, REFIT_PROBES, REFIT_PAIR_CELLS = 8, 2**12, 256
 MIN_TRIALS = 20  # fewer than this and a forest's shares say more about the sample than the space
 # Trials that each carry OUTLIER or more of the objective's variance, and DOMINANT together, are
 # named beside the shares.
@@ -30,6 +36,10 @@ PAIR_SIGN = " × "
 FORMATS = ("table", "csv", "json")
 ALL_TRIALS = "all trials"
 SCALE_NOTE = "log-sampled parameters on their log10 scale, categorical ones as equally weighted choices"
+SHARES_NOTE = (
+    "shares divide the variance of the forest's mean prediction over the space (the objective without its noise, as the forest "
+    "sees it); the noise row is the share of the trials' own variance that no parameter explains (out of bag)"
+)
 
 
 @dataclass(frozen=True)
@@ -44,11 +54,12 @@ class Importance:
     uncertainty: Uncertainty | None = None
     constant: bool = False  # the target has one value: there is no variance to share out
     dominant: str = ""  # the few trials that carry most of the target's variance, said (see `dominant_trials`)
+    noise: float = math.nan  # the share of the trials' variance no parameter explains (out-of-bag error / variance)
 
     @property
     def note(self) -> str:
         """What a reader must know beside the numbers: dropped parameters, a constant target, trials that outweigh the rest."""
-        notes = [f"{self.trials} trials ({self.space})", SCALE_NOTE]
+        notes = [f"{self.trials} trials ({self.space})", SCALE_NOTE, SHARES_NOTE, f"forest of {self.fanova.trees} trees, leaves of {self.fanova.leaf}+ trials (chosen out of bag)"]
         if self.constant:
             notes.append("the objective is constant over these trials: its variance is zero and no share is defined")
         if self.dominant:
@@ -128,6 +139,26 @@ def dominant_trials(rows: pd.DataFrame, y: np.ndarray) -> str:
     )
 
 
+def recode(x: np.ndarray, y: np.ndarray, categorical: Sequence[int]) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """Each categorical column's choices renumbered by their mean objective, lowest first (a choice
+    no trial here took sits at the overall mean): the code of each choice, and x so coded.
+
+    A tree then separates good choices from bad ones in one split, as CART does for categoricals
+    (Breiman et al. 1984); in the given order a real effect of a 9-level choice needed a split per
+    level, the trees isolated the trials by the continuous parameters first, and its share came out
+    0.007 where the truth is 0.110. The uniform measure over choices ignores their order, so the
+    shares are unchanged by it; the floors' refits recode their own targets, so the floors include
+    what ordering by the data adds to noise."""
+    coded, codes = x.copy(), {}
+    for d in categorical:
+        levels = x[:, d].astype(int)
+        count = np.bincount(levels, minlength=levels.max(initial=0) + 1)
+        means = np.where(count > 0, np.bincount(levels, y, len(count)) / np.maximum(count, 1), np.mean(y))
+        codes[d] = np.argsort(np.argsort(means, kind="stable"), kind="stable").astype(float)
+        coded[:, d] = codes[d][levels]
+    return coded, codes
+
+
 def analyse(
     frame: pd.DataFrame,
     *,
@@ -136,13 +167,13 @@ def analyse(
     pairs: bool = True,
     trees: int = 32,
     seed: int = 0,
-    permutations: int = PERMUTATIONS,
+    refits: int = REFITS,
     space: str = ALL_TRIALS,
 ) -> Importance:
     """fANOVA of `target` over the trials in `frame` that have every parameter in `scales`.
 
-    permutations: refits per noise floor (uncertainty.py); 0 for the shares alone, without
-    intervals or floors, as Optuna's evaluators give them.
+    refits: resamples behind each interval and refits behind each noise floor (uncertainty.py);
+    0 for the shares alone, without intervals or floors, as Optuna's evaluators give them.
     """
     if not scales:
         raise OdysseyError("no parameters to analyse: the trials have none")
@@ -164,30 +195,52 @@ def analyse(
     lows, highs = np.array([s.low for s in used]), np.array([s.high for s in used])
     x = np.clip(np.column_stack([s.transform(rows[c]) for s, c in kept]), lows, highs)
     y = rows[target].to_numpy(float)
+    categorical = [d for d, s in enumerate(used) if s.choices is not None]
     grid = {} if pairs else {"pairs": []}
+    coded, codes = recode(x, y, categorical)
+    leaf, forest = choose_leaf(coded, y, trees=trees, seed=seed)
+    fanova = decompose_forest(forest, lows=lows, highs=highs, codes=codes, **grid)
 
-    def refit(xs: np.ndarray, ys: np.ndarray, n_trees: int, at: int, with_pairs: bool) -> Fanova:
-        # Refits need shares only: the marginal grids shrink to their ends.
+    def refit(xs: np.ndarray, ys: np.ndarray, at: int, with_pairs: bool) -> Fanova:
+        # The same analysis on other targets (the marginals' spread over them is the curves' band).
+        again, again_codes = recode(xs, ys, categorical)
+        model = fit_forest(again, ys, trees=min(trees, REFIT_TREES), min_samples_leaf=leaf, seed=at)
+        return small(model, again_codes, with_pairs)
+
+    def small(model, model_codes, with_pairs: bool, first: int | None = None) -> Fanova:
         return decompose_forest(
-            fit_forest(xs, ys, trees=n_trees, seed=at), lows=lows, highs=highs, curve_points=2, surface_points=2, **({} if with_pairs and pairs else {"pairs": []})
+            model, lows=lows, highs=highs, codes=model_codes, probes=REFIT_PROBES, pair_cells=REFIT_PAIR_CELLS, first=first, **({} if with_pairs and pairs else {"pairs": []})
         )
 
     constant = bool(np.ptp(y) == 0)
-    assess = bool(permutations and not constant)
-    forest = fit_forest(x, y, trees=trees, seed=seed, oob=assess)
-    fanova = decompose_forest(forest, lows=lows, highs=highs, **grid)
+    fitted = oob_prediction(forest)
+    seen = np.isfinite(fitted)
+    noise = float(np.mean((y[seen] - fitted[seen]) ** 2) / np.var(y)) if seen.any() and not constant else math.nan
     uncertainty = None
-    if assess:
-        residuals = y - np.nan_to_num(forest.oob_prediction_, nan=float(np.mean(y)))
-        uncertainty = estimate(refit, x, fanova, residuals=residuals, additive=additive_part(fanova, x), permutations=permutations, seed=seed)
-    return Importance(used, len(rows), fanova, space=space, dropped=tuple(dropped), uncertainty=uncertainty, constant=constant, dominant=dominant_trials(rows, y))
+    if refits and not constant:
+        residuals = y - np.where(seen, fitted, np.mean(y))
+        uncertainty = estimate(
+            refit,
+            x,
+            y,
+            fanova,
+            like_refits=small(forest, codes, True, first=REFIT_TREES),
+            residuals=residuals,
+            additive=additive_part(fanova, x),
+            fitted=predict(forest, coded),
+            replicates=refits,
+            nulls=refits,
+            seed=seed,
+        )
+    return Importance(
+        used, len(rows), fanova, space=space, dropped=tuple(dropped), uncertainty=uncertainty, constant=constant, dominant=dominant_trials(rows, y), noise=min(noise, 1.0)
+    )
 
 
 def additive_part(fanova: Fanova, x: np.ndarray) -> np.ndarray:
     """The forest's main effects summed at each trial: the objective with every interaction removed."""
-    curves = fanova.curves.mean(axis=0)  # (D, G), each the forest mean plus one main effect
-    mean = float(curves.mean())
-    return mean + sum(np.interp(x[:, d], fanova.curve_x[d], curves[d]) - mean for d in range(x.shape[1]))
+    mean = float(fanova.curves.mean())
+    return mean + sum(np.interp(x[:, d], fanova.curve_x[d], fanova.curves[d]) - mean for d in range(x.shape[1]))
 
 
 def _condition(rows: pd.DataFrame, inside: pd.Series, scales: dict[str, Scale]) -> str:
@@ -239,46 +292,39 @@ def analyse_spaces(frame: pd.DataFrame, *, scales: Sequence[Scale], target: str 
     return results
 
 
-def _summary(values: np.ndarray) -> dict[str, float]:
-    if np.isnan(values).all():  # a constant target: shares are undefined, not zero
-        return {"mean": math.nan, "std": math.nan}
-    return {"mean": float(np.nanmean(values)), "std": float(np.nanstd(values))}
-
-
 TERM_COLUMNS = ["term", "kind", "params", "scale", "mean", "std", "low", "high", "floor", "distinguishable", "space", "trials"]
+NOISE = "noise"
 
 
 def terms_table(result: Importance) -> pd.DataFrame:
-    """Variance shares, largest first and the higher-order rest last: mean and std over trees, the
-    interval, the noise floor and whether the share is distinguishable from zero (None: not assessed)."""
-    fa, scales = result.fanova, result.scales
-    rows = [{"term": s.label, "kind": "main", "params": [s.param], "scale": s.kind, **_summary(fa.main[:, d])} for d, s in enumerate(scales)]
+    """Variance shares, largest first, then the higher-order rest and the noise: the share, its spread
+    over resampled trials, the interval, the noise floor and whether the share is distinguishable
+    from zero (None: not assessed). The noise row is a share of the trials' variance, not of the
+    forest's (see SHARES_NOTE)."""
+    fa, scales, u = result.fanova, result.scales, result.uncertainty
+    rows = [{"term": s.label, "kind": "main", "params": [s.param], "scale": s.kind} for s in scales]
     rows += [
-        {
-            "term": scales[i].label + PAIR_SIGN + scales[j].label,
-            "kind": "pair",
-            "params": [scales[i].param, scales[j].param],
-            "scale": scales[i].kind + PAIR_SIGN + scales[j].kind,
-            **_summary(fa.pair[:, k]),
-        }
-        for k, (i, j) in enumerate(fa.pairs)
+        {"term": scales[i].label + PAIR_SIGN + scales[j].label, "kind": "pair", "params": [scales[i].param, scales[j].param], "scale": scales[i].kind + PAIR_SIGN + scales[j].kind}
+        for i, j in fa.pairs
     ]
-    rows.append({"term": "higher order", "kind": "rest", "params": [], "scale": "", **_summary(fa.higher_order)})
+    rows.append({"term": "higher order", "kind": "rest", "params": [], "scale": ""})
     table = pd.DataFrame(rows)
-    u = result.uncertainty
-    table["low"], table["high"], table["floor"] = (u.low, u.high, u.floor) if u is not None else (math.nan,) * 3
+    table["mean"] = fa.shares
+    table["std"], table["low"], table["high"], table["floor"] = (u.std, u.low, u.high, u.floor) if u is not None else (math.nan,) * 4
     table["distinguishable"] = pd.Series([bool(v) for v in u.distinguishable] if u is not None else [None] * len(table), dtype=object)
+    noise = pd.DataFrame([{"term": NOISE, "kind": NOISE, "params": [], "scale": "", "mean": result.noise, "std": math.nan, "low": math.nan, "high": math.nan, "floor": math.nan, "distinguishable": None}])
     table["space"], table["trials"] = result.space, result.trials
+    noise["space"], noise["trials"] = result.space, result.trials
     effects = table[table["kind"] != "rest"].sort_values("mean", ascending=False, kind="stable")
-    return pd.concat([effects, table[table["kind"] == "rest"]], ignore_index=True)[TERM_COLUMNS]
+    return pd.concat([effects, table[table["kind"] == "rest"], noise], ignore_index=True)[TERM_COLUMNS]
 
 
 def curves_table(result: Importance) -> pd.DataFrame:
-    """Marginal prediction vs each parameter on its analysis scale, with the spread across trees."""
-    fa = result.fanova
+    """Marginal prediction vs each parameter on its analysis scale, with its spread over the resamples (NaN without them)."""
+    fa, u = result.fanova, result.uncertainty
     return pd.concat(
         [
-            pd.DataFrame({"param": s.label, "x": fa.curve_x[d], "mean": fa.curves[:, d].mean(0), "std": fa.curves[:, d].std(0)})
+            pd.DataFrame({"param": s.label, "x": fa.curve_x[d], "mean": fa.curves[d], "std": u.curve_std[d] if u is not None else math.nan})
             for d, s in enumerate(result.scales)
         ],
         ignore_index=True,
@@ -287,7 +333,7 @@ def curves_table(result: Importance) -> pd.DataFrame:
 
 def surfaces_table(result: Importance) -> pd.DataFrame:
     """Pair marginals on a grid, total and interaction-only (both main effects taken out), long format."""
-    fa, frames = result.fanova, []
+    fa, u, frames = result.fanova, result.uncertainty, []
     for k, (i, j) in enumerate(fa.pairs):
         xi, xj = np.meshgrid(fa.surface_x[i], fa.surface_x[j], indexing="ij")
         frames.append(
@@ -297,10 +343,10 @@ def surfaces_table(result: Importance) -> pd.DataFrame:
                     "param_y": result.scales[j].label,
                     "x": xi.ravel(),
                     "y": xj.ravel(),
-                    "total_mean": fa.surfaces[:, k].mean(0).ravel(),
-                    "total_std": fa.surfaces[:, k].std(0).ravel(),
-                    "interaction_mean": fa.interactions[:, k].mean(0).ravel(),
-                    "interaction_std": fa.interactions[:, k].std(0).ravel(),
+                    "total_mean": fa.surfaces[k].ravel(),
+                    "total_std": u.surface_std[k].ravel() if u is not None else math.nan,
+                    "interaction_mean": fa.interactions[k].ravel(),
+                    "interaction_std": u.interaction_std[k].ravel() if u is not None else math.nan,
                 }
             )
         )
@@ -320,7 +366,8 @@ def space_summary(space: str, result: Importance | str) -> dict[str, object]:
         "dropped": list(result.dropped),
         "constant": result.constant,
         "dominant": result.dominant,
-        "uncertainty": None if u is None else {"method": u.describe(), "trees": u.trees, "permutations": u.permutations, "refit_trees": u.refit_trees},
+        "uncertainty": None if u is None else {"method": u.describe(), "replicates": u.replicates, "nulls": u.nulls},
+        "noise": result.noise,
         "note": result.note,
     }
 
@@ -333,12 +380,12 @@ def study_importance(
     objective: int | None = None,
     trees: int = 32,
     seed: int = 0,
-    permutations: int = PERMUTATIONS,
+    refits: int = REFITS,
 ) -> tuple[pd.DataFrame, list[dict[str, object]]]:
     """Any Optuna study: the terms of every space (all trials, then each conditional sub-space) in
     one table, and a summary per space. Refuses (TooFewTrials) only when no space can be analysed."""
     trials = load_optuna_trials(open_existing(storage), study, objective=objective)
-    spaces = analyse_spaces(trials.complete(), scales=choose_scales(trials, params), trees=trees, seed=seed, permutations=permutations)
+    spaces = analyse_spaces(trials.complete(), scales=choose_scales(trials, params), trees=trees, seed=seed, refits=refits)
     done = [r for _, r in spaces if isinstance(r, Importance)]
     if not done:
         raise TooFewTrials(spaces[0][1] if spaces else f"study {study!r} has no complete trials")
@@ -367,16 +414,17 @@ def print_importance(
     params: Sequence[str] | None = None,
     objective: int | None = None,
     fmt: str = "table",
-    permutations: int = PERMUTATIONS,
+    seed: int = 0,
+    refits: int = REFITS,
 ) -> None:
     """`odyssey importance`: main effects, pairwise interactions and the rest, as a table, CSV or JSON."""
     if fmt not in FORMATS:
         raise OdysseyError(f"unknown format {fmt!r}; use one of: {', '.join(FORMATS)}")
-    table, spaces = study_importance(storage=storage, study=study, params=params, objective=objective, permutations=permutations)
+    table, spaces = study_importance(storage=storage, study=study, params=params, objective=objective, seed=seed, refits=refits)
     if fmt == "csv":
         table.assign(params=[json.dumps(p) for p in table["params"]]).to_csv(sys.stdout, index=False)
     elif fmt == "json":
-        document = {"study": study, "objective": objective or 0, "scales": SCALE_NOTE, "spaces": spaces, "terms": table.to_dict(orient="records")}
+        document = {"study": study, "objective": objective or 0, "seed": seed, "scales": SCALE_NOTE, "shares": SHARES_NOTE, "spaces": spaces, "terms": table.to_dict(orient="records")}
         print(json.dumps(strict_json(document), indent=2, allow_nan=False))
     else:
         from ..console import print_rows
@@ -393,4 +441,4 @@ def print_importance(
             shown = part.drop(columns=["params", "space", "trials"]).assign(distinguishable=lambda t: t["distinguishable"].map(lambda v: "" if v is None else "yes" if v else "no"))
             print_rows([{k: cell_text(v) for k, v in row.items()} for row in shown.to_dict(orient="records")], title=title)
         methods = {s["uncertainty"]["method"] for s in spaces if s["uncertainty"]}
-        print(f"{SCALE_NOTE[0].upper()}{SCALE_NOTE[1:]}." + "".join(f" {m[0].upper()}{m[1:]}." for m in sorted(methods)))
+        print(f"{SCALE_NOTE[0].upper()}{SCALE_NOTE[1:]}. {SHARES_NOTE[0].upper()}{SHARES_NOTE[1:]}." + "".join(f" {m[0].upper()}{m[1:]}." for m in sorted(methods)) + f" Seed {seed}.")

@@ -96,9 +96,11 @@ def variant_boxplots(complete: pd.DataFrame, best: pd.DataFrame, tests: pd.DataF
 
 def share_bars(terms: pd.DataFrame) -> Figure:
     """Variance shares in the table's order (largest first, "higher order" last). Error bars are the
-    intervals (std over trees without them), ticks the noise floors; pale bars are not
-    distinguishable from zero."""
-    ordered = terms.fillna({"mean": 0.0})
+    intervals (one std over resamples without them), ticks the noise floors; pale bars are not
+    distinguishable from zero. The noise row divides another variance (the trials'): it is named
+    under the axis, not drawn among the shares."""
+    noise = terms.loc[terms["kind"] == "noise", "mean"]
+    ordered = terms[terms["kind"] != "noise"].fillna({"mean": 0.0})
     assessed = ordered["low"].notna().all()
     with sns.axes_style(STYLE):
         fig = Figure(figsize=(7.5, 1.2 + 0.32 * len(ordered)), layout="constrained")
@@ -119,8 +121,9 @@ def share_bars(terms: pd.DataFrame) -> Figure:
             ax.text(max(end, 0) + 0.01, row, f"{value:.3f}", va="center", fontsize=7)
         ax.set_yticks(y, ordered["term"], fontsize=8)
         ax.invert_yaxis()
-        what = "whiskers: 90% interval, ticks: noise floor\npale: not distinguishable from zero" if assessed else "mean ± std over trees"
-        ax.set(xlabel=f"share of variance ({what})", xlim=(0.0, 1.05))
+        what = "whiskers: 90% interval, ticks: noise floor\npale: not distinguishable from zero" if assessed else "no intervals computed"
+        said = f"\nnoise: {float(noise.iloc[0]):.2f} of the trials' own variance" if len(noise) and np.isfinite(noise.iloc[0]) else ""
+        ax.set(xlabel=f"share of the noise-free variance ({what}){said}", xlim=(0.0, 1.05))
     return fig
 
 

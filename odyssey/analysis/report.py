@@ -24,7 +24,7 @@ from .render import Block, Heading, Image, Table, Text, to_html, to_markdown
 from .settings import settings_blocks
 from .study_analysis import StudyAnalysis, TaskAnalysis, analyse_study
 from .trials import load_odyssey_trials, open_existing, resolve_name
-from .uncertainty import PERMUTATIONS
+from .uncertainty import REFITS
 from .variant_stats import ALPHA, CONFIDENCE, MARGIN_SD, MIN_TOP, PAIRED, POWER, TOP_FRACTION, VANILLA
 
 FIGURES = "figures"
@@ -42,7 +42,7 @@ def build_report(
     study_file: Path | None = None,
     trees: int = 32,
     seed: int = 0,
-    permutations: int = PERMUTATIONS,
+    refits: int = REFITS,
 ) -> Path:
     """Analyse the odyssey study `name` (the storage's only one if None); write into out_dir, by default
     <name>/ beside an SQLite storage (results/<name>/ for the default one), else results/<name>/.
@@ -57,7 +57,7 @@ def build_report(
     out = Path(out_dir) if out_dir is not None else _default_folder(storage, name, source)
     writable_folder(out, "--out" if out_dir is not None else "the report folder")  # before the analysis, not after it
     margins = load_analysis_settings(study_file).equivalence_margin if study_file is not None else None
-    analysis = analyse_study(load_odyssey_trials(store, name), trees=trees, seed=seed, margins=margins, permutations=permutations)
+    analysis = analyse_study(load_odyssey_trials(store, name), trees=trees, seed=seed, margins=margins, refits=refits)
     (out / SOURCE).parent.mkdir(parents=True, exist_ok=True)
     (out / SOURCE).write_text(source + "\n")
     return write_report(analysis, out=out, source=source, study_file=study_file)
@@ -101,8 +101,9 @@ def _importance_blocks(task: TaskAnalysis, out: Path, stem: str, tables: dict[st
         Text(
             f"Functional ANOVA of the validation {task.metric} over the complete trials of all variants, on random forests; "
             f"{SCALE_NOTE}. Parameters that exist only in some trials (conditional ones) are analysed on the trials "
-            "that have them, together with their parents; each table says how many trials it used. 'Higher order' is "
-            "what single parameters and pairs leave unexplained."
+            "that have them, together with their parents; each table says how many trials it used. Shares divide the variance "
+            "of the forest's mean prediction (the metric without its noise); 'higher order' is what single parameters and "
+            "pairs leave of it, and 'noise' is the share of the trials' own variance that no parameter explains."
         )
     )
     for k, (space, result) in enumerate(task.spaces):
@@ -126,7 +127,7 @@ def _space_blocks(task: TaskAnalysis, result: Importance, out: Path, stem: str, 
     choices = {s.label: s.choices for s in result.scales if s.choices is not None}
     blocks: list[Block] = [
         Heading(f"{'All trials' if first else 'Sub-space: ' + result.space} ({result.trials:,} trials)", 4),
-        Text(f"Forest of {result.fanova.variance.size} trees. {result.note[0].upper()}{result.note[1:]}."),
+        Text(f"{result.note[0].upper()}{result.note[1:]}."),
         _figure(plots.share_bars(terms), out, f"{stem}-importance", f"{label}: share of the variance of validation {task.metric}"),
         Table(terms[TERM_SHOWN]),
     ]
@@ -137,7 +138,7 @@ def _space_blocks(task: TaskAnalysis, result: Importance, out: Path, stem: str, 
             plots.marginal_curves(curves, metric=f"validation {task.metric}", times=times, choices=choices),
             out,
             f"{stem}-marginals",
-            f"{label}: marginal predicted {task.metric}" + (" and training seconds" if times is not None else "") + " per parameter, band ±1 std over trees",
+            f"{label}: marginal predicted {task.metric}" + (" and training seconds" if times is not None else "") + " per parameter, band ±1 std over resamples",
         )
     )
     if first and isinstance(task.times, str):

@@ -9,7 +9,7 @@ import pandas as pd
 from .claims import check_claims, summary
 from .importance import Importance, analyse_spaces, choose_scales, curves_table, terms_table
 from .trials import Trials
-from .uncertainty import PERMUTATIONS
+from .uncertainty import REFITS
 from .variant_stats import best_trials, variant_order, variant_tests
 
 STATES = {"COMPLETE": "complete", "FAIL": "failed", "RUNNING": "running", "WAITING": "waiting"}
@@ -55,11 +55,11 @@ def cell_counts(frame: pd.DataFrame) -> pd.DataFrame:
 def _times(rows: pd.DataFrame, scales) -> Importance | str:
     if not rows["seconds"].notna().any():
         return "no trial recorded its training time"
-    first = analyse_spaces(rows, scales=scales, target="seconds", pairs=False, permutations=0)[0][1]
+    first = analyse_spaces(rows, scales=scales, target="seconds", pairs=False, refits=0)[0][1]
     return first
 
 
-def analyse_study(trials: Trials, *, trees: int = 32, seed: int = 0, margins: float | dict[str, float] | None = None, permutations: int = PERMUTATIONS) -> StudyAnalysis:
+def analyse_study(trials: Trials, *, trees: int = 32, seed: int = 0, margins: float | dict[str, float] | None = None, refits: int = REFITS) -> StudyAnalysis:
     """Importance pools every variant of a task, as the paper does: the space, not one architecture.
 
     margins: the study's equivalence margin(s) ([analysis] equivalence_margin); None: the default.
@@ -72,7 +72,7 @@ def analyse_study(trials: Trials, *, trees: int = 32, seed: int = 0, margins: fl
             task=task,
             metric=trials.metrics.get(task, "value"),
             tests=tests[tests["task"] == task].reset_index(drop=True),
-            spaces=analyse_spaces(rows, scales=scales, trees=trees, seed=seed, permutations=permutations),
+            spaces=analyse_spaces(rows, scales=scales, trees=trees, seed=seed, refits=refits),
             times=_times(rows, scales),
         )
         for task, rows in complete.groupby("task", sort=True)

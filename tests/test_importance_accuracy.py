@@ -1,0 +1,104 @@
+"""Importance against known truth: the analytic studies of benchmarks/importance_accuracy.py, whose
+shares are exact (quadrature), at sizes the suite affords. The benchmark runs them all, at 60, 200
+and 1000 trials, with coverage and error rates; these are the cases the issue measured, each of
+which the code before this change got wrong."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from odyssey.analysis.importance import ALL_TRIALS, analyse_spaces, terms_table
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("importance_accuracy", ROOT / "benchmarks" / "importance_accuracy.py")
+bench = sys.modules.setdefault("importance_accuracy", importlib.util.module_from_spec(_spec))  # dataclasses look their module up
+_spec.loader.exec_module(bench)
+
+
+def _analysed(name: str, n: int, *, seed: int = 0, draw: int = 0, **options):
+    study = bench.STUDIES[name]
+    frame = bench.draw(study, n, np.random.default_rng([draw, n]), bench.signal_variance(study, np.random.default_rng(12345)))
+    spaces = analyse_spaces(frame, scales=[bench.SCALES[p] for p in study.params], seed=seed, **options)
+    return {space: terms_table(result).set_index("term") for space, result in spaces}, bench.truths(study)
+
+
+def test_noise_does_not_shrink_the_shares_of_the_noise_free_objective():
+    """Noise with half the signal's variance: each share is of the noise-free objective (the code
+    before gave the learning rate 0.48 for 0.73 on such a study: every tree's variance held the
+    noise it fitted), and the noise is its own row, a share of the trials' variance."""
+    tables, truth = _analysed("noise 1/2", 1000, refits=0)
+    table, exact = tables[ALL_TRIALS], truth[ALL_TRIALS]
+    for term in ("log10(learning_rate)", "log10(one_minus_momentum)", "log10(hidden_size)", "log10(learning_rate) × log10(one_minus_momentum)"):
+        assert table.loc[term, "mean"] == pytest.approx(exact[term], abs=0.05), term
+    assert table.loc["noise", "mean"] == pytest.approx(0.5 / 1.5, abs=0.08)  # noise / (signal + noise)
+
+
+def test_a_nine_level_choice_beside_strong_continuous_parameters_keeps_its_share():
+    """The code before gave `variant` 0.05 of a true 0.20 here: trees isolated trials by the
+    continuous parameters and each leaf spanned most variants. Choices renumbered by their mean
+    objective are cut in one split."""
+    tables, truth = _analysed("categorical", 1000, refits=0)
+    assert tables[ALL_TRIALS].loc["variant", "mean"] == pytest.approx(truth[ALL_TRIALS]["variant"], abs=0.06)
+    assert tables[ALL_TRIALS].loc["log10(learning_rate)", "mean"] == pytest.approx(truth[ALL_TRIALS]["log10(learning_rate)"], abs=0.06)
+
+
+def test_a_pure_three_way_interaction_is_higher_order_not_nothing():
+    """The code before reported higher order 0.46 for a true 1.0, with spurious mains and pairs."""
+    tables, _ = _analysed("three-way", 1000, refits=0)
+    table = tables[ALL_TRIALS]
+    assert table.loc["higher order", "mean"] > 0.8
+    effects = table[table["kind"].isin(["main", "pair"])]
+    assert effects["mean"].max() < 0.05
+
+
+@pytest.mark.slow
+def test_a_truly_zero_pair_is_not_called_distinguishable_under_noise_that_grows_with_a_parameter():
+    """Noise whose sd grows 9x with the learning rate: shuffling residuals across trials (the code
+    before) moved the noise off the learning rate, and a truly-zero pair came out distinguishable in
+    3 of 3 studies; sign-flipped residuals keep it where it is."""
+    for draw in range(3):
+        tables, truth = _analysed("noise by lr", 1000, draw=draw)
+        table = tables[ALL_TRIALS]
+        zero = [t for t, v in truth[ALL_TRIALS].items() if abs(v) < 1e-9 and t in table.index]
+        assert zero and not table.loc[zero, "distinguishable"].any(), table.loc[zero]
+
+
+def test_the_decisions_hold_across_seeds():
+    """The floors come from enough refits that another seed (or CPU) rarely flips a decision: the
+    issue's target is 95% of terms alike across seeds."""
+    decisions = [_analysed("threshold", 400, seed=seed)[0][ALL_TRIALS]["distinguishable"] for seed in (0, 1, 2)]
+    terms = decisions[0].index.drop(["noise"])
+    same = np.mean([all(d[t] == decisions[0][t] for d in decisions) for t in terms])
+    assert same >= 0.9, [d.to_dict() for d in decisions]
+
+
+def test_odyssey_importance_takes_a_seed_and_says_it(tmp_path: Path):
+    """--seed reaches the forests, resamples and refits, and the output names it."""
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = bench.STUDIES["tiny mains"]
+    frame = bench.draw(study, 60, np.random.default_rng(0), 1.0)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    stored = optuna.create_study(storage=url, study_name="s")
+    dists = {p: optuna.distributions.FloatDistribution(10.0 ** bench.SCALES[p].low, 10.0 ** bench.SCALES[p].high, log=True) if bench.SCALES[p].log
+             else optuna.distributions.FloatDistribution(bench.SCALES[p].low, bench.SCALES[p].high) for p in study.params}
+    for _, row in frame.iterrows():
+        stored.add_trial(optuna.trial.create_trial(params={p: float(row["params_" + p]) for p in study.params}, distributions=dists, value=float(row["value"])))
+
+    def run(*extra: str) -> dict:
+        done = subprocess.run([sys.executable, str(ROOT / "cli.py"), "importance", "--storage", url, "--study", "s", "--format", "json", "--refits", "3", *extra], capture_output=True, text=True, cwd=ROOT)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    first, again, other = run("--seed", "7"), run("--seed", "7"), run("--seed", "8")
+    assert first["seed"] == 7 and other["seed"] == 8
+    assert first["terms"] == again["terms"]
+    assert [t["floor"] for t in first["terms"]] != [t["floor"] for t in other["terms"]]
