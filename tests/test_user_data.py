@@ -630,3 +630,19 @@ def test_a_factory_option_annotated_as_a_path_is_read_from_the_study_files_folde
     spec = load_study_file(study)
     assert spec.options_for("mine")["table"] == str(tmp_path / "studies" / "t.csv")
     assert spec.options_for("mine")["label"] == "t.csv"  # a plain string option is no path
+
+
+def test_a_small_validation_split_of_sequence_labels_is_a_warning_saying_why(tmp_path):
+    """Issue 25: the sensor study's validation error sat far below its test error, unexplained. Its validation
+    split held 24 recordings: the rate moves in steps of 1/24 and each trial's best epoch on it reads low."""
+    inputs, lengths = sequences(40)
+    write_npz(tmp_path / "d.npz", inputs=inputs, lengths=lengths, labels=np.arange(40) % 3)
+    study = tmp_path / "own.toml"
+    study.write_text(STUDY.format(trials=1, options='source = "files"\npath = "d.npz"\nvalidation_fraction = 0.2'))
+    result = cli("prepare", str(study), "--storage", f"sqlite:///{tmp_path}/s.db", cwd=tmp_path)
+    assert result.stderr.startswith(
+        "warning: task 'mine': its validation split holds 8 sequences, each one error or none: the error rate moves in steps of 0.125 "
+    ), result.stderr
+    write_npz(tmp_path / "d.npz", inputs=inputs, lengths=lengths, frame_labels=(inputs[:, 0] > 5).astype(np.int64))
+    result = cli("prepare", str(study), "--storage", f"sqlite:///{tmp_path}/f.db", cwd=tmp_path)
+    assert "warning" not in result.stderr  # a label per step: every frame of the split counts
