@@ -646,3 +646,28 @@ def test_a_small_validation_split_of_sequence_labels_is_a_warning_saying_why(tmp
     write_npz(tmp_path / "d.npz", inputs=inputs, lengths=lengths, frame_labels=(inputs[:, 0] > 5).astype(np.int64))
     result = cli("prepare", str(study), "--storage", f"sqlite:///{tmp_path}/f.db", cwd=tmp_path)
     assert "warning" not in result.stderr  # a label per step: every frame of the split counts
+
+
+def test_validation_and_test_holding_the_same_sequences_score_the_chosen_model_alike(tmp_path):
+    """Issue 25's low validation error against test was the data's, not the evaluation's: validation is scored on
+    its own split and averaged as test is, so the two splits holding the same sequences give one number."""
+    from odyssey.study.worker import network_for
+    from odyssey.training.config import Hyperparameters, TrainingConfig
+    from odyssey.training.train import train
+
+    inputs, lengths = sequences(60)
+    labels = (np.add.reduceat(inputs[:, 0], np.r_[0, np.cumsum(lengths)[:-1]]) / lengths > 5).astype(np.int64)
+    starts = np.r_[0, np.cumsum(lengths)]
+    held = [slice(starts[i], starts[i + 1]) for i in range(40, 60)]
+    arrays = {  # sequences 40..59 twice: once as validation, once as test
+        "inputs": np.concatenate([inputs, *(inputs[s] for s in held)]),
+        "lengths": np.r_[lengths, lengths[40:]],
+        "labels": np.r_[labels, labels[40:]],
+        "split": np.r_[np.zeros(40, int), np.ones(20, int), np.full(20, 2)],
+    }
+    task = files_task(write_npz(tmp_path / "d.npz", **arrays))
+    config = TrainingConfig(batch_size=8, max_epochs=3, patience=3)
+    hparams = Hyperparameters(learning_rate=0.05, hidden_size=8, momentum=0.9, input_noise=0.0)
+    torch.manual_seed(0)
+    result = train(network_for(task, "V", hparams, config), task, hparams, config=config, seed=0)
+    assert result.validation == result.test
