@@ -4,12 +4,15 @@
 // are single ATen matmuls over all steps. Masked-off steps (finished sequences) keep their state,
 // output zero and pass gradients straight through.
 #include <torch/extension.h>
+#include <ATen/ThreadLocalState.h>
 
 #include <unistd.h>
 #if defined(__linux__)
 #include <dlfcn.h>
 #endif
 
+#include <atomic>
+#include <exception>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -129,7 +132,10 @@ DnnlMatmul dnnl_matmul() {
       const at::Tensor a_t = a.t(), b_cols = b.narrow(1, 1, 3);  // transposed and strided, as used below
       at::Tensor out = at::ones({3, 3}, at::kFloat);
       fn(a_t, b_cols, out, 1.0f, 1.0f);
-      return at::allclose(out, 1 + at::mm(a_t, b_cols)) ? fn : nullptr;
+      at::Tensor block = at::zeros({2, 3}, at::kFloat);  // rows of a transposed operand: a block (product_blocks)
+      fn(a_t.narrow(0, 1, 2), b_cols, block, 0.0f, 1.0f);
+      return at::allclose(out, 1 + at::mm(a_t, b_cols)) && at::allclose(block, at::mm(a_t.narrow(0, 1, 2), b_cols)) ? fn
+                                                                                                                   : nullptr;
     } catch (const std::exception&) {
       return nullptr;
     }
@@ -154,6 +160,47 @@ at::Tensor product(const at::Tensor& a, const at::Tensor& b) {
   return product_into(out, a, b);
 }
 
+// Runs block(i, begin, end) for the `blocks` row blocks [begin, end) of `rows`, each on one thread
+// (OneThread: oneDNN and ATen run it inline), on a team of `team` threads; a team of one takes them
+// in order. The blocks are the same whatever the team, so the bits are too. Throws what a block threw.
+template <class F>
+void in_blocks(int64_t rows, int blocks, int team, const F& block) {
+  std::exception_ptr failed;
+  std::atomic<bool> failing{false};
+  const at::ThreadLocalState caller;  // grad mode and the like, as at::parallel_for hands them on
+  run_team(team, [&](int rank, int size) {
+    const at::ThreadLocalStateGuard as_caller(caller);
+    OneThread one(true);
+    for (int i = rank; i < blocks; i += size) {
+      try {
+        block(i, rows * i / blocks, rows * (i + 1) / blocks);
+      } catch (...) {  // an exception may not leave an OpenMP region
+        if (!failing.exchange(true)) failed = std::current_exception();
+      }
+    }
+  });
+  if (failed) std::rethrow_exception(failed);
+}
+
+// out = a @ b + beta * out, as product_into, in the call's row blocks of out (when it has them).
+// Two processes at once under torch's default OpenMP spinning: oneDNN's own threads are woken for
+// every such call and then spin for the core the other process wants; blocked, a call that found the
+// cores busy runs them all on its own thread, with the same bits.
+at::Tensor& product_blocks(const CallThreads& call, at::Tensor& out, const at::Tensor& a, const at::Tensor& b,
+                           float beta = 0.0f) {
+  if (call.blocks == 0) return product_into(out, a, b, beta);
+  in_blocks(out.size(0), call.blocks, call.lone ? 1 : call.blocks, [&](int, int64_t r0, int64_t r1) {
+    at::Tensor rows = out.narrow(0, r0, r1 - r0);
+    product_into(rows, a.narrow(0, r0, r1 - r0), b, beta);
+  });
+  return out;
+}
+
+at::Tensor product(const CallThreads& call, const at::Tensor& a, const at::Tensor& b) {
+  at::Tensor out = at::empty({a.size(0), b.size(1)}, a.options());
+  return product_blocks(call, out, a, b);
+}
+
 // How one call walks its sequence: the team (split by units or rows) or a library matmul per step.
 struct Plan {
   bool team;
@@ -168,6 +215,22 @@ Plan plan(int64_t schedule, int64_t batch, const Layout& L) {
   const bool team = batch * L.H <= kTeamLimit || (wide && at::get_num_threads() <= 2);
   const bool rows = batch >= kRowsFrom && L.K * L.G * L.H * static_cast<int64_t>(sizeof(T)) <= l2_bytes() / 2;
   return {team, {rows, batch}};
+}
+
+// How this call uses the cores (CallThreads). Where the tuner chooses (or a test forces) the team
+// size, the library matmuls run in row blocks of one thread each, so that a call the tuner found on
+// busy cores can run wholly on its own thread and give the same bits: only through oneDNN, whose
+// one-thread calls are what the blocks are (ATen's matmul may take MKL's own thread count, not ours).
+template <class T>
+CallThreads threads_for(bool backward, int64_t batch, const Layout& L, const Plan& how) {
+  const int forced = team_override.load();
+  const int threads = at::get_num_threads();
+  const Halves halves{L.H, kernels<T>().width};
+  const bool tuned = !forced && how.team && batch * L.H >= kTeamUnits && halves.size(0) > 0 && threads > 1;
+  const TeamTuner::Key key{backward, batch, L.H, L.K};
+  const TeamTuner::Choice choice = tuned ? team_tuner().choose(key) : TeamTuner::Choice{forced ? forced : 1, forced == 1};
+  const bool blocked = std::is_same_v<T, float> && dnnl_matmul() != nullptr && (tuned || forced);
+  return {tuned, choice.team, blocked && choice.busy, blocked ? threads : 0, key};
 }
 
 struct Shapes {
@@ -222,38 +285,52 @@ std::vector<at::Tensor> forward(const at::Tensor& x, const at::Tensor& w_ih, con
   const Shapes shape = check(x, w_ih, bias, whh, wgg, peep, mask, layout);
   const Layout& L = shape.L;
   const int64_t T = shape.steps, B = shape.batch, H = L.H, GH = L.G * H;
-  BufferPool& pool = buffer_pool();
-  at::Tensor acts = pool.get({T, B, GH}, x.options());
-  at::Tensor projections = acts.view({T * B, GH});
-  if (bias) projections.copy_(bias->expand({T * B, GH}));
-  product_into(projections, x.reshape({T * B, x.size(2)}), w_ih.t(), bias ? 1.0f : 0.0f);
-  at::Tensor rs = pool.get({T + 1, B, L.K}, x.options());
-  at::Tensor cs = pool.get({T + 1, B, H}, x.options());
-  at::Tensor out = at::empty({T, B, H}, x.options());
-  rs[0].narrow(1, 0, H).copy_(h0);
-  rs[0].narrow(1, H, L.S * H).copy_(g0);
-  cs[0].copy_(c0);
+  std::vector<at::Tensor> results;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "odyssey_forward", [&] {
-    Sequence<scalar_t> s = sequence<scalar_t>(shape, whh, wgg, peep, mask, rs, cs, acts);
     const Plan how = plan<scalar_t>(schedule, B, L);
+    const CallThreads call = threads_for<scalar_t>(false, B, L, how);
+    const OneThread lone(call.lone);
+    BufferPool& pool = buffer_pool();
+    at::Tensor acts = pool.get({T, B, GH}, x.options());
+    at::Tensor projections = acts.view({T * B, GH});
+    const at::Tensor inputs = x.reshape({T * B, x.size(2)}), w_ih_t = w_ih.t();
+    if (call.blocks) {  // each block its own bias rows too: no parallel copy outside the blocks
+      in_blocks(T * B, call.blocks, call.lone ? 1 : call.blocks, [&](int, int64_t r0, int64_t r1) {
+        at::Tensor rows = projections.narrow(0, r0, r1 - r0);
+        if (bias) rows.copy_(bias->expand({r1 - r0, GH}));
+        product_into(rows, inputs.narrow(0, r0, r1 - r0), w_ih_t, bias ? 1.0f : 0.0f);
+      });
+    } else {
+      if (bias) projections.copy_(bias->expand({T * B, GH}));
+      product_into(projections, inputs, w_ih_t, bias ? 1.0f : 0.0f);
+    }
+    at::Tensor rs = pool.get({T + 1, B, L.K}, x.options());
+    at::Tensor cs = pool.get({T + 1, B, H}, x.options());
+    at::Tensor out = at::empty({T, B, H}, x.options());
+    rs[0].narrow(1, 0, H).copy_(h0);
+    rs[0].narrow(1, H, L.S * H).copy_(g0);
+    cs[0].copy_(c0);
+    Sequence<scalar_t> s = sequence<scalar_t>(shape, whh, wgg, peep, mask, rs, cs, acts);
     if (how.team) {
       s.xp = s.acts;  // each member adds the projection and overwrites it, unit by unit
-      forward_team(s, kernels<scalar_t>(), how.split, out.data_ptr<scalar_t>());
+      forward_team(call, s, kernels<scalar_t>(), how.split, out.data_ptr<scalar_t>());
     } else {
       forward_library(s, kernels<scalar_t>(), full_recurrent(whh, wgg, L), rs, acts, out.data_ptr<scalar_t>());
     }
+    const at::Tensor last = rs[T];
+    results = {out, last.narrow(1, 0, H).clone(), cs[T].clone(), last.narrow(1, H, L.S * H).clone(), rs, cs, acts};
   });
-  const at::Tensor last = rs[T];
-  return {out, last.narrow(1, 0, H).clone(), cs[T].clone(), last.narrow(1, H, L.S * H).clone(), rs, cs, acts};
+  return results;
 }
 
 // dR = sum_t da_t^T [h, gates]_{t-1}, as matmuls over all steps at once: W_hh's gradient takes
 // every block and h, W_gg's (FGR) the gate blocks and the fed-back gates, each straight into its
 // rows. Gradients are the caller's (autograd may make them a parameter's .grad): never pooled.
-std::vector<at::Tensor> recurrent_grads(const at::Tensor& da, const at::Tensor& rs, const Layout& L) {
+std::vector<at::Tensor> recurrent_grads(const CallThreads& call, const at::Tensor& da, const at::Tensor& rs,
+                                        const Layout& L) {
   const int64_t T = da.size(0), B = da.size(1), H = L.H, SH = L.S * H;
   const at::Tensor da2 = da.view({T * B, L.G * H}), inputs = rs.narrow(0, 0, T).view({T * B, L.K});
-  at::Tensor dwhh = product(da2.t(), inputs.narrow(1, 0, H));
+  at::Tensor dwhh = product(call, da2.t(), inputs.narrow(1, 0, H));
   if (L.S == 0) return {dwhh, at::Tensor()};
   int64_t gates = 0;
   for (int64_t g = 0; g < L.G; ++g) gates += L.gate_of_block[g] >= 0;
@@ -261,7 +338,7 @@ std::vector<at::Tensor> recurrent_grads(const at::Tensor& da, const at::Tensor& 
   for (int64_t g = 0; g < L.G; ++g)
     if (L.gate_of_block[g] >= 0) {
       at::Tensor rows = dwgg.narrow(0, L.gate_of_block[g] * H, H);
-      product_into(rows, da2.narrow(1, g * H, H).t(), inputs.narrow(1, H, SH));
+      product_blocks(call, rows, da2.narrow(1, g * H, H).t(), inputs.narrow(1, H, SH));
     }
   return {dwhh, dwgg};
 }
@@ -289,6 +366,13 @@ std::vector<at::Tensor> backward(const std::optional<at::Tensor>& d_out, const s
   const Shapes shape{L, T, B};
   const at::TensorOptions options = acts.options();
   TORCH_CHECK(needs.size() == 3, "odyssey kernel: needs says (x, input weights, recurrent weights)");
+  CallThreads call{};
+  Plan how{};
+  AT_DISPATCH_FLOATING_TYPES(acts.scalar_type(), "odyssey_backward_threads", [&] {
+    how = plan<scalar_t>(schedule, B, L);
+    call = threads_for<scalar_t>(true, B, L, how);
+  });
+  const OneThread lone(call.lone);
   const at::Tensor dout = given(d_out, {T, B, H}, options);
   at::Tensor da = buffer_pool().get({T, B, GH}, options);
   at::Tensor dr = at::empty({B, L.K}, options);
@@ -299,9 +383,8 @@ std::vector<at::Tensor> backward(const std::optional<at::Tensor>& d_out, const s
   AT_DISPATCH_FLOATING_TYPES(acts.scalar_type(), "odyssey_backward", [&] {
     const Sequence<scalar_t> s = sequence<scalar_t>(shape, whh, wgg, peep, mask, rs, cs, acts);
     scalar_t* dpeep_ptr = peep ? dpeep.data_ptr<scalar_t>() : nullptr;
-    const Plan how = plan<scalar_t>(schedule, B, L);
     if (how.team) {
-      backward_team(s, kernels<scalar_t>(), how.split, dout.data_ptr<scalar_t>(), da.data_ptr<scalar_t>(),
+      backward_team(call, s, kernels<scalar_t>(), how.split, dout.data_ptr<scalar_t>(), da.data_ptr<scalar_t>(),
                     dr.data_ptr<scalar_t>(), dc.data_ptr<scalar_t>(), dpeep_ptr);
     } else {
       backward_library(s, kernels<scalar_t>(), dout.data_ptr<scalar_t>(), da, full_recurrent(whh, wgg, L), dr,
@@ -310,10 +393,19 @@ std::vector<at::Tensor> backward(const std::optional<at::Tensor>& d_out, const s
   });
   // After the loop, every step at once: dx = da W_ih, dW_ih = da^T x, db = sum da, dR = da^T [h, g].
   const at::Tensor da2 = da.view({T * B, GH});
-  const at::Tensor dx = needs[0] ? product(da2, w_ih).view({T, B, I}) : at::Tensor();
-  const at::Tensor dw_ih = needs[1] ? product(da2.t(), x.reshape({T * B, I})) : at::Tensor();
-  const at::Tensor db = needs[1] && has_bias ? da2.sum(0) : at::Tensor();
-  std::vector<at::Tensor> recurrent = needs[2] ? recurrent_grads(da, rs, L) : std::vector<at::Tensor>(2);
+  const at::Tensor dx = needs[0] ? product(call, da2, w_ih).view({T, B, I}) : at::Tensor();
+  const at::Tensor dw_ih = needs[1] ? product(call, da2.t(), x.reshape({T * B, I})) : at::Tensor();
+  at::Tensor db;
+  if (needs[1] && has_bias && call.blocks) {  // summed in blocks of units, each on one thread: the same bits either way
+    db = at::empty({GH}, options);
+    in_blocks(GH, call.blocks, call.lone ? 1 : call.blocks, [&](int, int64_t u0, int64_t u1) {
+      at::Tensor part = db.narrow(0, u0, u1 - u0);
+      at::sum_out(part, da2.narrow(1, u0, u1 - u0), 0);
+    });
+  } else if (needs[1] && has_bias) {
+    db = da2.sum(0);
+  }
+  std::vector<at::Tensor> recurrent = needs[2] ? recurrent_grads(call, da, rs, L) : std::vector<at::Tensor>(2);
   if (L.S == 0) return {dx, dw_ih, db, recurrent[0], recurrent[1], dpeep, dr, dc, at::Tensor()};
   return {dx, dw_ih, db, recurrent[0], recurrent[1], dpeep, dr.narrow(1, 0, H).clone(), dc,
           dr.narrow(1, H, L.S * H).clone()};
@@ -337,4 +429,16 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("pooled_bytes", &odyssey_kernel::pooled_bytes, "bytes the buffer pool holds, idle or in use");
   m.def("set_team", &odyssey_kernel::set_team, "fix the team size (1 or 2) or let it be tuned (0); returns the old");
   m.def("team_counts", [] { return odyssey_kernel::team_tuner().counts(); }, "tuned calls: by one, by two, by two on busy cores");
+  // The tuner's decisions without timing (tests): a fresh tuner, and the verdict on one team call.
+  using odyssey_kernel::TeamTuner;
+  pybind11::class_<TeamTuner>(m, "Tuner", "a tuner of its own, as every kernel call consults the process's one")
+      .def(pybind11::init<>())
+      .def("choose", [](TeamTuner& t, const TeamTuner::Key& key) {
+             const TeamTuner::Choice c = t.choose(key);
+             return std::make_pair(c.team, c.busy);
+           }, "(threads, busy) for the next call of the shape (backward, batch, hidden, recurrent width)")
+      .def("record", &TeamTuner::record, "what a call of that shape cost per step on `team` threads, and whether it was crowded")
+      .def("counts", &TeamTuner::counts);
+  m.def("crowded", &odyssey_kernel::crowded,
+        "whether a team call ran on busy cores: (barrier waits that slept, steps, wall ns, the most ns a member spent off its core)");
 }

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <ctime>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -61,6 +62,56 @@ class Barrier {
   std::atomic<int> generation_{0};
   std::atomic<int> sleepers_{0};
   std::atomic<int> slept_{0};
+};
+
+// CPU time of the calling thread so far, in nanoseconds.
+inline double thread_cpu_ns() {
+#if defined(__linux__) || defined(__APPLE__)
+  timespec now{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+  return 1e9 * static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec);
+#else
+  return 0;  // no such clock: a member never looks off its core, and crowded() rests on the barrier
+#endif
+}
+
+// How long the calling thread has been off its core since this was made: wall time less its CPU time.
+class OffCore {
+ public:
+  double ns() const {
+    const double wall = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - wall_).count();
+    return cpu_ == 0 ? 0 : std::max(0.0, wall - (thread_cpu_ns() - cpu_));
+  }
+
+ private:
+  std::chrono::steady_clock::time_point wall_ = std::chrono::steady_clock::now();
+  double cpu_ = thread_cpu_ns();
+};
+
+// While it lives, the calling thread's parallel regions, torch's at::parallel_for and oneDNN's
+// (both sized by omp_get_max_threads(), a per-thread setting), run inline on it: no OpenMP thread is
+// woken, and none is left spinning after the region (libgomp's default is to spin for a long while,
+// taking the core another process wants). Restores the setting on leaving.
+class OneThread {
+ public:
+  explicit OneThread(bool on) {
+#ifdef _OPENMP
+    if (!on) return;
+    (void)at::get_num_threads();  // torch sets each thread's count on its first parallel call: not after this
+    before_ = omp_get_max_threads();
+    omp_set_num_threads(1);
+#endif
+  }
+  ~OneThread() {
+#ifdef _OPENMP
+    if (before_ > 0) omp_set_num_threads(before_);
+#endif
+  }
+  OneThread(const OneThread&) = delete;
+  OneThread& operator=(const OneThread&) = delete;
+
+ private:
+  int before_ = 0;
 };
 
 // Calls body(rank, team) on each of `team` threads at once: up to `wanted`, fewer when OpenMP

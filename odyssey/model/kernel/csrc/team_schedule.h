@@ -23,7 +23,8 @@ namespace odyssey_kernel {
 // Below this many units per step a second thread costs more at the barrier than it saves.
 constexpr int64_t kTeamUnits = 64;
 
-// 0: the tuner sizes each team; 1 or 2: that many threads wherever torch allows (for tests).
+// 0: the tuner sizes each team; 1 or 2: that many threads wherever torch allows, 1 the whole call
+// on the calling thread (for tests).
 inline std::atomic<int> team_override{0};
 
 // The hidden units in two halves, cut at a multiple of the vector width. A team of two takes a
@@ -123,26 +124,36 @@ void pack_rows(T* dst, int64_t K, int64_t N, int64_t k0, int64_t k1, int64_t wid
   }
 }
 
-// Runs body(member) on a team of the size the tuner picks for this shape, and reports the time and
-// whether its barrier found the partner missing. Split by rows the members meet only once, so a
-// member that loses its core only delays the end, by at most what it lost: there the measured cost
-// alone decides (a crowded team of two can still beat one thread doing both halves).
+// How one call uses the cores, decided before it starts (recurrence.cpp's threads_for): the team
+// size for its recurrence; whether the whole call runs on the calling thread (the tuner found the
+// cores busy); in how many row blocks its library matmuls run (0: as one call on torch's threads);
+// and whether the tuner hears how the team did.
+struct CallThreads {
+  bool tuned;
+  int team;
+  bool lone;
+  int blocks;
+  TeamTuner::Key key;
+};
+
+// Runs body(member) on a team of the call's size and tells the tuner the time and whether the cores
+// were busy (crowded(): the barrier slept, or a member spent a share of the call off its core).
 template <class T, class Body>
-void on_team(bool backward, const Sequence<T>& s, const Halves& halves, const Body& body) {
-  const int64_t H = s.L.H, B = s.batch;
-  const TeamTuner::Key key{backward, B, H, s.L.K};
-  const int forced = team_override.load();
-  const bool tuned = !forced && B * H >= kTeamUnits && halves.size(0) > 0 && at::get_num_threads() > 1;
-  const int wanted = forced ? forced : (tuned ? team_tuner().choose(key) : 1);
+void on_team(const CallThreads& call, const Sequence<T>& s, const Body& body) {
   Barrier barrier;
   std::atomic<int> used{1};
+  double off_core[2] = {0, 0};
   const auto start = std::chrono::steady_clock::now();
-  run_team(wanted, [&](int rank, int team) {
+  run_team(call.team, [&](int rank, int team) {
+    const OffCore away;
     if (rank == 0) used.store(team, std::memory_order_relaxed);
     body(team == 1 ? Member{1, 0, 2, &barrier} : Member{team, rank, rank + 1, &barrier});
+    if (rank < 2) off_core[rank] = away.ns();
   });
-  if (tuned) team_tuner().record(key, used.load(), elapsed_ns(start) / std::max<int64_t>(s.steps, 1),
-                                 contended(barrier.slept(), s.steps));
+  if (!call.tuned) return;
+  const double wall = elapsed_ns(start);
+  team_tuner().record(call.key, used.load(), wall / std::max<int64_t>(s.steps, 1),
+                      crowded(barrier.slept(), s.steps, wall, std::max(off_core[0], off_core[1])));
 }
 
 // The order of the blocks in a half's packed weights. Under FGR the block input z sees no fed-back
@@ -181,7 +192,7 @@ void walk(const Member& m, const Split& split, int64_t steps, bool backward, con
 // Forward: each half of the units multiplies the recurrent input by the rows of R of its units
 // (every block), then runs the cell on those units.
 template <class T>
-void forward_team(const Sequence<T>& s, const Kernels<T>& k, const Split& split, T* out) {
+void forward_team(const CallThreads& call, const Sequence<T>& s, const Kernels<T>& k, const Split& split, T* out) {
   const Layout& L = s.L;
   const int64_t H = L.H, K = L.K, SH = L.S * H, B = s.batch;
   const Halves halves{H, k.width};
@@ -191,7 +202,7 @@ void forward_team(const Sequence<T>& s, const Kernels<T>& k, const Split& split,
   T* memory = scratch<T>(2 * per_half);
   auto wide = [&](int h) { return memory + h * per_half; };    // packed (K x NW), then z's (H x NZ)
   auto product = [&](int h) { return wide(h) + NW * K + NZ * H; };  // (B x NW), then z's (B x NZ)
-  on_team(false, s, halves, [&](const Member& m) {
+  on_team(call, s, [&](const Member& m) {
     for (int h = m.first; h < m.last; ++h) {
       const int64_t u0 = halves.begin(h), n = halves.size(h);
       // Packed column position(g) * n + j is row g * H + u0 + j of R; z's columns on their own.
@@ -231,8 +242,8 @@ void forward_team(const Sequence<T>& s, const Kernels<T>& k, const Split& split,
 // partials for its own units' inputs (half 0's first). Partials alternate between two buffers by
 // step, so a member one step ahead never overwrites what the other still reads.
 template <class T>
-void backward_team(const Sequence<T>& s, const Kernels<T>& k, const Split& split, const T* dout, T* da, T* dr, T* dc,
-                   T* dpeep) {
+void backward_team(const CallThreads& call, const Sequence<T>& s, const Kernels<T>& k, const Split& split, const T* dout,
+                   T* da, T* dr, T* dc, T* dpeep) {
   const Layout& L = s.L;
   const int64_t H = L.H, K = L.K, SH = L.S * H, GH = L.G * H, B = s.batch;
   const Halves halves{H, k.width};
@@ -247,7 +258,7 @@ void backward_team(const Sequence<T>& s, const Kernels<T>& k, const Split& split
   // Split by rows, both members reach every unit's peepholes: each sums its own, added up at the end.
   auto peep_part = [&](int part) { return memory + 2 * per_half + 4 * B * N + part * peep_size; };
   std::fill_n(peep_part(0), 2 * peep_size, T(0));
-  on_team(true, s, halves, [&](const Member& m) {
+  on_team(call, s, [&](const Member& m) {
     for (int h = m.first; h < m.last; ++h) {
       const int64_t u0 = halves.begin(h), n = halves.size(h);
       for (int64_t g = 0; g < L.G; ++g) {  // packed row position(g) * n + j is R's row g * H + u0 + j

@@ -1,12 +1,13 @@
 // Whether a second thread pays off depends on the machine's load as much as on the shape: on a
-// busy machine a descheduled partner stalls every barrier and one thread alone is faster. So each
-// shape keeps the recent cost per step of both choices and takes the cheaper, re-checking the other
-// now and then (less and less often while it keeps losing). A team call that found its partner
-// missing (its barrier had to sleep: team.h) does not count as a cost at all: it says the cores are
-// not free, and the team sits out a number of calls that doubles while that keeps happening. The
-// choice never changes results: a team of one walks the same parts (halves of the units, cut at
-// vector-width boundaries, or of the rows) one after the other, so every number is computed by the
-// same code in the same order.
+// busy machine a descheduled partner stalls every barrier (split by units) or the end of the call
+// (split by rows), and one thread alone is faster. So each shape keeps the recent cost per step of
+// both choices and takes the cheaper, re-checking the other now and then (less and less often
+// while it keeps losing). A team call that found the cores busy (crowded(), below) does not count
+// as a cost at all: it says the cores are not free, and the shape's calls sit out a number of
+// calls that doubles while that keeps happening, each running wholly on the calling thread (its
+// library matmuls too: recurrence.cpp). The choice never changes results: a team of one walks the
+// same parts (halves of the units, cut at vector-width boundaries, or of the rows; the matmuls'
+// row blocks) one after the other, so every number is computed by the same code in the same order.
 #pragma once
 
 #include <algorithm>
@@ -23,22 +24,37 @@ namespace odyssey_kernel {
 // sequences) ran beside something else: one preemption now and then is noise, a pattern is not.
 inline bool contended(int64_t slept, int64_t steps) { return slept > std::max<int64_t>(2, steps / 16); }
 
+// Whether a team call ran on cores it did not have to itself. Split by units, its barrier says so
+// (contended). Split by rows the members meet only at the start, so the barrier never sees it:
+// there a member that spent over an eighth of the call off its core (descheduled, or asleep at the
+// start for a partner that was) says so, beyond 100 us of wake-ups and interrupts. (Issue 27: two
+// processes at once under torch's default OpenMP spinning, V at T = 100, B = 16, H = 115, split by
+// rows, took 14.5x the time of one alone while nn.LSTM took 4.9x; the barrier never slept.)
+inline bool crowded(int64_t slept, int64_t steps, double wall_ns, double most_off_core_ns) {
+  return contended(slept, steps) || most_off_core_ns > std::max(wall_ns / 8, 100e3);
+}
+
 class TeamTuner {
  public:
   using Key = std::tuple<bool, int64_t, int64_t, int64_t>;  // backward, batch, hidden, recurrent width
 
-  // 1 or 2 threads for the next call of this shape.
-  int choose(const Key& key) {
+  // The next call of this shape: 1 or 2 threads for its recurrence, and whether the cores were
+  // found busy (then the whole call runs on the calling thread).
+  struct Choice {
+    int team;
+    bool busy;
+  };
+  Choice choose(const Key& key) {
     std::lock_guard<std::mutex> lock(mutex_);
     Costs& c = costs_[key];
     ++c.calls;
-    if (c.calls < c.benched_until) return 1;
-    if (c.ns[1] == 0) return 2;
-    if (c.ns[0] == 0) return 1;
+    if (c.calls < c.benched_until) return {1, true};
+    if (c.ns[1] == 0) return {2, false};
+    if (c.ns[0] == 0) return {1, false};
     const int best = c.ns[1] <= c.ns[0] ? 2 : 1;
-    if (c.calls < c.next_check) return best;
+    if (c.calls < c.next_check) return {best, false};
     c.checking = true;
-    return 3 - best;
+    return {3 - best, false};
   }
 
   void record(const Key& key, int team, double ns_per_step, bool crowded) {
