@@ -53,6 +53,7 @@ SCALES = {
     "optimizer": Scale("optimizer", -0.5, len(OPTIMIZERS) - 0.5, choices=OPTIMIZERS),
 }
 NONZERO, ZERO, LARGE = 0.01, 0.001, 0.05
+COLUMNS = ("truth", "share", "low", "high", "dist", "kind", "std", "moved", "floor", "above", "forest")  # per term, in --csv
 # Fixed, unlike the draws: the variants' offsets of the categorical study (a real effect, share ~0.15).
 OFFSETS = np.array([0.0, 0.35, -0.3, 0.1, -0.15, 0.5, 0.05, -0.4, 0.25])
 
@@ -201,7 +202,7 @@ def signal_variance(study: Analytic, rng: np.random.Generator) -> float:
 
 def score(results: list[tuple[str, Importance | str]], truth: dict[str, dict[str, float]]) -> dict[str, list]:
     """Per term of every analysed set: truth, share, interval, distinguishable."""
-    rows = {"truth": [], "share": [], "low": [], "high": [], "dist": [], "kind": [], "std": [], "bias": [], "floor": [], "above": []}
+    rows: dict[str, list] = {k: [] for k in COLUMNS}
     for space, result in results:
         key = ALL_TRIALS if space == ALL_TRIALS else "sgd"
         if isinstance(result, str) or key not in truth:
@@ -210,7 +211,7 @@ def score(results: list[tuple[str, Importance | str]], truth: dict[str, dict[str
         table = table[table["kind"] != "noise"]
         u = result.uncertainty
         order = [*[s.label for s in result.scales], *[result.scales[i].label + PAIR_SIGN + result.scales[j].label for i, j in result.fanova.pairs], "higher order"]
-        bias, above = dict(zip(order, u.bias)), dict(zip(order, u.above_noise))
+        moved, above, raw = dict(zip(order, u.moved)), dict(zip(order, u.above_noise)), dict(zip(order, result.fanova.shares))
         for row in table.itertuples():
             if row.term not in truth[key]:
                 continue
@@ -222,8 +223,9 @@ def score(results: list[tuple[str, Importance | str]], truth: dict[str, dict[str
             rows["kind"].append(row.kind)
             rows["std"].append(row.std)
             rows["floor"].append(row.floor)
-            rows["bias"].append(bias[row.term])
+            rows["moved"].append(moved[row.term])
             rows["above"].append(above[row.term])
+            rows["forest"].append(raw[row.term])
     return rows
 
 
@@ -273,7 +275,7 @@ def main() -> None:
         truth = truths(study)
         variance = signal_variance(study, np.random.default_rng(12345))
         for n in args.sizes:
-            rows: dict[str, list] = {k: [] for k in ("truth", "share", "low", "high", "dist", "kind", "std", "bias", "floor", "above")}
+            rows: dict[str, list] = {k: [] for k in ("truth", "share", "low", "high", "dist", "kind", "std", "moved", "floor", "above", "forest")}
             seconds, opt = [], []
             for r in range(args.replicates):
                 rng = np.random.default_rng([args.seed, n, r, sum(map(ord, name))])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -62,8 +63,8 @@ def test_a_pure_three_way_interaction_is_higher_order_not_nothing():
 def test_a_truly_zero_pair_is_not_called_distinguishable_under_noise_that_grows_with_a_parameter():
     """Noise whose sd grows 9x with the learning rate: shuffling residuals across trials (the code
     before) moved the noise off the learning rate, and a truly-zero pair came out distinguishable in
-    3 of 3 studies; sign-flipped residuals keep it where it is."""
-    for draw in range(3):
+    3 of 3 studies; sign-flipped residuals keep it where it is. CI checks one such study, ODYSSEY_FULL_TESTS=1 three."""
+    for draw in range(3 if os.environ.get("ODYSSEY_FULL_TESTS") == "1" else 1):
         tables, truth = _analysed("noise by lr", 1000, draw=draw)
         table = tables[ALL_TRIALS]
         zero = [t for t, v in truth[ALL_TRIALS].items() if abs(v) < 1e-9 and t in table.index]
@@ -102,3 +103,23 @@ def test_odyssey_importance_takes_a_seed_and_says_it(tmp_path: Path):
     assert first["seed"] == 7 and other["seed"] == 8
     assert first["terms"] == again["terms"]
     assert [t["floor"] for t in first["terms"]] != [t["floor"] for t in other["terms"]]
+
+
+def test_floors_do_not_move_when_another_cpu_rounds_the_refits_targets_differently(monkeypatch):
+    """The replication's pair floors came out 0.058 on an AMD EPYC and 0.059 on an Intel Xeon, and
+    one handwriting floor moved by 54%: the null refits' targets (the forest's additive part, summed
+    by BLAS kernels that differ between AVX2 and AVX-512) differed in their last bits, and that
+    decided ties between partitions. Here the other CPU is simulated: the same targets, a few ulps off."""
+    import odyssey.analysis.importance as importance
+
+    before = _analysed("threshold", 300)[0][ALL_TRIALS]
+    exact = importance.additive_part
+
+    def rounded_elsewhere(fanova, x):
+        value = exact(fanova, x)
+        return value * (1 + np.random.default_rng(1).choice([-2.0, -1.0, 0.0, 1.0, 2.0], len(value)) * 2.0**-52)
+
+    monkeypatch.setattr(importance, "additive_part", rounded_elsewhere)
+    after = _analysed("threshold", 300)[0][ALL_TRIALS]
+    assert after["floor"].to_numpy() == pytest.approx(before["floor"].to_numpy(), rel=1e-9, abs=1e-12, nan_ok=True)
+    assert after["distinguishable"].tolist() == before["distinguishable"].tolist()

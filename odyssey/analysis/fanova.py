@@ -233,12 +233,14 @@ class Fanova:
         return np.concatenate([self.main, self.pair, [self.higher_order]])
 
 
-# Targets are fit as integers (multiples of 2^-40 of their largest deviation from the median): the
-# trees' sums are then exact, so identical partitions tie exactly and the seed, not the CPU's
-# rounding, decides between them. Refits on residuals and additive parts computed with BLAS (whose
+# Targets are fit as integers (multiples of 2^-32 of their largest deviation from the median): the
+# trees' sums are then exact (n x 2^32 < 2^53 up to 2 million trials), so identical partitions tie
+# exactly and the seed, not the CPU's rounding, decides between them; a target a few ulps off lands
+# on another integer once in about a million values, and moves no tree unless two different
+# partitions tie to 2^-32. Refits on residuals and additive parts computed with BLAS (whose
 # last bits differ between AVX2 and AVX-512 kernels) otherwise grew different trees on different
 # CPUs: the replication's pair floors moved by up to 54% between an Intel Xeon and an AMD EPYC.
-TARGET_BITS = 40
+TARGET_BITS = 32
 
 
 def exact_target(y: np.ndarray) -> tuple[np.ndarray, float, float]:

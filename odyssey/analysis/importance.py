@@ -17,7 +17,7 @@ import pandas as pd
 from optuna.storages import BaseStorage
 
 from ..errors import OdysseyError
-from .fanova import Fanova, choose_leaf, decompose_forest, fit_forest, oob_prediction, predict
+from .fanova import Fanova, choose_leaf, decompose_forest, fit_forest, oob_prediction
 from .uncertainty import REFITS, Uncertainty, estimate
 from .scales import Scale, param_order
 from .trials import PARAM_PREFIX, Trials, TooFewTrials, load_optuna_trials, open_existing
@@ -227,7 +227,6 @@ def analyse(
             like_refits=small(forest, codes, True, first=REFIT_TREES),
             residuals=residuals,
             additive=additive_part(fanova, x),
-            fitted=predict(forest, coded),
             replicates=refits,
             nulls=refits,
             seed=seed,
