@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import math
 import re
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -438,7 +439,8 @@ def blocks(storage: str = STORAGE, report: Path = REPORT) -> dict[str, str]:
 def readme_blocks(storage: str = STORAGE, report: Path = REPORT) -> dict[str, str]:
     """The README's paragraph on the replication, from the same storage and report."""
     loaded = load_odyssey_trials(open_existing(storage), "replication")
-    return {"replication": summary_paragraph(pd.read_csv(report / "variant_stats.csv"), pd.read_csv(report / "claims.csv"), loaded.frame)}
+    paragraph = summary_paragraph(pd.read_csv(report / "variant_stats.csv"), pd.read_csv(report / "claims.csv"), loaded.frame)
+    return {"replication": textwrap.fill(paragraph, width=100, break_long_words=False, break_on_hyphens=False)}  # the README's width
 
 
 def write(document: Path, quoted: dict[str, str]) -> None:
