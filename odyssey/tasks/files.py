@@ -89,6 +89,12 @@ def make(
     kinds = {part.kind for part in parts.values()}
     if len(kinds) > 1:
         raise DataError(f"{path}: the split files hold different kinds of targets ({', '.join(f'{s}: {p.kind}' for s, p in parts.items())})")
+    if kind is None and all(f.suffix.lower() in TABLES for f in files.values()) and _one_label_per_sequence(parts.values()):
+        # Over every file: a split file may hold sequences of one label only (a test file of one class), the data set not.
+        raise ConfigError(
+            f"{path}: column {target!r} is the same on every row of each sequence: set kind = \"sequence_class\" "
+            f"(a label per sequence, read at its end) or kind = \"frame_class\" (a label per step) under the task's options"
+        )
     if len(parts) == 1:
         (part,) = parts.values()
         parts = part.carve(validation_fraction, test_fraction, split_seed)
@@ -97,6 +103,12 @@ def make(
             if part.split is not None:
                 raise DataError(f"{part.where('split')}: a folder's files are the split already; {split} cannot hold another")
     return _task(parts, bidirectional)
+
+
+def _one_label_per_sequence(parts) -> bool:
+    """Labels per step that never change within a sequence, where some sequence is longer than a step (where the two kinds differ)."""
+    sequences = [t for part in parts if part.kind == "frame_class" for t in part.targets]
+    return bool(sequences) and any(len(t) > 1 for t in sequences) and all((t == t[0]).all() for t in sequences)
 
 
 def data_files(path: Path) -> dict[str, Path]:

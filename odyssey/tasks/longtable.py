@@ -84,11 +84,6 @@ def read_table(file: Path, *, kind: str | None, features, target, sequence: str,
             names = sorted(column.astype(str).unique())
             labels = np.searchsorted(names, column.astype(str).to_numpy())
             arrays["classes"] = np.array(names)
-        if kind is None and _one_label_per_sequence(labels, codes, starts):
-            raise ConfigError(
-                f"{file}: column {targets[0]!r} is the same on every row of each sequence: set kind = \"sequence_class\" "
-                f"(a label per sequence, read at its end) or kind = \"frame_class\" (a label per step) under the task's options"
-            )
         if kind == "sequence_class":
             changes = np.flatnonzero((codes[1:] == codes[:-1]) & (labels[1:] != labels[:-1]))
             if len(changes):
@@ -99,12 +94,6 @@ def read_table(file: Path, *, kind: str | None, features, target, sequence: str,
     if has_split:
         arrays["split"] = _split_column(frame["split"].iloc[order].to_numpy(), codes, starts, where)
     return arrays, where
-
-
-def _one_label_per_sequence(labels: np.ndarray, codes: np.ndarray, starts: np.ndarray) -> bool:
-    """Whether the labels never change within a sequence, and some sequence is longer than a step (where the two kinds differ)."""
-    same = not np.any((codes[1:] == codes[:-1]) & (labels[1:] != labels[:-1]))
-    return same and len(starts) < len(labels)
 
 
 def _load_table(file: Path) -> pd.DataFrame:
