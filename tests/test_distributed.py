@@ -241,7 +241,7 @@ def test_errors_after_finished_work_lose_nothing(tmp_path, monkeypatch):
     blocked = tmp_path / "a-file"  # a folder cannot be made under a file, even by root
     blocked.write_text("")
     result = run(study, "--checkpoint-dir", str(blocked / "checkpoints"))
-    assert result.returncode == 2 and "not writable" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert result.returncode == 2 and "the checkpoint folder" in result.stderr and "cannot write there" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
     missing = tmp_path / "timit.toml"
     missing.write_text('name = "dist"\ntasks = ["timit"]\nvariants = ["V"]\ntrials = 1\n[task_options.timit]\npath = "/no/such/timit"\n')
