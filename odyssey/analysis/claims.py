@@ -135,12 +135,13 @@ def _none_better(tests: pd.DataFrame, _terms, _curves) -> tuple[str, str, str]:
 
 def _interval(row: pd.Series) -> str:
     if not math.isfinite(row["low"]):
-        return f"{row['mean']:.3f} ± {row['std']:.3f} (std over trees)"
+        spread = f" ± {row['std']:.3f} (spread over halves of the trials)" if math.isfinite(row["std"]) else " (no interval computed)"
+        return f"{row['mean']:.3f}{spread}"
     return f"{row['mean']:.3f} [{row['low']:.3f}, {row['high']:.3f}], noise floor {row['floor']:.3f}"
 
 
 def _bounds(row: pd.Series) -> tuple[float, float]:
-    """The share's interval; without one, one std over trees either side."""
+    """The share's interval; without one, one spread over halves of the trials either side (none without refits)."""
     if math.isfinite(row["low"]) and math.isfinite(row["high"]):
         return row["low"], row["high"]
     return row["mean"] - row["std"], row["mean"] + row["std"]
@@ -239,7 +240,7 @@ def _momentum_negligible(_tests, terms, _curves) -> tuple[str, str, str]:
 
 def _noise_hurts(_tests, terms, curves) -> tuple[str, str, str]:
     """Input noise hurts: its share is told apart from the noise floor, and the marginal metric
-    rises with it (lower is better) by more than the two ends' spreads over trees together."""
+    rises with it (lower is better) by more than the two ends' spreads over halves of the trials together."""
     found = _lookup(terms, (INPUT_NOISE,), "input noise")
     if len(found) == 3:
         return found
@@ -253,7 +254,7 @@ def _noise_hurts(_tests, terms, curves) -> tuple[str, str, str]:
     band = first["std"] + last["std"]
     evidence = (
         f"{noise['term']}: {_interval(noise)}; marginal metric {first['mean']:.4g} ± {first['std']:.2g} at {first['x']:.3g} "
-        f"and {last['mean']:.4g} ± {last['std']:.2g} at {last['x']:.3g} (± std over trees)"
+        f"and {last['mean']:.4g} ± {last['std']:.2g} at {last['x']:.3g} (± std over halves of the trials)"
     )
     change = f"from the least to the most input noise the predicted metric goes from {first['mean']:.4g} to {last['mean']:.4g}"
     if not _real(noise):
@@ -262,7 +263,7 @@ def _noise_hurts(_tests, terms, curves) -> tuple[str, str, str]:
         return AGREES, f"input noise hurts, as the paper found: {change}", evidence
     if -rise > band:
         return DISAGREES, f"input noise helps, where the paper found it hurts: {change}", evidence
-    return UNDECIDED, f"{change}, within the spread over trees", evidence
+    return UNDECIDED, f"{change}, within the spread over halves of the trials", evidence
 
 
 def _interactions_small(_tests, terms, _curves) -> tuple[str, str, str]:
