@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from itertools import combinations
@@ -13,7 +14,7 @@ import pytest
 from optuna.distributions import FloatDistribution
 from sklearn.tree import DecisionTreeRegressor
 
-from odyssey.analysis.fanova import decompose_forest, decompose_tree, fit_forest, leaf_boxes
+from odyssey.analysis.fanova import decompose_forest, decompose_tree, fit_forest, leaf_boxes, predict
 from odyssey.analysis.importance import analyse, choose_scales, terms_table
 from odyssey.analysis.scales import Scale
 from odyssey.analysis.trials import TooFewTrials, load_optuna_trials
@@ -53,15 +54,19 @@ def test_splits_outside_the_bounds_carry_no_volume():
     assert _decompose(tree, np.zeros(1), np.ones(1)).variance == 0.0
 
 
-def _brute_force(tree: DecisionTreeRegressor, lows: np.ndarray, highs: np.ndarray):
-    """Every cell of the grid cut at all thresholds, predicted at its midpoint, marginalised by weighted sums."""
+def _brute_force(trees, predict, lows: np.ndarray, highs: np.ndarray):
+    """Every cell of the grid cut at all the trees' thresholds, predicted at its midpoint, marginalised
+    by weighted sums: mean, variance, main and pair variances of `predict` (one tree's, or a forest's mean)."""
     d = len(lows)
-    splits = tree.tree_.threshold, tree.tree_.feature
-    edges = [np.unique(np.clip([lows[k], highs[k], *splits[0][splits[1] == k]], lows[k], highs[k])) for k in range(d)]
+    cuts = [[lows[k], highs[k]] for k in range(d)]
+    for tree in trees:
+        for k in range(d):
+            cuts[k] += list(tree.threshold[tree.feature == k])
+    edges = [np.unique(np.clip(c, lows[k], highs[k])) for k, c in enumerate(cuts)]
     widths = [np.diff(e) / (highs[k] - lows[k]) for k, e in enumerate(edges)]
     mids = np.meshgrid(*[(e[1:] + e[:-1]) / 2 for e in edges], indexing="ij")
-    f = tree.predict(np.stack([m.ravel() for m in mids], axis=1)).reshape(mids[0].shape)
-    weight = np.einsum("i,j,k->ijk", *widths)
+    f = predict(np.stack([m.ravel() for m in mids], axis=1)).reshape(mids[0].shape)
+    weight = functools.reduce(np.multiply.outer, widths)
     mean = (weight * f).sum()
 
     def marginal(keep):
@@ -79,7 +84,7 @@ def test_tree_decomposition_is_exact_against_a_brute_force_grid():
     x = rng.uniform(lows, highs, (80, 3))
     y = np.sin(3 * x[:, 0]) * x[:, 1] + x[:, 2] + rng.normal(0, 0.1, 80)
     tree = DecisionTreeRegressor(max_leaf_nodes=30, random_state=0).fit(x, y)
-    mean, variance, main, pair = _brute_force(tree, lows, highs)
+    mean, variance, main, pair = _brute_force([tree.tree_], tree.predict, lows, highs)
     terms = _decompose(tree.tree_, lows, highs)
     assert terms.mean == pytest.approx(mean, abs=1e-12)
     assert terms.variance == pytest.approx(variance, abs=1e-12)
@@ -200,31 +205,6 @@ def test_a_forest_grows_the_same_trees_when_the_objective_differs_in_its_last_bi
         assert np.array_equal(a.tree_.feature, b.tree_.feature) and np.array_equal(a.tree_.threshold, b.tree_.threshold)
 
 
-def _brute_force_forest(forest, lows: np.ndarray, highs: np.ndarray):
-    """The forest's mean prediction on the grid cut at every tree's thresholds: total, main and pair variances."""
-    d = len(lows)
-    cuts = [[lows[k], highs[k]] for k in range(d)]
-    for est in forest.estimators_:
-        for k in range(d):
-            cuts[k] += list(est.tree_.threshold[est.tree_.feature == k])
-    edges = [np.unique(np.clip(c, lows[k], highs[k])) for k, c in enumerate(cuts)]
-    widths = [np.diff(e) / (highs[k] - lows[k]) for k, e in enumerate(edges)]
-    mids = np.meshgrid(*[(e[1:] + e[:-1]) / 2 for e in edges], indexing="ij")
-    from odyssey.analysis.fanova import predict
-
-    f = predict(forest, np.stack([m.ravel() for m in mids], axis=1)).reshape(mids[0].shape)
-    weight = widths[0][:, None] * widths[1][None, :] if d == 2 else np.einsum("i,j,k->ijk", *widths)
-    mean = (weight * f).sum()
-
-    def marginal(keep):
-        axes = tuple(k for k in range(d) if k not in keep)
-        return (weight * f).sum(axis=axes) / weight.sum(axis=axes)
-
-    main = [widths[k] @ (marginal((k,)) - mean) ** 2 for k in range(d)]
-    pair = [widths[i] @ (marginal((i, j)) - mean) ** 2 @ widths[j] - main[i] - main[j] for i, j in combinations(range(d), 2)]
-    return (weight * (f - mean) ** 2).sum(), np.array(main), np.array(pair)
-
-
 @pytest.mark.parametrize("d", [2, 3])
 def test_the_forests_mean_prediction_is_decomposed_exactly(d: int):
     """Main effects and pairs of the mean of several trees are exact (all trees' leaves on one grid);
@@ -235,7 +215,7 @@ def test_the_forests_mean_prediction_is_decomposed_exactly(d: int):
     x = rng.uniform(lows, highs, (120, d))
     y = np.sin(3 * x[:, 0]) * x[:, 1] + (x[:, 2] * x[:, 0] * x[:, 1] if d == 3 else 0) + rng.normal(0, 0.1, 120)
     forest = fit_forest(x, y, trees=4, min_samples_leaf=5)
-    variance, main, pair = _brute_force_forest(forest, lows, highs)
+    _, variance, main, pair = _brute_force([est.tree_ for est in forest.estimators_], lambda p: predict(forest, p), lows, highs)
     result = decompose_forest(forest, lows=lows, highs=highs)
     assert result.main * result.variance == pytest.approx(main, rel=1e-9, abs=1e-12)
     assert result.pair * result.variance == pytest.approx(pair, rel=1e-9, abs=1e-12)
