@@ -15,6 +15,8 @@ below 0.001, "large" at 0.05 or more; the higher-order rest counts as a term):
 - max |err|: the largest error of a main or pair share against the truth;
 - cover: how often the 90% interval holds the truth, over the nonzero terms;
 - FP: zero terms called distinguishable from zero; FN: large terms not called so;
+- same: how many terms get the same distinguishable decision from the analysis with seed 1 as with
+  seed 0 (the forests, halves and refits drawn anew; with --no-seeds, not run);
 - s: seconds per analysis (intervals and floors included);
 - optuna: the largest main-share error of Optuna's `FanovaImportanceEvaluator` (normalize=False) and
   its seconds; PED-ANOVA's error too, though it measures importance inside the best 10% of trials,
@@ -265,9 +267,10 @@ def main() -> None:
     parser.add_argument("--studies", nargs="+", default=list(STUDIES), choices=list(STUDIES))
     parser.add_argument("--seed", type=int, default=0, help="the draws' seed (the analysis uses its own default seed)")
     parser.add_argument("--no-optuna", action="store_true", help="skip Optuna's evaluators")
+    parser.add_argument("--no-seeds", action="store_true", help="skip the second seed's analysis")
     parser.add_argument("--csv", type=Path, help="also write every term's row here")
     args = parser.parse_args()
-    print(f"{'study':<12} {'trials':>6} {'max|err|':>8} {'cover':>6} {'FP':>8} {'FN':>8} {'s':>6} {'optuna':>7} {'opt s':>6} {'PED':>6}")
+    print(f"{'study':<12} {'trials':>6} {'max|err|':>8} {'cover':>6} {'FP':>8} {'FN':>8} {'same':>5} {'s':>6} {'optuna':>7} {'opt s':>6} {'PED':>6}")
     totals: dict[int, dict[str, list]] = {}
     every = []
     for name in args.studies:
@@ -276,7 +279,7 @@ def main() -> None:
         variance = signal_variance(study, np.random.default_rng(12345))
         for n in args.sizes:
             rows: dict[str, list] = {k: [] for k in ("truth", "share", "low", "high", "dist", "kind", "std", "moved", "floor", "above", "forest")}
-            seconds, opt = [], []
+            seconds, opt, same = [], [], []
             for r in range(args.replicates):
                 rng = np.random.default_rng([args.seed, n, r, sum(map(ord, name))])
                 frame = draw(study, n, rng, variance)
@@ -284,22 +287,28 @@ def main() -> None:
                 started = time.perf_counter()
                 results = analyse_spaces(frame, scales=scales)
                 seconds.append(time.perf_counter() - started)
-                for k, v in score(results, truth).items():
+                scored = score(results, truth)
+                for k, v in scored.items():
                     rows[k] += v
+                if not args.no_seeds:
+                    other = score(analyse_spaces(frame, scales=scales, seed=1), truth)["dist"]
+                    same.append((sum(a == b for a, b in zip(scored["dist"], other)), len(other)))
                 if not args.no_optuna:
                     opt.append(optuna_errors(frame, study, truth[ALL_TRIALS]))
             t = pd.DataFrame(rows)
             every.append(t.assign(study=name, trials=n))
             for k, v in rows.items():
                 totals.setdefault(n, {}).setdefault(k, []).extend(v)
-            print(line(name, n, t, float(np.mean(seconds)), opt), flush=True)
+            print(line(name, n, t, float(np.mean(seconds)), opt, same), flush=True)
+            totals.setdefault(n, {}).setdefault("same", []).extend(same)
     for n, rows in totals.items():
-        print(line("all", n, pd.DataFrame(rows), math.nan, []))
+        same = rows.pop("same", [])
+        print(line("all", n, pd.DataFrame(rows), math.nan, [], same))
     if args.csv:
         pd.concat(every).to_csv(args.csv, index=False)
 
 
-def line(name: str, n: int, t: pd.DataFrame, seconds: float, opt: list) -> str:
+def line(name: str, n: int, t: pd.DataFrame, seconds: float, opt: list, same: list) -> str:
     effects = t[t["kind"] != "rest"]
     err = float((effects["share"] - effects["truth"]).abs().max()) if len(effects) else math.nan
     nonzero = t[t["truth"] >= NONZERO]
@@ -308,7 +317,8 @@ def line(name: str, n: int, t: pd.DataFrame, seconds: float, opt: list) -> str:
     fp = f"{int(zero['dist'].sum())}/{len(zero)}"
     fn = f"{int((~large['dist']).sum())}/{len(large)}"
     o = f"{max(e for e, _, _ in opt):7.3f} {np.mean([s for *_, s in opt]):6.2f} {max(p for _, p, _ in opt):6.3f}" if opt else ""
-    return f"{name:<12} {n:>6} {err:8.3f} {cover:6.0%} {fp:>8} {fn:>8} {seconds:6.2f} {o}"
+    kept = f"{sum(a for a, _ in same) / max(sum(b for _, b in same), 1):.0%}" if same else "-"
+    return f"{name:<12} {n:>6} {err:8.3f} {cover:6.0%} {fp:>8} {fn:>8} {kept:>5} {seconds:6.2f} {o}"
 
 
 if __name__ == "__main__":
