@@ -220,19 +220,3 @@ def test_the_forests_mean_prediction_is_decomposed_exactly(d: int):
     assert result.main * result.variance == pytest.approx(main, rel=1e-9, abs=1e-12)
     assert result.pair * result.variance == pytest.approx(pair, rel=1e-9, abs=1e-12)
     assert result.variance == pytest.approx(variance, rel=1e-9 if d == 2 else 0.01)
-
-
-def test_the_chosen_leaf_forest_is_the_forest_of_that_leaf_size():
-    """choose_leaf compares half-size forests and grows the chosen one on: it must be exactly the
-    full forest a fit at that leaf size gives (the same trees, the same out-of-bag predictions)."""
-    from odyssey.analysis.fanova import choose_leaf, oob_prediction
-
-    rng = np.random.default_rng(0)
-    x = rng.uniform(size=(400, 3))
-    y = np.sin(4 * x[:, 0]) + x[:, 1] + 0.3 * rng.standard_normal(400)
-    leaf, chosen = choose_leaf(x, y)
-    fresh = fit_forest(x, y, min_samples_leaf=leaf, oob=True)
-    assert leaf > 1 and len(chosen.estimators_) == len(fresh.estimators_) == 32  # noisy: larger leaves predict better
-    for a, b in zip(chosen.estimators_, fresh.estimators_):
-        assert np.array_equal(a.tree_.threshold, b.tree_.threshold) and np.array_equal(a.tree_.feature, b.tree_.feature)
-    assert np.array_equal(oob_prediction(chosen), oob_prediction(fresh), equal_nan=True)

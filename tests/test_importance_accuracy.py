@@ -42,12 +42,16 @@ def test_noise_does_not_shrink_the_shares_of_the_noise_free_objective():
 
 
 def test_a_nine_level_choice_beside_strong_continuous_parameters_keeps_its_share():
-    """The code before gave `variant` 0.05 of a true 0.20 here: trees isolated trials by the
-    continuous parameters and each leaf spanned most variants. Choices renumbered by their mean
-    objective are cut in one split."""
+    """The code before gave `variant` 0.05 of a true 0.20 here, and a two-level `optimizer` of 0.026
+    nothing: trees isolated trials by the continuous parameters and each leaf spanned most choices.
+    Each choice's effect is now fit first (one-way means: under random search parameters are drawn
+    on their own) and the forest fits what it leaves. Every main share within 0.05, in both spaces."""
     tables, truth = _analysed("categorical", 1000, refits=0)
-    assert tables[ALL_TRIALS].loc["variant", "mean"] == pytest.approx(truth[ALL_TRIALS]["variant"], abs=0.06)
-    assert tables[ALL_TRIALS].loc["log10(learning_rate)", "mean"] == pytest.approx(truth[ALL_TRIALS]["log10(learning_rate)"], abs=0.06)
+    for space, exact in ((ALL_TRIALS, truth[ALL_TRIALS]), (next(s for s in tables if s != ALL_TRIALS), truth["sgd"])):
+        table = tables[space]
+        for term in table.index[table["kind"] == "main"]:
+            assert table.loc[term, "mean"] == pytest.approx(exact[term], abs=0.05), (space, term)
+    assert tables[ALL_TRIALS].loc["optimizer", "mean"] == pytest.approx(truth[ALL_TRIALS]["optimizer"], abs=0.01)
 
 
 def test_a_pure_three_way_interaction_is_higher_order_not_nothing():

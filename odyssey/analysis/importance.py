@@ -17,7 +17,7 @@ import pandas as pd
 from optuna.storages import BaseStorage
 
 from ..errors import OdysseyError
-from .fanova import Fanova, choose_leaf, decompose_forest, fit_forest, oob_prediction
+from .fanova import Fanova, choice_effects, choice_part, choose_leaf, decompose_forest, fit_forest, oob_prediction
 from .uncertainty import REFITS, Uncertainty, estimate
 from .scales import Scale, param_order
 from .trials import PARAM_PREFIX, Trials, TooFewTrials, load_optuna_trials, open_existing
@@ -197,23 +197,34 @@ def analyse(
     y = rows[target].to_numpy(float)
     categorical = [d for d, s in enumerate(used) if s.choices is not None]
     grid = {} if pairs else {"pairs": []}
+    sizes = {d: len(used[d].choices) for d in categorical}
     coded, codes = recode(x, y, categorical)
-    leaf, forest = choose_leaf(coded, y, trees=trees, seed=seed)
-    fanova = decompose_forest(forest, lows=lows, highs=highs, codes=codes, **grid)
+    choices = choice_effects(coded, y, categorical, sizes)
+    leaf, forest = choose_leaf(coded, y - choice_part(coded, choices), trees=trees, seed=seed)
+    fanova = decompose_forest(forest, lows=lows, highs=highs, codes=codes, choices=choices, **grid)
 
     def refit(xs: np.ndarray, ys: np.ndarray, at: int, with_pairs: bool) -> Fanova:
-        # The same analysis on other targets (the marginals' spread over them is the curves' band).
+        # The same analysis on other trials or targets (the marginals' spread over them is the curves' band).
         again, again_codes = recode(xs, ys, categorical)
-        model = fit_forest(again, ys, trees=min(trees, REFIT_TREES), min_samples_leaf=leaf, seed=at)
-        return small(model, again_codes, with_pairs)
+        again_choices = choice_effects(again, ys, categorical, sizes)
+        model = fit_forest(again, ys - choice_part(again, again_choices), trees=min(trees, REFIT_TREES), min_samples_leaf=leaf, seed=at)
+        return small(model, again_codes, again_choices, with_pairs)
 
-    def small(model, model_codes, with_pairs: bool, first: int | None = None) -> Fanova:
+    def small(model, model_codes, model_choices, with_pairs: bool, first: int | None = None) -> Fanova:
         return decompose_forest(
-            model, lows=lows, highs=highs, codes=model_codes, probes=REFIT_PROBES, pair_cells=REFIT_PAIR_CELLS, first=first, **({} if with_pairs and pairs else {"pairs": []})
+            model,
+            lows=lows,
+            highs=highs,
+            codes=model_codes,
+            choices=model_choices,
+            probes=REFIT_PROBES,
+            pair_cells=REFIT_PAIR_CELLS,
+            first=first,
+            **({} if with_pairs and pairs else {"pairs": []}),
         )
 
     constant = bool(np.ptp(y) == 0)
-    fitted = oob_prediction(forest)
+    fitted = oob_prediction(forest) + choice_part(coded, choices)  # the choices' effects are in-sample means
     seen = np.isfinite(fitted)
     noise = float(np.mean((y[seen] - fitted[seen]) ** 2) / np.var(y)) if seen.any() and not constant else math.nan
     uncertainty = None
@@ -224,7 +235,7 @@ def analyse(
             x,
             y,
             fanova,
-            like_refits=small(forest, codes, True, first=REFIT_TREES),
+            like_refits=small(forest, codes, choices, True, first=REFIT_TREES),
             residuals=residuals,
             additive=additive_part(fanova, x),
             replicates=refits,
