@@ -166,6 +166,16 @@ def report(policy: str, models: list[str], runs: dict[tuple[str, str], list[list
             against = "" if model == REFERENCE or name == "alone" else f"{median(ratios):.2f}"
             rounds = " ".join(f"{r:.2f}" for r in (slow[name, model] if model == REFERENCE or name == "alone" else ratios))
             print(f"| {model} | {name} | {ms:.1f} | {median(slow[name, model]):.2f}x | {against} | {rounds if name != 'alone' else ''} |")
+    # Where "alone" is not alone (others' work on the machine), the slowdowns swing with their load;
+    # a step against nn.LSTM's in the same setting and round is steadier.
+    print("\n| model | " + " | ".join(f"{name}: ms/step against nn.LSTM's (median of rounds)" for name in SETTINGS) + " |")
+    print("|---|" + "---|" * len(SETTINGS))
+    for model in models:
+        if model == REFERENCE:
+            continue
+        cells = [median(mean(a) / mean(b) for a, b in zip(runs[name, model], runs[name, REFERENCE])) for name in SETTINGS]
+        print(f"| {model} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
+    print()
     for model in models:
         if model == REFERENCE:
             continue
