@@ -31,7 +31,7 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass
-from itertools import combinations, product
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np

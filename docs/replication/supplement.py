@@ -116,7 +116,7 @@ def _hidden(trials: pd.DataFrame) -> str:
         rho, p = stats.spearmanr(cell["params_hidden_size"], cell["value"])
         medians = cell.groupby(pd.cut(cell["params_hidden_size"], edges, include_lowest=True), observed=False)["value"].median()
         rows.append([task, str(len(cell)), f"{rho:+.2f}", f"{p:.2g}", " / ".join(f"{m:.4g}" for m in medians)])
-    header = [f"task", f"trials with lr / (1 - m) >= {STEP:g}", "Spearman (hidden, metric)", "p", "median metric at hidden 20-43 / 43-93 / 93-200"]
+    header = ["task", f"trials with lr / (1 - m) >= {STEP:g}", "Spearman (hidden, metric)", "p", "median metric at hidden 20-43 / 43-93 / 93-200"]
     return _table(header, rows)
 
 
