@@ -126,10 +126,8 @@ def _coarse(edges: np.ndarray, start: np.ndarray, end: np.ndarray, limit: int) -
     """At most `limit` cells: keep every k-th edge (and both bounds) and move each box edge to the nearest kept one."""
     if len(edges) - 1 <= limit:
         return edges, start, end
-    kept = np.unique(np.concatenate([np.linspace(0, len(edges) - 1, limit + 1).round().astype(int)]))
-    snap = np.searchsorted(kept, np.arange(len(edges)))  # the kept edge at or after each edge...
-    below = np.maximum(snap - 1, 0)
-    nearer = np.where(np.abs(kept[below] - np.arange(len(edges))) <= np.abs(kept[np.minimum(snap, len(kept) - 1)] - np.arange(len(edges))), below, np.minimum(snap, len(kept) - 1))
+    kept = np.unique(np.linspace(0, len(edges) - 1, limit + 1).round().astype(int))
+    nearer = np.searchsorted((kept[:-1] + kept[1:]) / 2, np.arange(len(edges)))  # each edge's nearest kept one (ties: the lower)
     return edges[kept], nearer[start], nearer[end]
 
 
