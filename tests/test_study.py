@@ -154,10 +154,8 @@ def test_divergence_fails_the_trial_and_the_study_goes_on(tmp_path, cache):
     assert reasons == [f"diverge/adding/V trial {t.number}: {t.user_attrs['failure']}" for t in failed]
 
 
-def _furthest_running_trial(db: Path) -> tuple[int, int]:
-    """(epoch checkpointed, worker pid) of the running trial furthest on, read straight from SQLite."""
-    import json
-
+def _running_trials(db: Path) -> list[tuple[int, int]]:
+    """(epoch checkpointed, worker pid) of each running trial past its first checkpoint, read straight from SQLite."""
     try:
         with sqlite3.connect(db, timeout=1) as con:
             rows = con.execute(
@@ -167,8 +165,13 @@ def _furthest_running_trial(db: Path) -> tuple[int, int]:
                 "where t.state = 'RUNNING'"
             ).fetchall()
     except sqlite3.Error:
-        return 0, 0
-    return max(((json.loads(p)["epoch"], json.loads(w)["pid"]) for p, w in rows), default=(0, 0))
+        return []
+    return [(json.loads(p)["epoch"], json.loads(w)["pid"]) for p, w in rows]
+
+
+def _furthest_running_trial(db: Path) -> tuple[int, int]:
+    """(epoch checkpointed, worker pid) of the running trial furthest on."""
+    return max(_running_trials(db), default=(0, 0))
 
 
 STOPS = {  # how the run is stopped: (signal, jobs, whom)
@@ -218,17 +221,7 @@ def test_stopped_mid_trial_then_resumed_completes_each_trial_once(tmp_path, cach
 
 def _running_workers(db: Path) -> set[int]:
     """The pids of the workers running a trial that reached its first epoch."""
-    try:
-        with sqlite3.connect(db, timeout=1) as con:
-            rows = con.execute(
-                "select w.value_json from trials t "
-                "join trial_user_attributes p on p.trial_id = t.trial_id and p.key = 'progress' "
-                "join trial_user_attributes w on w.trial_id = t.trial_id and w.key = 'worker' "
-                "where t.state = 'RUNNING'"
-            ).fetchall()
-    except sqlite3.Error:
-        return set()
-    return {json.loads(w)["pid"] for (w,) in rows}
+    return {pid for _, pid in _running_trials(db)}
 
 
 def _alive(pid: int) -> bool:
