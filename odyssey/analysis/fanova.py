@@ -1,4 +1,5 @@
-"""Functional ANOVA of a random forest, exact per tree (Hutter, Hoos and Leyton-Brown, ICML 2014).
+"""Functional ANOVA of a random forest's mean prediction, exact for main effects and pairs (Hutter,
+Hoos and Leyton-Brown, ICML 2014).
 
 A regression tree is constant on axis-aligned leaf boxes. Cut every dimension at all the tree's
 box edges: each leaf then covers a contiguous block of grid cells in every dimension, so the
@@ -7,8 +8,10 @@ is a sum of leaf values times the volume share of the leaf outside U, spread ove
 in U. Difference arrays and cumulative sums add all leaves at once: no sampling, no per-cell loop.
 
 Variance shares: V_i / V for one dimension, (V_ij - V_i - V_j) / V for a pair, where V_U is the
-variance of the marginal over U and V that of the whole tree; "higher order" is what remains.
-Each tree gives its own shares; the forest reports their mean and spread.
+variance of the marginal over U and V that of the whole function; "higher order" is what remains.
+A forest's mean prediction is a sum of boxes too (every tree's leaves, each tree centred and
+weighted 1/trees), so the same cuts give its marginals exactly; `decompose_forest` says how the
+rest and the total are found.
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ LEVEL = 0.90  # two-sided interval
 Z_FLOOR = Z_INTERVAL = 1.6449  # the floor: a share that noise alone exceeds 5% of the time (normal quantile)
 # What is left of a bias that falls as 1/sqrt(n), per unit of its move from n/2 to n trials.
 EXTRAPOLATE = 1.0 / (2**0.5 - 1.0)
-REFITS = 12  # resamples of the trials behind every interval, and refits behind each floor
+REFITS = 12  # halves of the trials behind every interval, and refits behind each floor
 
 Fit = Callable[[np.ndarray, np.ndarray, int, bool], Fanova]  # (x, y, seed, with pairs) -> decomposition
 
