@@ -122,9 +122,15 @@ def tasks(
     build: Annotated[bool, typer.Option(help="Build default data sets not cached yet (chorales ~20 s, speech ~20-40 s).")] = False,
 ) -> None:
     """Show every task with its default sizes and metric (cached or instant data only unless --build)."""
-    from odyssey.tasks import print_task_table
+    from rich.console import Console
 
-    print_task_table(paths=path, build=build)
+    from odyssey.tasks import task_table
+
+    table, notes = task_table(paths=path, build=build)
+    console = Console()  # the terminal's width, as ever (odyssey.console's is 200 columns when piped)
+    console.print(table)
+    for note in notes:
+        console.print(note)
 
 
 RefitsOpt = Annotated[

@@ -8,8 +8,8 @@ import torch
 
 from odyssey.model.network import SequenceNetwork
 from odyssey.tasks import make_task
-from odyssey.tasks.base import Batch
-from odyssey.tasks.objectives import NextStepBinary, _valid_frames
+from odyssey.tasks.core.base import Batch
+from odyssey.tasks.core.objectives import NextStepBinary, _valid_frames
 from odyssey.training.train import Diverged, _noisy, train_epoch
 
 

@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
+import ast
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+import odyssey.tasks
 from odyssey.tasks import TASKS, Batch, Task, make_task
-from odyssey.tasks.cache import NotCached, cache_dir, cache_only, cached
-from odyssey.tasks.features import deltas, frame_count, frame_labels, log_mel, mfcc_energy_deltas
-from odyssey.tasks.metrics import best_path, edit_distance
-from odyssey.tasks.objectives import (
+from odyssey.tasks.core.cache import NotCached, cache_dir, cache_only, cached
+from odyssey.tasks.core.features import deltas, frame_count, frame_labels, log_mel, mfcc_energy_deltas
+from odyssey.tasks.core.metrics import best_path, edit_distance
+from odyssey.tasks.core.objectives import (
     IGNORE,
     CTCTranscription,
     FinalStepRegression,
     FramewiseClassification,
     NextStepBinary,
 )
-from odyssey.tasks.pen import pen_features
-from odyssey.tasks.sequences import Dataset, Sequences, batch_indices, split_by_fractions
-from odyssey.tasks.task import SequenceTask
+from odyssey.tasks.core.pen import pen_features
+from odyssey.tasks.core.sequences import Dataset, Sequences, batch_indices, split_by_fractions
+from odyssey.tasks.core.task import SequenceTask
 
 
 @pytest.fixture(autouse=True)
@@ -260,7 +265,7 @@ def test_pen_features_are_moves_time_in_stroke_and_pen_up():
 
 
 def test_sequence_classification_reads_each_sequences_last_step():
-    from odyssey.tasks.objectives import SequenceClassification
+    from odyssey.tasks.core.objectives import SequenceClassification
 
     objective = SequenceClassification(3)
     targets, _ = objective.collate([np.array([2]), np.array([0])])
@@ -275,7 +280,7 @@ def test_sequence_classification_reads_each_sequences_last_step():
 
 
 def test_framewise_regression_averages_squared_error_over_valid_frames_and_outputs():
-    from odyssey.tasks.objectives import FramewiseRegression
+    from odyssey.tasks.core.objectives import FramewiseRegression
 
     objective = FramewiseRegression(2)
     targets, _ = objective.collate([np.ones((3, 2), np.float32), np.full((1, 2), 2.0, np.float32)])
@@ -287,7 +292,7 @@ def test_framewise_regression_averages_squared_error_over_valid_frames_and_outpu
 
 
 def test_options_of_your_own_factories_check_lists_and_accept_unannotated_options():
-    from odyssey.tasks.options import check_options
+    from odyssey.tasks.core.options import check_options
 
     def typed(*, seed: int = 0, columns: list[str] | None = None, scale: float = 1.0):
         """A typed factory."""
@@ -299,3 +304,87 @@ def test_options_of_your_own_factories_check_lists_and_accept_unannotated_option
     with pytest.raises(ValueError, match="option 'columns' must be a list of strings or None, got \\[1\\]"):
         check_options("mine", typed, {"columns": [1]})
     check_options("mine", loose, {"anything": object(), "extra": 1})
+
+
+# --- layout: four kinds of module, imports one way ----------------------------------------------
+
+KINDS = ("core", "builtin", "paper", "yours")  # dependency order: core first, the rest build on it
+
+
+def task_modules(root: Path) -> dict[str, Path]:
+    """Every module under the tasks folder `root`, by dotted name (a package by its __init__.py)."""
+    modules = {}
+    for file in root.rglob("*.py"):
+        parts = file.relative_to(root).with_suffix("").parts
+        parts = parts[:-1] if parts[-1] == "__init__" else parts
+        modules[".".join(("odyssey.tasks", *parts))] = file
+    return modules
+
+
+def imported(name: str, file: Path, modules: dict[str, Path]) -> set[str]:
+    """The tasks modules `file` imports, at its top or inside a function (a lazy import still closes a circle)."""
+    package = name if file.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(file.read_text())):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package.rsplit(".", node.level - 1)[0] if node.level else ""
+            stem = ".".join(p for p in (base, node.module) if p)
+            targets = [f"{stem}.{alias.name}" if f"{stem}.{alias.name}" in modules else stem for alias in node.names]
+        else:
+            continue
+        found |= {t for t in targets if t in modules and t != name}
+    return found
+
+
+def import_circle(root: Path) -> list[str] | None:
+    """A circle of imports among the tasks modules under `root`, or None."""
+    modules = task_modules(root)
+    edges = {name: imported(name, file, modules) for name, file in modules.items()}
+    state: dict[str, str] = {}
+
+    def visit(name: str, path: list[str]) -> list[str] | None:
+        state[name] = "open"
+        for target in sorted(edges[name]):
+            if state.get(target) == "open":
+                return [*path[path.index(target):], target] if target in path else [name, target]
+            if target not in state and (circle := visit(target, [*path, target])):
+                return circle
+        state[name] = "done"
+        return None
+
+    return next((c for name in sorted(modules) if name not in state and (c := visit(name, [name]))), None)
+
+
+TASKS_ROOT = Path(odyssey.tasks.__file__).parent
+
+
+def test_tasks_modules_import_no_circle():
+    assert import_circle(TASKS_ROOT) is None
+
+
+def test_core_imports_no_sibling_and_the_others_only_core():
+    modules = task_modules(TASKS_ROOT)
+    kind_of = {name: (name.split(".") + [""])[2] for name in modules}  # odyssey.tasks.<kind>.module
+    for name, file in modules.items():
+        kind = kind_of[name]
+        if kind not in KINDS:
+            continue  # the registry, the listing and the package itself join the four
+        crossing = {t for t in imported(name, file, modules) if kind_of[t] not in (kind, "core")}
+        assert not crossing, f"{name} ({kind}) imports {sorted(crossing)}"
+    assert set(KINDS) <= set(kind_of.values())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_tasks_sub_package_imports_alone_in_a_fresh_interpreter(kind):
+    code = f"import odyssey.tasks.{kind} as p; assert p.__all__ and all(hasattr(p, n) for n in p.__all__)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_old_objectives_path_still_imports():
+    # The README taught `from odyssey.tasks.objectives import ...` for a task of your own.
+    from odyssey.tasks.objectives import SequenceClassification as old
+
+    assert old is odyssey.tasks.SequenceClassification

@@ -403,8 +403,7 @@ def test_bad_data_exits_2_with_one_line_before_any_cell_is_created(tmp_path):
 
 FACTORY = '''
 import numpy as np
-from odyssey.tasks import Dataset, Sequences, SequenceTask
-from odyssey.tasks.objectives import FramewiseClassification
+from odyssey.tasks import Dataset, FramewiseClassification, Sequences, SequenceTask
 
 
 def make(*, seed: int = 0, sequences: int = 24, scale: float = 1.0) -> SequenceTask:

@@ -223,7 +223,7 @@ def load_analysis_settings(path: str | Path) -> AnalysisSettings:
 
 def _task_sources(task_options: dict, where: str) -> dict[str, dict[str, object]]:
     """Each task of your own's factory (import path, source hash) or data files (hashes)."""
-    from ..tasks.sources import identity  # the tasks import torch; status and report read study files without it
+    from ..tasks.yours import identity  # the tasks import torch; status and report read study files without it
 
     found = {}
     for task, options in sorted(task_options.items()):
@@ -267,7 +267,7 @@ def _shown(path: Path) -> Path:
 
 def _located_options(task_options: dict, base: Path | None, where: str) -> dict[str, dict[str, str]]:
     """Each task's path options whose place differs from what the file says (relative paths, ~)."""
-    from ..tasks.sources import path_options  # the tasks import torch; status and report read study files without it
+    from ..tasks.yours import path_options  # the tasks import torch; status and report read study files without it
 
     located = {}
     for task, options in sorted(task_options.items()):

@@ -14,8 +14,7 @@ from optuna.trial import TrialState
 
 from ..errors import ConfigError, first_line
 from ..model.network import SequenceNetwork, parameter_count
-from ..tasks import make_task
-from ..tasks.base import Task
+from ..tasks import Task, make_task
 from ..training import checkpoint
 from ..training.config import Hyperparameters, TrainingConfig
 from ..training.train import Diverged, train, training_threads

@@ -1,7 +1,7 @@
 """Training one network on one task: the paper's protocol, resumable epoch by epoch.
 
 Knows nothing about Optuna, studies, or what the model is: it needs `model(inputs, lengths)`,
-a task (odyssey.tasks.base.Task) and hyperparameters.
+a task (odyssey.tasks.Task) and hyperparameters.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from . import checkpoint
 from .config import TrainingConfig
 from .config import Hyperparameters
 from .optim import build_optimizer
-from ..tasks.base import Batch, Task
+from ..tasks import Batch, Task
 
 
 class Diverged(RuntimeError):

@@ -6,7 +6,7 @@ from typing import Iterable
 
 import numpy as np
 
-from ..errors import DataError
+from ...errors import DataError
 from .sequences import Sequences
 
 LOWEST, HIGHEST = 21, 108  # MIDI numbers of the piano's A0 and C8

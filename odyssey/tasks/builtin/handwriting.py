@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import DataError
-from .base import SPLITS
-from .cache import cached
-from .objectives import CTCTranscription
-from .pen import pen_features
-from .sequences import labelled_dataset
-from .task import SequenceTask
+from ...errors import DataError
+from ..core.base import SPLITS
+from ..core.cache import cached
+from ..core.objectives import CTCTranscription
+from ..core.pen import pen_features
+from ..core.sequences import labelled_dataset
+from ..core.task import SequenceTask
 from .words import random_words
 
 FORMAT = 1

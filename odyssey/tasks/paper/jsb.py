@@ -7,11 +7,11 @@ import os
 import pickle
 from pathlib import Path
 
-from ..errors import DataError
-from .objectives import NextStepBinary
-from .pianoroll import KEY_NAMES, KEYS, next_step_pairs, roll_from_chords
-from .sequences import Dataset
-from .task import SequenceTask
+from ...errors import DataError
+from ..core.objectives import NextStepBinary
+from ..core.pianoroll import KEY_NAMES, KEYS, next_step_pairs, roll_from_chords
+from ..core.sequences import Dataset
+from ..core.task import SequenceTask
 
 PICKLE_SPLITS = {"train": "train", "validation": "valid", "test": "test"}
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import DataError
+from ...errors import DataError
+from ..core.base import SPLITS
+from ..core.cache import cached
+from ..core.features import EXTRACTORS, frame_labels
+from ..core.objectives import FramewiseClassification
+from ..core.sequences import Dataset, labelled_dataset
+from ..core.task import SequenceTask
 from . import espeak
-from .base import SPLITS
-from .cache import cached
-from .features import EXTRACTORS, frame_labels
-from .objectives import FramewiseClassification
-from .sequences import Dataset, labelled_dataset
-from .task import SequenceTask
 from .words import random_words
 
 FORMAT = 1

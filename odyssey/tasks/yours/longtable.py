@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import ConfigError, DataError
-from .files import Where, first_bad
+from ...errors import ConfigError, DataError
+from .places import Where, first_bad
 
 
 def read_table(file: Path, *, kind: str | None, features, target, sequence: str, step: str) -> tuple[dict, Where]:

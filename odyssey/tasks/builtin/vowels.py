@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
-from .objectives import FramewiseClassification
-from .sequences import Dataset, Sequences, split_by_fractions
-from .task import SequenceTask
+from ...errors import ConfigError, DataError
+from ..core.objectives import FramewiseClassification
+from ..core.sequences import Dataset, Sequences, split_by_fractions
+from ..core.task import SequenceTask
 
 SPLIT_SEED = 1  # fixed: the validation speakers' utterances are the same for every seed
 

@@ -1,4 +1,4 @@
-"""Where a task of your own comes from: `source = "files"` (odyssey/tasks/files.py) or
+"""Where a task of your own comes from: `source = "files"` (files.py beside this one) or
 `source = "module:function"`, a factory `make(*, seed, **options) -> SequenceTask` of yours.
 
 A factory is found by its import path from the current folder or an installed package, in every
@@ -19,7 +19,7 @@ import typing
 from pathlib import Path
 from typing import Callable
 
-from ..errors import ConfigError
+from ...errors import ConfigError
 from . import files
 
 FILES = "files"

@@ -9,7 +9,7 @@ import types
 import typing
 from typing import Callable
 
-from ..errors import ConfigError
+from ...errors import ConfigError
 
 
 def check_options(task: str, factory: Callable, options: dict) -> None:

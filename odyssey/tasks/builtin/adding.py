@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import SPLITS
-from .objectives import FinalStepRegression
-from .sequences import Dataset, Sequences
-from ..errors import ConfigError
-from .task import SequenceTask
+from ...errors import ConfigError
+from ..core.base import SPLITS
+from ..core.objectives import FinalStepRegression
+from ..core.sequences import Dataset, Sequences
+from ..core.task import SequenceTask
 
 
 def make(

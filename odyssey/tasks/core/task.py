@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from ..errors import DataError
+from ...errors import DataError
 from .base import SPLITS, Batch
 from .sequences import Dataset, batch_indices, standardise
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import DataError
-from .base import SPLITS
-from .objectives import IGNORE, FramewiseClassification
-from .sequences import Dataset, Sequences
-from .task import SequenceTask
+from ...errors import DataError
+from ..core.base import SPLITS
+from ..core.objectives import IGNORE, FramewiseClassification
+from ..core.sequences import Dataset, Sequences
+from ..core.task import SequenceTask
 
 
 def make(

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
-from .cache import cached, files_fingerprint
-from .features import frame_count, frame_labels, mfcc_energy_deltas
-from .objectives import FramewiseClassification
-from .sequences import Dataset, Sequences
-from .task import SequenceTask
+from ...errors import DataError
+from ..core.cache import cached, files_fingerprint
+from ..core.features import frame_count, frame_labels, mfcc_energy_deltas
+from ..core.objectives import FramewiseClassification
+from ..core.sequences import Dataset, Sequences
+from ..core.task import SequenceTask
 from .wavfile import read_wav
 
 FORMAT = 1

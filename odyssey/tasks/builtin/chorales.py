@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import math
 
-from ..errors import DataError
-from .cache import cached
-from .objectives import NextStepBinary
-from .pianoroll import KEY_NAMES, KEYS, next_step_pairs, roll_from_chords
-from .sequences import Dataset, split_by_fractions
-from .task import SequenceTask
+from ...errors import DataError
+from ..core.cache import cached
+from ..core.objectives import NextStepBinary
+from ..core.pianoroll import KEY_NAMES, KEYS, next_step_pairs, roll_from_chords
+from ..core.sequences import Dataset, split_by_fractions
+from ..core.task import SequenceTask
 
 PAPER_SPLIT = (229, 76, 77)  # JSB's train/validation/test counts, scaled here to 371 pieces
 SPLIT_SEED = 1  # fixed on purpose: every run and seed is scored on the same test chorales

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
-from .cache import cached, files_fingerprint
-from .objectives import CTCTranscription
-from .pen import pen_features
-from .sequences import labelled_dataset, split_by_fractions
-from .task import SequenceTask
+from ...errors import DataError
+from ..core.cache import cached, files_fingerprint
+from ..core.objectives import CTCTranscription
+from ..core.pen import pen_features
+from ..core.sequences import labelled_dataset, split_by_fractions
+from ..core.task import SequenceTask
 
 FORMAT = 1
 SPLIT_LISTS = {"train": ("trainset.txt",), "validation": ("testset_v.txt", "testset_t.txt"), "test": ("testset_f.txt",)}

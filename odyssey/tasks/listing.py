@@ -1,4 +1,4 @@
-"""`odyssey tasks`: a table of every task with its sizes and metric.
+"""`odyssey tasks`: a table of every task with its sizes and metric, built here and printed by the CLI.
 
 It stays quick by never building slow data unless asked: tasks generated in a blink (vowels,
 adding, copy) are made, cached ones are loaded, the rest say how to build them; the paper's own
@@ -13,25 +13,24 @@ import os
 from typing import Callable, Sequence
 
 from rich import box
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from ..errors import ConfigError
-from .base import SPLITS
-from .cache import NotCached, cache_dir, cache_only
+from .core.base import SPLITS
+from .core.cache import NotCached, cache_dir, cache_only
+from .registry import TASKS, make_task
 
 COLUMNS = ("task", "net", "train", "val", "test", "length", "inputs", "classes", "metric")
 
 
-def print_task_table(
-    paths: dict[str, str | os.PathLike] | Sequence[str] | None = None, build: bool = False, console=None
-) -> None:
-    """Print the tasks, their default sizes and metrics. `paths` maps a task needing data (timit,
-    iam_ondb, jsb) to the user's copy, as a dict or as "task=path" strings (the CLI's --path);
-    `build` builds default data sets that are not cached yet."""
-    from . import TASKS  # the registry imports this module: read it at call time
-
+def task_table(
+    paths: dict[str, str | os.PathLike] | Sequence[str] | None = None, *, build: bool = False
+) -> tuple[Table, list[str]]:
+    """The tasks, their default sizes and metrics, as a Rich table and a note per task (Rich markup)
+    for the console to print below it. `paths` maps a task needing data (timit, iam_ondb, jsb) to
+    the user's copy, as a dict or as "task=path" strings (the CLI's --path); `build` builds default
+    data sets that are not cached yet."""
     paths = _parse_paths(paths)
     unknown = sorted(set(paths) - set(TASKS))
     if unknown:
@@ -48,16 +47,11 @@ def print_task_table(
         cells, note = _row(name, factory, paths.get(name), build)
         table.add_row(name, *cells)
         notes.append(f"[bold]{name}[/bold]: {(factory.__doc__ or '').strip().splitlines()[0]}{note}")
-    console = console or Console()
-    console.print(table)
-    for note in notes:
-        console.print(note)
+    return table, notes
 
 
 def _row(name: str, factory: Callable, path, build: bool) -> tuple[list[str], str]:
     """The task's cells after its name, and a note on why they are empty when they are."""
-    from . import make_task
-
     needs_path = "path" in inspect.signature(factory).parameters
     if needs_path and path is None:
         return [], f" [dim](needs --path {name}=...)[/dim]"

@@ -32,16 +32,17 @@ from __future__ import annotations
 import os
 import zipfile
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, DataError, first_line
-from .base import SPLITS
-from .objectives import CTCTranscription, FramewiseClassification, FramewiseRegression, NextStepBinary, SequenceClassification
-from .sequences import Dataset, Sequences, split_by_fractions
-from .task import SequenceTask
+from ...errors import ConfigError, DataError, first_line
+from ..core.base import SPLITS
+from ..core.objectives import CTCTranscription, FramewiseClassification, FramewiseRegression, NextStepBinary, SequenceClassification
+from ..core.sequences import Dataset, Sequences, split_by_fractions
+from ..core.task import SequenceTask
+from .places import Where, first_bad
 
 KINDS = {
     "frame_class": ("frame_labels",),
@@ -52,7 +53,6 @@ KINDS = {
 }
 TARGETS = ("frame_labels", "labels", "frame_targets", "label_sequences")
 ARRAYS = ("inputs", "lengths", "frame_labels", "labels", "frame_targets", "label_sequences", "label_lengths", "split", "classes")
-PER_SEQUENCE = ("lengths", "labels", "label_lengths", "split")
 NPZ, TABLES = (".npz",), (".csv", ".parquet", ".pq")
 TABLE_ONLY = ("features", "target", "sequence", "step")
 
@@ -127,32 +127,6 @@ def data_files(path: Path) -> dict[str, Path]:
     if path.suffix.lower() not in NPZ + TABLES:
         raise DataError(f"{path}: expected an .npz, .csv or .parquet file, or a folder of train/validation/test files")
     return {"all": path}
-
-
-@dataclass
-class Where:
-    """How an error names a place: an .npz's array and index, or a table's column and line."""
-
-    file: Path
-    columns: dict[str, list[str]] = field(default_factory=dict)  # table: array -> its columns
-    rows: np.ndarray | None = None  # table: position in sequence order -> row of the file
-    ids: np.ndarray | None = None  # table: sequence number -> its id
-
-    def __call__(self, array: str, index: int | None = None, column: int | None = None) -> str:
-        if self.rows is None:
-            at = "" if index is None else f" index {index}" + ("" if column is None else f", column {column}")
-            return f"{self.file}: array '{array}'{at}"
-        names = self.columns.get(array, [array])
-        name = names[column or 0] if names else array
-        if index is None:
-            return f"{self.file}: column '{name}'"
-        if array in PER_SEQUENCE:
-            return f"{self.file}: column '{name}', sequence {self.ids[index]!r}"
-        return f"{self.file}: column '{name}', {self.line(int(self.rows[index]))}"
-
-    def line(self, row: int) -> str:
-        """A row of the table as its user finds it: a CSV's line (the header is line 1), a Parquet row."""
-        return f"line {row + 2}" if self.file.suffix.lower() == ".csv" else f"row {row}"
 
 
 @dataclass
@@ -304,13 +278,6 @@ def _integers(a: dict, name: str, where: Where, *, shape: tuple) -> np.ndarray:
         expected = "(" + ", ".join("n" if s is None else str(s) for s in shape) + ",)"
         raise DataError(f"{where(name)} must be integers of shape {expected}, got {array.dtype} {array.shape}")
     return array.astype(np.int64)
-
-
-def first_bad(bad: np.ndarray, name: str, where: Where, message: str, values: np.ndarray) -> None:
-    """DataError at the first True of `bad`, its value put into `message` ("is {}; ...")."""
-    if bad.any():
-        index = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{where(name, index)} {message.format(values[index])}")
 
 
 def _labels_in_range(labels: np.ndarray, name: str, where: Where, names: list[str] | None) -> None:
