@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from odyssey.model.network import SequenceNetwork
-from odyssey.study.space import PAPER_SPACE, SETTINGS, Choice, ParamRange, distributions, draw, inactive, suggest, trial_settings
+from odyssey.study.space import PAPER_SPACE, Choice, ParamRange, distributions, draw, inactive, suggest, trial_settings
 from odyssey.study.studyfile import StudyFileError, load_study_file
-from odyssey.training.config import OPTIMIZERS, RULES, Hyperparameters, TrainingConfig
+from odyssey.training.config import OPTIMIZERS, SPACE_KEYS, TRAINING_KEYS, TrainingConfig, space_setting, stored_training
 from odyssey.training.optim import BUILDERS, build_optimizer
 
 ROOT = Path(__file__).parents[1]
@@ -35,22 +35,35 @@ def load(tmp_path: Path, text: str):
     return load_study_file(path)
 
 
-def test_every_setting_maps_to_a_field_with_a_rule_and_every_optimizer_has_a_builder():
-    config_fields = set(TrainingConfig.__dataclass_fields__) | set(Hyperparameters.__dataclass_fields__)
-    assert all(s.field in config_fields and s.field in RULES for s in SETTINGS.values())
+def test_every_space_key_maps_to_a_field_and_every_optimizer_has_a_builder():
+    assert all(space_setting(key).field in TrainingConfig.__dataclass_fields__ for key in SPACE_KEYS)
     assert tuple(BUILDERS) == OPTIMIZERS
-    assert list(SETTINGS)[:4] == list(PAPER_SPACE)  # drawn first, in the paper's order, as before
+    assert list(SPACE_KEYS)[:4] == list(PAPER_SPACE)  # drawn first, in the paper's order, as before
+    # The order of drawing: random-search values depend on it, so reordering TrainingConfig's fields must not change it.
+    assert SPACE_KEYS == ("learning_rate", "hidden_size", "one_minus_momentum", "input_noise", "batch_size", "num_layers",
+                          "dropout", "forget_bias", "optimizer", "weight_decay", "gradient_clip")  # fmt: skip
 
 
-def test_trial_settings_split_values_between_the_trainer_and_the_network():
+def test_a_stored_training_table_holds_what_it_held_before_one_schema():
+    """Study files stored before one schema keep their digest: [training] never holds the searched
+    fields, and the settings added later only where set."""
+    assert set(TRAINING_KEYS) == {"batch_size", "max_epochs", "patience", "eval_batch_size", "max_seconds", "forget_bias",
+                                  "divergence_factor", "optimizer", "weight_decay", "gradient_clip", "num_layers", "dropout"}  # fmt: skip
+    assert stored_training(TrainingConfig(learning_rate=0.5, hidden_size=3, momentum=0.5, input_noise=0.5)) == {
+        "batch_size": 1, "max_epochs": 150, "patience": 15, "eval_batch_size": 64, "max_seconds": None, "forget_bias": 0.0,
+        "divergence_factor": 1e3}  # fmt: skip
+    assert stored_training(TrainingConfig(dropout=0.1))["dropout"] == 0.1
+
+
+def test_trial_settings_give_one_config_with_the_values_over_the_training_table():
     values = {"learning_rate": 0.01, "hidden_size": 9, "one_minus_momentum": 0.25, "input_noise": 0.1,
               "batch_size": 4, "num_layers": 2, "dropout": 0.2, "optimizer": "sgd", "weight_decay": 1e-4, "gradient_clip": 1.0, "forget_bias": 1.0}
-    hparams, config = trial_settings(TrainingConfig(max_epochs=3), values)
-    assert hparams == Hyperparameters(learning_rate=0.01, hidden_size=9, momentum=0.75, input_noise=0.1)
+    config = trial_settings(TrainingConfig(max_epochs=3), values)
+    assert (config.learning_rate, config.hidden_size, config.momentum, config.input_noise) == (0.01, 9, 0.75, 0.1)
     assert (config.batch_size, config.num_layers, config.dropout, config.optimizer, config.weight_decay, config.gradient_clip, config.forget_bias, config.max_epochs) == (
         4, 2, 0.2, "sgd", 1e-4, 1.0, 1.0, 3)
-    hparams, config = trial_settings(TrainingConfig(), {k: values[k] for k in ("learning_rate", "hidden_size", "input_noise")} | {"optimizer": "adam"})
-    assert hparams.momentum == 0.0 and config.optimizer == "adam"
+    config = trial_settings(TrainingConfig(), {k: values[k] for k in ("learning_rate", "hidden_size", "input_noise")} | {"optimizer": "adam"})
+    assert config.momentum == 0.0 and config.optimizer == "adam"
 
 
 def test_the_paper_space_draws_what_it_drew_and_a_conditional_key_leaves_the_others_alone():
@@ -127,7 +140,7 @@ def test_space_and_training_keys_are_checked_with_one_line_errors(tmp_path, text
         spec = load(tmp_path, text)
         assert spec.space["num_layers"] == Choice((1, 2)) and spec.space["optimizer"] == Choice(("sgd", "adam"))
         assert spec.space["dropout"] == ParamRange(0.0, 0.5, step=0.1)
-        assert list(spec.space) == [k for k in SETTINGS if k in spec.space]
+        assert list(spec.space) == [k for k in SPACE_KEYS if k in spec.space]
         return
     with pytest.raises(StudyFileError) as err:
         load(tmp_path, text)
@@ -158,11 +171,10 @@ def test_stacked_layers_dropout_adam_clipping_and_weight_decay_train():
     assert torch.equal(net(x, lengths), net(x, lengths))  # dropout only while training
     net.train()
     assert not torch.equal(net(x, lengths), net(x, lengths))
-    hparams = Hyperparameters(learning_rate=0.01, hidden_size=5, momentum=0.0, input_noise=0.0)
-    config = TrainingConfig(batch_size=8, max_epochs=2, optimizer="adam", gradient_clip=0.5, weight_decay=1e-3)
-    assert isinstance(build_optimizer(net, hparams, config), torch.optim.Adam)
-    assert train(net, task, hparams, config=config, seed=0).epochs == 2
-    sgd = build_optimizer(net, Hyperparameters(learning_rate=0.1, hidden_size=5, momentum=0.9, input_noise=0.0), TrainingConfig(weight_decay=0.01))
+    config = TrainingConfig(learning_rate=0.01, hidden_size=5, batch_size=8, max_epochs=2, optimizer="adam", gradient_clip=0.5, weight_decay=1e-3)
+    assert isinstance(build_optimizer(net, config), torch.optim.Adam)
+    assert train(net, task, config=config, seed=0).epochs == 2
+    sgd = build_optimizer(net, TrainingConfig(learning_rate=0.1, hidden_size=5, momentum=0.9, weight_decay=0.01))
     assert isinstance(sgd, torch.optim.SGD) and sgd.defaults["nesterov"] and sgd.defaults["weight_decay"] == 0.01
 
 
@@ -182,8 +194,8 @@ def test_gradient_clipping_bounds_every_update(monkeypatch):
     monkeypatch.setattr(train_module.nn.utils, "clip_grad_norm_", recording)
     task = make_task("adding", seed=0, length=6, train=16, validation=8, test=8)
     net = SequenceNetwork(input_size=2, hidden_size=4, output_size=1, variant="V", bidirectional=False)
-    hparams = Hyperparameters(learning_rate=0.01, hidden_size=4, momentum=0.0, input_noise=0.0)
-    train_module.train(net, task, hparams, config=TrainingConfig(batch_size=4, max_epochs=1, gradient_clip=1e-3), seed=0)
+    config = TrainingConfig(learning_rate=0.01, hidden_size=4, batch_size=4, max_epochs=1, gradient_clip=1e-3)
+    train_module.train(net, task, config=config, seed=0)
     assert len(norms) == 4 and max(norms) <= 1e-3 * 1.001
 
 

@@ -8,7 +8,6 @@ import torch
 from odyssey.training import checkpoint
 from odyssey.training.config import TrainingConfig
 from odyssey.model.network import SequenceNetwork
-from odyssey.training.config import Hyperparameters
 from odyssey.tasks import make_task
 from odyssey.training.train import Diverged, _check_divergence, evaluate, train
 
@@ -23,33 +22,33 @@ def network(task, seed=0):
     return SequenceNetwork(input_size=task.input_size, hidden_size=8, output_size=task.output_size, variant="V", bidirectional=task.bidirectional)
 
 
-HP = Hyperparameters(learning_rate=0.05, hidden_size=8, momentum=0.9, input_noise=0.1)
+HP = dict(learning_rate=0.05, hidden_size=8, momentum=0.9, input_noise=0.1)
 
 
 def test_training_improves_on_the_untrained_network_and_reports_the_best_epoch(task):
     model = network(task)
     before = evaluate(model, task, "validation", batch_size=64)
-    result = train(model, task, HP, config=TrainingConfig(batch_size=8, max_epochs=6, patience=10), seed=1)
+    result = train(model, task, config=TrainingConfig(**HP, batch_size=8, max_epochs=6, patience=10), seed=1)
     assert result.validation < before and result.epochs == 6 and 1 <= result.best_epoch <= 6
     assert result.stopped == "max_epochs" and math.isfinite(result.test)
 
 
 def test_early_stopping_after_patience_epochs_without_improvement(task):
     # A learning rate this small leaves the metric flat: improvements stop at once.
-    flat = Hyperparameters(learning_rate=1e-9, hidden_size=8, momentum=0.0, input_noise=0.0)
-    result = train(network(task), task, flat, config=TrainingConfig(batch_size=8, max_epochs=50, patience=2), seed=1)
+    flat = dict(learning_rate=1e-9, hidden_size=8, momentum=0.0, input_noise=0.0)
+    result = train(network(task), task, config=TrainingConfig(**flat, batch_size=8, max_epochs=50, patience=2), seed=1)
     assert result.stopped == "patience" and result.epochs == result.best_epoch + 2 < 50
 
 
 def test_resuming_from_a_checkpoint_gives_the_uninterrupted_result(task, tmp_path):
-    config = TrainingConfig(batch_size=8, max_epochs=5, patience=10)
-    whole = train(network(task), task, HP, config=config, seed=3)
+    config = TrainingConfig(**HP, batch_size=8, max_epochs=5, patience=10)
+    whole = train(network(task), task, config=config, seed=3)
 
     path = tmp_path / "trial.pt"
-    first = train(network(task), task, HP, config=TrainingConfig(batch_size=8, max_epochs=2, patience=10), seed=3, checkpoint_path=path)
+    first = train(network(task), task, config=TrainingConfig(**HP, batch_size=8, max_epochs=2, patience=10), seed=3, checkpoint_path=path)
     assert first.epochs == 2 and path.exists()
     # A fresh process would rebuild the model from its seed, then load the checkpoint over it.
-    resumed = train(network(task, seed=99), task, HP, config=config, seed=3, checkpoint_path=path)
+    resumed = train(network(task, seed=99), task, config=config, seed=3, checkpoint_path=path)
     assert resumed.resumed_from == 2 and resumed.epochs == 5
     assert resumed.validation == pytest.approx(whole.validation, rel=1e-5)
     assert resumed.test == pytest.approx(whole.test, rel=1e-5)
@@ -58,8 +57,8 @@ def test_resuming_from_a_checkpoint_gives_the_uninterrupted_result(task, tmp_pat
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "other_model"])
 def test_a_damaged_checkpoint_restarts_from_zero_with_a_warning(task, tmp_path, damage):
     path = tmp_path / "trial.pt"
-    config = TrainingConfig(batch_size=8, max_epochs=2, patience=10)
-    train(network(task), task, HP, config=TrainingConfig(batch_size=8, max_epochs=1, patience=10), seed=3, checkpoint_path=path)
+    config = TrainingConfig(**HP, batch_size=8, max_epochs=2, patience=10)
+    train(network(task), task, config=TrainingConfig(**HP, batch_size=8, max_epochs=1, patience=10), seed=3, checkpoint_path=path)
     if damage == "truncate":
         path.write_bytes(path.read_bytes()[:100])
     elif damage == "garbage":
@@ -68,16 +67,16 @@ def test_a_damaged_checkpoint_restarts_from_zero_with_a_warning(task, tmp_path, 
         other = SequenceNetwork(input_size=task.input_size, hidden_size=5, output_size=1, variant="NP", bidirectional=False)
         optimizer = torch.optim.SGD(other.parameters(), lr=0.1)
         checkpoint.save(path, checkpoint.TrainingState(epoch=1), model=other, optimizer=optimizer, generator=torch.Generator())
-    fresh = train(network(task), task, HP, config=config, seed=3)
+    fresh = train(network(task), task, config=config, seed=3)
     with pytest.warns(UserWarning, match="checkpoint unreadable"):
-        restarted = train(network(task), task, HP, config=config, seed=3, checkpoint_path=path)
+        restarted = train(network(task), task, config=config, seed=3, checkpoint_path=path)
     assert restarted.resumed_from == 0 and restarted.validation == pytest.approx(fresh.validation, rel=1e-5)
 
 
 def test_non_finite_loss_is_divergence(task):
-    explosive = Hyperparameters(learning_rate=1e4, hidden_size=8, momentum=0.9, input_noise=0.0)
+    explosive = dict(learning_rate=1e4, hidden_size=8, momentum=0.9, input_noise=0.0)
     with pytest.raises(Diverged, match="became"):
-        train(network(task), task, explosive, config=TrainingConfig(batch_size=8, max_epochs=20, patience=20), seed=1)
+        train(network(task), task, config=TrainingConfig(**explosive, batch_size=8, max_epochs=20, patience=20), seed=1)
 
 
 def _epochs(losses, metrics, factor=1e3):
@@ -111,14 +110,14 @@ def test_bad_training_settings_are_refused():
 def test_a_checkpoint_of_another_training_with_the_same_shapes_is_not_resumed(task, tmp_path):
     """After a storage reset, say: a leftover checkpoint at the same path must not resume an unrelated trial."""
     path = tmp_path / "trial.pt"
-    config = TrainingConfig(batch_size=8, max_epochs=2, patience=10)
+    config = TrainingConfig(**HP, batch_size=8, max_epochs=2, patience=10)
     mine, leftover = {"cell": "s/adding/V", "slot": 0, "params": {"lr": 0.1}}, {"cell": "s/adding/V", "slot": 0, "params": {"lr": 0.3}}
-    train(network(task), task, HP, config=TrainingConfig(batch_size=8, max_epochs=1, patience=10), seed=3, checkpoint_path=path, checkpoint_identity=leftover)
-    fresh = train(network(task), task, HP, config=config, seed=3)
+    train(network(task), task, config=TrainingConfig(**HP, batch_size=8, max_epochs=1, patience=10), seed=3, checkpoint_path=path, checkpoint_identity=leftover)
+    fresh = train(network(task), task, config=config, seed=3)
     with pytest.warns(UserWarning, match="checkpoint of another training"):
-        restarted = train(network(task), task, HP, config=config, seed=3, checkpoint_path=path, checkpoint_identity=mine)
+        restarted = train(network(task), task, config=config, seed=3, checkpoint_path=path, checkpoint_identity=mine)
     assert restarted.resumed_from == 0 and restarted.validation == pytest.approx(fresh.validation, rel=1e-5)
-    again = train(network(task), task, HP, config=TrainingConfig(batch_size=8, max_epochs=3, patience=10), seed=3, checkpoint_path=path, checkpoint_identity=mine)
+    again = train(network(task), task, config=TrainingConfig(**HP, batch_size=8, max_epochs=3, patience=10), seed=3, checkpoint_path=path, checkpoint_identity=mine)
     assert again.resumed_from == 2  # its own checkpoint resumes
 
 

@@ -651,7 +651,7 @@ def test_validation_and_test_holding_the_same_sequences_score_the_chosen_model_a
     """Issue 25's low validation error against test was the data's, not the evaluation's: validation is scored on
     its own split and averaged as test is, so the two splits holding the same sequences give one number."""
     from odyssey.study.worker import network_for
-    from odyssey.training.config import Hyperparameters, TrainingConfig
+    from odyssey.training.config import TrainingConfig
     from odyssey.training.train import train
 
     inputs, lengths = sequences(60)
@@ -665,8 +665,7 @@ def test_validation_and_test_holding_the_same_sequences_score_the_chosen_model_a
         "split": np.r_[np.zeros(40, int), np.ones(20, int), np.full(20, 2)],
     }
     task = files_task(write_npz(tmp_path / "d.npz", **arrays))
-    config = TrainingConfig(batch_size=8, max_epochs=3, patience=3)
-    hparams = Hyperparameters(learning_rate=0.05, hidden_size=8, momentum=0.9, input_noise=0.0)
+    config = TrainingConfig(learning_rate=0.05, hidden_size=8, momentum=0.9, batch_size=8, max_epochs=3, patience=3)
     torch.manual_seed(0)
-    result = train(network_for(task, "V", hparams, config), task, hparams, config=config, seed=0)
+    result = train(network_for(task, "V", config), task, config=config, seed=0)
     assert result.validation == result.test

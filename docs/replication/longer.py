@@ -77,20 +77,20 @@ def retrain(args: argparse.Namespace) -> None:
     for variant, row in runs:
         values = {k[len(PREFIX):]: v for k, v in row.items() if k.startswith(PREFIX) and v == v}
         values["hidden_size"] = int(values["hidden_size"])
-        hparams, config = trial_settings(training, values)
+        config = trial_settings(training, values)
         seed = derive_seed(spec.seed, args.task, row["variant"], row["number"])  # a first attempt's slot is its number
         torch.manual_seed(seed)
         start = time.perf_counter()
         stored = f"{row['test_metric']:.4f}" if variant == row["variant"] else "-"
         try:
-            result = train(network_for(task, variant, hparams, config), task, hparams, config=config, seed=seed)
+            result = train(network_for(task, variant, config), task, config=config, seed=seed)
         except Diverged as err:  # as the study counts it: a failed trial, left out of the statistics
             tests.setdefault(variant, []).append(math.nan)
-            print(f"{variant} | {row['variant']} {row['number']} | {hparams.hidden_size} | {stored} | diverged: {err} | | | {time.perf_counter() - start:.0f}")
+            print(f"{variant} | {row['variant']} {row['number']} | {config.hidden_size} | {stored} | diverged: {err} | | | {time.perf_counter() - start:.0f}")
             continue
         tests.setdefault(variant, []).append(result.test)
         print(
-            f"{variant} | {row['variant']} {row['number']} | {hparams.hidden_size} | {stored} | {result.test:.4f} | "
+            f"{variant} | {row['variant']} {row['number']} | {config.hidden_size} | {stored} | {result.test:.4f} | "
             f"{result.epochs} | {result.best_epoch} | {time.perf_counter() - start:.0f}"
         )
     reference = np.array(tests[VANILLA])

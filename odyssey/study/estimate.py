@@ -83,20 +83,20 @@ def epoch_seconds(task, variant: str, hidden: int, study: StudyFile, *, epochs: 
     from .space import applies, trial_settings
 
     values = {name: _typical(r) for name, r in study.space.items()} | {"hidden_size": hidden}
-    hparams, config = trial_settings(study.training, {k: v for k, v in values.items() if applies(k, values)})  # as a trial would
+    config = trial_settings(study.training, {k: v for k, v in values.items() if applies(k, values)})  # as a trial would
     torch.manual_seed(0)
     model = SequenceNetwork(input_size=task.input_size, hidden_size=hidden, output_size=task.output_size, variant=variant,
                             bidirectional=task.bidirectional, forget_bias=config.forget_bias, num_layers=config.num_layers,
                             dropout=config.dropout, readout=getattr(task, "readout", "frames"))  # fmt: skip
     config = replace(config, max_epochs=epochs, patience=epochs, max_seconds=None)
     sizes = (config.batch_size, config.eval_batch_size)
-    train(model, _Share(task, 0.0, batch_sizes=sizes), hparams, config=replace(config, max_epochs=1), seed=0)  # warms up
+    train(model, _Share(task, 0.0, batch_sizes=sizes), config=replace(config, max_epochs=1), seed=0)  # warms up
     timed = _Share(task, share, batch_sizes=sizes)
     done = []
     with tempfile.TemporaryDirectory() as folder:  # each epoch ends with a checkpoint, as in a study
         start = time.perf_counter()
         try:
-            train(model, timed, hparams, config=config, seed=0, checkpoint_path=Path(folder) / "trial.pt",
+            train(model, timed, config=config, seed=0, checkpoint_path=Path(folder) / "trial.pt",
                   on_epoch=lambda epoch, *_: done.append(epoch))  # fmt: skip
         except Diverged:  # the epochs it ran still count; the test split, never reached, costs what validation did
             timed.seconds["test"] = timed.seconds["validation"] / max(len(done), 1)

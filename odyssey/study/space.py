@@ -1,4 +1,5 @@
-"""The search space: what each key sets, ranges and choices, drawing values, and a trial's settings.
+"""The search space: ranges and choices, drawing values, and a trial's settings (what each key sets
+is TrainingConfig's field metadata, odyssey/training/config.py).
 
 Drawing is separate from Optuna: a random-search trial's values depend only on the study's seed,
 its cell and its slot, so they are the same whichever worker runs it.
@@ -7,12 +8,12 @@ its cell and its slot, so they are the same whichever worker runs it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, replace
-from typing import Callable, Union
+from dataclasses import dataclass, replace
+from typing import Union
 
 import numpy as np
 
-from ..training.config import Hyperparameters, TrainingConfig
+from ..training.config import SPACE_KEYS, TrainingConfig, space_setting
 
 
 @dataclass(frozen=True)
@@ -67,36 +68,6 @@ class Choice:
 Param = Union[ParamRange, Choice]
 
 
-@dataclass(frozen=True)
-class Setting:
-    """What a space key sets: a field of TrainingConfig or Hyperparameters, through `to_field`.
-
-    only_if=(key, values): the setting applies only while that other key has one of these values
-    (momentum only for SGD); elsewhere it is not drawn, and the trial records it as inactive.
-    """
-
-    field: str
-    kind: type  # int, float or str: the type of a value in the study file
-    to_field: Callable = lambda value: value
-    only_if: tuple[str, tuple] | None = None
-
-
-# The one mapping from space keys to what a trial trains with; its order is the order of drawing.
-SETTINGS: dict[str, Setting] = {
-    "learning_rate": Setting("learning_rate", float),
-    "hidden_size": Setting("hidden_size", int),
-    # Searched as 1 - momentum, log-uniform in [0.01, 1], so that Optuna stores it on the log scale the analysis uses.
-    "one_minus_momentum": Setting("momentum", float, to_field=lambda value: 1.0 - value, only_if=("optimizer", ("sgd",))),
-    "input_noise": Setting("input_noise", float),
-    "batch_size": Setting("batch_size", int),
-    "num_layers": Setting("num_layers", int),
-    "dropout": Setting("dropout", float),
-    "forget_bias": Setting("forget_bias", float),
-    "optimizer": Setting("optimizer", str),
-    "weight_decay": Setting("weight_decay", float),
-    "gradient_clip": Setting("gradient_clip", float),
-}
-
 # The paper's distributions: searched unless a study file says otherwise.
 PAPER_SPACE: dict[str, ParamRange] = {
     "learning_rate": ParamRange(1e-6, 1e-2, log=True),
@@ -105,12 +76,9 @@ PAPER_SPACE: dict[str, ParamRange] = {
     "input_noise": ParamRange(0.0, 1.0),
 }
 
-_HYPERPARAMETERS = {f.name for f in fields(Hyperparameters)}
-
-
 def applies(name: str, values: dict) -> bool:
     """Whether `name` is active given the values drawn so far (a condition on an undrawn key holds)."""
-    condition = SETTINGS[name].only_if if name in SETTINGS else None
+    condition = space_setting(name).only_if if name in SPACE_KEYS else None
     return condition is None or condition[0] not in values or values[condition[0]] in condition[1]
 
 
@@ -130,7 +98,7 @@ def suggest(trial, space: dict[str, Param]) -> dict[str, object]:
     """The trial's values: queued ones come back as they were queued, new ones from the sampler.
     Unconditional keys first, so a conditional one is asked only when its condition holds."""
     values: dict[str, object] = {}
-    order = sorted(space, key=lambda name: name in SETTINGS and SETTINGS[name].only_if is not None)
+    order = sorted(space, key=lambda name: name in SPACE_KEYS and space_setting(name).only_if is not None)
     for name in order:
         if not applies(name, values):
             continue
@@ -149,8 +117,7 @@ def inactive(space: dict[str, Param], values: dict) -> list[str]:
     return [name for name in space if name not in values]
 
 
-def trial_settings(training: TrainingConfig, values: dict) -> tuple[Hyperparameters, TrainingConfig]:
-    """What a trial with these values trains with: the study's [training], overridden by the values."""
-    settings = {SETTINGS[name].field: SETTINGS[name].to_field(value) for name, value in values.items()}
-    hparams = Hyperparameters(**{"momentum": 0.0, **{k: v for k, v in settings.items() if k in _HYPERPARAMETERS}})
-    return hparams, replace(training, **{k: v for k, v in settings.items() if k not in _HYPERPARAMETERS})
+def trial_settings(training: TrainingConfig, values: dict) -> TrainingConfig:
+    """What a trial with these values trains with: the study's [training], overridden by the values
+    (a field only [space] sets and the trial does not draw, momentum under Adam, stays at its default)."""
+    return replace(training, **{space_setting(key).field: space_setting(key).to_field(value) for key, value in values.items()})

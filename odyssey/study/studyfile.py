@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from ..errors import ConfigError, OdysseyError, OdysseyWarning
-from .space import PAPER_SPACE, SETTINGS, Choice, Param, ParamRange
-from ..training.config import LATER_FIELDS, RULES, TrainingConfig
+from .space import PAPER_SPACE, Choice, Param, ParamRange
+from ..training.config import SPACE_KEYS, TRAINING_KEYS, TrainingConfig, setting, space_setting, stored_training
 from ..model.variants import canonical_name
 
 
@@ -87,7 +87,7 @@ class StudyFile:
             data.pop("task_sources")  # built-in tasks only: the spec stays as it was before tasks of your own
         data["space"] = {k: v.stored() for k, v in sorted(self.space.items())}
         # Settings added later are stored only when set, so older study files keep their digest.
-        data["training"] = {k: v for k, v in data["training"].items() if k not in LATER_FIELDS or v != getattr(TrainingConfig, k)}
+        data["training"] = stored_training(self.training)
         return data
 
     def digest(self) -> str:
@@ -335,35 +335,33 @@ def _variants(names: tuple[str, ...], where: str) -> tuple[str, ...]:
 
 
 def _training(table: dict, where: str) -> TrainingConfig:
-    defaults = TrainingConfig()
-    allowed = {f.name for f in fields(TrainingConfig)}
+    allowed = set(TRAINING_KEYS)
     for key in table:
-        if key in SETTINGS and key not in allowed:
+        if key in SPACE_KEYS and key not in allowed:
             raise StudyFileError(f"{where}: '{key}' belongs under [space], not [training] (a number there fixes it)")
     _no_unknown(table, allowed, where, "training.")
     values = {}
     for key, value in table.items():
-        default = getattr(defaults, key)
-        kind = float if isinstance(default, float) or default is None else type(default)
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        rule = setting(key)
+        if rule.kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        values[key] = _typed(table | {key: value}, key, kind, where, prefix="training.")
-        if not RULES[key].valid(values[key]):
-            raise StudyFileError(f"{where}: 'training.{key}' must be {RULES[key].expected}, got {value!r}")
+        values[key] = _typed(table | {key: value}, key, rule.kind, where, prefix="training.")
+        if not rule.valid(values[key]):
+            raise StudyFileError(f"{where}: 'training.{key}' must be {rule.expected}, got {value!r}")
     return TrainingConfig(**values)
 
 
 def _space(table: dict, training: TrainingConfig, given: set[str], where: str) -> dict[str, Param]:
-    """The paper's space with the file's keys replacing or adding to it, in SETTINGS order; a key
+    """The paper's space with the file's keys replacing or adding to it, in the order of drawing; a key
     that only applies under a value [training] fixes otherwise is left out (or refused if given)."""
-    _no_unknown(table, set(SETTINGS), where, "space.")
+    _no_unknown(table, set(SPACE_KEYS), where, "space.")
     for key in table:
         if key in given:
             raise StudyFileError(f"{where}: '{key}' is set under both [training] and [space]; keep one (a value in [training] fixes it, [space] may search it)")
     space = {**PAPER_SPACE, **{key: _param(key, value, where) for key, value in table.items()}}
-    fixed = {f.name: getattr(training, f.name) for f in fields(TrainingConfig)}
+    fixed = {name: getattr(training, name) for name in TRAINING_KEYS}
     for key in list(space):
-        condition = SETTINGS[key].only_if
+        condition = space_setting(key).only_if
         if condition is not None and condition[0] not in space and fixed.get(condition[0]) not in condition[1]:
             if key in table:
                 allowed = " or ".join(repr(v) for v in condition[1])
@@ -371,14 +369,13 @@ def _space(table: dict, training: TrainingConfig, given: set[str], where: str) -
                     f"{where}: 'space.{key}' applies only with {condition[0]} {allowed}, and [training] sets {condition[0]} = {fixed[condition[0]]!r}"
                 )
             del space[key]
-    return {key: space[key] for key in SETTINGS if key in space}
+    return {key: space[key] for key in SPACE_KEYS if key in space}
 
 
 def _param(key: str, value, where: str) -> Param:
-    setting = SETTINGS[key]
+    setting = space_setting(key)
     paper = PAPER_SPACE.get(key)
     name = f"space.{key}"
-    rule = RULES[setting.field]
     if isinstance(value, dict) and "choices" in value:
         _no_unknown(value, {"choices"}, where, f"{name}.")
         choices = value["choices"]
@@ -410,8 +407,8 @@ def _param(key: str, value, where: str) -> Param:
     if integer and (low != int(low) or high != int(high)):
         raise StudyFileError(f"{where}: '{name}' must have whole numbers as bounds, got {low}..{high}")
     for bound in (low, high):
-        if not rule.valid(int(bound) if integer else setting.to_field(float(bound))):
-            raise StudyFileError(f"{where}: '{name}' must lie where {setting.field} is {rule.expected}, got {low}..{high}")
+        if not setting.valid(int(bound) if integer else setting.to_field(float(bound))):
+            raise StudyFileError(f"{where}: '{name}' must lie where {setting.field} is {setting.expected}, got {low}..{high}")
     if step is not None:
         if isinstance(step, bool) or not isinstance(step, (int, float)) or step <= 0 or (integer and step != int(step)):
             raise StudyFileError(f"{where}: '{name}.step' must be a {'whole ' if integer else ''}number > 0, got {step!r}")
@@ -426,15 +423,14 @@ def _param(key: str, value, where: str) -> Param:
 
 def _value(key: str, value, where: str, name: str):
     """One fixed value or choice of `key`, of its setting's type and range."""
-    setting = SETTINGS[key]
+    setting = space_setting(key)
     kinds = {int: (int,), float: (int, float), str: (str,)}[setting.kind]
     if isinstance(value, bool) or not isinstance(value, kinds):
         expected = {int: "whole numbers", float: "numbers", str: "strings"}[setting.kind]
         raise StudyFileError(f"{where}: '{name}' must hold {expected}, got {value!r}")
     value = float(value) if setting.kind is float else value
-    rule = RULES[setting.field]
-    if not rule.valid(setting.to_field(value)):
-        raise StudyFileError(f"{where}: '{name}': {setting.field} must be {rule.expected}, got {value!r}")
+    if not setting.valid(setting.to_field(value)):
+        raise StudyFileError(f"{where}: '{name}': {setting.field} must be {setting.expected}, got {value!r}")
     return value
 
 

@@ -16,7 +16,7 @@ from ..errors import ConfigError, first_line
 from ..model.network import SequenceNetwork, parameter_count
 from ..tasks import Task, make_task
 from ..training import checkpoint
-from ..training.config import Hyperparameters, TrainingConfig
+from ..training.config import TrainingConfig
 from ..training.train import Diverged, train, training_threads
 from . import queue
 from .cells import cell_name, derive_seed, load_cells, open_study_storage
@@ -60,11 +60,11 @@ def checkpoint_path(directory: Path, task: str, variant: str, slot: int) -> Path
     return directory / task / variant.replace("+", "_") / f"slot-{slot}.pt"
 
 
-def network_for(task: Task, variant: str, hparams: Hyperparameters, config: TrainingConfig) -> SequenceNetwork:
+def network_for(task: Task, variant: str, config: TrainingConfig) -> SequenceNetwork:
     """The network a trial trains: the task's shape, the variant's cell, the trial's size and layers."""
     return SequenceNetwork(
         input_size=task.input_size,
-        hidden_size=hparams.hidden_size,
+        hidden_size=config.hidden_size,
         output_size=task.output_size,
         variant=variant,
         bidirectional=task.bidirectional,
@@ -78,11 +78,11 @@ def network_for(task: Task, variant: str, hparams: Hyperparameters, config: Trai
 def run_trial(trial: optuna.Trial, *, spec: StudyFile, task: Task, variant: str, checkpoint_dir: Path, stop: threading.Event) -> TrialOutcome:
     study, storage = trial.study, trial.study._storage
     values = suggest(trial, spec.space)
-    hparams, config = trial_settings(spec.training, values)
+    config = trial_settings(spec.training, values)
     slot = storage.get_trial(trial._trial_id).system_attrs.get(queue.SLOT, trial.number)
     seed = derive_seed(spec.seed, task.name, variant, slot)
     torch.manual_seed(seed)
-    model = network_for(task, variant, hparams, config)
+    model = network_for(task, variant, config)
     attrs = {
         "task": task.name,
         "variant": variant,
@@ -109,7 +109,7 @@ def run_trial(trial: optuna.Trial, *, spec: StudyFile, task: Task, variant: str,
 
         try:
             identity = checkpoint_identity(spec, task.name, variant, slot, trial.params)
-            result = train(model, task, hparams, config=config, seed=seed, checkpoint_path=path, checkpoint_identity=identity, on_epoch=on_epoch)
+            result = train(model, task, config=config, seed=seed, checkpoint_path=path, checkpoint_identity=identity, on_epoch=on_epoch)
         except Diverged as err:
             queue.finish(study, trial, attrs={"failure": str(err)}, state=TrialState.FAIL)
             checkpoint.remove(path)

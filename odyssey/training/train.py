@@ -1,7 +1,7 @@
 """Training one network on one task: the paper's protocol, resumable epoch by epoch.
 
 Knows nothing about Optuna, studies, or what the model is: it needs `model(inputs, lengths)`,
-a task (odyssey.tasks.Task) and hyperparameters.
+a task (odyssey.tasks.Task) and a TrainingConfig.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from torch import nn
 
 from . import checkpoint
 from .config import TrainingConfig
-from .config import Hyperparameters
 from .optim import build_optimizer
 from ..tasks import Batch, Task
 
@@ -145,7 +144,6 @@ def _check_divergence(state: checkpoint.TrainingState, *, train_loss: float, met
 def train(
     model: nn.Module,
     task: Task,
-    hparams: Hyperparameters,
     *,
     config: TrainingConfig,
     seed: int,
@@ -159,7 +157,7 @@ def train(
     With a checkpoint path, each epoch's end is saved there and a later call resumes from it, if the
     checkpoint carries the same `checkpoint_identity` (what the caller says the training is).
     """
-    optimizer = build_optimizer(model, hparams, config)
+    optimizer = build_optimizer(model, config)
     generator = torch.Generator().manual_seed(seed)
     state = checkpoint.TrainingState(best_state=copy.deepcopy(model.state_dict()))
     if checkpoint_path is not None:
@@ -169,7 +167,7 @@ def train(
     stopped = "max_epochs"
     while state.epoch < config.max_epochs:
         train_loss = train_epoch(
-            model, task, optimizer, batch_size=config.batch_size, noise=hparams.input_noise, generator=generator, epoch=state.epoch + 1, clip=config.gradient_clip
+            model, task, optimizer, batch_size=config.batch_size, noise=config.input_noise, generator=generator, epoch=state.epoch + 1, clip=config.gradient_clip
         )
         metric = evaluate(model, task, "validation", batch_size=config.eval_batch_size)
         state.epoch += 1
