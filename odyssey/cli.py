@@ -122,15 +122,10 @@ def tasks(
     build: Annotated[bool, typer.Option(help="Build default data sets not cached yet (chorales ~20 s, speech ~20-40 s).")] = False,
 ) -> None:
     """Show every task with its default sizes and metric (cached or instant data only unless --build)."""
-    from rich.console import Console
-
+    from odyssey.console import print_task_table
     from odyssey.tasks import task_table
 
-    table, notes = task_table(paths=path, build=build)
-    console = Console()  # the terminal's width, as ever (odyssey.console's is 200 columns when piped)
-    console.print(table)
-    for note in notes:
-        console.print(note)
+    print_task_table(task_table(paths=path, build=build))
 
 
 RefitsOpt = Annotated[

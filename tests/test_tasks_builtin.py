@@ -11,6 +11,7 @@ import pytest
 import torch
 from rich.console import Console
 
+from odyssey.console import print_task_table
 from odyssey.tasks import SPLITS, make_task, task_table
 from odyssey.tasks.core.cache import cache_dir
 from odyssey.tasks.core.objectives import IGNORE
@@ -159,10 +160,9 @@ def test_copy_scores_only_the_recall_steps(tasks):
 
 def test_the_task_table_builds_nothing_slow(shared_cache):
     before = set(shared_cache.rglob("*"))
-    table, notes = task_table()
     out = io.StringIO()
-    Console(file=out, width=120).print(table)
-    text = out.getvalue() + "\n".join(notes)
+    print_task_table(task_table(), out=Console(file=out, width=120))
+    text = out.getvalue()
     for shown in ("vowels", "adding", "copy", "frame_error", "needs --path timit=", "not built yet"):
         assert shown in text
     assert set(shared_cache.rglob("*")) == before  # the default chorales and speech stay unbuilt
