@@ -28,6 +28,11 @@ def odyssey(
     version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version.")] = False,
 ) -> None:
     """odyssey: the LSTM search-space study of Greff et al. (2017) on your own data."""
+    import optuna
+
+    # Optuna's INFO lines ("Trial 3 finished with value ...") repeat what the tables and the live view
+    # say. Set here, not on import: a library user's own setting stays theirs.
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 @app.command()
@@ -57,12 +62,14 @@ def run(
     force_jobs: Annotated[bool, typer.Option(help="Start --jobs workers even beyond this machine's cores.")] = False,
 ) -> None:
     """Run a study: each (task, variant) cell gets its missing trials. Safe to stop and run again."""
-    from odyssey.console import print_rows
+    from odyssey.console import print_rows, watch
     from odyssey.study.runner import run as run_study
     from odyssey.study.studyfile import load_study_file
 
     spec = load_study_file(study)
-    rows = run_study(spec, storage_url=storage, jobs=jobs, threads=threads, extend=extend, checkpoint_dir=checkpoint_dir, force_jobs=force_jobs)
+    rows = run_study(
+        spec, storage_url=storage, jobs=jobs, threads=threads, extend=extend, checkpoint_dir=checkpoint_dir, force_jobs=force_jobs, progress=watch
+    )
     print_rows(rows, title=spec.name)
 
 
@@ -151,7 +158,7 @@ def importance(
     seed: SeedOpt = None,
 ) -> None:
     """Variance shares of each hyperparameter and pair (fANOVA; log-sampled ones in log10), with intervals, noise floors and trial counts."""
-    from odyssey.analysis.importance import print_importance
+    from odyssey.console import print_importance
 
     print_importance(storage=storage, study=study, params=params, objective=objective, fmt=fmt, **_given(refits=refits, seed=seed))
 

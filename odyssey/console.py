@@ -1,13 +1,20 @@
-"""Printing tables for the CLI: one place that turns rows into a Rich table."""
+"""Printing for the CLI: rows as Rich tables, titled lists, the task listing, the live view of a run, importance.
+
+Library functions return rows, documents and lines; this module (and odyssey/cli.py) prints them.
+"""
 
 from __future__ import annotations
 
+import json
+import math
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Console
+from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
@@ -58,3 +65,78 @@ def print_task_table(listing: TaskListing, *, out: Console | None = None) -> Non
     for line in listing.lines:
         style = NOTE_STYLES.get(line.missing)
         out.print(f"[bold]{line.name}[/bold]: {line.about}" + (f" [{style}]{escape(line.reason)}[/{style}]" if style else ""))
+
+
+def _best(value: float) -> str:
+    """A cell's best value; '-' before its first complete trial (not 'nan')."""
+    return "-" if math.isnan(value) else f"{value:.4g}"
+
+
+def _progress_table(rows: list[dict[str, object]], *, started: float, done_at_start: int, jobs: int) -> Table:
+    done = sum(r["complete"] + r["failed"] for r in rows)
+    planned = sum(r["planned"] for r in rows)
+    elapsed = time.monotonic() - started
+    finished_now = done - done_at_start
+    eta = f"{elapsed / finished_now * (planned - done):.0f} s" if finished_now else "-"
+    table = Table(title=f"{done}/{planned} trials done, {elapsed:.0f} s elapsed, ETA {eta} ({jobs} job{'s' * (jobs > 1)})")
+    for column in ("cell", "done", "failed", "running now", "best"):
+        table.add_column(column, justify="left" if column in ("cell", "running now") else "right")
+    for r in rows:
+        table.add_row(r["cell"], f"{r['complete'] + r['failed']}/{r['planned']}", str(r["failed"]), r["now"], _best(r["best"]))
+    return table
+
+
+def watch(
+    cells: Callable[[], list[dict[str, object]]], *, running: Callable[[], bool], jobs: int, out: Console | None = None, poll: float = 1.0
+) -> None:
+    """Show a run's progress until `running()` turns false: a live table on a terminal, a line per finished
+    trial otherwise. `cells()` reads the rows of study.status.cell_rows afresh."""
+    out = out or Console()
+    started = time.monotonic()
+    rows = cells()
+    done_at_start = sum(r["complete"] + r["failed"] for r in rows)
+    if out.is_terminal:
+        with Live(_progress_table(rows, started=started, done_at_start=done_at_start, jobs=jobs), console=out, refresh_per_second=2) as live:
+            while running():
+                time.sleep(poll)
+                live.update(_progress_table(cells(), started=started, done_at_start=done_at_start, jobs=jobs))
+        return
+    reported = {r["cell"]: r["complete"] + r["failed"] for r in rows}
+    while True:
+        alive = running()
+        for r in cells():
+            done = r["complete"] + r["failed"]
+            if done != reported[r["cell"]]:
+                reported[r["cell"]] = done
+                out.print(f"{r['cell']}: {done}/{r['planned']} done ({r['failed']} failed), best {_best(r['best'])}")
+        if not alive:
+            return
+        time.sleep(poll)
+
+
+def print_importance(
+    *,
+    storage: str,
+    study: str,
+    params: Sequence[str] | None = None,
+    objective: int | None = None,
+    fmt: str = "table",
+    seed: int = 0,
+    refits: int | None = None,
+) -> None:
+    """`odyssey importance`: the shares of every set of trials as tables, CSV or JSON; refits None: the library's default."""
+    from .analysis.importance import FORMATS, importance_csv, importance_document, importance_footer, importance_tables, study_importance
+    from .errors import OdysseyError
+
+    if fmt not in FORMATS:
+        raise OdysseyError(f"unknown format {fmt!r}; use one of: {', '.join(FORMATS)}")
+    given = {"refits": refits} if refits is not None else {}
+    table, spaces = study_importance(storage=storage, study=study, params=params, objective=objective, seed=seed, **given)
+    if fmt == "csv":
+        sys.stdout.write(importance_csv(table))
+    elif fmt == "json":
+        print(json.dumps(importance_document(table, spaces, study=study, objective=objective, seed=seed), indent=2, allow_nan=False))
+    else:
+        for title, rows in importance_tables(table, spaces, study=study):
+            print_rows(rows, title=title)
+        print(importance_footer(spaces, seed=seed))

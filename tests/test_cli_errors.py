@@ -133,11 +133,11 @@ def test_the_live_table_shows_a_dash_for_a_cell_without_a_complete_trial():
     """Issue 25: 'best nan' for cells without trials."""
     from rich.console import Console
 
-    from odyssey.study.status import _table
+    from odyssey.console import _progress_table
 
     rows = [{"cell": "s/t/V", "complete": 0, "failed": 0, "planned": 3, "now": "", "best": float("nan")}]
     console = Console(width=120, record=True)
-    console.print(_table(rows, started=0.0, done_at_start=0, jobs=1))
+    console.print(_progress_table(rows, started=0.0, done_at_start=0, jobs=1))
     row = next(line for line in console.export_text().splitlines() if "s/t/V" in line)
     assert "nan" not in row and row.rstrip(" │").endswith(" -"), row
 
@@ -274,3 +274,33 @@ def test_the_kernel_is_built_before_any_trial_starts(tmp_path, cache, monkeypatc
     monkeypatch.setattr(runner, "_run_here", lambda *args: order.append("trials"))
     runner.run(load_study_file(write_study(tmp_path, trials=1)), storage_url=f"sqlite:///{tmp_path}/k.db", progress=False)
     assert order == ["kernel", "trials"]  # so no trial's seconds include a compile, and its line shows before the live table
+
+
+def test_the_command_line_quiets_optunas_info_lines(monkeypatch, capsys):
+    """The CLI sets Optuna's verbosity; importing odyssey does not (a library user's setting stays theirs)."""
+    import optuna
+
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.INFO)
+    try:
+        assert run_main(monkeypatch, capsys, "variants")[0] == 0
+        assert optuna.logging.get_verbosity() == optuna.logging.WARNING
+    finally:
+        optuna.logging.set_verbosity(before)
+
+
+def test_an_unavailable_kernel_is_a_warning_not_a_print(monkeypatch, capsys):
+    """The runner says it once, as a warning the CLI prints as one line, not on the library's stdout."""
+    from odyssey.errors import OdysseyWarning
+    from odyssey.model import kernel
+    from odyssey.model.kernel import dispatch
+    from odyssey.study import runner
+
+    def unavailable():
+        raise kernel.KernelUnavailable("odyssey's C++ LSTM kernel is unavailable: c++: command not found")
+
+    monkeypatch.setattr(dispatch, "chosen_backend", lambda backend: "auto")
+    monkeypatch.setattr(kernel, "load", unavailable)
+    with pytest.warns(OdysseyWarning, match=r"command not found; the workers use the slower reference LSTM"):
+        runner.build_kernel()
+    assert capsys.readouterr().out == ""

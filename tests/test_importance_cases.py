@@ -14,8 +14,9 @@ import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from odyssey.analysis.importance import analyse, analyse_spaces, choose_scales, print_importance, terms_table
+from odyssey.analysis.importance import analyse, analyse_spaces, choose_scales, terms_table
 from odyssey.analysis.trials import study_trials
+from odyssey.console import print_importance
 
 ROOT = Path(__file__).resolve().parents[1]
 optuna.logging.set_verbosity(optuna.logging.WARNING)

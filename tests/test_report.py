@@ -14,9 +14,10 @@ import optuna
 import pandas as pd
 import pytest
 
-from odyssey.analysis.importance import print_importance, study_importance
+from odyssey.analysis.importance import study_importance
 from odyssey.analysis import plots
 from odyssey.analysis.report import CSV_NAMES, build_report
+from odyssey.console import print_importance
 from odyssey.analysis.settings import range_text
 from odyssey.analysis.synthetic import write_synthetic_study
 
@@ -330,8 +331,36 @@ def test_the_variant_figure_is_the_same_each_time_it_is_drawn_from_the_same_tria
     drawn = []
     for seed in (1, 2):
         np.random.seed(seed)  # whatever else in the process used the global generator
-        drawn.append(plots.save_png(plots.variant_boxplots(frame, best_trials(frame), variant_tests(frame), metric="cer"), tmp_path / f"{seed}.png").read_bytes())
+        drawn.append(plots.png_bytes(plots.variant_boxplots(frame, best_trials(frame), variant_tests(frame), metric="cer")))
     assert drawn[0] == drawn[1]
     dots = plots.variant_boxplots(frame, best_trials(frame), variant_tests(frame), metric="cer").axes[0].collections[-1].get_offsets()
     assert len(dots) == len(frame) and sorted(np.asarray(dots)[:, 1]) == sorted(frame["test_metric"])
     assert np.all(np.abs(np.asarray(dots)[:, 0] - np.repeat([0, 1], 30)) <= 0.2)  # over its own variant's box
+
+
+def test_the_report_is_built_in_memory_and_written_at_the_end(tmp_path, monkeypatch):
+    """A report that fails while it is built leaves no half-written folder; one that does not writes
+    exactly the files it assembled."""
+    from odyssey.analysis import report as report_module
+    from odyssey.analysis.study_analysis import analyse_study
+    from odyssey.analysis.trials import load_odyssey_trials
+
+    storage = optuna.storages.InMemoryStorage()
+    write_synthetic_study(storage, name="demo", tasks=("toy",), variants=("V", "NFG"), trials=30)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the last step fails")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(report_module, "to_html", broken)
+        with pytest.raises(RuntimeError, match="the last step fails"):
+            build_report(storage=storage, name=None, out_dir=tmp_path / "failed", refits=0)
+    assert [p for p in (tmp_path / "failed").rglob("*")] == []
+
+    assembled = report_module.assemble_report(analyse_study(load_odyssey_trials(storage, "demo"), refits=0), source="memory")
+    files = assembled.files()
+    assert {p.name for p in tmp_path.iterdir()} == {"failed"}  # nothing written yet
+    out = tmp_path / "out"
+    assert report_module.write_report(assembled, out=out) == out / "report.html"
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == files
+    assert sum(p.parent.name == "figures" for p in files) >= 2 and files[Path(".storage")] == b"memory\n"

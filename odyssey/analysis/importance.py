@@ -1,14 +1,14 @@
 """Hyperparameter importance of a set of trials: fANOVA on the analysis scales, as tables.
 
 The tables (terms, marginal curves, pair surfaces) are what the figures draw and the CSV files
-hold; `print_importance` is `odyssey importance`, for any Optuna study.
+hold; `study_importance` is `odyssey importance`, for any Optuna study, and `importance_tables`,
+`importance_csv` and `importance_document` are what it prints (odyssey.console prints them).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -417,38 +417,36 @@ def strict_json(value: object) -> object:
     return value
 
 
-def print_importance(
-    *,
-    storage: str,
-    study: str,
-    params: Sequence[str] | None = None,
-    objective: int | None = None,
-    fmt: str = "table",
-    seed: int = 0,
-    refits: int = REFITS,
-) -> None:
-    """`odyssey importance`: main effects, pairwise interactions and the rest, as a table, CSV or JSON."""
-    if fmt not in FORMATS:
-        raise OdysseyError(f"unknown format {fmt!r}; use one of: {', '.join(FORMATS)}")
-    table, spaces = study_importance(storage=storage, study=study, params=params, objective=objective, seed=seed, refits=refits)
-    if fmt == "csv":
-        table.assign(params=[json.dumps(p) for p in table["params"]]).to_csv(sys.stdout, index=False)
-    elif fmt == "json":
-        document = {"study": study, "objective": objective or 0, "seed": seed, "scales": SCALE_NOTE, "shares": SHARES_NOTE, "spaces": spaces, "terms": table.to_dict(orient="records")}
-        print(json.dumps(strict_json(document), indent=2, allow_nan=False))
-    else:
-        from ..console import print_rows
-        from .render import cell_text
+def importance_document(table: pd.DataFrame, spaces: list[dict[str, object]], *, study: str, objective: int | None, seed: int) -> dict:
+    """`odyssey importance --format json`: study_importance's table and summaries, in plain JSON types."""
+    document = {"study": study, "objective": objective or 0, "seed": seed, "scales": SCALE_NOTE, "shares": SHARES_NOTE, "spaces": spaces, "terms": table.to_dict(orient="records")}
+    return strict_json(document)
 
-        for summary in spaces:
-            part = table[table["space"] == summary["space"]]
-            if part.empty:
-                print_rows([], title=f"{study}, {summary['space']}: {summary['note']}")
-                continue
-            notes = [f"left out: {d}" for d in summary["dropped"]] + (["constant objective: no shares"] if summary["constant"] else [])
-            notes += [summary["dominant"]] if summary["dominant"] else []
-            title = f"{study}, {summary['space']}: variance shares over {summary['trials']:,} trials" + "".join(f"; {n}" for n in notes)
-            shown = part.drop(columns=["params", "space", "trials"]).assign(distinguishable=lambda t: t["distinguishable"].map(lambda v: "" if v is None else "yes" if v else "no"))
-            print_rows([{k: cell_text(v) for k, v in row.items()} for row in shown.to_dict(orient="records")], title=title)
-        methods = {s["uncertainty"]["method"] for s in spaces if s["uncertainty"]}
-        print(f"{SCALE_NOTE[0].upper()}{SCALE_NOTE[1:]}. {SHARES_NOTE[0].upper()}{SHARES_NOTE[1:]}." + "".join(f" {m[0].upper()}{m[1:]}." for m in sorted(methods)) + f" Seed {seed}.")
+
+def importance_csv(table: pd.DataFrame) -> str:
+    """`odyssey importance --format csv`: the terms of every space, each term's parameters as a JSON list."""
+    return table.assign(params=[json.dumps(p) for p in table["params"]]).to_csv(index=False)
+
+
+def importance_tables(table: pd.DataFrame, spaces: list[dict[str, object]], *, study: str) -> list[tuple[str, list[dict[str, str]]]]:
+    """`odyssey importance`: per space, a title (trials, what was left out) and its rows as text; no rows when not computed."""
+    from .render import cell_text
+
+    shown = []
+    for summary in spaces:
+        part = table[table["space"] == summary["space"]]
+        if part.empty:
+            shown.append((f"{study}, {summary['space']}: {summary['note']}", []))
+            continue
+        notes = [f"left out: {d}" for d in summary["dropped"]] + (["constant objective: no shares"] if summary["constant"] else [])
+        notes += [summary["dominant"]] if summary["dominant"] else []
+        title = f"{study}, {summary['space']}: variance shares over {summary['trials']:,} trials" + "".join(f"; {n}" for n in notes)
+        part = part.drop(columns=["params", "space", "trials"]).assign(distinguishable=lambda t: t["distinguishable"].map(lambda v: "" if v is None else "yes" if v else "no"))
+        shown.append((title, [{k: cell_text(v) for k, v in row.items()} for row in part.to_dict(orient="records")]))
+    return shown
+
+
+def importance_footer(spaces: list[dict[str, object]], *, seed: int) -> str:
+    """The line under the tables: the scales, what a share divides, how the intervals were made, the seed."""
+    methods = {s["uncertainty"]["method"] for s in spaces if s["uncertainty"]}
+    return f"{SCALE_NOTE[0].upper()}{SCALE_NOTE[1:]}. {SHARES_NOTE[0].upper()}{SHARES_NOTE[1:]}." + "".join(f" {m[0].upper()}{m[1:]}." for m in sorted(methods)) + f" Seed {seed}."

@@ -6,8 +6,8 @@ figure registry to leak, safe in any process.
 
 from __future__ import annotations
 
+import io
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -186,7 +186,8 @@ def pair_heatmaps(surfaces: pd.DataFrame, *, metric: str, order: list[tuple[str,
     return fig
 
 
-def save_png(fig: Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, format="png")
-    return path
+def png_bytes(fig: Figure) -> bytes:
+    """The figure as a PNG file's bytes (the report writes them, and inlines them in its HTML)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=100, format="png")
+    return buffer.getvalue()

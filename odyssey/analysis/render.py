@@ -11,7 +11,7 @@ import html
 import math
 import numbers
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,7 @@ class Table:
 class Image:
     path: Path  # relative to the report's folder
     caption: str
+    png: bytes = field(repr=False)  # the figure itself: inlined in the HTML, written to `path` beside it
 
 
 Block = Heading | Text | Table | Image
@@ -71,7 +72,7 @@ def _numeric(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
-def to_html(blocks: list[Block], *, root: Path, title: str) -> str:
+def to_html(blocks: list[Block], *, title: str) -> str:
     esc = html.escape
     parts = [f"<!doctype html>\n<html><head><meta charset='utf-8'><title>{esc(title)}</title><style>{CSS}</style></head><body>"]
     for block in blocks:
@@ -87,7 +88,7 @@ def to_html(blocks: list[Block], *, root: Path, title: str) -> str:
             )
             parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
         else:
-            data = base64.b64encode((root / block.path).read_bytes()).decode("ascii")
+            data = base64.b64encode(block.png).decode("ascii")
             parts.append(f"<figure><img src='data:image/png;base64,{data}' alt='{esc(block.caption)}'><figcaption>{esc(block.caption)}</figcaption></figure>")
     return "\n".join([*parts, "</body></html>\n"])
 

@@ -1,6 +1,8 @@
 """`odyssey report`: a study's analysis as report.html (self-contained), report.md, PNG figures and CSV tables.
 
-Every figure has a CSV with the numbers it draws, so a reader can redraw or check it.
+Every figure has a CSV with the numbers it draws, so a reader can redraw or check it. The report is
+built in memory (`assemble_report`) and written by one function at the end (`write_report`): an
+analysis that fails leaves no half-written folder.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -58,9 +61,7 @@ def build_report(
     writable_folder(out, "--out" if out_dir is not None else "the report folder")  # before the analysis, not after it
     margins = load_analysis_settings(study_file).equivalence_margin if study_file is not None else None
     analysis = analyse_study(load_odyssey_trials(store, name), trees=trees, seed=seed, margins=margins, refits=refits)
-    (out / SOURCE).parent.mkdir(parents=True, exist_ok=True)
-    (out / SOURCE).write_text(source + "\n")
-    return write_report(analysis, out=out, source=source, study_file=study_file)
+    return write_report(assemble_report(analysis, source=source, study_file=study_file), out=out)
 
 
 SOURCE = ".storage"  # which storage a report folder was written from
@@ -83,17 +84,15 @@ def _with_task(task: str, frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(task=task)[["task", *frame.columns]]
 
 
-def _figure(fig, out: Path, stem: str, caption: str) -> Image:
-    relative = Path(FIGURES) / f"{stem}.png"
-    plots.save_png(fig, out / relative)
-    return Image(relative, caption)
+def _figure(fig, stem: str, caption: str) -> Image:
+    return Image(Path(FIGURES) / f"{stem}.png", caption, plots.png_bytes(fig))
 
 
 PAIRS_DRAWN = 6
 TERM_SHOWN = ["term", "scale", "mean", "std", "low", "high", "floor", "distinguishable"]
 
 
-def _importance_blocks(task: TaskAnalysis, out: Path, stem: str, tables: dict[str, list[pd.DataFrame]]) -> list[Block]:
+def _importance_blocks(task: TaskAnalysis, stem: str, tables: dict[str, list[pd.DataFrame]]) -> list[Block]:
     blocks: list[Block] = [Heading("Hyperparameter importance", 3)]
     if isinstance(task.importance, str):
         blocks.append(Text(f"Not computed: {task.importance}."))
@@ -111,11 +110,11 @@ def _importance_blocks(task: TaskAnalysis, out: Path, stem: str, tables: dict[st
             if k:
                 blocks += [Heading(f"Sub-space: {space}", 4), Text(f"Not computed: {result}.")]
             continue
-        blocks += _space_blocks(task, result, out, f"{stem}-{k}" if k else stem, tables, first=k == 0)
+        blocks += _space_blocks(task, result, f"{stem}-{k}" if k else stem, tables, first=k == 0)
     return blocks
 
 
-def _space_blocks(task: TaskAnalysis, result: Importance, out: Path, stem: str, tables: dict[str, list[pd.DataFrame]], *, first: bool) -> list[Block]:
+def _space_blocks(task: TaskAnalysis, result: Importance, stem: str, tables: dict[str, list[pd.DataFrame]], *, first: bool) -> list[Block]:
     terms, curves, surfaces = terms_table(result), curves_table(result), surfaces_table(result)
     tables["importance"].append(_with_task(task.task, terms))
     tables["marginals"].append(_with_task(task.task, curves.assign(target=task.metric)))
@@ -128,7 +127,7 @@ def _space_blocks(task: TaskAnalysis, result: Importance, out: Path, stem: str, 
     blocks: list[Block] = [
         Heading(f"{'All trials' if first else 'Sub-space: ' + result.space} ({result.trials:,} trials)", 4),
         Text(f"{result.note[0].upper()}{result.note[1:]}."),
-        _figure(plots.share_bars(terms), out, f"{stem}-importance", f"{label}: share of the variance of validation {task.metric}"),
+        _figure(plots.share_bars(terms), f"{stem}-importance", f"{label}: share of the variance of validation {task.metric}"),
         Table(terms[TERM_SHOWN]),
     ]
     if result.constant:
@@ -136,7 +135,6 @@ def _space_blocks(task: TaskAnalysis, result: Importance, out: Path, stem: str, 
     blocks.append(
         _figure(
             plots.marginal_curves(curves, metric=f"validation {task.metric}", times=times, choices=choices),
-            out,
             f"{stem}-marginals",
             f"{label}: marginal predicted {task.metric}" + (" and training seconds" if times is not None else "") + " per parameter, band ±1 std over resamples",
         )
@@ -150,11 +148,11 @@ def _space_blocks(task: TaskAnalysis, result: Importance, out: Path, stem: str, 
         shown = surfaces[[pair in set(drawn) for pair in zip(surfaces["param_x"], surfaces["param_y"])]]
         which = f"the {len(drawn)} largest of {len(ranked)} pairs (all in pairs.csv)" if len(ranked) > len(drawn) else "every pair"
         caption = f"{label}: pairwise marginals of validation {task.metric} for {which}, largest first; total (left) and interaction only (right)"
-        blocks.append(_figure(plots.pair_heatmaps(shown, metric=task.metric, order=drawn, choices=choices), out, f"{stem}-pairs", caption))
+        blocks.append(_figure(plots.pair_heatmaps(shown, metric=task.metric, order=drawn, choices=choices), f"{stem}-pairs", caption))
     return blocks
 
 
-def _variant_blocks(task: TaskAnalysis, analysis: StudyAnalysis, out: Path, stem: str) -> list[Block]:
+def _variant_blocks(task: TaskAnalysis, analysis: StudyAnalysis, stem: str) -> list[Block]:
     blocks: list[Block] = [Heading("Variants against vanilla", 3)]
     if VANILLA not in set(task.tests["variant"]):
         blocks.append(Text(f"No tests: task {task.task} has no complete vanilla ({VANILLA}) trials to compare against."))
@@ -186,7 +184,7 @@ def _variant_blocks(task: TaskAnalysis, analysis: StudyAnalysis, out: Path, stem
     fig = plots.variant_boxplots(
         complete[complete["task"] == task.task], analysis.best[analysis.best["task"] == task.task], task.tests, metric=task.metric
     )
-    blocks.append(_figure(fig, out, f"{stem}-variants", f"{task.task}: test {task.metric} per variant; colour marks a difference to {VANILLA} (Holm-adjusted)"))
+    blocks.append(_figure(fig, f"{stem}-variants", f"{task.task}: test {task.metric} per variant; colour marks a difference to {VANILLA} (Holm-adjusted)"))
     blocks.append(Table(task.tests[TEST_COLUMNS].assign(parameters=lambda t: t["parameters"].round().astype("Int64"))))
     return blocks
 
@@ -204,7 +202,7 @@ def _paired(analysis: StudyAnalysis) -> bool:
     return any((attrs.get("study_spec") or {}).get("sampler") == "paired" for attrs in analysis.trials.study_attrs.values())
 
 
-def _document(analysis: StudyAnalysis, out: Path, source: str, tables: dict[str, list[pd.DataFrame]], study_file: Path | None) -> list[Block]:
+def _document(analysis: StudyAnalysis, source: str, tables: dict[str, list[pd.DataFrame]], study_file: Path | None) -> list[Block]:
     trials = analysis.trials
     totals = analysis.cells.drop(columns=["task", "variant"]).sum()
     blocks: list[Block] = [
@@ -232,8 +230,8 @@ def _document(analysis: StudyAnalysis, out: Path, source: str, tables: dict[str,
     for i, task in enumerate(analysis.tasks):
         stem = f"{i + 1:02d}-{_slug(task.task)}"
         blocks += [Heading(f"Task {task.task} (metric: {task.metric}, lower is better)")]
-        blocks += _variant_blocks(task, analysis, out, stem)
-        blocks += _importance_blocks(task, out, stem, tables)
+        blocks += _variant_blocks(task, analysis, stem)
+        blocks += _importance_blocks(task, stem, tables)
     blocks += [Heading("Files"), Text("CSV tables beside this report: " + ", ".join(f"{n}.csv" for n in CSV_NAMES) + f"; figures in {FIGURES}/.")]
     return blocks
 
@@ -241,16 +239,38 @@ def _document(analysis: StudyAnalysis, out: Path, source: str, tables: dict[str,
 CSV_NAMES = ("trials", "cells", "variant_stats", "claims", "importance", "marginals", "pairs")
 
 
-def write_report(analysis: StudyAnalysis, *, out: Path, source: str, study_file: Path | None = None) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
+@dataclass(frozen=True)
+class Report:
+    """Everything a report folder holds, built in memory; `write_report` writes it."""
+
+    title: str
+    source: str  # the storage it was made from (masked), kept in the folder's SOURCE file
+    blocks: list[Block]  # the document; its figures (Image blocks) carry their PNG bytes
+    tables: dict[str, pd.DataFrame]  # CSV_NAMES -> the table written as <name>.csv
+
+    def files(self) -> dict[Path, bytes]:
+        """Each file of the report folder, by its path inside the folder, with its content."""
+        files = {Path(SOURCE): f"{self.source}\n".encode()}
+        files |= {block.path: block.png for block in self.blocks if isinstance(block, Image)}
+        files |= {Path(f"{key}.csv"): self.tables[key].to_csv(index=False, float_format="%.6g").encode() for key in CSV_NAMES}
+        files[Path("report.md")] = to_markdown(self.blocks).encode()
+        files[Path("report.html")] = to_html(self.blocks, title=self.title).encode()
+        return files
+
+
+def assemble_report(analysis: StudyAnalysis, *, source: str, study_file: Path | None = None) -> Report:
+    """The report of an analysed study, in memory: its document (figures drawn) and its CSV tables."""
     tables: dict[str, list[pd.DataFrame]] = {"importance": [], "marginals": [], "pairs": []}
-    blocks = _document(analysis, out, source, tables, study_file)
+    blocks = _document(analysis, source, tables, study_file)
     csvs = {"trials": analysis.trials.frame, "cells": analysis.cells, "variant_stats": analysis.tests, "claims": analysis.claims}
     csvs |= {key: pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["task"]) for key, parts in tables.items()}
     csvs["importance"] = csvs["importance"].assign(params=[json.dumps(list(p)) for p in csvs["importance"].get("params", [])])
-    for key in CSV_NAMES:
-        csvs[key].to_csv(out / f"{key}.csv", index=False, float_format="%.6g")
-    (out / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
-    path = out / "report.html"
-    path.write_text(to_html(blocks, root=out, title=f"odyssey report: {analysis.trials.name}"), encoding="utf-8")
-    return path
+    return Report(title=f"odyssey report: {analysis.trials.name}", source=source, blocks=blocks, tables=csvs)
+
+
+def write_report(report: Report, *, out: Path) -> Path:
+    """Write every file of `report` into `out` (created if missing); the path of report.html."""
+    for relative, content in report.files().items():
+        (out / relative).parent.mkdir(parents=True, exist_ok=True)
+        (out / relative).write_bytes(content)
+    return out / "report.html"

@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +21,6 @@ from . import queue
 from .space import distributions, draw
 from .storage import open_storage, sqlite_path
 from .studyfile import StudyFile
-
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-# fail_stale_trials and the retry attributes are "experimental" in Optuna 5, and say so on every call.
-warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 QUEUED = "odyssey_queued"  # study system attr: the slots queued so far, set once they all are
 CREATOR_WAIT_SECONDS = 10  # how long a cell's queue may stand still before another process completes it

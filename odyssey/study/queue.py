@@ -20,6 +20,7 @@ import os
 import threading
 import time
 import uuid
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
@@ -270,7 +271,9 @@ def fail_and_requeue(study: optuna.Study, trial: FrozenTrial, *, retries: int) -
 
 def recover(study: optuna.Study, *, retries: int, dead: frozenset[str] = frozenset()) -> None:
     """Retry the trials of dead workers: stale heartbeats, and workers known dead here or to the supervisor."""
-    optuna.storages.fail_stale_trials(study)  # RDB storages: the heartbeat on the database's clock; requeues through the callback
+    with warnings.catch_warnings():  # fail_stale_trials is "experimental" in Optuna 5, and says so on every call
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)  # RDB storages: the heartbeat on the database's clock; requeues through the callback
     now = time.time()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         stamp = trial.user_attrs.get("worker") or {}

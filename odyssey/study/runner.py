@@ -9,6 +9,8 @@ import threading
 import traceback
 import uuid
 import warnings
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import optuna
@@ -17,7 +19,7 @@ from optuna.trial import TrialState
 from ..errors import Interrupted, OdysseyError, OdysseyWarning, WorkerDied, WorkerFailed, first_line
 from . import queue
 from .cells import cell_name, default_checkpoint_dir, open_study_storage, prepare
-from .status import status_rows, watch
+from .status import cell_rows, status_rows
 from .stopping import STOP, die_with_parent
 from .storage import check_folder, mask_url, writable_folder
 from .studyfile import StudyFile
@@ -83,13 +85,16 @@ def build_kernel() -> None:
     try:
         load()
     except KernelUnavailable as error:
-        print(f"odyssey: {error}; the workers use the slower reference LSTM", flush=True)
+        warnings.warn(f"{error}; the workers use the slower reference LSTM", OdysseyWarning, stacklevel=2)
 
 
-def _worker_process(spec: StudyFile, url: str, checkpoint_dir: Path, worker: int, threads: int, token: str, log: Path, errors, parent: int) -> None:
+def _worker_process(
+    spec: StudyFile, url: str, checkpoint_dir: Path, worker: int, threads: int, token: str, log: Path, errors, parent: int, verbosity: int
+) -> None:
     from ..model.kernel.dispatch import KernelFallback
 
     STOP.install()
+    optuna.logging.set_verbosity(verbosity)  # a spawned process starts at Optuna's default: log as the parent does
     warnings.simplefilter("ignore", KernelFallback)  # the runner reported it once
     try:
         die_with_parent(parent)  # after install: the parent's death arrives as a clean stop (SIGTERM)
@@ -115,9 +120,14 @@ def run(
     extend: bool = False,
     checkpoint_dir: Path | None = None,
     force_jobs: bool = False,
-    progress: bool = True,
+    progress: Callable[..., None] | None = None,
 ) -> list[dict[str, object]]:
-    """Run every cell's missing trials; returns the status rows afterwards."""
+    """Run every cell's missing trials; returns the status rows afterwards.
+
+    progress: shows the run while it trains, called as progress(cells, running=..., jobs=...) where
+    cells() reads the status rows afresh and running() says whether trials still train (the CLI
+    passes odyssey.console.watch); None shows nothing.
+    """
     url = storage_url or spec.default_storage
     checkpoint_dir = checkpoint_dir or default_checkpoint_dir(spec, url)
     with STOP.installed():
@@ -140,9 +150,10 @@ def run(
     return status_rows(url, spec.name)
 
 
-def _run_here(spec: StudyFile, url: str, storage, checkpoint_dir: Path, threads: int, progress: bool) -> None:
+def _run_here(spec: StudyFile, url: str, storage, checkpoint_dir: Path, threads: int, progress: Callable[..., None] | None) -> None:
     done = threading.Event()
-    viewer = threading.Thread(target=watch, args=(storage, spec.name), kwargs={"running": lambda: not done.is_set(), "jobs": 1}, daemon=True)
+    cells = partial(cell_rows, storage, spec.name)
+    viewer = threading.Thread(target=progress, args=(cells,), kwargs={"running": lambda: not done.is_set(), "jobs": 1}, daemon=True)
     if progress:
         viewer.start()
     try:
@@ -157,7 +168,7 @@ def _unfinished(url: str, name: str) -> int:
     return sum(r["planned"] - r["complete"] - r["failed"] for r in status_rows(url, name))
 
 
-def _run_workers(spec: StudyFile, url: str, storage, checkpoint_dir: Path, jobs: int, threads: int, progress: bool) -> None:
+def _run_workers(spec: StudyFile, url: str, storage, checkpoint_dir: Path, jobs: int, threads: int, progress: Callable[..., None] | None) -> None:
     """A worker killed by a signal (out of memory, say) has its trial queued again at once and is
     replaced while trials remain; each death is a warning, and the run succeeds if every slot ends.
 
@@ -172,10 +183,11 @@ def _run_workers(spec: StudyFile, url: str, storage, checkpoint_dir: Path, jobs:
     workers: list = []  # STOP.children: a replacement takes its predecessor's place
     tokens: list[str] = []  # each worker's, by place
     handled: set[str] = set()  # the tokens of dead workers whose trials went back to the queue
+    verbosity = optuna.logging.get_verbosity()
 
     def start(n: int) -> None:
         token = uuid.uuid4().hex
-        process = context.Process(target=_worker_process, args=(spec, url, checkpoint_dir, n, threads, token, logs / f"worker-{n}.log", errors, os.getpid()))
+        process = context.Process(target=_worker_process, args=(spec, url, checkpoint_dir, n, threads, token, logs / f"worker-{n}.log", errors, os.getpid(), verbosity))
         process.start()
         if n < len(workers):
             workers[n], tokens[n] = process, token
@@ -205,7 +217,7 @@ def _run_workers(spec: StudyFile, url: str, storage, checkpoint_dir: Path, jobs:
         for n in range(jobs):
             start(n)
         if progress:
-            watch(storage, spec.name, running=running, jobs=jobs)
+            progress(partial(cell_rows, storage, spec.name), running=running, jobs=jobs)
         while running():
             STOP.event.wait(0.5)
     except KeyboardInterrupt:

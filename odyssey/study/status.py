@@ -1,16 +1,12 @@
-"""What a storage says about a study's cells: `odyssey status` and the live view of `odyssey run`."""
+"""What a storage says about a study's cells: the rows of `odyssey status` and of `odyssey run`'s live view
+(odyssey.console draws them)."""
 
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable
 
 import optuna
 from optuna.trial import TrialState
-from rich.console import Console
-from rich.live import Live
-from rich.table import Table
 
 from ..errors import OdysseyError
 from . import queue
@@ -67,47 +63,3 @@ def status_report(storage_url: str, name: str | None = None) -> tuple[list[dict[
 
 def status_rows(storage_url: str, name: str | None = None) -> list[dict[str, object]]:
     return status_report(storage_url, name)[0]
-
-
-def _table(rows: list[dict[str, object]], *, started: float, done_at_start: int, jobs: int) -> Table:
-    done = sum(r["complete"] + r["failed"] for r in rows)
-    planned = sum(r["planned"] for r in rows)
-    elapsed = time.monotonic() - started
-    finished_now = done - done_at_start
-    eta = f"{elapsed / finished_now * (planned - done):.0f} s" if finished_now else "-"
-    table = Table(title=f"{done}/{planned} trials done, {elapsed:.0f} s elapsed, ETA {eta} ({jobs} job{'s' * (jobs > 1)})")
-    for column in ("cell", "done", "failed", "running now", "best"):
-        table.add_column(column, justify="left" if column in ("cell", "running now") else "right")
-    for r in rows:
-        table.add_row(r["cell"], f"{r['complete'] + r['failed']}/{r['planned']}", str(r["failed"]), r["now"], _best(r["best"]))
-    return table
-
-
-def _best(value: float) -> str:
-    """A cell's best value; '-' before its first complete trial (not 'nan')."""
-    return "-" if math.isnan(value) else f"{value:.4g}"
-
-
-def watch(storage, name: str, *, running: Callable[[], bool], jobs: int, console: Console | None = None, poll: float = 1.0) -> None:
-    """Show progress until `running()` turns false: a live table on a terminal, a line per finished trial otherwise."""
-    console = console or Console()
-    started = time.monotonic()
-    rows = cell_rows(storage, name)
-    done_at_start = sum(r["complete"] + r["failed"] for r in rows)
-    if console.is_terminal:
-        with Live(_table(rows, started=started, done_at_start=done_at_start, jobs=jobs), console=console, refresh_per_second=2) as live:
-            while running():
-                time.sleep(poll)
-                live.update(_table(cell_rows(storage, name), started=started, done_at_start=done_at_start, jobs=jobs))
-        return
-    reported = {r["cell"]: r["complete"] + r["failed"] for r in rows}
-    while True:
-        alive = running()
-        for r in cell_rows(storage, name):
-            done = r["complete"] + r["failed"]
-            if done != reported[r["cell"]]:
-                reported[r["cell"]] = done
-                console.print(f"{r['cell']}: {done}/{r['planned']} done ({r['failed']} failed), best {_best(r['best'])}")
-        if not alive:
-            return
-        time.sleep(poll)
