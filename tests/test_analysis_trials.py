@@ -101,8 +101,8 @@ def rdb_url(request, tmp_path):
 def test_one_query_on_an_rdb_storage_reads_what_optuna_reads(rdb_url):
     import sqlalchemy
 
-    from odyssey.analysis.rdb import rdb_backend
     from odyssey.analysis.trials import load_optuna_trials, open_existing
+    from odyssey.optuna_private import rdb_backend
 
     url = rdb_url
     optuna.create_study(storage=url, study_name="m").add_trials(_mixed_trials())
@@ -127,3 +127,42 @@ def test_float_steps_and_single_values_on_their_scales():
     assert (step.low, step.high) == pytest.approx((-0.05, 0.55))  # equal cells: the end values weigh as much as the rest
     assert scale_of("a", CategoricalDistribution(["tanh"])).single and scale_of("n", IntDistribution(2, 2)).single
     assert not scale_of("n", IntDistribution(1, 2)).single
+
+
+def _imported(path, package: str) -> set[str]:
+    """The modules a source file imports, relative imports resolved against its package, lazy ones included."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1]) if node.level else ""
+            module = ".".join(part for part in (base, node.module) if part)
+            found |= {module} | {f"{module}.{alias.name}" for alias in node.names}
+    return found
+
+
+def test_analysis_imports_no_study_training_model_or_torch():
+    """analysis reads storages through the shared contracts (odyssey.record, .storage, .optuna_private,
+    .studytoml), never through study: the layering the architecture page shows. Checked for every
+    analysis module and every odyssey module they import (the package root aside)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "odyssey"
+    forbidden = ("odyssey.study", "odyssey.training", "odyssey.model", "odyssey.tasks", "torch")
+    todo = {f"odyssey.analysis.{p.stem}": p for p in (root / "analysis").glob("*.py")}
+    seen, bad = set(), []
+    while todo:
+        name, path = todo.popitem()
+        seen.add(name)
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for module in _imported(path, package):
+            if any(module == f or module.startswith(f"{f}.") for f in forbidden):
+                bad.append(f"{name} imports {module}")
+            parts = module.split(".")
+            for candidate in (root.parent.joinpath(*parts).with_suffix(".py"), root.parent.joinpath(*parts, "__init__.py")):
+                if module.startswith("odyssey.") and module not in seen and candidate.is_file():
+                    todo[module] = candidate
+    assert not bad, "; ".join(sorted(set(bad)))

@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy
 from optuna.trial import TrialState
 
-from odyssey.study.storage import mask_url, open_storage
+from odyssey.storage import mask_url, open_storage
 
 ROOT = Path(__file__).parents[1]
 FULL = os.environ.get("ODYSSEY_FULL_TESTS") == "1"
@@ -102,7 +102,7 @@ def all_trials(url: str) -> dict[str, list[optuna.trial.FrozenTrial]]:
 
 def test_workers_starting_together_on_a_new_sqlite_file_all_open_it(tmp_path):
     """SQLite reports the schema race as "table ... already exists": the losers must retry."""
-    opener = "import sys, time\nfrom odyssey.study.storage import open_storage\nwhile time.time() < float(sys.argv[2]): pass\nopen_storage(sys.argv[1])"
+    opener = "import sys, time\nfrom odyssey.storage import open_storage\nwhile time.time() < float(sys.argv[2]): pass\nopen_storage(sys.argv[1])"
     for attempt in range(2):
         url, start_at = f"sqlite:///{tmp_path}/race{attempt}.db", time.time() + 3
         openers = [subprocess.Popen([sys.executable, "-W", "ignore", "-c", opener, url, str(start_at)], stderr=subprocess.PIPE, text=True) for _ in range(4)]

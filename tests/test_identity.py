@@ -6,7 +6,7 @@ import pytest
 from odyssey.errors import ConfigError
 from odyssey.study import cells
 from odyssey.study.runner import prepare_study
-from odyssey.study.storage import open_storage
+from odyssey.storage import open_storage
 from odyssey.study.studyfile import StudyFileError, parse_study
 
 BASE = {"name": "same", "tasks": ["adding"], "variants": ["V"], "trials": 2, "training": {"max_epochs": 1}}

@@ -9,7 +9,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
 from odyssey.study import cells, queue
-from odyssey.study.storage import open_storage
+from odyssey.storage import open_storage
 from odyssey.study.studyfile import parse_study
 
 X = {"x": FloatDistribution(0, 1)}

@@ -19,8 +19,9 @@ import pandas as pd
 import pytest
 
 from odyssey.analysis.report import build_report
-from odyssey.study.cells import cell_name, prepare
-from odyssey.study.storage import open_storage
+from odyssey.record import cell_name
+from odyssey.storage import open_storage
+from odyssey.study.cells import prepare
 from odyssey.study.studyfile import load_study_file
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -97,8 +97,9 @@ def test_paired_draws_give_every_variant_of_a_task_the_same_configuration_in_eac
     """Random search draws each cell's configurations on its own: in the replication, handwriting's V
     drew 2 of 50 that train within 12 epochs and NFG 15, which decided their comparison. Paired
     draws share each slot's configuration between a task's variants; random keeps them apart."""
-    from odyssey.study.cells import cell_name, prepare
-    from odyssey.study.storage import open_storage
+    from odyssey.record import cell_name
+    from odyssey.study.cells import prepare
+    from odyssey.storage import open_storage
     from odyssey.study.studyfile import load_study_file
 
     queued = {}

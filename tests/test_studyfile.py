@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from odyssey.study.space import PAPER_SPACE
-from odyssey.study.studyfile import StudyFileError, load_analysis_settings, load_study_file
+from odyssey.study.studyfile import StudyFileError, load_study_file
+from odyssey.studytoml import load_analysis_settings
 
 GOOD = """
 name = "demo"

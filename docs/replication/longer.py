@@ -32,7 +32,7 @@ from scipy import stats
 
 from odyssey.analysis.trials import load_odyssey_trials, open_existing
 from odyssey.analysis.variant_stats import VANILLA, best_trials
-from odyssey.study.cells import derive_seed
+from odyssey.record import derive_seed
 from odyssey.study.space import trial_settings
 from odyssey.study.studyfile import load_study_file
 from odyssey.study.worker import network_for

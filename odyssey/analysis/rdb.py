@@ -2,8 +2,8 @@
 
 Optuna builds a FrozenTrial per trial with every attribute and intermediate value, which is most
 of the time `odyssey importance` takes on thousands of trials; importance needs only states,
-objective values and parameters. The tables are Optuna's own models, so the query follows
-Optuna's schema rather than restating it.
+objective values and parameters. The query itself (on Optuna's tables) is optuna_private.trial_rows;
+this module turns its rows into a table of trials.
 """
 
 from __future__ import annotations
@@ -13,36 +13,16 @@ import math
 import numpy as np
 import pandas as pd
 from optuna.distributions import CategoricalDistribution, json_to_distribution
-from optuna.storages import BaseStorage, RDBStorage
+from optuna.storages import RDBStorage
 
-
-def rdb_backend(storage: BaseStorage) -> RDBStorage | None:
-    """The RDBStorage behind `storage` (Optuna wraps it in a cache for studies), else None."""
-    backend = getattr(storage, "_backend", storage)
-    return backend if isinstance(backend, RDBStorage) else None
+from ..optuna_private import trial_rows
 
 
 def read_trials(backend: RDBStorage, study_id: int, *, objective: int = 0, prefix: str = "params_") -> tuple[pd.DataFrame, dict[str, list]]:
     """(frame, distributions): number, state and value per trial, a column `prefix + name` per
     parameter holding its external value (NaN where a trial lacks it), and each parameter's
     distributions as stored (a list: cells or trials may store different ranges)."""
-    import sqlalchemy as sa
-    from optuna.storages._rdb import models
-
-    trials, values, params = models.TrialModel.__table__, models.TrialValueModel.__table__, models.TrialParamModel.__table__
-    query = (
-        sa.select(trials.c.number, trials.c.state, values.c.value, values.c.value_type, params.c.param_name, params.c.param_value, params.c.distribution_json)
-        .select_from(
-            trials.outerjoin(values, sa.and_(values.c.trial_id == trials.c.trial_id, values.c.objective == objective)).outerjoin(
-                params, params.c.trial_id == trials.c.trial_id
-            )
-        )
-        .where(trials.c.study_id == study_id)
-    )
-    with backend.engine.connect() as connection:
-        rows = connection.execute(query).all()
-    # Enum columns come back as Optuna's enums (TrialState is an IntEnum: pandas would keep only the int).
-    named = [(r[0], getattr(r[1], "name", r[1]), r[2], getattr(r[3], "name", r[3]), *r[4:]) for r in rows]
+    named = trial_rows(backend, study_id, objective=objective)
     long = pd.DataFrame(named, columns=["number", "state", "value", "value_type", "param", "internal", "distribution"])
     kinds = long["value_type"].tolist()
     infinite = {"INF_POS": math.inf, "INF_NEG": -math.inf}

@@ -18,8 +18,9 @@ from optuna.storages import BaseStorage
 
 from .. import __version__
 from ..errors import OdysseyError
-from ..study.storage import mask_url, sqlite_path, writable_folder
-from ..study.studyfile import load_analysis_settings
+from ..record import STUDY_SPEC
+from ..storage import mask_url, sqlite_path, writable_folder
+from ..studytoml import load_analysis_settings
 from . import plots
 from .budget import budget_gaps
 from .importance import PAIR_SIGN, SCALE_NOTE, Importance, curves_table, surfaces_table, terms_table
@@ -199,7 +200,7 @@ def _margin_source(analysis: StudyAnalysis) -> str:
 
 
 def _paired(analysis: StudyAnalysis) -> bool:
-    return any((attrs.get("study_spec") or {}).get("sampler") == "paired" for attrs in analysis.trials.study_attrs.values())
+    return any((attrs.get(STUDY_SPEC) or {}).get("sampler") == "paired" for attrs in analysis.trials.study_attrs.values())
 
 
 def _document(analysis: StudyAnalysis, source: str, tables: dict[str, list[pd.DataFrame]], study_file: Path | None) -> list[Block]:

@@ -13,10 +13,10 @@ from pathlib import Path
 import pandas as pd
 
 from .. import __version__
+from ..record import STUDY_SPEC
 from .render import Block, Heading, Table, Text
 from .trials import Trials
 
-SPEC = "study_spec"
 SHOWN_ELSEWHERE = {"name", "description", "tasks", "variants", "trials", "space", "storage"}
 
 
@@ -66,7 +66,7 @@ def settings_blocks(trials: Trials, *, study_file: Path | None) -> list[Block]:
     """Study file, description, protocol, space and trials per cell; one set per distinct stored spec."""
     specs: dict[str, tuple[dict, list[str]]] = {}
     for cell, attrs in sorted(trials.study_attrs.items()):
-        spec = attrs.get(SPEC)
+        spec = attrs.get(STUDY_SPEC)
         if isinstance(spec, dict):
             specs.setdefault(repr(sorted(spec.items(), key=lambda kv: kv[0])), (spec, []))[1].append(cell)
     blocks: list[Block] = [Heading("Study settings")]

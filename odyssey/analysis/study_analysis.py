@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from ..record import STUDY_SPEC
 from .claims import check_claims, summary
 from .importance import Importance, analyse_spaces, choose_scales, curves_table, terms_table
 from .trials import Trials
@@ -85,5 +86,5 @@ def analyse_study(trials: Trials, *, trees: int = 32, seed: int = 0, margins: fl
 
 def paired_study(trials: Trials) -> bool:
     """Every cell was drawn with `sampler = "paired"`: slot k holds the same configuration in every variant."""
-    samplers = {attrs["study_spec"].get("sampler") for attrs in trials.study_attrs.values() if isinstance(attrs.get("study_spec"), dict)}
+    samplers = {attrs[STUDY_SPEC].get("sampler") for attrs in trials.study_attrs.values() if isinstance(attrs.get(STUDY_SPEC), dict)}
     return samplers == {"paired"}

@@ -11,7 +11,21 @@ import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from ..study.queue import SLOT
+from ..record import (
+    EPOCHS,
+    FAILURE,
+    METRIC,
+    SECONDS,
+    SLOT,
+    STUDY,
+    STUDY_HASH,
+    STUDY_SPEC,
+    TASK,
+    TEST_METRIC,
+    VARIANT,
+    cell_name,
+    start_attrs,
+)
 
 PAPER_DISTRIBUTIONS = {
     "learning_rate": FloatDistribution(1e-6, 1e-2, log=True),
@@ -58,7 +72,7 @@ def write_synthetic_study(
     rng = np.random.default_rng(seed)
     for task in tasks:
         for variant in variants:
-            study = optuna.create_study(storage=storage, study_name=f"{name}/{task}/{variant}", direction="minimize")
+            study = optuna.create_study(storage=storage, study_name=cell_name(name, task, variant), direction="minimize")
             spec = {
                 "name": name,
                 "tasks": list(tasks),
@@ -72,7 +86,7 @@ def write_synthetic_study(
                 | ({"optimizer": {"choices": list(OPTIMIZER.choices)}, "momentum": {"low": 0.0, "high": 0.99, "when": "optimizer = sgd"}} if conditional else {}),
                 "task_options": {},
             }
-            for key, value in {"odyssey_study": name, "task": task, "variant": variant, "metric": metric, "study_hash": "synthetic", "study_spec": spec}.items():
+            for key, value in {STUDY: name, TASK: task, VARIANT: variant, METRIC: metric, STUDY_HASH: "synthetic", STUDY_SPEC: spec}.items():
                 study.set_user_attr(key, value)
             for slot in range(trials + failed + running):
                 source = np.random.default_rng([seed, tasks.index(task), slot]) if paired else rng
@@ -84,11 +98,12 @@ def write_synthetic_study(
                     if params["optimizer"] == "sgd":
                         params["momentum"], distributions["momentum"] = float(rng.uniform(0.0, 0.99)), MOMENTUM
                         value += 0.05 + 0.1 * params["momentum"]
-                attrs = {"task": task, "variant": variant, "metric": metric, "parameter_count": 4000 + 100 * len(variant), "versions": {"odyssey": "synthetic", "optuna": optuna.__version__}}
+                versions = {"odyssey": "synthetic", "optuna": optuna.__version__}
+                attrs = start_attrs(task=task, variant=variant, metric=metric, parameter_count=4000 + 100 * len(variant), versions=versions, inactive=[])
                 if slot < trials:
-                    state, done = TrialState.COMPLETE, {"test_metric": value + rng.normal(0, noise), "epochs": 10, "seconds": params["hidden_size"] * 0.5}
+                    state, done = TrialState.COMPLETE, {TEST_METRIC: value + rng.normal(0, noise), EPOCHS: 10, SECONDS: params["hidden_size"] * 0.5}
                 else:
-                    state, done = (TrialState.FAIL, {"failure": "diverged"}) if slot < trials + failed else (TrialState.RUNNING, {})
+                    state, done = (TrialState.FAIL, {FAILURE: "diverged"}) if slot < trials + failed else (TrialState.RUNNING, {})
                 study.add_trial(
                     optuna.trial.create_trial(
                         state=state,

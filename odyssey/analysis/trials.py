@@ -12,13 +12,14 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import OdysseyError
-from ..study.queue import SLOT, slot_trials
-from ..study.storage import mask_url, open_storage
-from .rdb import rdb_backend, read_trials
+from ..optuna_private import rdb_backend, study_id_of
+from ..record import METRIC, NUMBERS, STUDY, TASK, VARIANT, read_record, slot_trials
+from ..storage import mask_url, open_storage
+from .rdb import read_trials
 from .scales import Scale, scale_of
 
 PARAM_PREFIX = "params_"  # as Optuna's own trials_dataframe names parameter columns
-ATTRS = {"test_metric": float, "seconds": float, "epochs": float, "best_epoch": float, "parameter_count": float}
+ATTRS = dict.fromkeys(NUMBERS, float)  # the stored results read as numbers (record.TrialRecord's)
 
 
 class TooFewTrials(OdysseyError):
@@ -56,7 +57,7 @@ def open_existing(storage: str | BaseStorage) -> BaseStorage:
 
 
 def odyssey_names(storage) -> list[str]:
-    return sorted({s.user_attrs["odyssey_study"] for s in storage.get_all_studies() if "odyssey_study" in s.user_attrs})
+    return sorted({s.user_attrs[STUDY] for s in storage.get_all_studies() if STUDY in s.user_attrs})
 
 
 def resolve_name(storage, name: str | None) -> str:
@@ -75,29 +76,26 @@ def resolve_name(storage, name: str | None) -> str:
 def _cell(summary: optuna.study.FrozenStudy) -> tuple[str, str]:
     """(task, variant) from the study's attributes, else from its name "{name}/{task}/{variant}"."""
     parts = summary.study_name.split("/")
-    return summary.user_attrs.get("task", parts[-2] if len(parts) > 2 else "?"), summary.user_attrs.get("variant", parts[-1])
+    return summary.user_attrs.get(TASK, parts[-2] if len(parts) > 2 else "?"), summary.user_attrs.get(VARIANT, parts[-1])
 
 
 def _row(trial: FrozenTrial, *, study: str, task: str, variant: str, objective: int = 0) -> dict[str, object]:
-    attrs = trial.user_attrs
-    row: dict[str, object] = {
-        "study": study,
-        "task": task,
-        "variant": variant,
-        "number": trial.number,
-        # The planned slot a trial fills (queue.SLOT): with `sampler = "paired"` slot k of every
+    record = read_record(trial, study=study, task=task, variant=variant, objective=objective)
+    return {
+        "study": record.study,
+        "task": record.task,
+        "variant": record.variant,
+        "number": record.number,
+        # The planned slot a trial fills (record.SLOT): with `sampler = "paired"` slot k of every
         # variant of a task trains the same configuration. Trials not queued by odyssey have none.
-        "slot": trial.system_attrs.get(SLOT, math.nan),
-        "state": trial.state.name,
-        "value": trial.values[objective] if trial.state == TrialState.COMPLETE and trial.values else math.nan,
-        "failure": attrs.get("failure", ""),
-        "versions": ", ".join(f"{k} {v}" for k, v in sorted(attrs["versions"].items())) if isinstance(attrs.get("versions"), dict) else "",
+        "slot": math.nan if record.slot is None else record.slot,
+        "state": record.state,
+        "value": record.value,
+        "failure": record.failure,
+        "versions": ", ".join(f"{k} {v}" for k, v in sorted(record.versions.items())),
+        **{key: getattr(record, key) for key in ATTRS},
+        **{PARAM_PREFIX + k: v for k, v in record.params.items()},
     }
-    for key, kind in ATTRS.items():
-        value = attrs.get(key)
-        row[key] = kind(value) if isinstance(value, (int, float)) else math.nan
-    row.update({PARAM_PREFIX + k: v for k, v in trial.params.items()})
-    return row
 
 
 def _merge_scales(distributions) -> dict[str, Scale]:
@@ -126,14 +124,14 @@ def _frame(rows: list[dict[str, object]]) -> pd.DataFrame:
 
 def load_odyssey_trials(storage, name: str) -> Trials:
     """Every cell of the odyssey study `name`; retried and surplus trials left out (they hold no slot)."""
-    summaries = [s for s in storage.get_all_studies() if s.user_attrs.get("odyssey_study") == name]
+    summaries = [s for s in storage.get_all_studies() if s.user_attrs.get(STUDY) == name]
     rows, kept, metrics = [], [], {}
     for summary in sorted(summaries, key=lambda s: s.study_name):
         trials = slot_trials(optuna.load_study(study_name=summary.study_name, storage=storage).get_trials(deepcopy=False))
         task, variant = _cell(summary)
         rows += [_row(t, study=summary.study_name, task=task, variant=variant) for t in trials]
         kept += trials
-        metric = summary.user_attrs.get("metric") or next((t.user_attrs["metric"] for t in trials if "metric" in t.user_attrs), None)
+        metric = summary.user_attrs.get(METRIC) or next((t.user_attrs[METRIC] for t in trials if METRIC in t.user_attrs), None)
         metrics[task] = metrics.get(task) or metric  # a cell with no trials yet does not know it
     metrics = {task: metric or "value" for task, metric in metrics.items()}
     return Trials(name, _frame(rows), _merge_scales(_trial_distributions(kept)), metrics, {s.study_name: s.user_attrs for s in summaries})
@@ -158,15 +156,15 @@ def load_optuna_trials(storage, study: str, *, objective: int | None = None) -> 
     attrs = {"study": study, "task": study, "variant": "", "slot": math.nan, "failure": "", "versions": ""} | {key: math.nan for key in ATTRS}
     backend = rdb_backend(storage)
     if backend is not None:
-        read, distributions = read_trials(backend, frozen._study_id, objective=objective, prefix=PARAM_PREFIX)
+        read, distributions = read_trials(backend, study_id_of(frozen), objective=objective, prefix=PARAM_PREFIX)
         frame = read.assign(**attrs)
         scales = _merge_scales((p, d) for p, ds in distributions.items() for d in ds)
         frame = frame[_frame([]).columns.tolist() + sorted(c for c in frame.columns if c.startswith(PARAM_PREFIX))]
     else:
-        trials = storage.get_all_trials(frozen._study_id, deepcopy=False)
+        trials = storage.get_all_trials(study_id_of(frozen), deepcopy=False)
         rows = [_row(t, study=study, task=study, variant="", objective=objective) for t in trials]
         frame, scales = _frame(rows), _merge_scales(_trial_distributions(trials))
-    return Trials(study, frame, scales, {study: frozen.user_attrs.get("metric", "value")}, {study: frozen.user_attrs})
+    return Trials(study, frame, scales, {study: frozen.user_attrs.get(METRIC, "value")}, {study: frozen.user_attrs})
 
 
 def study_trials(study: optuna.Study, *, target=None) -> Trials:

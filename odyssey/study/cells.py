@@ -7,7 +7,6 @@ cell, so no slot is queued twice.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -17,25 +16,18 @@ import numpy as np
 import optuna
 
 from ..errors import ConfigError
+from ..optuna_private import storage_of, study_id_of
+from ..record import QUEUED, STUDY, STUDY_HASH, STUDY_SPEC, TASK, VARIANT, cell_name, derive_seed
+from ..storage import open_storage, sqlite_path
 from . import queue
 from .space import distributions, draw
-from .storage import open_storage, sqlite_path
 from .studyfile import StudyFile
 
-QUEUED = "odyssey_queued"  # study system attr: the slots queued so far, set once they all are
 CREATOR_WAIT_SECONDS = 10  # how long a cell's queue may stand still before another process completes it
 
 
 class StudyMismatch(ConfigError):
     """The study file changed under a storage that already holds its trials."""
-
-
-def cell_name(study_name: str, task: str, variant: str) -> str:
-    return f"{study_name}/{task}/{variant}"
-
-
-def derive_seed(*parts: object) -> int:
-    return int.from_bytes(hashlib.sha256("/".join(map(str, parts)).encode()).digest()[:4], "little")
 
 
 def default_checkpoint_dir(spec: StudyFile, storage_url: str) -> Path:
@@ -69,14 +61,14 @@ def prepare(spec: StudyFile, storage, *, extend: bool = False) -> None:
     stored = stored_spec(storage, spec.name)
     if stored is not None and stored != current:
         check_change(spec.name, stored, current, extend=extend)
-    attrs = {"odyssey_study": spec.name, "study_hash": spec.digest(), "study_spec": current}
+    attrs = {STUDY: spec.name, STUDY_HASH: spec.digest(), STUDY_SPEC: current}
     for task, variant in spec.cells():
         name = cell_name(spec.name, task, variant)
         try:
             study, created = optuna.create_study(storage=storage, study_name=name, direction="minimize"), True
         except optuna.exceptions.DuplicatedStudyError:
             study, created = optuna.load_study(study_name=name, storage=storage), False
-        for key, value in (attrs | {"task": task, "variant": variant}).items():
+        for key, value in (attrs | {TASK: task, VARIANT: variant}).items():
             if study.user_attrs.get(key) != value:
                 study.set_user_attr(key, value)
         _queue(study, spec, task, variant, created=created)
@@ -85,8 +77,8 @@ def prepare(spec: StudyFile, storage, *, extend: bool = False) -> None:
 def stored_spec(storage, name: str) -> dict | None:
     """The study file stored with the study `name` (every cell holds the same one), or None for a new study."""
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
-        if summary.user_attrs.get("odyssey_study") == name and "study_spec" in summary.user_attrs:
-            return summary.user_attrs["study_spec"]
+        if summary.user_attrs.get(STUDY) == name and STUDY_SPEC in summary.user_attrs:
+            return summary.user_attrs[STUDY_SPEC]
     return None
 
 
@@ -168,14 +160,14 @@ def _queue(study: optuna.Study, spec: StudyFile, task: str, variant: str, *, cre
     cell = {"random": (spec.seed, task, variant), "paired": (spec.seed, task)}.get(spec.sampler)  # whose slots share draws
     slots = {slot: draw(spec.space, np.random.default_rng(derive_seed(*cell, slot))) if cell else {} for slot in range(spec.trials)}
     queue.queue_slots(study, slots, dists)
-    study._storage.set_study_system_attr(study._study_id, QUEUED, spec.trials)
+    storage_of(study).set_study_system_attr(study_id_of(study), QUEUED, spec.trials)
 
 
 def _queued(study: optuna.Study) -> int:
     """The creator's count once it has queued them all; 0 if its queue stood still for CREATOR_WAIT_SECONDS."""
-    storage, seen, still_since = study._storage, -1, time.monotonic()
-    while (done := storage.get_study_system_attrs(study._study_id).get(QUEUED)) is None:
-        now_seen = len(storage.get_all_trials(study._study_id, deepcopy=False))
+    storage, study_id, seen, still_since = storage_of(study), study_id_of(study), -1, time.monotonic()
+    while (done := storage.get_study_system_attrs(study_id).get(QUEUED)) is None:
+        now_seen = len(storage.get_all_trials(study_id, deepcopy=False))
         if now_seen != seen:
             seen, still_since = now_seen, time.monotonic()
         elif time.monotonic() - still_since > CREATOR_WAIT_SECONDS:

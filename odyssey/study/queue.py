@@ -23,41 +23,29 @@ import uuid
 import warnings
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import optuna
-from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.trial import FrozenTrial, TrialState
 
-from .storage import GRACE_SECONDS, HEARTBEAT_SECONDS
+from ..optuna_private import move_state, record_heartbeat, storage_of, trial_handle, trial_id_of
+from ..record import (
+    BEAT,
+    CRASHES,
+    FAILED_TRIAL,
+    FAILURE,
+    INTERRUPTED,
+    PROGRESS,
+    RETRY_HISTORY,
+    SLOT,
+    SURPLUS,
+    WORKER,
+    retried_numbers,
+    slot_trials,
+)
+from ..storage import GRACE_SECONDS, HEARTBEAT_SECONDS
 
-SLOT = "odyssey_slot"  # system attr: which planned slot a trial fills
-CRASHES = "odyssey_crashes"  # system attr: how many times a worker died training this slot's chain
-BEAT = "odyssey_heartbeat"  # system attr: the wall-clock heartbeat on storages without one of their own
-
-
-# --- who holds a slot -------------------------------------------------------------------------
-
-
-def retried_numbers(trials: list[FrozenTrial]) -> set[int]:
-    return {n for t in trials for n in t.system_attrs.get("retry_history", [])}
-
-
-def slot_trials(trials: list[FrozenTrial]) -> list[FrozenTrial]:
-    """The trials holding slots: per slot the lowest number that is neither retried nor surplus."""
-    retried = retried_numbers(trials)
-    held, seen = [], set()
-    for t in sorted(trials, key=lambda t: t.number):
-        if t.user_attrs.get("surplus") or t.number in retried:
-            continue
-        slot = t.system_attrs.get(SLOT)
-        if slot is not None:
-            if slot in seen:
-                continue
-            seen.add(slot)
-        held.append(t)
-    return held
+# --- how many slots are where -------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -164,47 +152,21 @@ def queue_slots(study: optuna.Study, slots: dict[int, dict], distributions: dict
     return len(missing)
 
 
-def _move(study: optuna.Study, trial_id: int, *, old: TrialState, new: TrialState) -> bool:
-    """old -> new if the trial is still `old`, atomically; False if another process moved it first.
-
-    One `UPDATE ... WHERE state = old` on a database: Optuna's own read-then-write is atomic under
-    PostgreSQL's row locks but not on SQLite, which ignores SELECT ... FOR UPDATE (two processes
-    took one queued trial in 14 of 30 tries).
-    """
-    rdb = getattr(study._storage, "_backend", study._storage)  # Optuna wraps an RDBStorage in a cache
-    if not isinstance(rdb, optuna.storages.RDBStorage):
-        try:  # a journal storage replays its log in order: the first transition written wins
-            return study._storage.set_trial_state_values(trial_id, state=new)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            return False
-    import sqlalchemy
-    from optuna.storages._rdb import models
-
-    stamp = {"datetime_start": datetime.now()} if new == TrialState.RUNNING else {"datetime_complete": datetime.now()}
-    with rdb.engine.begin() as connection:
-        moved = connection.execute(
-            sqlalchemy.update(models.TrialModel)
-            .where(models.TrialModel.trial_id == trial_id, models.TrialModel.state == old)
-            .values(state=new, **stamp)
-        ).rowcount
-    return moved == 1
-
-
 def _take(study: optuna.Study, trial_id: int) -> bool:
-    return _move(study, trial_id, old=TrialState.WAITING, new=TrialState.RUNNING)
+    return move_state(study, trial_id, old=TrialState.WAITING, new=TrialState.RUNNING)
 
 
 def _prune_surplus(study: optuna.Study, trial_id: int) -> None:
-    study._storage.set_trial_user_attr(trial_id, "surplus", True)
-    _move(study, trial_id, old=TrialState.RUNNING, new=TrialState.PRUNED)
+    storage_of(study).set_trial_user_attr(trial_id, SURPLUS, True)
+    move_state(study, trial_id, old=TrialState.RUNNING, new=TrialState.PRUNED)
 
 
 def discard_duplicates(study: optuna.Study, trials: list[FrozenTrial]) -> None:
     """Prune queued trials whose slot another trial holds; taking them first, so one another worker took is never touched."""
     held = {t.number for t in slot_trials(trials)}
     for t in trials:
-        if t.state == TrialState.WAITING and t.number not in held and _take(study, t._trial_id):
-            _prune_surplus(study, t._trial_id)
+        if t.state == TrialState.WAITING and t.number not in held and _take(study, trial_id_of(t)):
+            _prune_surplus(study, trial_id_of(t))
 
 
 class Busy:
@@ -223,10 +185,10 @@ def claim(study: optuna.Study, *, worker: Worker, retries: int, dead: frozenset[
     for t in held:
         if t.state != TrialState.WAITING:
             continue
-        beat(study._storage, t._trial_id)  # before taking: a worker killed right after the take leaves a beat that goes stale
-        if _take(study, t._trial_id):
-            study._storage.set_trial_user_attr(t._trial_id, "worker", worker.stamp())
-            return optuna.Trial(study, t._trial_id)
+        beat(storage_of(study), trial_id_of(t))  # before taking: a worker killed right after the take leaves a beat that goes stale
+        if _take(study, trial_id_of(t)):
+            storage_of(study).set_trial_user_attr(trial_id_of(t), WORKER, worker.stamp())
+            return trial_handle(study, trial_id_of(t))
     return BUSY if any(t.state in (TrialState.WAITING, TrialState.RUNNING) for t in held) else None
 
 
@@ -234,11 +196,11 @@ def finish(study: optuna.Study, trial: optuna.Trial, *, attrs: dict, value: floa
     """Record a trial's result; False (nothing written) if it was finished meanwhile, e.g. failed as stale while its worker stalled."""
     try:
         for key, item in attrs.items():
-            study._storage.set_trial_user_attr(trial._trial_id, key, item)
+            storage_of(study).set_trial_user_attr(trial_id_of(trial), key, item)
     except optuna.exceptions.UpdateFinishedTrialError:
         return False
     told = study.tell(trial, value if state == TrialState.COMPLETE else None, state=state, skip_if_finished=True)
-    return told.state == state and told.user_attrs.get("surplus") is None
+    return told.state == state and told.user_attrs.get(SURPLUS) is None
 
 
 def requeue(study: optuna.Study, trial: FrozenTrial, *, retries: int) -> None:
@@ -247,15 +209,15 @@ def requeue(study: optuna.Study, trial: FrozenTrial, *, retries: int) -> None:
     A stop the user asked for (Ctrl-C, SIGTERM) is free; after `retries` deaths of its worker the
     chain ends failed instead, so one trial that always kills its worker cannot stall the study.
     """
-    history = [*trial.system_attrs.get("retry_history", []), trial.number]
-    crashes = trial.system_attrs.get(CRASHES, 0) + (not trial.user_attrs.get("interrupted", False))
+    history = [*trial.system_attrs.get(RETRY_HISTORY, []), trial.number]
+    crashes = trial.system_attrs.get(CRASHES, 0) + (not trial.user_attrs.get(INTERRUPTED, False))
     system_attrs = {k: v for k, v in trial.system_attrs.items() if k != BEAT}
-    system_attrs |= {"failed_trial": history[0], "retry_history": history, CRASHES: crashes}
-    user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in ("worker", "progress", "interrupted")}
+    system_attrs |= {FAILED_TRIAL: history[0], RETRY_HISTORY: history, CRASHES: crashes}
+    user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in (WORKER, PROGRESS, INTERRUPTED)}
     state = TrialState.WAITING
     if crashes > retries:
         state = TrialState.FAIL
-        user_attrs["failure"] = f"its worker died {crashes} times while training it (out of memory?); not retried again (retries = {retries})"
+        user_attrs[FAILURE] = f"its worker died {crashes} times while training it (out of memory?); not retried again (retries = {retries})"
     study.add_trial(
         optuna.trial.create_trial(state=state, params=trial.params, distributions=trial.distributions, user_attrs=user_attrs, system_attrs=system_attrs)
     )
@@ -263,9 +225,9 @@ def requeue(study: optuna.Study, trial: FrozenTrial, *, retries: int) -> None:
 
 def fail_and_requeue(study: optuna.Study, trial: FrozenTrial, *, retries: int) -> bool:
     """Fail a running trial and queue its retry; False if it was finished by someone else first."""
-    if not _move(study, trial._trial_id, old=TrialState.RUNNING, new=TrialState.FAIL):  # only one process retries it
+    if not move_state(study, trial_id_of(trial), old=TrialState.RUNNING, new=TrialState.FAIL):  # only one process retries it
         return False
-    requeue(study, study._storage.get_trial(trial._trial_id), retries=retries)
+    requeue(study, storage_of(study).get_trial(trial_id_of(trial)), retries=retries)
     return True
 
 
@@ -276,7 +238,7 @@ def recover(study: optuna.Study, *, retries: int, dead: frozenset[str] = frozens
         optuna.storages.fail_stale_trials(study)  # RDB storages: the heartbeat on the database's clock; requeues through the callback
     now = time.time()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        stamp = trial.user_attrs.get("worker") or {}
+        stamp = trial.user_attrs.get(WORKER) or {}
         stale = BEAT in trial.system_attrs and now - trial.system_attrs[BEAT] > GRACE_SECONDS
         if stamp.get("token") in dead or dead_here(stamp) or stale:
             fail_and_requeue(study, trial, retries=retries)
@@ -286,7 +248,7 @@ def recover(study: optuna.Study, *, retries: int, dead: frozenset[str] = frozens
     retried = retried_numbers(trials)
     held = {t.system_attrs.get(SLOT) for t in slot_trials(trials) if t.state != TrialState.FAIL}
     for trial in trials:
-        lost = trial.state == TrialState.FAIL and "failure" not in trial.user_attrs and trial.number not in retried
+        lost = trial.state == TrialState.FAIL and FAILURE not in trial.user_attrs and trial.number not in retried
         if lost and (trial.system_attrs.get(SLOT) not in held or SLOT not in trial.system_attrs):
             requeue(study, trial, retries=retries)
 
@@ -295,9 +257,7 @@ def recover(study: optuna.Study, *, retries: int, dead: frozenset[str] = frozens
 
 
 def beat(storage, trial_id: int) -> None:
-    if isinstance(storage, BaseHeartbeat) and storage.get_heartbeat_interval() is not None:
-        storage.record_heartbeat(trial_id)
-    else:
+    if not record_heartbeat(storage, trial_id):
         storage.set_trial_system_attr(trial_id, BEAT, time.time())
 
 

@@ -17,11 +17,12 @@ import optuna
 from optuna.trial import TrialState
 
 from ..errors import Interrupted, OdysseyError, OdysseyWarning, WorkerDied, WorkerFailed, first_line
+from ..record import FAILURE, WORKER, cell_name
+from ..storage import check_folder, mask_url, writable_folder
 from . import queue
-from .cells import cell_name, default_checkpoint_dir, open_study_storage, prepare
+from .cells import default_checkpoint_dir, open_study_storage, prepare
 from .status import cell_rows, status_rows
 from .stopping import STOP, die_with_parent
-from .storage import check_folder, mask_url, writable_folder
 from .studyfile import StudyFile
 from .worker import build_tasks, check_backend, work
 
@@ -242,11 +243,11 @@ def _retry_trials_of(spec: StudyFile, storage, token: str) -> int:
     for task, variant in spec.cells():
         study = optuna.load_study(study_name=cell_name(spec.name, task, variant), storage=storage)
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.FAIL)):
-            if (trial.user_attrs.get("worker") or {}).get("token") != token:
+            if (trial.user_attrs.get(WORKER) or {}).get("token") != token:
                 continue
             if trial.state == TrialState.RUNNING:
                 queue.fail_and_requeue(study, trial, retries=spec.retries)
-            held += trial.state == TrialState.RUNNING or "failure" not in trial.user_attrs  # not a divergence of its own
+            held += trial.state == TrialState.RUNNING or FAILURE not in trial.user_attrs  # not a divergence of its own
     return held
 
 

@@ -9,15 +9,16 @@ import optuna
 from optuna.trial import TrialState
 
 from ..errors import OdysseyError
+from ..record import FAILURE, PROGRESS, SECONDS, STUDY, STUDY_SPEC, slot_trials
+from ..storage import open_storage
 from . import queue
-from .storage import open_storage
 
 
 def odyssey_studies(storage, name: str | None = None) -> list[optuna.study.StudySummary]:
     summaries = optuna.get_all_study_summaries(storage, include_best_trial=False)
-    found = [s for s in summaries if "odyssey_study" in s.user_attrs and (name is None or s.user_attrs["odyssey_study"] == name)]
+    found = [s for s in summaries if STUDY in s.user_attrs and (name is None or s.user_attrs[STUDY] == name)]
     if not found:
-        names = sorted({s.user_attrs.get("odyssey_study", s.study_name) for s in summaries})
+        names = sorted({s.user_attrs.get(STUDY, s.study_name) for s in summaries})
         known = f"; it holds: {', '.join(names)}" if names else "; it holds no studies"
         raise OdysseyError(f"no odyssey study{f' named {name!r}' if name else ''} in this storage{known}")
     return found
@@ -29,9 +30,9 @@ def cell_rows(storage, name: str | None = None) -> list[dict[str, object]]:
     for summary in odyssey_studies(storage, name):
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         trials = study.get_trials(deepcopy=False)
-        counts = queue.count(trials, int(summary.user_attrs.get("study_spec", {}).get("trials", len(trials))))
+        counts = queue.count(trials, int(summary.user_attrs.get(STUDY_SPEC, {}).get("trials", len(trials))))
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
-        running = [t.user_attrs.get("progress") for t in trials if t.state == TrialState.RUNNING]
+        running = [t.user_attrs.get(PROGRESS) for t in trials if t.state == TrialState.RUNNING]
         best = min((t.value for t in complete), default=math.nan)
         rows.append(
             {
@@ -43,10 +44,10 @@ def cell_rows(storage, name: str | None = None) -> list[dict[str, object]]:
                 "planned": counts.planned,
                 "best": best,
                 "now": "; ".join(f"epoch {p['epoch']}: {p['validation']:.4g}" for p in running if p) or "",
-                "seconds": [t.user_attrs.get("seconds", math.nan) for t in complete],
+                "seconds": [t.user_attrs.get(SECONDS, math.nan) for t in complete],
                 "failures": [
-                    f"{summary.study_name} trial {t.number}: {t.user_attrs.get('failure', 'its worker stopped (retry pending)')}"
-                    for t in queue.slot_trials(trials)
+                    f"{summary.study_name} trial {t.number}: {t.user_attrs.get(FAILURE, 'its worker stopped (retry pending)')}"
+                    for t in slot_trials(trials)
                     if t.state == TrialState.FAIL
                 ],
             }

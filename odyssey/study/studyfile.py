@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import re
-import tomllib
 import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from ..errors import ConfigError, OdysseyError, OdysseyWarning
+from ..errors import OdysseyError, OdysseyWarning
+from ..studytoml import AnalysisSettings, StudyFileError
+from ..studytoml import analysis_settings as _analysis, names as _names, no_unknown as _no_unknown, read_toml as _read_toml, typed as _typed
 from .space import PAPER_SPACE, Choice, Param, ParamRange
 from ..training.config import SPACE_KEYS, TRAINING_KEYS, TrainingConfig, setting, space_setting, stored_training
 from ..model.variants import canonical_name
@@ -23,22 +23,6 @@ from ..model.variants import canonical_name
 
 def default_storage(name: str) -> str:
     return f"sqlite:///results/{name}.db"
-
-
-class StudyFileError(ConfigError):
-    """A study file that cannot be used, with a one-line reason."""
-
-
-@dataclass(frozen=True)
-class AnalysisSettings:
-    """How the report decides, not what the search is: kept out of the stored spec and its digest, so
-    a study file may state (or change) them after its trials ran, and the committed storages still
-    open with their files."""
-
-    # The difference to vanilla (in the task's metric) below which a variant counts as "the same":
-    # one number for every task, or one per task; None: one SD of V's best-10% test metric
-    # (odyssey.analysis.variant_stats.MARGIN_SD says why).
-    equivalence_margin: float | dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -111,17 +95,6 @@ def load_study_file(path: str | Path) -> StudyFile:
     return parse_study(_read_toml(path), where=str(path), path=path)
 
 
-def _read_toml(path: Path) -> dict:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a BOM (Windows editors write one) is no TOML error
-    except FileNotFoundError:
-        raise StudyFileError(f"{path}: no such study file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise StudyFileError(f"{path}: cannot read ({err})") from None
-    except tomllib.TOMLDecodeError as err:
-        raise StudyFileError(f"{path}: not valid TOML ({err})") from None
-
-
 def parse_study(raw: dict, *, where: str = "<study>", path: Path | None = None) -> StudyFile:
     from ..tasks import TASKS  # the registry: importing it must not build any data
 
@@ -189,38 +162,6 @@ def parse_study(raw: dict, *, where: str = "<study>", path: Path | None = None) 
     )
 
 
-def _analysis(table: dict, tasks: tuple[str, ...], where: str) -> AnalysisSettings:
-    _no_unknown(table, {f.name for f in fields(AnalysisSettings)}, where, "analysis.")
-    margin = table.get("equivalence_margin")
-    if margin is None:
-        return AnalysisSettings()
-    expected = "a number > 0 in the metric's units, or a table of one per task"
-
-    def positive(value) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
-
-    if isinstance(margin, dict):
-        for task, value in margin.items():
-            if task not in tasks:
-                raise StudyFileError(f"{where}: 'analysis.equivalence_margin.{task}' is for a task the study does not run; its tasks are {', '.join(tasks)}")
-            if not positive(value):
-                raise StudyFileError(f"{where}: 'analysis.equivalence_margin.{task}' must be a number > 0 in the metric's units, got {value!r}")
-        return AnalysisSettings({task: float(value) for task, value in margin.items()})
-    if not positive(margin):
-        raise StudyFileError(f"{where}: 'analysis.equivalence_margin' must be {expected}, got {margin!r}")
-    return AnalysisSettings(float(margin))
-
-
-def load_analysis_settings(path: str | Path) -> AnalysisSettings:
-    """The [analysis] table of a study file alone (reports read it without validating the tasks,
-    which would import torch)."""
-    raw = _read_toml(Path(path))
-    where = str(path)
-    tasks = _names(raw, "tasks", where) if "tasks" in raw else ()
-    table = _typed(raw, "analysis", dict, where, {})
-    return _analysis(table, tasks, where)
-
-
 def _task_sources(task_options: dict, where: str) -> dict[str, dict[str, object]]:
     """Each task of your own's factory (import path, source hash) or data files (hashes)."""
     from ..tasks.yours import identity  # the tasks import torch; status and report read study files without it
@@ -285,7 +226,7 @@ def _located_options(task_options: dict, base: Path | None, where: str) -> dict[
 def locate_storage(url: str | None, base: Path | None, where: str) -> str | None:
     """A study file's own SQLite or journal storage with its file found as locate finds data; None
     when the file names no storage (the default, results/<name>.db, is the current folder's)."""
-    from .storage import JOURNAL, journal_path, sqlite_path  # storage.py needs neither torch nor optuna at import
+    from ..storage import JOURNAL, journal_path, sqlite_path  # storage.py needs neither torch nor optuna at import
 
     if url is None:
         return None
@@ -294,30 +235,6 @@ def locate_storage(url: str | None, base: Path | None, where: str) -> str | None
         return url
     found = locate(str(file), base, where, "'storage'")
     return ("sqlite:///" if url.startswith("sqlite:///") else JOURNAL) + found
-
-
-def _no_unknown(table: dict, allowed: set[str], where: str, prefix: str = "") -> None:
-    for key in table:
-        if key not in allowed:
-            raise StudyFileError(f"{where}: unknown key '{prefix}{key}'; expected one of {', '.join(sorted(allowed))}")
-
-
-def _typed(table: dict, key: str, kind: type, where: str, default=None, prefix: str = ""):
-    value = table.get(key, default)
-    # bool is an int in Python; a study file's `trials = true` is still a mistake.
-    if not isinstance(value, kind) or (kind in (int, float) and isinstance(value, bool)):
-        expected = {int: "an integer", float: "a number", str: "a string", dict: "a table", bool: "true or false"}[kind]
-        raise StudyFileError(f"{where}: '{prefix}{key}' must be {expected}, got {value!r}")
-    return value
-
-
-def _names(raw: dict, key: str, where: str) -> tuple[str, ...]:
-    value = raw[key]
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-        raise StudyFileError(f"{where}: '{key}' must be a non-empty list of names, got {value!r}")
-    if len(set(value)) != len(value):
-        raise StudyFileError(f"{where}: '{key}' lists a name twice: {value!r}")
-    return tuple(value)
 
 
 def _variants(names: tuple[str, ...], where: str) -> tuple[str, ...]:

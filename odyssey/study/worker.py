@@ -14,12 +14,14 @@ from optuna.trial import TrialState
 
 from ..errors import ConfigError, first_line
 from ..model.network import SequenceNetwork, parameter_count
+from ..optuna_private import storage_of, trial_id_of
+from ..record import FAILURE, INTERRUPTED, PROGRESS, SLOT, cell_name, derive_seed, result_attrs, start_attrs
 from ..tasks import Task, make_task
 from ..training import checkpoint
 from ..training.config import TrainingConfig
 from ..training.train import Diverged, train, training_threads
 from . import queue
-from .cells import cell_name, derive_seed, load_cells, open_study_storage
+from .cells import load_cells, open_study_storage
 from .space import inactive, suggest, trial_settings
 from .stopping import STOP
 from .studyfile import EXTENSIBLE, StudyFile
@@ -76,42 +78,40 @@ def network_for(task: Task, variant: str, config: TrainingConfig) -> SequenceNet
 
 
 def run_trial(trial: optuna.Trial, *, spec: StudyFile, task: Task, variant: str, checkpoint_dir: Path, stop: threading.Event) -> TrialOutcome:
-    study, storage = trial.study, trial.study._storage
+    study, storage, trial_id = trial.study, storage_of(trial.study), trial_id_of(trial)
     values = suggest(trial, spec.space)
     config = trial_settings(spec.training, values)
-    slot = storage.get_trial(trial._trial_id).system_attrs.get(queue.SLOT, trial.number)
+    slot = storage.get_trial(trial_id).system_attrs.get(SLOT, trial.number)
     seed = derive_seed(spec.seed, task.name, variant, slot)
     torch.manual_seed(seed)
     model = network_for(task, variant, config)
-    attrs = {
-        "task": task.name,
-        "variant": variant,
-        "metric": task.metric_name,
-        "parameter_count": parameter_count(model),
-        "versions": versions(),
-    }
-    unused = inactive(spec.space, values)
-    if unused:
-        attrs["inactive_params"] = unused  # conditional parameters whose condition this trial does not meet
+    attrs = start_attrs(
+        task=task.name,
+        variant=variant,
+        metric=task.metric_name,
+        parameter_count=parameter_count(model),
+        versions=versions(),
+        inactive=inactive(spec.space, values),  # conditional parameters whose condition this trial does not meet
+    )
     for key, value in attrs.items():
         trial.set_user_attr(key, value)
     path = checkpoint_path(checkpoint_dir, task.name, variant, slot)
     name = cell_name(spec.name, task.name, variant)
 
-    with queue.Heartbeat(storage, trial._trial_id) as heartbeat:
+    with queue.Heartbeat(storage, trial_id) as heartbeat:
 
         def on_epoch(epoch: int, metric: float, best: float) -> None:
             if heartbeat.superseded.is_set():
                 raise Superseded
             if stop.is_set():  # a stop that landed where Python could not raise it (a destructor, a C call)
                 raise KeyboardInterrupt
-            trial.set_user_attr("progress", {"epoch": epoch, "validation": metric, "best": best})
+            trial.set_user_attr(PROGRESS, {"epoch": epoch, "validation": metric, "best": best})
 
         try:
             identity = checkpoint_identity(spec, task.name, variant, slot, trial.params)
             result = train(model, task, config=config, seed=seed, checkpoint_path=path, checkpoint_identity=identity, on_epoch=on_epoch)
         except Diverged as err:
-            queue.finish(study, trial, attrs={"failure": str(err)}, state=TrialState.FAIL)
+            queue.finish(study, trial, attrs={FAILURE: str(err)}, state=TrialState.FAIL)
             checkpoint.remove(path)
             return TrialOutcome(name, trial.number, "FAIL", None, str(err))
         except Superseded:
@@ -120,19 +120,19 @@ def run_trial(trial: optuna.Trial, *, spec: StudyFile, task: Task, variant: str,
             # Interrupted or crashed: the slot goes back to the queue, resuming from the last epoch's checkpoint.
             if isinstance(err, KeyboardInterrupt):  # the user's stop (Ctrl-C, SIGTERM) is not a crash: no retry spent
                 try:
-                    trial.set_user_attr("interrupted", True)
+                    trial.set_user_attr(INTERRUPTED, True)
                 except optuna.exceptions.UpdateFinishedTrialError:
                     raise err from None
-            queue.fail_and_requeue(study, storage.get_trial(trial._trial_id), retries=spec.retries)
+            queue.fail_and_requeue(study, storage.get_trial(trial_id), retries=spec.retries)
             raise
-    results = {
-        "test_metric": result.test,
-        "epochs": result.epochs,
-        "best_epoch": result.best_epoch,
-        "seconds": result.seconds,
-        "stopped": result.stopped,
-        "resumed_from_epoch": result.resumed_from,
-    }
+    results = result_attrs(
+        test_metric=result.test,
+        epochs=result.epochs,
+        best_epoch=result.best_epoch,
+        seconds=result.seconds,
+        stopped=result.stopped,
+        resumed_from=result.resumed_from,
+    )
     if not queue.finish(study, trial, attrs=results, value=result.validation):
         return TrialOutcome(name, trial.number, "SUPERSEDED", None, "failed as stale while this worker stalled")
     checkpoint.remove(path)
@@ -144,8 +144,8 @@ def _claim(study: optuna.Study, me: queue.Worker, retries: int) -> optuna.Trial 
     with STOP.shielded():
         trial = queue.claim(study, worker=me, retries=retries)
         if isinstance(trial, optuna.Trial) and STOP.event.is_set():
-            trial.set_user_attr("interrupted", True)
-            queue.fail_and_requeue(study, study._storage.get_trial(trial._trial_id), retries=retries)
+            trial.set_user_attr(INTERRUPTED, True)
+            queue.fail_and_requeue(study, storage_of(study).get_trial(trial_id_of(trial)), retries=retries)
     if STOP.event.is_set():
         raise KeyboardInterrupt
     return trial

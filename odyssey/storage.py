@@ -3,7 +3,8 @@
 without a database server).
 
 Heartbeats let a crashed worker's trial be found and retried; passwords never leave this module
-unmasked.
+unmasked. A storage URL is a contract of study (which writes) and analysis (which reads) alike:
+both import this module, which imports neither.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 import warnings
 from pathlib import Path
 
-from ..errors import OdysseyError, first_line
+from .errors import OdysseyError, first_line
 
 HEARTBEAT_SECONDS = 10
 GRACE_SECONDS = 60
