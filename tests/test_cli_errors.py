@@ -9,8 +9,6 @@ import time
 
 import pytest
 
-from test_study import ROOT, cache, cli, write_study  # noqa: F401 - cache is a fixture
-
 PREPARED = "sqlite:///{tmp}/prepared.db"
 
 
@@ -34,11 +32,11 @@ PREPARED = "sqlite:///{tmp}/prepared.db"
     ids=["study-file", "no-storage", "password", "postgresql-driver", "missing-folder", "prepare-typo", "plain-optuna", "report-plain-optuna",
          "status-before-a-run", "report-before-a-run", "postgres-scheme"],
 )
-def test_bad_input_is_one_line_and_exit_2(tmp_path, args, expected, cache):
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, expected, cache, tiny_study, cli):
     import optuna
 
     (tmp_path / "bad.toml").write_text('name = "x"\ntasks = ["vowels"]\nvariants = ["V"]\ntrials = 1\nepochs = 3\n')
-    write_study(tmp_path)
+    tiny_study()
     (tmp_path / "typo.toml").write_text((tmp_path / "tiny.toml").read_text() + "[task_options.vowels]\nlenght = 20\n")
     optuna.create_study(storage=f"sqlite:///{tmp_path}/plain.db", study_name="plain")
     names = {"bad": tmp_path / "bad.toml", "study": tmp_path / "tiny.toml", "typo": tmp_path / "typo.toml", "tmp": tmp_path}
@@ -48,8 +46,8 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, expected, cache):
     assert "secret" not in result.stderr and not (tmp_path / "no").exists()
 
 
-def test_a_prepare_refused_for_a_typo_leaves_nothing_to_refuse_the_fixed_file(tmp_path, cache):
-    study = write_study(tmp_path)
+def test_a_prepare_refused_for_a_typo_leaves_nothing_to_refuse_the_fixed_file(tmp_path, cache, tiny_study, cli):
+    study = tiny_study()
     typo = tmp_path / "typo.toml"
     typo.write_text(study.read_text() + "[task_options.vowels]\nlenght = 20\n")
     url = f"sqlite:///{tmp_path}/s.db"
@@ -57,10 +55,10 @@ def test_a_prepare_refused_for_a_typo_leaves_nothing_to_refuse_the_fixed_file(tm
     cli("prepare", str(study), "--storage", url, cwd=tmp_path)  # not "study file changed"
 
 
-def test_sigterm_at_any_moment_of_start_up_is_a_clean_stop(tmp_path, cache):
-    study = write_study(tmp_path, max_epochs=50)
+def test_sigterm_at_any_moment_of_start_up_is_a_clean_stop(tmp_path, cache, tiny_study, odyssey_command):
+    study = tiny_study(max_epochs=50)
     for delay in (0.3, 1.0, 2.0, 4.0):
-        process = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "run", str(study)], cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen([*odyssey_command, "run", str(study)], cwd=tmp_path, stderr=subprocess.PIPE, text=True)
         time.sleep(delay)
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=120)
@@ -83,19 +81,19 @@ print("stopping" if STOP.event.is_set() else "not stopping")
 """
 
 
-def test_a_stop_python_could_not_raise_prints_no_traceback_and_other_lost_errors_still_do():
+def test_a_stop_python_could_not_raise_prints_no_traceback_and_other_lost_errors_still_do(root):
     """A SIGTERM inside a weakref callback: Python prints "Exception ignored in ..." and a traceback of odyssey's handler."""
-    result = subprocess.run([sys.executable, "-c", LOST_STOP], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-c", LOST_STOP], cwd=root, capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "stopping", result.stderr
     assert "KeyboardInterrupt" not in result.stderr and "stopping.py" not in result.stderr, result.stderr
     assert result.stderr.count("Traceback") == 1 and "ValueError: a real error in a callback" in result.stderr, result.stderr
 
 
-def test_more_jobs_than_work_or_cores_start_no_idle_workers(tmp_path, cache, monkeypatch):
+def test_more_jobs_than_work_or_cores_start_no_idle_workers(tmp_path, cache, monkeypatch, tiny_study):
     from odyssey.study import runner
     from odyssey.study.studyfile import load_study_file
 
-    spec = load_study_file(write_study(tmp_path, trials=1))
+    spec = load_study_file(tiny_study(trials=1))
     url = f"sqlite:///{tmp_path}/jobs.db"
     started = []
     monkeypatch.setattr(runner, "_run_workers", lambda spec, url, storage, ckpt, jobs, threads, progress: started.append(jobs))
@@ -123,9 +121,9 @@ def test_a_bug_prints_a_short_traceback_and_where_the_whole_one_is(monkeypatch, 
     os.unlink(log)
 
 
-def test_python_m_odyssey_is_the_command_line():
+def test_python_m_odyssey_is_the_command_line(root):
     """Issue 25: `python -m odyssey` failed (no __main__)."""
-    result = subprocess.run([sys.executable, "-m", "odyssey", "--version"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-m", "odyssey", "--version"], cwd=root, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and result.stdout.startswith("odyssey "), result.stderr
 
 
@@ -162,9 +160,9 @@ USER_FIXABLE = {  # issue 25: each was "a bug in odyssey ... please report it", 
 
 
 @pytest.mark.parametrize("case", USER_FIXABLE)
-def test_user_fixable_errors_of_built_in_tasks_and_settings_are_one_line(tmp_path, cache, monkeypatch, capsys, case):
+def test_user_fixable_errors_of_built_in_tasks_and_settings_are_one_line(tmp_path, cache, monkeypatch, capsys, case, tiny_study):
     options, env, expected = USER_FIXABLE[case]
-    study = write_study(tmp_path, trials=1)
+    study = tiny_study(trials=1)
     task = options.split(".", 1)[1].split("]")[0] if options else "vowels"
     study.write_text(study.read_text().replace('tasks = ["vowels"]', f'tasks = ["{task}"]') + options)
     for key, value in env.items():
@@ -175,9 +173,9 @@ def test_user_fixable_errors_of_built_in_tasks_and_settings_are_one_line(tmp_pat
     assert code == 2 and len(lines) == 1 and lines[0].startswith(f"error: {expected}"), err
 
 
-def test_report_out_onto_a_file_or_where_nothing_can_be_written_is_one_line(tmp_path, cache, monkeypatch, capsys):
+def test_report_out_onto_a_file_or_where_nothing_can_be_written_is_one_line(tmp_path, cache, monkeypatch, capsys, tiny_study, cli):
     url = f"sqlite:///{tmp_path}/s.db"
-    cli("prepare", str(write_study(tmp_path, trials=1)), "--storage", url, cwd=tmp_path)
+    cli("prepare", str(tiny_study(trials=1)), "--storage", url, cwd=tmp_path)
     (tmp_path / "a-file").write_text("mine")
     code, err = run_main(monkeypatch, capsys, "report", "--storage", url, "--out", str(tmp_path / "a-file"))
     assert code == 2 and err == f"error: --out {tmp_path / 'a-file'}: is a file; expected a folder (it is created if missing)\n"
@@ -191,9 +189,9 @@ def _make_read_only(path) -> bool:
     return subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode == 0 if shutil.which("chattr") else False
 
 
-def test_a_read_only_storage_is_one_line_and_status_still_reads_it(tmp_path, cache, monkeypatch, capsys):
+def test_a_read_only_storage_is_one_line_and_status_still_reads_it(tmp_path, cache, monkeypatch, capsys, tiny_study, cli):
     url = f"sqlite:///{tmp_path}/s.db"
-    study = write_study(tmp_path, trials=1)
+    study = tiny_study(trials=1)
     cli("prepare", str(study), "--storage", url, cwd=tmp_path)
     if os.geteuid() != 0:
         os.chmod(tmp_path / "s.db", 0o444)
@@ -208,7 +206,7 @@ def test_a_read_only_storage_is_one_line_and_status_still_reads_it(tmp_path, cac
         os.chmod(tmp_path / "s.db", 0o644)
 
 
-def test_a_stop_that_python_could_not_raise_still_stops_at_the_next_epoch(tmp_path, cache, monkeypatch):
+def test_a_stop_that_python_could_not_raise_still_stops_at_the_next_epoch(tmp_path, cache, monkeypatch, tiny_study):
     """SIGINT raised inside a destructor is swallowed ("Exception ignored in ..."): the run must still stop, exit 130."""
     from odyssey.errors import Interrupted
     from odyssey.study import runner, worker
@@ -226,7 +224,7 @@ def test_a_stop_that_python_could_not_raise_still_stops_at_the_next_epoch(tmp_pa
         return real_train(*args, on_epoch=first_epoch_swallows_a_stop, **kwargs)
 
     monkeypatch.setattr(worker, "train", train)
-    spec = load_study_file(write_study(tmp_path, max_epochs=3, trials=1))
+    spec = load_study_file(tiny_study(max_epochs=3, trials=1))
     url = f"sqlite:///{tmp_path}/stop.db"
     with pytest.raises(Interrupted):
         runner.run(spec, storage_url=url, progress=False)
@@ -252,7 +250,7 @@ def make(*, seed):
 """
 
 
-def test_a_worker_that_hits_a_bug_says_where_its_whole_traceback_is(tmp_path, cache):
+def test_a_worker_that_hits_a_bug_says_where_its_whole_traceback_is(tmp_path, cache, cli):
     (tmp_path / "brokentask.py").write_text(BROKEN_TASK)
     study = tmp_path / "broken.toml"
     study.write_text('name = "broken"\ntasks = ["broken"]\nvariants = ["V", "NP"]\ntrials = 1\nretries = 0\n'
@@ -265,14 +263,14 @@ def test_a_worker_that_hits_a_bug_says_where_its_whole_traceback_is(tmp_path, ca
     assert "Traceback (most recent call last)" in log.read_text() and "in loss" in log.read_text()
 
 
-def test_the_kernel_is_built_before_any_trial_starts(tmp_path, cache, monkeypatch):
+def test_the_kernel_is_built_before_any_trial_starts(tmp_path, cache, monkeypatch, tiny_study):
     from odyssey.study import runner
     from odyssey.study.studyfile import load_study_file
 
     order = []
     monkeypatch.setattr(runner, "build_kernel", lambda: order.append("kernel"))
     monkeypatch.setattr(runner, "_run_here", lambda *args: order.append("trials"))
-    runner.run(load_study_file(write_study(tmp_path, trials=1)), storage_url=f"sqlite:///{tmp_path}/k.db", progress=False)
+    runner.run(load_study_file(tiny_study(trials=1)), storage_url=f"sqlite:///{tmp_path}/k.db", progress=False)
     assert order == ["kernel", "trials"]  # so no trial's seconds include a compile, and its line shows before the live table
 
 

@@ -15,7 +15,7 @@ from odyssey.study.space import ParamRange
 from odyssey.study.studyfile import parse_study
 from odyssey.tasks import make_task
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = {
     "name": "tiny",
     "tasks": ["adding"],

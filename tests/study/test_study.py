@@ -5,45 +5,12 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import optuna
 import pytest
 from optuna.trial import TrialState
-
-ROOT = Path(__file__).parents[1]
-
-STUDY = """
-name = "tiny"
-tasks = ["vowels"]
-variants = ["V", "CIFG"]
-trials = 2
-seed = 3
-[training]
-batch_size = {batch_size}
-max_epochs = {max_epochs}
-patience = 50
-[space]
-hidden_size = {{ low = 4, high = 8, log = true }}
-learning_rate = {{ low = 1e-3, high = 1e-2, log = true }}
-"""
-
-
-def cli(*args: str, cwd: Path, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    result = subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    if check and result.returncode != 0:
-        raise AssertionError(f"odyssey {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result
-
-
-def write_study(tmp_path: Path, *, batch_size: int = 32, max_epochs: int = 2, extra: str = "", trials: int = 2) -> Path:
-    path = tmp_path / "tiny.toml"
-    path.write_text(STUDY.format(batch_size=batch_size, max_epochs=max_epochs).replace("trials = 2", f"trials = {trials}") + extra)
-    return path
-
 
 def cells(storage: str) -> dict[str, list[optuna.trial.FrozenTrial]]:
     return {s.study_name: optuna.load_study(study_name=s.study_name, storage=storage).trials for s in optuna.get_all_study_summaries(storage)}
@@ -53,13 +20,8 @@ def states(trials) -> list[TrialState]:
     return [t.state for t in trials]
 
 
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("ODYSSEY_CACHE_DIR", str(tmp_path / "cache"))
-
-
-def test_run_records_every_trial_and_a_second_run_adds_none(tmp_path, cache):
-    study = write_study(tmp_path)
+def test_run_records_every_trial_and_a_second_run_adds_none(tmp_path, cache, tiny_study, cli):
+    study = tiny_study()
     cli("run", str(study), cwd=tmp_path)
     storage = f"sqlite:///{tmp_path}/results/tiny.db"
     found = cells(storage)
@@ -82,18 +44,18 @@ def test_run_records_every_trial_and_a_second_run_adds_none(tmp_path, cache):
     assert "tiny/vowels/CIFG" in shown and "tiny/vowels/V" in shown
 
 
-def test_same_seed_same_trials_whatever_the_number_of_jobs(tmp_path, cache):
+def test_same_seed_same_trials_whatever_the_number_of_jobs(tmp_path, cache, tiny_study, cli):
     one, two = tmp_path / "one", tmp_path / "two"
     for folder, jobs in ((one, "1"), (two, "2")):
         folder.mkdir()
-        cli("run", str(write_study(folder)), "--jobs", jobs, cwd=folder)
+        cli("run", str(tiny_study(folder)), "--jobs", jobs, cwd=folder)
     a, b = cells(f"sqlite:///{one}/results/tiny.db"), cells(f"sqlite:///{two}/results/tiny.db")
     for name in a:
         assert sorted(t.params["learning_rate"] for t in a[name]) == sorted(t.params["learning_rate"] for t in b[name])
         assert sorted(t.value for t in a[name]) == pytest.approx(sorted(t.value for t in b[name]), abs=0.02)
 
 
-def test_paired_draws_give_every_variant_of_a_task_the_same_configuration_in_each_slot(tmp_path):
+def test_paired_draws_give_every_variant_of_a_task_the_same_configuration_in_each_slot(tmp_path, tiny_study):
     """Random search draws each cell's configurations on its own: in the replication, handwriting's V
     drew 2 of 50 that train within 12 epochs and NFG 15, which decided their comparison. Paired
     draws share each slot's configuration between a task's variants; random keeps them apart."""
@@ -106,7 +68,7 @@ def test_paired_draws_give_every_variant_of_a_task_the_same_configuration_in_eac
     for sampler in ("random", "paired"):
         folder = tmp_path / sampler
         folder.mkdir()
-        path = write_study(folder, trials=4)
+        path = tiny_study(folder, trials=4)
         path.write_text(path.read_text().replace("seed = 3", f'seed = 3\nsampler = "{sampler}"'))
         spec = load_study_file(path)
         storage = open_storage(f"sqlite:///{folder}/s.db")
@@ -122,20 +84,20 @@ def test_paired_draws_give_every_variant_of_a_task_the_same_configuration_in_eac
     assert queued["random"]["V"] != queued["paired"]["V"]
 
 
-def test_changed_study_file_is_refused_unless_extended(tmp_path, cache):
-    study = write_study(tmp_path, trials=1)
+def test_changed_study_file_is_refused_unless_extended(tmp_path, cache, tiny_study, cli):
+    study = tiny_study(trials=1)
     cli("run", str(study), cwd=tmp_path)
     study.write_text(study.read_text().replace("seed = 3", "seed = 4"))
     refused = cli("run", str(study), cwd=tmp_path, check=False)
     assert refused.returncode == 2 and "changed: seed" in refused.stderr and "Traceback" not in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
-    study = write_study(tmp_path, trials=2)
+    study = tiny_study(trials=2)
     assert "--extend" in cli("run", str(study), cwd=tmp_path, check=False).stderr
     cli("run", str(study), "--extend", cwd=tmp_path)
     assert all(len(t) == 2 for t in cells(f"sqlite:///{tmp_path}/results/tiny.db").values())
 
 
-def test_divergence_fails_the_trial_and_the_study_goes_on(tmp_path, cache):
+def test_divergence_fails_the_trial_and_the_study_goes_on(tmp_path, cache, cli):
     study = tmp_path / "diverge.toml"
     study.write_text(
         'name = "diverge"\ntasks = ["adding"]\nvariants = ["V"]\ntrials = 3\n'
@@ -184,12 +146,12 @@ STOPS = {  # how the run is stopped: (signal, jobs, whom)
 
 
 @pytest.mark.parametrize("stop", STOPS)
-def test_stopped_mid_trial_then_resumed_completes_each_trial_once(tmp_path, cache, stop):
+def test_stopped_mid_trial_then_resumed_completes_each_trial_once(tmp_path, cache, stop, tiny_study, cli, odyssey_command):
     sig, jobs, whom = STOPS[stop]
-    study = write_study(tmp_path, batch_size=2, max_epochs=5)
+    study = tiny_study(batch_size=2, max_epochs=5)
     db = tmp_path / "results" / "tiny.db"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, str(ROOT / "cli.py"), "run", str(study), "--jobs", str(jobs)]
+    command = [*odyssey_command, "run", str(study), "--jobs", str(jobs)]
     proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while (furthest := _furthest_running_trial(db))[0] < 2:
@@ -243,11 +205,11 @@ def _wait_for_two_workers(proc: subprocess.Popen, db: Path) -> set[int]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
-def test_killed_workers_are_replaced_and_the_run_succeeds(tmp_path, cache):
+def test_killed_workers_are_replaced_and_the_run_succeeds(tmp_path, cache, tiny_study, odyssey_command):
     """Issue 25: both workers of --jobs 2 SIGKILLed: only their replacements can finish the study, in the same run, exit 0."""
-    study = write_study(tmp_path, batch_size=2, max_epochs=4)
+    study = tiny_study(batch_size=2, max_epochs=4)
     db = tmp_path / "results" / "tiny.db"
-    command = [sys.executable, str(ROOT / "cli.py"), "run", str(study), "--jobs", "2"]
+    command = [*odyssey_command, "run", str(study), "--jobs", "2"]
     proc = subprocess.Popen(command, cwd=tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     for pid in _wait_for_two_workers(proc, db):
         os.kill(pid, signal.SIGKILL)
@@ -261,11 +223,11 @@ def test_killed_workers_are_replaced_and_the_run_succeeds(tmp_path, cache):
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
-def test_workers_die_with_a_killed_run(tmp_path, cache):
+def test_workers_die_with_a_killed_run(tmp_path, cache, tiny_study, odyssey_command):
     """Issue 25: SIGKILL of `odyssey run --jobs 2` left its workers running as orphans until the study ended."""
-    study = write_study(tmp_path, batch_size=2, max_epochs=50, trials=200)  # orphans would train for many minutes
+    study = tiny_study(batch_size=2, max_epochs=50, trials=200)  # orphans would train for many minutes
     db = tmp_path / "results" / "tiny.db"
-    command = [sys.executable, str(ROOT / "cli.py"), "run", str(study), "--jobs", "2"]
+    command = [*odyssey_command, "run", str(study), "--jobs", "2"]
     proc = subprocess.Popen(command, cwd=tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     workers = _wait_for_two_workers(proc, db)
     proc.kill()
@@ -282,12 +244,12 @@ def test_workers_die_with_a_killed_run(tmp_path, cache):
     assert not running  # their trials went back to the queue as a stop's do
 
 
-def test_bad_inputs_are_one_line_errors(tmp_path, cache):
+def test_bad_inputs_are_one_line_errors(tmp_path, cache, tiny_study, cli):
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "x"\ntasks = ["vowels"]\nvariants = ["V"]\ntrials = 1\nepochs = 3\n')
     result = cli("run", str(bad), cwd=tmp_path, check=False)
     assert result.returncode == 2 and result.stderr.strip() == f"error: {bad}: unknown key 'epochs'; expected one of " + result.stderr.split("expected one of ")[1].strip()
     result = cli("status", "--storage", f"sqlite:///{tmp_path}/absent.db", cwd=tmp_path, check=False)
     assert result.returncode == 2 and "no storage yet" in result.stderr and "Traceback" not in result.stderr
-    result = cli("run", str(write_study(tmp_path)), "--storage", "postgresql://user:secret@127.0.0.1:1/db", cwd=tmp_path, check=False)
+    result = cli("run", str(tiny_study()), "--storage", "postgresql://user:secret@127.0.0.1:1/db", cwd=tmp_path, check=False)
     assert result.returncode == 2 and "secret" not in result.stderr and "***" in result.stderr

@@ -63,7 +63,7 @@ def test_analysis_settings_are_not_part_of_the_studys_identity(tmp_path):
     assert one.analysis.equivalence_margin == 0.02 and per_task.analysis.equivalence_margin == {"adding": 1.0}
     assert plain.digest() == one.digest() == per_task.digest() and "analysis" not in one.canonical()
     assert load_analysis_settings(tmp_path / "study.toml") == per_task.analysis
-    replication = load_study_file(Path(__file__).parents[1] / "studies" / "replication.toml")
+    replication = load_study_file(Path(__file__).parents[2] / "studies" / "replication.toml")
     assert replication.digest() == "8adb00e506f4fe4b"  # the study_hash every cell of docs/replication/replication.db stores
 
 
@@ -113,7 +113,7 @@ def test_missing_keys_malformed_toml_and_missing_files(tmp_path):
 
 
 def test_shipped_studies_load(tmp_path, monkeypatch):
-    root = Path(__file__).parents[1]
+    root = Path(__file__).parents[2]
     # As on a clean clone: the example data is written by its script, relative paths from the checkout.
     for folder in ("examples", "studies"):
         shutil.copytree(root / folder, tmp_path / folder, ignore=shutil.ignore_patterns("*.npz", "__pycache__"))

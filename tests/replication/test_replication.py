@@ -24,7 +24,7 @@ from odyssey.storage import open_storage
 from odyssey.study.cells import prepare
 from odyssey.study.studyfile import load_study_file
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 STORAGE = ROOT / "docs" / "replication" / "replication.db"
 REPORT = ROOT / "docs" / "replication" / "replication"
 DOCUMENT = ROOT / "docs" / "replication.md"

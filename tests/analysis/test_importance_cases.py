@@ -18,7 +18,7 @@ from odyssey.analysis.importance import analyse, analyse_spaces, choose_scales, 
 from odyssey.analysis.trials import study_trials
 from odyssey.console import print_importance
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 OPTIMIZERS = ["sgd", "adam", "rmsprop"]
 

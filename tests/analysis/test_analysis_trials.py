@@ -12,7 +12,6 @@ from optuna.trial import TrialState
 from odyssey.analysis.scales import scale_of
 from odyssey.analysis.study_analysis import cell_counts
 from odyssey.analysis.trials import load_odyssey_trials
-from test_distributed import postgres, postgres_server  # noqa: F401 (fixtures: one PostgreSQL per session)
 
 DISTS = {"learning_rate": FloatDistribution(1e-6, 1e-2, log=True)}
 
@@ -150,7 +149,7 @@ def test_analysis_imports_no_study_training_model_or_torch():
     analysis module and every odyssey module they import (the package root aside)."""
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1] / "odyssey"
+    root = Path(__file__).resolve().parents[2] / "odyssey"
     forbidden = ("odyssey.study", "odyssey.training", "odyssey.model", "odyssey.tasks", "torch")
     todo = {f"odyssey.analysis.{p.stem}": p for p in (root / "analysis").glob("*.py")}
     seen, bad = set(), []

@@ -20,7 +20,7 @@ from odyssey.model.network import SequenceNetwork
 from odyssey.study.studyfile import StudyFileError, load_study_file
 from odyssey.tasks import make_task
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 FULL = os.environ.get("ODYSSEY_FULL_TESTS") == "1"
 
 

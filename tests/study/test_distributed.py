@@ -10,17 +10,15 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import optuna
 import pytest
-import sqlalchemy
 from optuna.trial import TrialState
 
 from odyssey.storage import mask_url, open_storage
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 FULL = os.environ.get("ODYSSEY_FULL_TESTS") == "1"
 
 STUDY = """
@@ -43,32 +41,6 @@ test = 16
 hidden_size = 6
 learning_rate = {{ low = 1e-3, high = 1e-2, log = true }}
 """
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> str:
-    url = os.environ.get("ODYSSEY_TEST_POSTGRES")
-    if url:
-        return url
-    if os.geteuid() != 0:
-        pytest.skip("no PostgreSQL: set ODYSSEY_TEST_POSTGRES, or run as root so .ci/postgres.sh can install and start one")
-    started = subprocess.run(["bash", str(ROOT / ".ci" / "postgres.sh")], capture_output=True, text=True, timeout=600)
-    if started.returncode != 0:
-        pytest.skip(f"no PostgreSQL could be started: {started.stderr.strip().splitlines()[-1:]}")
-    return started.stdout.strip().splitlines()[-1]
-
-
-@pytest.fixture
-def postgres(postgres_server) -> str:
-    """A fresh database per test on the shared server, dropped afterwards."""
-    name = f"odyssey_test_{uuid.uuid4().hex[:10]}"
-    admin = sqlalchemy.create_engine(postgres_server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as con:
-        con.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
-    yield postgres_server.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as con:
-        con.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def write_study(folder: Path, *, trials: int, epochs: int = 2, batch_size: int = 16, train: int = 64) -> Path:

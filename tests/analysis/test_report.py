@@ -21,7 +21,7 @@ from odyssey.console import print_importance
 from odyssey.analysis.settings import range_text
 from odyssey.analysis.synthetic import write_synthetic_study
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 

@@ -15,7 +15,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 import odyssey
 from odyssey.analysis.evaluator import study_fanova, study_tables
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 DISTS = {"learning_rate": FloatDistribution(1e-6, 1e-2, log=True), "input_noise": FloatDistribution(0.0, 1.0)}
 TRUTH = {"learning_rate": 16 / 16.25, "input_noise": 0.25 / 16.25}  # log10 lr on [-6, -2] has variance 16/12; 0.5 noise 0.25/12

@@ -17,7 +17,7 @@ import pytest
 
 from odyssey.analysis.importance import ALL_TRIALS, analyse_spaces, terms_table
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("importance_accuracy", ROOT / "benchmarks" / "importance_accuracy.py")
 bench = sys.modules.setdefault("importance_accuracy", importlib.util.module_from_spec(_spec))  # dataclasses look their module up
 _spec.loader.exec_module(bench)

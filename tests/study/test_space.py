@@ -19,7 +19,7 @@ from odyssey.study.studyfile import StudyFileError, load_study_file
 from odyssey.training.config import OPTIMIZERS, SPACE_KEYS, TRAINING_KEYS, TrainingConfig, space_setting, stored_training
 from odyssey.training.optim import BUILDERS, build_optimizer
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 
 BASE = """
 name = "s"
