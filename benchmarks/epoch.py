@@ -5,7 +5,7 @@ alternated, medians of ratios.
     python benchmarks/epoch.py             # batch 1 (the paper's protocol) and 16, hidden 100
     python benchmarks/epoch.py --quick
 
-Each epoch is odyssey's own training loop (odyssey.training.train.train_epoch) around each model:
+Each epoch is odyssey's own training loop (odyssey.training.train_epoch) around each model:
 batches come from the task as training serves them, shuffled and grouped by length.
 """
 
@@ -20,7 +20,7 @@ from timing import alternate
 
 from odyssey.model.network import SequenceNetwork
 from odyssey.tasks import make_task
-from odyssey.training.train import train_epoch
+from odyssey.training import train_epoch
 
 
 class TorchNetwork(nn.Module):

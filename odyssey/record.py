@@ -3,7 +3,7 @@
 `odyssey run` writes these (study/cells.py, study/queue.py, study/worker.py); `status`, `report`
 and `importance` read them (study/status.py, analysis/trials.py). Stored studies outlive versions
 of odyssey, so each name keeps its stored string exactly (the committed replication storage holds
-them; tests/test_replication.py reads it). Neither torch nor pandas: study and analysis both
+them; tests/replication/test_replication.py reads it). Neither torch nor pandas: study and analysis both
 import this module, and it imports nothing of theirs.
 """
 

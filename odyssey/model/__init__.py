@@ -1,0 +1,21 @@
+"""The networks: `LSTM` (the nn.LSTM drop-in with the paper's variants), the variants' switches, and the
+SequenceNetwork a trial trains (LSTM layers and a readout); kernel/ is LSTM's fast path.
+
+The names below are imported lazily: `import odyssey` reads the variants without importing torch.
+"""
+
+from .._lazy import resolve
+
+_WHERE = {
+    "LSTM": ".lstm",
+    "SequenceNetwork": ".network",
+    "VARIANTS": ".variants",
+    "CellSpec": ".variants",
+    "resolve_variant": ".variants",
+}
+
+__all__ = ["LSTM", "VARIANTS", "SequenceNetwork", "CellSpec", "resolve_variant"]
+
+
+def __getattr__(name: str) -> object:
+    return resolve(__name__, _WHERE, name)

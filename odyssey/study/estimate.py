@@ -79,7 +79,7 @@ def epoch_seconds(task, variant: str, hidden: int, study: StudyFile, *, epochs: 
     import torch
 
     from ..model.network import SequenceNetwork
-    from ..training.train import Diverged, train
+    from ..training.loop import Diverged, train
     from .space import applies, trial_settings
 
     values = {name: _typical(r) for name, r in study.space.items()} | {"hidden_size": hidden}
@@ -107,7 +107,7 @@ def epoch_seconds(task, variant: str, hidden: int, study: StudyFile, *, epochs: 
 
 def estimate(study: StudyFile, *, epochs: int = 1, share: float = 1.0, tasks: dict | None = None) -> list[CellCost]:
     """Times every (task, variant) of the study at the space's smallest and largest hidden size."""
-    from ..training.train import training_threads
+    from ..training.loop import training_threads
     from .worker import build_tasks, check_backend
 
     check_backend()

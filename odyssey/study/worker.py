@@ -19,7 +19,7 @@ from ..record import FAILURE, INTERRUPTED, PROGRESS, SLOT, cell_name, derive_see
 from ..tasks import Task, make_task
 from ..training import checkpoint
 from ..training.config import TrainingConfig
-from ..training.train import Diverged, train, training_threads
+from ..training.loop import Diverged, train, training_threads
 from . import queue
 from .cells import load_cells, open_study_storage
 from .space import inactive, suggest, trial_settings

@@ -1,8 +1,8 @@
-"""The published replication (docs/replication.md) stays true to its committed storage and this code.
+"""The published replication (replication/README.md) stays true to its committed storage and this code.
 
-The storage under docs/replication/ is the run itself; the report beside it was written from it.
+The storage under replication/ is the run itself; the report in replication/report/ was written from it.
 These tests open a copy of the storage with the current code, check that the run can go on from it
-with studies/replication.toml, regenerate the report and compare its tables with the committed
+with replication/study.toml, regenerate the report and compare its tables with the committed
 ones, and check the document's numbers against them.
 """
 
@@ -25,11 +25,11 @@ from odyssey.study.cells import prepare
 from odyssey.study.studyfile import load_study_file
 
 ROOT = Path(__file__).resolve().parents[2]
-STORAGE = ROOT / "docs" / "replication" / "replication.db"
-REPORT = ROOT / "docs" / "replication" / "replication"
-DOCUMENT = ROOT / "docs" / "replication.md"
-STUDY = ROOT / "studies" / "replication.toml"
-URL = "sqlite:///docs/replication/replication.db"  # as the committed report names it
+STORAGE = ROOT / "replication" / "replication.db"
+REPORT = ROOT / "replication" / "report"
+DOCUMENT = ROOT / "replication" / "README.md"
+STUDY = ROOT / "replication" / "study.toml"
+URL = "sqlite:///replication/replication.db"  # as the committed report names it
 TABLES = ["cells.csv", "variant_stats.csv", "claims.csv", "importance.csv", "pairs.csv", "marginals.csv", "trials.csv"]
 
 
@@ -37,9 +37,9 @@ TABLES = ["cells.csv", "variant_stats.csv", "claims.csv", "importance.csv", "pai
 def copy(tmp_path_factory) -> Path:
     """A copy of the committed storage at the same relative path, so nothing here writes to it."""
     root = tmp_path_factory.mktemp("replication")
-    (root / "docs" / "replication").mkdir(parents=True)
+    (root / "replication").mkdir()
     source = sqlite3.connect(f"file:{STORAGE}?mode=ro", uri=True)
-    target = sqlite3.connect(root / "docs" / "replication" / "replication.db")
+    target = sqlite3.connect(root / "replication" / "replication.db")
     source.backup(target)
     target.close()
     source.close()
@@ -62,7 +62,7 @@ def monkeypatch_module():
 
 def test_the_committed_storage_is_this_study_file_and_the_run_can_go_on(copy: Path):
     spec = load_study_file(STUDY)
-    storage = open_storage(f"sqlite:///{copy / 'docs' / 'replication' / 'replication.db'}")
+    storage = open_storage(f"sqlite:///{copy / 'replication' / 'replication.db'}")
     for task, variant in spec.cells():
         study = optuna.load_study(study_name=cell_name(spec.name, task, variant), storage=storage)
         assert study.user_attrs["study_hash"] == spec.digest(), f"{task}/{variant} was run from another study file"
@@ -105,7 +105,7 @@ def test_the_documents_numbers_are_the_reports():
     text = DOCUMENT.read_text()
     tests = pd.read_csv(REPORT / "variant_stats.csv")
     rows = re.findall(r"^\| (chorales|speech|handwriting) \| ([A-Z][A-Z0-9+]*) \| (.+) \|$", text, flags=re.M)
-    assert {task for task, *_ in rows} == set(tests["task"]), "docs/replication.md has no variant table for some task"
+    assert {task for task, *_ in rows} == set(tests["task"]), "replication/README.md has no variant table for some task"
     for task, variant, rest in rows:
         row = tests[(tests["task"] == task) & (tests["variant"] == variant)]
         assert len(row) == 1, f"{task}/{variant} is not in the report"
@@ -121,18 +121,18 @@ def test_the_documents_numbers_are_the_reports():
     quoted = 0
     for claim, verdicts in claims.groupby("claim", sort=False):
         line = re.search(rf"^\| {re.escape(claim)} \| (.+) \|$", text, flags=re.M)
-        assert line, f"docs/replication.md does not give the verdicts on {claim!r}"
+        assert line, f"replication/README.md does not give the verdicts on {claim!r}"
         by_task = dict(zip(verdicts["task"], verdicts["verdict"]))
         assert [c.strip() for c in line.group(1).split("|")] == [by_task.get(t, "—") for t in ("chorales", "speech", "handwriting")], claim
         quoted += 1
     assert quoted == claims["claim"].nunique()
-    for figure in re.findall(r"\]\((replication/replication/figures/[^)]+)\)", text):
-        assert (ROOT / "docs" / figure).is_file(), f"docs/replication.md shows {figure}, which is not committed"
+    for figure in re.findall(r"\]\((report/figures/[^)]+)\)", text):
+        assert (DOCUMENT.parent / figure).is_file(), f"replication/README.md shows {figure}, which is not committed"
 
 
 @pytest.fixture(scope="module")
 def supplement():
-    location = ROOT / "docs" / "replication" / "supplement.py"
+    location = ROOT / "replication" / "supplement.py"
     module = importlib.util.spec_from_file_location("replication_supplement", location)
     loaded = importlib.util.module_from_spec(module)
     module.loader.exec_module(loaded)
@@ -140,7 +140,7 @@ def supplement():
 
 
 def test_the_documents_other_numbers_are_what_its_script_writes(regenerated: Path, supplement):
-    """Every block docs/replication/supplement.py --write fills (its own tables, the status, the cost, the
+    """Every block replication/supplement.py --write fills (its own tables, the status, the cost, the
     claims and variant tables, the retraining on the same configurations), computed from the committed
     storage, the regenerated report and the committed retraining output, is the document's."""
     text = DOCUMENT.read_text()
@@ -148,8 +148,8 @@ def test_the_documents_other_numbers_are_what_its_script_writes(regenerated: Pat
     assert {"status", "cost", "table:claims", "table:count", "table:step", "table:handwriting", "table:each", "table:each-40"} <= set(quoted)
     for name, block in quoted.items():
         shown = re.search(rf"<!-- {re.escape(name)} -->\n(.*?)<!-- end -->", text, flags=re.S)
-        assert shown, f"docs/replication.md has no {name} block"
-        assert shown.group(1).strip() == block, f"docs/replication.md's {name} block is not what supplement.py writes"
+        assert shown, f"replication/README.md has no {name} block"
+        assert shown.group(1).strip() == block, f"replication/README.md's {name} block is not what supplement.py writes"
     # The README's "Does it find what the paper found?" paragraph is the same counts, written by the same script.
     readme = (ROOT / "README.md").read_text()
     for name, block in supplement.readme_blocks(URL, regenerated).items():

@@ -159,7 +159,7 @@ def test_a_fixed_adam_drops_momentum_from_the_space_and_the_spec_stays_as_before
 
 def test_stacked_layers_dropout_adam_clipping_and_weight_decay_train():
     from odyssey.tasks import make_task
-    from odyssey.training.train import train
+    from odyssey.training import train
 
     task = make_task("adding", seed=0, length=6, train=32, validation=8, test=8)
     torch.manual_seed(0)
@@ -180,7 +180,7 @@ def test_stacked_layers_dropout_adam_clipping_and_weight_decay_train():
 
 def test_gradient_clipping_bounds_every_update(monkeypatch):
     from odyssey.tasks import make_task
-    from odyssey.training import train as train_module
+    from odyssey.training import loop as train_module
 
     norms = []
     original = torch.nn.utils.clip_grad_norm_

@@ -63,8 +63,8 @@ def test_analysis_settings_are_not_part_of_the_studys_identity(tmp_path):
     assert one.analysis.equivalence_margin == 0.02 and per_task.analysis.equivalence_margin == {"adding": 1.0}
     assert plain.digest() == one.digest() == per_task.digest() and "analysis" not in one.canonical()
     assert load_analysis_settings(tmp_path / "study.toml") == per_task.analysis
-    replication = load_study_file(Path(__file__).parents[2] / "studies" / "replication.toml")
-    assert replication.digest() == "8adb00e506f4fe4b"  # the study_hash every cell of docs/replication/replication.db stores
+    replication = load_study_file(Path(__file__).parents[2] / "replication" / "study.toml")
+    assert replication.digest() == "8adb00e506f4fe4b"  # the study_hash every cell of replication/replication.db stores
 
 
 @pytest.mark.parametrize(

@@ -652,7 +652,7 @@ def test_validation_and_test_holding_the_same_sequences_score_the_chosen_model_a
     its own split and averaged as test is, so the two splits holding the same sequences give one number."""
     from odyssey.study.worker import network_for
     from odyssey.training.config import TrainingConfig
-    from odyssey.training.train import train
+    from odyssey.training import train
 
     inputs, lengths = sequences(60)
     labels = (np.add.reduceat(inputs[:, 0], np.r_[0, np.cumsum(lengths)[:-1]]) / lengths > 5).astype(np.int64)

@@ -10,7 +10,7 @@ from odyssey.model.network import SequenceNetwork
 from odyssey.tasks import make_task
 from odyssey.tasks.core.base import Batch
 from odyssey.tasks.core.objectives import NextStepBinary, _valid_frames
-from odyssey.training.train import Diverged, _noisy, train_epoch
+from odyssey.training.loop import Diverged, _noisy, train_epoch
 
 
 def test_the_unmasked_next_step_loss_is_the_masked_one_bit_for_bit():

@@ -9,7 +9,7 @@ from odyssey.training import checkpoint
 from odyssey.training.config import TrainingConfig
 from odyssey.model.network import SequenceNetwork
 from odyssey.tasks import make_task
-from odyssey.training.train import Diverged, _check_divergence, evaluate, train
+from odyssey.training.loop import Diverged, _check_divergence, evaluate, train
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +128,7 @@ def _denormal_survives() -> bool:
 def test_training_threads_flush_denormals_and_give_torchs_defaults_back():
     """Saturated gates make denormal floats, each an Intel microcode assist: an epoch of NFG on
     handwriting took 8 times as long with them. A study's workers train with them flushed."""
-    from odyssey.training.train import training_threads
+    from odyssey.training import training_threads
 
     threads = torch.get_num_threads()
     assert _denormal_survives()

@@ -1,4 +1,4 @@
-"""Retrain the best trials of a task's cells: for longer, or all on one cell's hyperparameters (docs/replication.md).
+"""Retrain the best trials of a task's cells: for longer, or all on one cell's hyperparameters (README.md here).
 
 Retrains the best 10% (by validation) of each listed cell with the same hyperparameters and seeds,
 here for at most --epochs with --patience, and compares the variants with vanilla again (Welch's
@@ -14,9 +14,9 @@ draws (then a paired t-test too). --from each takes the best configuration of ev
 task instead, one per variant the study ran: where few draws train at all, those are ones that do,
 and no variant gets more configurations picked for its own luck (its seed included) than another.
 
-    python docs/replication/longer.py --task chorales --variants V NOG NIAF NOAF --epochs 40 --patience 15
-    python docs/replication/longer.py --task speech --variants V CIFG --from CIFG --epochs 12 --patience 4
-    python docs/replication/longer.py --task handwriting --variants V NFG NOAF --from each --epochs 12 --patience 4
+    python replication/longer.py --task chorales --variants V NOG NIAF NOAF --epochs 40 --patience 15
+    python replication/longer.py --task speech --variants V CIFG --from CIFG --epochs 12 --patience 4
+    python replication/longer.py --task handwriting --variants V NFG NOAF --from each --epochs 12 --patience 4
 """
 
 from __future__ import annotations
@@ -30,23 +30,18 @@ import numpy as np
 import torch
 from scipy import stats
 
-from odyssey.analysis.trials import load_odyssey_trials, open_existing
-from odyssey.analysis.variant_stats import VANILLA, best_trials
-from odyssey.record import derive_seed
-from odyssey.study.space import trial_settings
-from odyssey.study.studyfile import load_study_file
-from odyssey.study.worker import network_for
+from odyssey.analysis import VANILLA, best_trials, load_odyssey_trials, open_existing
+from odyssey.study import derive_seed, load_study_file, network_for, trial_settings
 from odyssey.tasks import make_task
-from odyssey.training.config import TrainingConfig
-from odyssey.training.train import Diverged, train, training_threads
+from odyssey.training import Diverged, TrainingConfig, train, training_threads
 
 PREFIX = "params_"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--storage", default="sqlite:///docs/replication/replication.db")
-    parser.add_argument("--study", default="studies/replication.toml")
+    parser.add_argument("--storage", default="sqlite:///replication/replication.db")
+    parser.add_argument("--study", default="replication/study.toml")
     parser.add_argument("--task", required=True)
     parser.add_argument("--variants", nargs="+", required=True)
     parser.add_argument("--epochs", type=int, required=True)
@@ -58,10 +53,10 @@ def main() -> None:
 
 
 def retrain(args: argparse.Namespace) -> None:
-    spec = load_study_file(args.study)
-    training: TrainingConfig = dataclasses.replace(spec.training, max_epochs=args.epochs, patience=args.patience)
-    task = make_task(args.task, seed=spec.seed, **spec.task_options.get(args.task, {}))
-    trials = load_odyssey_trials(open_existing(args.storage), spec.name).complete()
+    study_file = load_study_file(args.study)
+    training: TrainingConfig = dataclasses.replace(study_file.training, max_epochs=args.epochs, patience=args.patience)
+    task = make_task(args.task, seed=study_file.seed, **study_file.task_options.get(args.task, {}))
+    trials = load_odyssey_trials(open_existing(args.storage), study_file.name).complete()
     trials = trials[trials["task"] == args.task]
     if args.source == "each":
         top = trials.dropna(subset=["test_metric"]).sort_values(["value", "number"]).groupby("variant").head(1)  # lower is better
@@ -78,7 +73,7 @@ def retrain(args: argparse.Namespace) -> None:
         values = {k[len(PREFIX):]: v for k, v in row.items() if k.startswith(PREFIX) and v == v}
         values["hidden_size"] = int(values["hidden_size"])
         config = trial_settings(training, values)
-        seed = derive_seed(spec.seed, args.task, row["variant"], row["number"])  # a first attempt's slot is its number
+        seed = derive_seed(study_file.seed, args.task, row["variant"], row["number"])  # a first attempt's slot is its number
         torch.manual_seed(seed)
         start = time.perf_counter()
         stored = f"{row['test_metric']:.4f}" if variant == row["variant"] else "-"

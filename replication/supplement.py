@@ -1,4 +1,4 @@
-"""The numbers docs/replication.md adds to the report, from the committed storage, as the tables it prints:
+"""The numbers the write-up (README.md here) adds to the report, from the committed storage, as the tables it prints:
 
 - step: does momentum matter on its own, or only through the step it makes? With Nesterov momentum
   m and learning rate lr, SGD's steady step is lr / (1 - m); odyssey, like torch, does not rescale
@@ -28,11 +28,11 @@ With --write it also fills the document's blocks quoted from the run and its rep
 the claims, each task's variant table with the paper's verdict and whether odyssey's agrees, and
 the count of agreements: table count) and from the committed retraining of handwriting's
 variants on each cell's best configuration (longer.py's outputs in RETRAINED: each, each-40), and
-puts every table in its place in docs/replication.md, between `<!-- table:NAME -->` (or `<!-- NAME -->`) and `<!-- end -->`,
+puts every table in its place in the write-up, between `<!-- table:NAME -->` (or `<!-- NAME -->`) and `<!-- end -->`,
 and the README's paragraph on the replication between `<!-- replication -->` and `<!-- end -->`;
 write the report first.
 
-    python docs/replication/supplement.py [--storage sqlite:///docs/replication/replication.db] [--write]
+    python replication/supplement.py [--storage sqlite:///replication/replication.db] [--write]
 """
 
 from __future__ import annotations
@@ -47,16 +47,24 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from odyssey.analysis.fanova import fit_forest
-from odyssey.analysis.importance import analyse, choose_scales, largest_shares, terms_table
-from odyssey.analysis.trials import load_odyssey_trials, open_existing
-from odyssey.analysis.variant_stats import VANILLA, best_trials, variant_order
+from odyssey.analysis import (
+    VANILLA,
+    analyse,
+    best_trials,
+    choose_scales,
+    fit_forest,
+    largest_shares,
+    load_odyssey_trials,
+    open_existing,
+    terms_table,
+    variant_order,
+)
 
-STORAGE = "sqlite:///docs/replication/replication.db"
+STORAGE = "sqlite:///replication/replication.db"
 HERE = Path(__file__).resolve().parent
-DOCUMENT = HERE.parent / "replication.md"
-README = HERE.parents[1] / "README.md"  # its "Does it find what the paper found?" paragraph
-REPORT = HERE / "replication"  # the report written from STORAGE
+DOCUMENT = HERE / "README.md"  # the write-up
+README = HERE.parent / "README.md"  # the project's; its "Does it find what the paper found?" paragraph
+REPORT = HERE / "report"  # the report written from STORAGE
 TASKS = ["chorales", "speech", "handwriting"]  # the document's order: JSB, TIMIT, IAM Online
 MIN_TRIALS = 50
 STEP = 1e-2
@@ -66,8 +74,8 @@ INPUTS = {
     "log10(lr), log10(1 - m)": lambda f: [np.log10(f["params_learning_rate"]), np.log10(f["params_one_minus_momentum"])],
     "log10(lr / (1 - m))": lambda f: [np.log10(f["params_learning_rate"] / f["params_one_minus_momentum"])],
 }
-# longer.py --from each outputs, committed beside this script: 12 epochs as the study, and 40 (patience 15)
-RETRAINED = {"each": "handwriting-from-each.txt", "each-40": "handwriting-from-each-40.txt"}
+# longer.py --from each outputs, committed in retrained/: 12 epochs as the study, and 40 (patience 15)
+RETRAINED = {"each": "retrained/handwriting-from-each.txt", "each-40": "retrained/handwriting-from-each-40.txt"}
 UNTRAINED = {"handwriting": 1.0}  # the validation metric of an output that has learnt nothing
 # A handwriting trial has learnt when its CER is below 0.9: no trial whose step lr / (1 - m) was
 # below STILL (too small to move the weights in 12 epochs) got there, as the table's header shows.
@@ -272,9 +280,9 @@ def summary_paragraph(tests: pd.DataFrame, claims: pd.DataFrame, frame: pd.DataF
     }
     detects = tests.loc[tests["variant"] != VANILLA, "detectable_sd"].median()
     return (
-        "[`docs/replication.md`](docs/replication.md) compares the paper's findings with odyssey's, claim by claim and task by "
+        "[`replication/`](replication/README.md) compares the paper's findings with odyssey's, claim by claim and task by "
         "task, on the paper's three kinds of task (real Bach chorales, synthetic speech and handwriting): 9 variants x 3 tasks x 50 "
-        f"random-search trials (`studies/replication.toml`; {len(frame):,} trials, {done['seconds'].sum() / 3600:.1f} CPU-hours), "
+        f"random-search trials (`replication/study.toml`; {len(frame):,} trials, {done['seconds'].sum() / 3600:.1f} CPU-hours), "
         "with corrected p-values, differences with 95% intervals, equivalence tests, importance shares with intervals, box plots "
         f"and marginals. Of the paper's {pairs} verdicts on a variant against vanilla, odyssey's tests (Holm-corrected over all "
         f"{pairs}; \"no different\" only where two one-sided tests show it) agree with {total['agrees']}, disagree with "
