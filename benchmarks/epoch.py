@@ -46,8 +46,8 @@ def odyssey_network(task, hidden: int, variant: str, backend: str) -> SequenceNe
     net = SequenceNetwork(
         input_size=task.input_size, hidden_size=hidden, output_size=task.output_size, variant=variant, bidirectional=False
     )
-    for cell in net.lstm.directions:
-        cell.backend = backend
+    for direction in net.lstm.directions:
+        direction.backend = backend
     return net
 
 

@@ -7,14 +7,18 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .model.variants import VARIANTS, CellSpec, resolve_variant
+from .model.variants import VARIANTS, VariantSwitches, resolve_variant
+
+# Deprecated: VariantSwitches' name before the glossary gave "spec" one meaning (the stored study file);
+# kept so code written against odyssey.CellSpec still runs, and left out of __all__.
+CellSpec = VariantSwitches
 
 try:
     __version__ = version("odyssey")
 except PackageNotFoundError:  # a checkout run as `python cli.py` without installing
     __version__ = "0.1.0+local"
 
-__all__ = ["LSTM", "FanovaImportanceEvaluator", "VARIANTS", "CellSpec", "resolve_variant", "__version__"]
+__all__ = ["LSTM", "FanovaImportanceEvaluator", "VARIANTS", "VariantSwitches", "resolve_variant", "__version__"]
 
 
 def __getattr__(name: str):

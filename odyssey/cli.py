@@ -66,11 +66,11 @@ def run(
     from odyssey.study.runner import run as run_study
     from odyssey.study.studyfile import load_study_file
 
-    spec = load_study_file(study)
+    study_file = load_study_file(study)
     rows = run_study(
-        spec, storage_url=storage, jobs=jobs, threads=threads, extend=extend, checkpoint_dir=checkpoint_dir, force_jobs=force_jobs, progress=watch
+        study_file, storage_url=storage, jobs=jobs, threads=threads, extend=extend, checkpoint_dir=checkpoint_dir, force_jobs=force_jobs, progress=watch
     )
-    print_rows(rows, title=spec.name)
+    print_rows(rows, title=study_file.name)
 
 
 @app.command()
@@ -84,8 +84,8 @@ def prepare(
     from odyssey.study.runner import prepare_study
     from odyssey.study.studyfile import load_study_file
 
-    spec = load_study_file(study)
-    print_rows(prepare_study(spec, storage_url=storage, extend=extend), title=spec.name)
+    study_file = load_study_file(study)
+    print_rows(prepare_study(study_file, storage_url=storage, extend=extend), title=study_file.name)
 
 
 @app.command()
@@ -100,9 +100,9 @@ def estimate(
     from odyssey.study.estimate import estimate as estimate_study, summary
     from odyssey.study.studyfile import load_study_file
 
-    spec = load_study_file(study)
-    rows, lines = summary(spec, estimate_study(spec, epochs=epochs, share=share), jobs=jobs)
-    print_rows(rows, title=f"{spec.name}: seconds per epoch and per trial (one torch thread)")
+    study_file = load_study_file(study)
+    rows, lines = summary(study_file, estimate_study(study_file, epochs=epochs, share=share), jobs=jobs)
+    print_rows(rows, title=f"{study_file.name}: seconds per epoch and per trial (one torch thread)")
     print_lines(lines, title="projection", limit=len(lines))
 
 

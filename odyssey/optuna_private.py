@@ -22,14 +22,14 @@ if TYPE_CHECKING:
 HEARTBEAT_METHODS = ("get_heartbeat_interval", "record_heartbeat")  # what record_heartbeat calls on a BaseHeartbeat
 
 
-def storage_of(study: optuna.Study) -> BaseStorage:
-    """The storage a study reads and writes through (for an RDB storage, Optuna's cache in front of it)."""
-    return study._storage
+def storage_of(optuna_study: optuna.Study) -> BaseStorage:
+    """The storage an Optuna study reads and writes through (for an RDB storage, Optuna's cache in front of it)."""
+    return optuna_study._storage
 
 
-def study_id_of(study: optuna.Study | FrozenStudy) -> int:
-    """The storage's id of a study: what the storage's own methods take."""
-    return study._study_id
+def study_id_of(optuna_study: optuna.Study | FrozenStudy) -> int:
+    """The storage's id of an Optuna study: what the storage's own methods take."""
+    return optuna_study._study_id
 
 
 def trial_id_of(trial: optuna.Trial | FrozenTrial) -> int:
@@ -37,10 +37,10 @@ def trial_id_of(trial: optuna.Trial | FrozenTrial) -> int:
     return trial._trial_id
 
 
-def trial_handle(study: optuna.Study, trial_id: int) -> optuna.Trial:
+def trial_handle(optuna_study: optuna.Study, trial_id: int) -> optuna.Trial:
     """A running trial the caller took itself (queue.claim), as the objective's `Trial` (Optuna's docs advise
     against constructing one directly)."""
-    return optuna.Trial(study, trial_id)
+    return optuna.Trial(optuna_study, trial_id)
 
 
 def rdb_backend(storage: BaseStorage) -> RDBStorage | None:
@@ -58,14 +58,14 @@ def record_heartbeat(storage: BaseStorage, trial_id: int) -> bool:
     return False
 
 
-def move_state(study: optuna.Study, trial_id: int, *, old: TrialState, new: TrialState) -> bool:
+def move_state(optuna_study: optuna.Study, trial_id: int, *, old: TrialState, new: TrialState) -> bool:
     """old -> new if the trial is still `old`, atomically; False if another process moved it first.
 
     One `UPDATE ... WHERE state = old` on a database: Optuna's own read-then-write is atomic under
     PostgreSQL's row locks but not on SQLite, which ignores SELECT ... FOR UPDATE (two processes
     took one queued trial in 14 of 30 tries).
     """
-    storage = storage_of(study)
+    storage = storage_of(optuna_study)
     rdb = rdb_backend(storage)
     if rdb is None:
         try:  # a journal storage replays its log in order: the first transition written wins

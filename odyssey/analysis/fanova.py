@@ -2,10 +2,10 @@
 Hoos and Leyton-Brown, ICML 2014).
 
 A regression tree is constant on axis-aligned leaf boxes. Cut every dimension at all the tree's
-box edges: each leaf then covers a contiguous block of grid cells in every dimension, so the
+box edges: each leaf then covers a contiguous block of grid bins in every dimension, so the
 marginal of the tree over a set U of dimensions (its mean over the others, uniform on the bounds)
 is a sum of leaf values times the volume share of the leaf outside U, spread over the leaf's block
-in U. Difference arrays and cumulative sums add all leaves at once: no sampling, no per-cell loop.
+in U. Difference arrays and cumulative sums add all leaves at once: no sampling, no per-bin loop.
 
 Variance shares: V_i / V for one dimension, (V_ij - V_i - V_j) / V for a pair, where V_U is the
 variance of the marginal over U and V that of the whole function; "higher order" is what remains.
@@ -78,8 +78,8 @@ class TreeTerms:
     probe: np.ndarray | None = None  # (M,) mean + main effects + pure pairs at the probe points
 
 
-def _cells(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Index of the grid cell holding each value (the bounds belong to the first and last cells)."""
+def _bins(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Index of the grid bin holding each value (the bounds belong to the first and last bins)."""
     return np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(edges) - 2)
 
 
@@ -88,7 +88,7 @@ def _pair_marginal(
 ) -> tuple[float, float, np.ndarray, np.ndarray | None]:
     """From a pair's 2-D difference array: the weighted sum of squares of its cumulative sum (the
     pair marginal's variance), the two main effects' variances on the same grid, the marginal at
-    the surface cells, and the pure interaction at the probe's cells (None without a probe).
+    the surface bins, and the pure interaction at the probe's bins (None without a probe).
 
     numpy's cumsum runs one element at a time; adding each row to the next is vectorised. So the
     sums run down the rows, then down the rows of the transpose: 2x faster than two cumsums on
@@ -126,7 +126,7 @@ def decompose_tree(
 
 
 def _coarse(edges: np.ndarray, start: np.ndarray, end: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """At most `limit` cells: keep every k-th edge (and both bounds) and move each box edge to the nearest kept one."""
+    """At most `limit` bins: keep every k-th edge (and both bounds) and move each box edge to the nearest kept one."""
     if len(edges) - 1 <= limit:
         return edges, start, end
     kept = np.unique(np.linspace(0, len(edges) - 1, limit + 1).round().astype(int))
@@ -135,10 +135,10 @@ def _coarse(edges: np.ndarray, start: np.ndarray, end: np.ndarray, limit: int) -
 
 
 # Pair grids of a whole forest are cut at every tree's edges: about 2 n per continuous parameter at
-# n trials. Past this many cells per side the edges are thinned (each box edge moves to the nearest
-# kept one, at most 1/2 of a cell's share of the edges away): 5400 trials would otherwise need a
+# n trials. Past this many bins per side the edges are thinned (each box edge moves to the nearest
+# kept one, at most 1/2 of a bin's share of the edges away): 5400 trials would otherwise need a
 # 10^4 x 10^4 grid per pair.
-PAIR_CELLS = 1024
+PAIR_BINS = 1024
 
 
 def _decompose(
@@ -153,7 +153,7 @@ def _decompose(
     curve_x: list[np.ndarray],
     surface_x: list[np.ndarray],
     probe: np.ndarray | None = None,
-    pair_cells: int = PAIR_CELLS,
+    pair_bins: int = PAIR_BINS,
 ) -> TreeTerms:
     """The marginals of a sum of boxes whose centred values are `value` (one tree's leaves, or every
     tree's leaves of a forest, each tree centred on its own mean and divided by the number of trees).
@@ -173,20 +173,20 @@ def _decompose(
     on_surface = np.empty((len(span), len(surface_x[0])))
     fitted = None if probe is None else np.full(len(probe), mean)
     for d in range(len(span)):
-        # Leaf value times its volume outside d, added over the leaf's cells in d.
+        # Leaf value times its volume outside d, added over the leaf's bins in d.
         weight = value * volume / share[:, d]
         n = len(width[d])
         marginal = np.cumsum(np.bincount(start[d], weight, n + 1) - np.bincount(end[d], weight, n + 1))[:n]
         main[d] = width[d] @ marginal**2
-        curves[d] = marginal[_cells(curve_x[d], edges[d])] + mean
-        on_surface[d] = marginal[_cells(surface_x[d], edges[d])]
+        curves[d] = marginal[_bins(curve_x[d], edges[d])] + mean
+        on_surface[d] = marginal[_bins(surface_x[d], edges[d])]
         if probe is not None:
-            fitted = fitted + marginal[_cells(probe[:, d], edges[d])]
+            fitted = fitted + marginal[_bins(probe[:, d], edges[d])]
 
     pair = np.empty(len(pairs))
     surfaces = np.empty((len(pairs), len(surface_x[0]), len(surface_x[0])))
     interactions = np.empty_like(surfaces)
-    coarse = [_coarse(edges[d], start[d], end[d], pair_cells) for d in range(len(span))]
+    coarse = [_coarse(edges[d], start[d], end[d], pair_bins) for d in range(len(span))]
     for k, (i, j) in enumerate(pairs):
         weight = value * volume / (share[:, i] * share[:, j])
         (ei, si, ti), (ej, sj, tj) = coarse[i], coarse[j]
@@ -197,9 +197,9 @@ def _decompose(
         cols = np.concatenate([sj, tj, tj, sj])
         signed = np.concatenate([weight, weight, -weight, -weight])
         grid = np.bincount(rows * (nj + 1) + cols, signed, (ni + 1) * (nj + 1)).reshape(ni + 1, nj + 1)
-        at_rows, at_cols = _cells(surface_x[i], ei), _cells(surface_x[j], ej)
-        cells = None if probe is None else (_cells(probe[:, i], ei), _cells(probe[:, j], ej))
-        total, alone, marginal_at, pure = _pair_marginal(grid, ni, nj, wi, wj, at_rows, at_cols, cells)
+        at_rows, at_cols = _bins(surface_x[i], ei), _bins(surface_x[j], ej)
+        bins = None if probe is None else (_bins(probe[:, i], ei), _bins(probe[:, j], ej))
+        total, alone, marginal_at, pure = _pair_marginal(grid, ni, nj, wi, wj, at_rows, at_cols, bins)
         if pure is not None:
             fitted += pure
         surfaces[k] = marginal_at + mean
@@ -307,7 +307,7 @@ def choice_effects(x: np.ndarray, y: np.ndarray, categorical: list[int], sizes: 
 
 
 def _choice_boxes(d: int, effect: np.ndarray, lows: np.ndarray, highs: np.ndarray) -> tuple[LeafBoxes, np.ndarray]:
-    """A categorical effect as boxes: one per choice, the choice's cell in d by the whole space elsewhere."""
+    """A categorical effect as boxes: one per choice, the choice's bin in d by the whole space elsewhere."""
     k = len(effect)
     low, high = np.tile(lows, (k, 1)), np.tile(highs, (k, 1))
     low[:, d], high[:, d] = np.arange(k) - 0.5, np.arange(k) + 0.5
@@ -363,13 +363,13 @@ def decompose_forest(
     codes: dict[int, np.ndarray] | None = None,
     choices: dict[int, np.ndarray] | None = None,
     probes: int = PROBES,
-    pair_cells: int = PAIR_CELLS,
+    pair_bins: int = PAIR_BINS,
     first: int | None = None,
 ) -> Fanova:
     """The forest's mean prediction decomposed; pairs default to all pairs.
 
     Main effects and pairs are exact: every tree's leaves are laid on one grid cut at all their
-    edges (pairs thinned to PAIR_CELLS a side). The mean function's total variance is that of its
+    edges (pairs thinned to PAIR_BINS a side). The mean function's total variance is that of its
     main effects and pairs plus the higher-order rest, which is the mean square of what they leave
     of the forest's prediction at PROBES scrambled Sobol points (orthogonal to them, so the
     quadrature's error touches the rest alone: a few thousandths of the variance).
@@ -409,7 +409,7 @@ def decompose_forest(
     probe = lows + span * qmc.Sobol(len(lows), scramble=True, seed=0).random(probes)
     # BLAS threads cost far more than they save on these matrix-vector products (10x slower on 2 cores).
     with threadpool_limits(1, user_api="blas"):
-        terms = _decompose(every, every.value, mean, math.nan, lows=lows, highs=highs, pairs=pairs, curve_x=coded(curve_x), surface_x=coded(surface_x), probe=probe, pair_cells=pair_cells)
+        terms = _decompose(every, every.value, mean, math.nan, lows=lows, highs=highs, pairs=pairs, curve_x=coded(curve_x), surface_x=coded(surface_x), probe=probe, pair_bins=pair_bins)
     rest = float(np.mean((predict(forest, probe, first=first, choices=choices) - terms.probe) ** 2))
     variance = float(terms.main.sum() + terms.pair.sum() + rest)
     # A constant forest has no variance to share out: its shares are undefined, not zero. The

@@ -23,11 +23,11 @@ from .scales import Scale, param_order
 from .trials import PARAM_PREFIX, Trials, TooFewTrials, load_optuna_trials, open_existing
 
 # A refit's shares feed a spread, a bias or a floor, not a reported share: a quarter of the trees, fewer
-# probes for its higher-order rest, fewer cells in its pair grids. At 5400 trials 36 refits as large
+# probes for its higher-order rest, fewer bins in its pair grids. At 5400 trials 36 refits as large
 # as the reported forest took 16 s, against 5 s for Optuna to load the trials. The bias is measured
 # against the reported forest's first REFIT_TREES trees, decomposed as a refit is, so that a smaller
 # forest's extra noise is not taken for bias; the floors, from smaller forests, err on the high side.
-REFIT_TREES, REFIT_PROBES, REFIT_PAIR_CELLS = 8, 2**12, 256
+REFIT_TREES, REFIT_PROBES, REFIT_PAIR_BINS = 8, 2**12, 256
 MIN_TRIALS = 20  # fewer than this and a forest's shares say more about the sample than the space
 # Trials that each carry OUTLIER or more of the objective's variance, and DOMINANT together, are
 # named beside the shares.
@@ -218,7 +218,7 @@ def analyse(
             codes=model_codes,
             choices=model_choices,
             probes=REFIT_PROBES,
-            pair_cells=REFIT_PAIR_CELLS,
+            pair_bins=REFIT_PAIR_BINS,
             first=first,
             **({} if with_pairs and pairs else {"pairs": []}),
         )

@@ -30,11 +30,11 @@ def _value(value: object) -> str:
     return "none" if value is None else str(value)
 
 
-def range_text(spec: object) -> str:
+def range_text(param: object) -> str:
     """One parameter of the space in words: "0.001 to 0.1, log scale", "one of [sgd, adam]", plus any other keys."""
-    if not isinstance(spec, dict):
-        return f"fixed at {_value(spec)}"
-    rest = dict(spec)
+    if not isinstance(param, dict):
+        return f"fixed at {_value(param)}"
+    rest = dict(param)
     parts = []
     if "choices" in rest:
         parts.append(f"one of {_value(rest.pop('choices'))}")

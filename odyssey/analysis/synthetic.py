@@ -72,7 +72,7 @@ def write_synthetic_study(
     rng = np.random.default_rng(seed)
     for task in tasks:
         for variant in variants:
-            study = optuna.create_study(storage=storage, study_name=cell_name(name, task, variant), direction="minimize")
+            cell = optuna.create_study(storage=storage, study_name=cell_name(name, task, variant), direction="minimize")
             spec = {
                 "name": name,
                 "tasks": list(tasks),
@@ -87,7 +87,7 @@ def write_synthetic_study(
                 "task_options": {},
             }
             for key, value in {STUDY: name, TASK: task, VARIANT: variant, METRIC: metric, STUDY_HASH: "synthetic", STUDY_SPEC: spec}.items():
-                study.set_user_attr(key, value)
+                cell.set_user_attr(key, value)
             for slot in range(trials + failed + running):
                 source = np.random.default_rng([seed, tasks.index(task), slot]) if paired else rng
                 params = {k: d.to_external_repr(_draw(d, source)) for k, d in PAPER_DISTRIBUTIONS.items()}
@@ -104,7 +104,7 @@ def write_synthetic_study(
                     state, done = TrialState.COMPLETE, {TEST_METRIC: value + rng.normal(0, noise), EPOCHS: 10, SECONDS: params["hidden_size"] * 0.5}
                 else:
                     state, done = (TrialState.FAIL, {FAILURE: "diverged"}) if slot < trials + failed else (TrialState.RUNNING, {})
-                study.add_trial(
+                cell.add_trial(
                     optuna.trial.create_trial(
                         state=state,
                         value=value if state == TrialState.COMPLETE else None,

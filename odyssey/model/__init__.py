@@ -10,11 +10,11 @@ _WHERE = {
     "LSTM": ".lstm",
     "SequenceNetwork": ".network",
     "VARIANTS": ".variants",
-    "CellSpec": ".variants",
+    "VariantSwitches": ".variants",
     "resolve_variant": ".variants",
 }
 
-__all__ = ["LSTM", "VARIANTS", "SequenceNetwork", "CellSpec", "resolve_variant"]
+__all__ = ["LSTM", "VARIANTS", "SequenceNetwork", "VariantSwitches", "resolve_variant"]
 
 
 def __getattr__(name: str) -> object:

@@ -1,8 +1,8 @@
-"""`odyssey.LSTM`: torch.nn.LSTM's interface over one cell whose components switch off one at a time.
+"""`odyssey.LSTM`: torch.nn.LSTM's interface over one block whose components switch off one at a time.
 
-Cell -> direction -> layer, as in PyTorch's fastrnns/custom_lstms.py. Each direction runs on the C++
-kernel (odyssey.model.kernel) or on the autograd reference (odyssey.model.reference), which every
-faster path is tested against.
+Step -> direction -> layer, as in PyTorch's fastrnns/custom_lstms.py (which calls the step a cell).
+Each direction runs on the C++ kernel (odyssey.model.kernel) or on the autograd reference
+(odyssey.model.reference), which every faster path is tested against.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from . import kernel, reference
-from .variants import VARIANTS, CellSpec, resolve_variant
+from .variants import VARIANTS, VariantSwitches, resolve_variant
 
 # (h, c) for every variant; FGR also carries the previous step's gate activations: (h, c, gates).
 State = tuple[Tensor, ...]
@@ -28,16 +28,16 @@ PARTS = ("weight_ih", "bias", "weight_hh", "weight_gg", "peephole")
 TORCH_BLOCKS = dict(zip("ifzo", range(4)))
 
 
-class VariantCell:
+class VariantDirection:
     """One direction of one layer: a view of the parameters its LSTM holds, and the recurrence over a
     whole sequence. Looked up by name at every call, so `.to()`, `load_state_dict`,
-    `torch.func.functional_call` and parametrizations all act on what the cell computes with."""
+    `torch.func.functional_call` and parametrizations all act on what the direction computes with."""
 
     def __init__(self, owner: "LSTM", layer: int, reverse: bool, input_size: int) -> None:
         self.owner, self.layer, self.reverse, self.input_size = owner, layer, reverse, input_size
         self.suffix = f"_l{layer}{'_reverse' if reverse else ''}"
 
-    spec = property(lambda self: self.owner.spec)
+    switches = property(lambda self: self.owner.switches)
     hidden_size = property(lambda self: self.owner.hidden_size)
     weight_ih = property(lambda self: getattr(self.owner, "weight_ih" + self.suffix))
     weight_hh = property(lambda self: getattr(self.owner, "weight_hh" + self.suffix))
@@ -47,7 +47,7 @@ class VariantCell:
 
     @property
     def backend(self) -> str | None:
-        """The LSTM's backend: one for all its cells."""
+        """The LSTM's backend: one for all its directions."""
         return self.owner.backend
 
     @backend.setter
@@ -60,14 +60,14 @@ class VariantCell:
     @property
     def state_sizes(self) -> tuple[int, ...]:
         h = self.hidden_size
-        return (h, h, len(self.spec.recurrent_gates) * h) if self.spec.gate_recurrence else (h, h)
+        return (h, h, len(self.switches.recurrent_gates) * h) if self.switches.gate_recurrence else (h, h)
 
     def block_slices(self) -> dict[str, slice]:
         h = self.hidden_size
-        return {b: slice(k * h, (k + 1) * h) for k, b in enumerate(self.spec.blocks)}
+        return {b: slice(k * h, (k + 1) * h) for k, b in enumerate(self.switches.blocks)}
 
     def recurrent_weight(self) -> Tensor:
-        return reference.recurrent_weight(self.spec, self.weight_hh, self.weight_gg)
+        return reference.recurrent_weight(self.switches, self.weight_hh, self.weight_gg)
 
     def reset_parameters(self) -> None:
         bound = 1.0 / math.sqrt(self.hidden_size)  # torch.nn.LSTM's scale
@@ -81,7 +81,7 @@ class VariantCell:
             blocks = self.block_slices()
             if "f" in blocks:
                 self.bias[blocks["f"]] = self.owner.forget_bias
-            elif self.spec.coupled_gates:
+            elif self.switches.coupled_gates:
                 # f = 1 - sigmoid(b_i): b_i = -forget_bias starts f at sigmoid(forget_bias).
                 self.bias[blocks["i"]] = -self.owner.forget_bias
 
@@ -99,10 +99,10 @@ class VariantCell:
                 torch.jit.TracerWarning,
                 stacklevel=2,
             )
-        return reference.recurrence(self.spec, inputs, *self.weights(), state, mask)
+        return reference.recurrence(self.switches, inputs, *self.weights(), state, mask)
 
     def __repr__(self) -> str:
-        return f"VariantCell({self.suffix[1:]}, {self.input_size}, {self.hidden_size}, spec={self.spec})"
+        return f"VariantDirection({self.suffix[1:]}, {self.input_size}, {self.hidden_size}, switches={self.switches})"
 
 
 def _zero_padding(inputs: Tensor, mask: Tensor) -> Tensor:
@@ -128,7 +128,7 @@ def _reverse_index(lengths: Tensor, total: int) -> Tensor:
 
 class LSTM(nn.Module):
     """torch.nn.LSTM with the switches of `odyssey.VARIANTS`: same arguments, parameter names, shapes
-    and errors (see tests/test_nn_lstm_peer.py for the few deliberate differences).
+    and errors (see tests/model/test_nn_lstm_peer.py for the few deliberate differences).
 
     `lstm(input, hx=None, *, lengths=None)` takes (T, B, I) (or (B, T, I) with batch_first), an
     unbatched (T, I) or a PackedSequence, and returns `(output, state)` with state `(h, c)` of shape
@@ -157,7 +157,7 @@ class LSTM(nn.Module):
         bidirectional: bool = False,
         proj_size: int = 0,
         *,
-        variant: str | CellSpec = "V",
+        variant: str | VariantSwitches = "V",
         forget_bias: float = 0.0,
         backend: str | None = None,
         device: torch.device | str | None = None,
@@ -171,35 +171,35 @@ class LSTM(nn.Module):
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
         self.bidirectional, self.forget_bias = bool(bidirectional), forget_bias
-        self.spec = resolve_variant(variant)
+        self.switches = resolve_variant(variant)
         self.backend = kernel.check_backend(backend)
-        spec, directions, factory = self.spec, 2 if self.bidirectional else 1, {"device": device, "dtype": dtype}
-        rows, gates = len(spec.blocks) * hidden_size, len(spec.weighted_gates) * hidden_size
+        switches, directions, factory = self.switches, 2 if self.bidirectional else 1, {"device": device, "dtype": dtype}
+        rows, gates = len(switches.blocks) * hidden_size, len(switches.weighted_gates) * hidden_size
 
         def parameter(*shape: int, present: bool = True) -> nn.Parameter | None:
             return nn.Parameter(torch.empty(*shape, **factory)) if present else None
 
-        # The cells in the order of the state's first dimension: layer by layer, forward first.
-        self.directions: list[VariantCell] = []
+        # The directions in the order of the state's first dimension: layer by layer, forward first.
+        self.directions: list[VariantDirection] = []
         for layer in range(num_layers):
             layer_input = input_size if layer == 0 else hidden_size * directions
             for reverse in range(directions):
-                cell = VariantCell(self, layer, bool(reverse), layer_input)
+                direction = VariantDirection(self, layer, bool(reverse), layer_input)
                 shapes = {
                     "weight_ih": parameter(rows, layer_input),
                     "weight_hh": parameter(rows, hidden_size),
                     "bias": parameter(rows, present=bias),
-                    "peephole": parameter(len(spec.peephole_gates), hidden_size, present=bool(spec.peephole_gates)),
-                    "weight_gg": parameter(gates, len(spec.recurrent_gates) * hidden_size, present=spec.gate_recurrence),
+                    "peephole": parameter(len(switches.peephole_gates), hidden_size, present=bool(switches.peephole_gates)),
+                    "weight_gg": parameter(gates, len(switches.recurrent_gates) * hidden_size, present=switches.gate_recurrence),
                 }
                 for part, value in shapes.items():
-                    self.register_parameter(part + cell.suffix, value)
-                self.directions.append(cell)
+                    self.register_parameter(part + direction.suffix, value)
+                self.directions.append(direction)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        for cell in self.directions:
-            cell.reset_parameters()
+        for direction in self.directions:
+            direction.reset_parameters()
 
     def flatten_parameters(self) -> None:
         """Accepted for nn.LSTM's callers; there is no cuDNN weight buffer to compact here."""
@@ -209,7 +209,7 @@ class LSTM(nn.Module):
         for name, default in (("num_layers", 1), ("bias", True), ("batch_first", False), ("dropout", 0.0), ("bidirectional", False)):
             if getattr(self, name) != default:
                 options.append(f"{name}={getattr(self, name)}")
-        return ", ".join([*options, f"spec={self.spec}"])
+        return ", ".join([*options, f"switches={self.switches}"])
 
     def forward(
         self, input: Tensor | PackedSequence, hx: State | None = None, *, lengths: Tensor | None = None
@@ -265,15 +265,15 @@ class LSTM(nn.Module):
             outputs = []
             for d in range(directions):
                 k = layer * directions + d
-                cell = self.directions[k]
+                direction = self.directions[k]
                 if d == 0:
-                    out, final = cell(layer_input, states[k], mask)
+                    out, final = direction(layer_input, states[k], mask)
                 elif reverse is None:
-                    out, final = cell(layer_input.flip(0), states[k], None)
+                    out, final = direction(layer_input.flip(0), states[k], None)
                     out = out.flip(0)
                 else:
                     flipped = layer_input.gather(0, reverse.expand_as(layer_input))
-                    out, final = cell(flipped, states[k], mask)
+                    out, final = direction(flipped, states[k], mask)
                     out = out.gather(0, reverse.expand_as(out))
                 outputs.append(out)
                 finals.append(final)
@@ -301,7 +301,7 @@ class LSTM(nn.Module):
             raise RuntimeError("Expected sequence length to be larger than 0 in LSTM, got an input with no time steps")
 
     def _initial_states(self, hx: State | None, batch: int, like: Tensor, batched: bool) -> list[State]:
-        """Per cell, its part of hx (or zeros): (B, .) tensors of the input's dtype and device."""
+        """Per direction, its part of hx (or zeros): (B, .) tensors of the input's dtype and device."""
         sizes = self.directions[0].state_sizes
         count = len(self.directions)
         if hx is None:
@@ -329,19 +329,19 @@ class LSTM(nn.Module):
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
         """Also takes an nn.LSTM state_dict (bias_ih + bias_hh become one bias) and a one-layer model
         saved before num_layers existed (directions.{d}.{part})."""
-        for cell in self.directions:
-            ih, hh, own = (f"{prefix}{name}{cell.suffix}" for name in ("bias_ih", "bias_hh", "bias"))
+        for direction in self.directions:
+            ih, hh, own = (f"{prefix}{name}{direction.suffix}" for name in ("bias_ih", "bias_hh", "bias"))
             if ih in state_dict and hh in state_dict and own not in state_dict:
                 state_dict[own] = state_dict.pop(ih) + state_dict.pop(hh)
-            if cell.layer == 0:
+            if direction.layer == 0:
                 for part in PARTS:
-                    old = f"{prefix}directions.{int(cell.reverse)}.{part}"
+                    old = f"{prefix}directions.{int(direction.reverse)}.{part}"
                     if old in state_dict:
-                        state_dict[f"{prefix}{part}{cell.suffix}"] = state_dict.pop(old)
+                        state_dict[f"{prefix}{part}{direction.suffix}"] = state_dict.pop(old)
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
 
     @classmethod
-    def from_torch(cls, lstm: nn.LSTM, *, variant: str | CellSpec = "NP", backend: str | None = None) -> "LSTM":
+    def from_torch(cls, lstm: nn.LSTM, *, variant: str | VariantSwitches = "NP", backend: str | None = None) -> "LSTM":
         """A copy of a `torch.nn.LSTM` (any number of layers, with or without biases); peepholes and
         gate-to-gate matrices start at zero. A variant without a gate drops that gate's rows (CIFG
         drops the forget gate's), so only NP computes exactly what `lstm` does."""
@@ -354,13 +354,13 @@ class LSTM(nn.Module):
             lstm.bidirectional, variant=variant, backend=backend, device=ref.device, dtype=ref.dtype,
         )  # fmt: skip
         with torch.no_grad():
-            for cell in model.directions:
-                rows = _torch_rows(cell).to(ref.device)
-                cell.weight_ih.copy_(getattr(lstm, "weight_ih" + cell.suffix)[rows])
-                cell.weight_hh.copy_(getattr(lstm, "weight_hh" + cell.suffix)[rows])
+            for direction in model.directions:
+                rows = _torch_rows(direction).to(ref.device)
+                direction.weight_ih.copy_(getattr(lstm, "weight_ih" + direction.suffix)[rows])
+                direction.weight_hh.copy_(getattr(lstm, "weight_hh" + direction.suffix)[rows])
                 if lstm.bias:
-                    cell.bias.copy_((getattr(lstm, "bias_ih" + cell.suffix) + getattr(lstm, "bias_hh" + cell.suffix))[rows])
-                for extra in (cell.peephole, cell.weight_gg):
+                    direction.bias.copy_((getattr(lstm, "bias_ih" + direction.suffix) + getattr(lstm, "bias_hh" + direction.suffix))[rows])
+                for extra in (direction.peephole, direction.weight_gg):
                     if extra is not None:
                         extra.zero_()
         return model.train(lstm.training)
@@ -368,27 +368,27 @@ class LSTM(nn.Module):
     def to_torch(self) -> nn.LSTM:
         """The same network as a `torch.nn.LSTM` (NP only: no other variant is one). Its bias_ih_l{k}
         holds the bias and bias_hh_l{k} is zero."""
-        if self.spec != VARIANTS["NP"]:
-            raise ValueError(f"only variant NP is a torch.nn.LSTM; this one is {self.spec}")
+        if self.switches != VARIANTS["NP"]:
+            raise ValueError(f"only variant NP is a torch.nn.LSTM; this one is {self.switches}")
         ref = self.weight_ih_l0
         lstm = nn.LSTM(
             self.input_size, self.hidden_size, self.num_layers, self.bias, self.batch_first, self.dropout,
             self.bidirectional, device=ref.device, dtype=ref.dtype,
         )  # fmt: skip
         with torch.no_grad():
-            for cell in self.directions:
-                getattr(lstm, "weight_ih" + cell.suffix).copy_(cell.weight_ih)
-                getattr(lstm, "weight_hh" + cell.suffix).copy_(cell.weight_hh)
+            for direction in self.directions:
+                getattr(lstm, "weight_ih" + direction.suffix).copy_(direction.weight_ih)
+                getattr(lstm, "weight_hh" + direction.suffix).copy_(direction.weight_hh)
                 if self.bias:
-                    getattr(lstm, "bias_ih" + cell.suffix).copy_(cell.bias)
-                    getattr(lstm, "bias_hh" + cell.suffix).zero_()
+                    getattr(lstm, "bias_ih" + direction.suffix).copy_(direction.bias)
+                    getattr(lstm, "bias_hh" + direction.suffix).zero_()
         return lstm.train(self.training)
 
 
-def _torch_rows(cell: VariantCell) -> Tensor:
-    """The rows of nn.LSTM's fused weights that hold this cell's blocks, in the cell's order."""
-    h = cell.hidden_size
-    return torch.cat([torch.arange(TORCH_BLOCKS[b] * h, (TORCH_BLOCKS[b] + 1) * h) for b in cell.spec.blocks])
+def _torch_rows(direction: VariantDirection) -> Tensor:
+    """The rows of nn.LSTM's fused weights that hold this direction's blocks, in its order."""
+    h = direction.hidden_size
+    return torch.cat([torch.arange(TORCH_BLOCKS[b] * h, (TORCH_BLOCKS[b] + 1) * h) for b in direction.switches.blocks])
 
 
 def _packed_like(packed: PackedSequence, output: Tensor, lengths: Tensor) -> PackedSequence:

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from .lstm import LSTM
-from .variants import CellSpec
+from .variants import VariantSwitches
 
 READOUTS = ("frames", "last")  # an output per step, or one per sequence read at its last step
 
@@ -25,7 +25,7 @@ class SequenceNetwork(nn.Module):
         input_size: int,
         hidden_size: int,
         output_size: int,
-        variant: str | CellSpec,
+        variant: str | VariantSwitches,
         bidirectional: bool,
         forget_bias: float = 0.0,
         num_layers: int = 1,

@@ -8,21 +8,21 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .variants import CellSpec
+from .variants import VariantSwitches
 
 
-def recurrent_weight(spec: CellSpec, weight_hh: Tensor, weight_gg: Tensor | None) -> Tensor:
+def recurrent_weight(switches: VariantSwitches, weight_hh: Tensor, weight_gg: Tensor | None) -> Tensor:
     """W_hh, widened under FGR by the gate-to-gate matrices so each step stays one matmul."""
     if weight_gg is None:
         return weight_hh
     h = weight_hh.shape[1]
-    per_gate = dict(zip(spec.weighted_gates, weight_gg.split(h, dim=0)))
+    per_gate = dict(zip(switches.weighted_gates, weight_gg.split(h, dim=0)))
     zero = weight_gg.new_zeros(h, weight_gg.shape[1])  # the block input z has no gate feedback
-    return torch.cat([weight_hh, torch.cat([per_gate.get(b, zero) for b in spec.blocks])], dim=1)
+    return torch.cat([weight_hh, torch.cat([per_gate.get(b, zero) for b in switches.blocks])], dim=1)
 
 
 def recurrence(
-    spec: CellSpec,
+    switches: VariantSwitches,
     inputs: Tensor,
     weight_ih: Tensor,
     bias: Tensor | None,
@@ -36,26 +36,26 @@ def recurrence(
     on real steps, or None. Returns the outputs (T, B, H) and the final state."""
     h_size = weight_hh.shape[1]
     projected = nn.functional.linear(inputs, weight_ih, bias)  # all steps in one matmul
-    weight = recurrent_weight(spec, weight_hh, weight_gg).t()
-    peep = dict(zip(spec.peephole_gates, peephole.unbind(0))) if peephole is not None else {}
+    weight = recurrent_weight(switches, weight_hh, weight_gg).t()
+    peep = dict(zip(switches.peephole_gates, peephole.unbind(0))) if peephole is not None else {}
     steps = mask.unbind(0) if mask is not None else [None] * inputs.shape[0]
     h, c, *gates = state
     outputs = []
     # unbind, not projected[t]: indexing makes autograd zero-fill a (T, B, 4H) gradient every step.
     for x_t, m_t in zip(projected.unbind(0), steps):
         recurrent_in = torch.cat([h, gates[0]], dim=1) if gates else h
-        pre = dict(zip(spec.blocks, torch.addmm(x_t, recurrent_in, weight).split(h_size, dim=1)))
+        pre = dict(zip(switches.blocks, torch.addmm(x_t, recurrent_in, weight).split(h_size, dim=1)))
         i = torch.sigmoid(pre["i"] + peep["i"] * c) if "i" in peep else _gate(pre, "i")
-        f = 1 - i if spec.coupled_gates else (torch.sigmoid(pre["f"] + peep["f"] * c) if "f" in peep else _gate(pre, "f"))
-        z = torch.tanh(pre["z"]) if spec.input_activation else pre["z"]
+        f = 1 - i if switches.coupled_gates else (torch.sigmoid(pre["f"] + peep["f"] * c) if "f" in peep else _gate(pre, "f"))
+        z = torch.tanh(pre["z"]) if switches.input_activation else pre["z"]
         c_new = (z if i is None else z * i) + (c if f is None else c * f)
-        o = torch.sigmoid(pre["o"] + peep["o"] * c_new) if "o" in peep else _gate(pre, "o")  # peeks at the new cell
-        y = torch.tanh(c_new) if spec.output_activation else c_new
+        o = torch.sigmoid(pre["o"] + peep["o"] * c_new) if "o" in peep else _gate(pre, "o")  # peeks at the new cell state
+        y = torch.tanh(c_new) if switches.output_activation else c_new
         h_new = y if o is None else y * o
         new = (h_new, c_new)
         if gates:
             act = {"i": i, "f": f, "o": o}
-            new += (torch.cat([act[g] for g in spec.recurrent_gates], dim=1),)
+            new += (torch.cat([act[g] for g in switches.recurrent_gates], dim=1),)
         if m_t is None:
             h, c, *gates = new
             outputs.append(h_new)

@@ -1,4 +1,4 @@
-"""The LSTM variants of Greff et al. (2017) as switches on one cell.
+"""The LSTM variants of Greff et al. (2017) as switches on the vanilla LSTM block.
 
 This module is torch-free on purpose: studies, reports and the CLI read variant names and
 parameter counts without paying for a torch import.
@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields, replace
 
 
 @dataclass(frozen=True)
-class CellSpec:
+class VariantSwitches:
     """Which parts of the vanilla LSTM block are switched on.
 
     coupled_gates (CIFG) computes f = 1 - i, so the forget gate has no weights of its own;
@@ -69,7 +69,7 @@ class CellSpec:
 
     def changes(self) -> list[str]:
         """Human-readable differences from vanilla."""
-        vanilla = CellSpec()
+        vanilla = VariantSwitches()
         return [_CHANGE_TEXT[f.name] for f in fields(self) if getattr(self, f.name) != getattr(vanilla, f.name)]
 
 
@@ -84,22 +84,22 @@ _CHANGE_TEXT = {
     "gate_recurrence": "full gate recurrence (9 gate-to-gate matrices)",
 }
 
-VARIANTS: dict[str, CellSpec] = {
-    "V": CellSpec(),
-    "NIG": CellSpec(input_gate=False),
-    "NFG": CellSpec(forget_gate=False),
-    "NOG": CellSpec(output_gate=False),
-    "NIAF": CellSpec(input_activation=False),
-    "NOAF": CellSpec(output_activation=False),
-    "NP": CellSpec(peepholes=False),
-    "CIFG": CellSpec(coupled_gates=True),
-    "FGR": CellSpec(gate_recurrence=True),
+VARIANTS: dict[str, VariantSwitches] = {
+    "V": VariantSwitches(),
+    "NIG": VariantSwitches(input_gate=False),
+    "NFG": VariantSwitches(forget_gate=False),
+    "NOG": VariantSwitches(output_gate=False),
+    "NIAF": VariantSwitches(input_activation=False),
+    "NOAF": VariantSwitches(output_activation=False),
+    "NP": VariantSwitches(peepholes=False),
+    "CIFG": VariantSwitches(coupled_gates=True),
+    "FGR": VariantSwitches(gate_recurrence=True),
 }
 
 
-def resolve_variant(variant: str | CellSpec) -> CellSpec:
-    """A preset name, a '+'-joined combination of presets (e.g. "CIFG+NP"), or a spec as is."""
-    if isinstance(variant, CellSpec):
+def resolve_variant(variant: str | VariantSwitches) -> VariantSwitches:
+    """A preset name, a '+'-joined combination of presets (e.g. "CIFG+NP"), or a VariantSwitches as is."""
+    if isinstance(variant, VariantSwitches):
         return variant
     if not isinstance(variant, str) or not variant:
         raise ValueError(f"variant must be a name like 'V' or 'CIFG+NP', got {variant!r}")
@@ -129,8 +129,8 @@ def variant_table(*, input_size: int, hidden_size: int) -> list[dict[str, object
     return [
         {
             "variant": name,
-            "changes": "; ".join(spec.changes()) or "vanilla LSTM with peepholes",
-            "parameters": spec.parameter_count(input_size, hidden_size),
+            "changes": "; ".join(switches.changes()) or "vanilla LSTM with peepholes",
+            "parameters": switches.parameter_count(input_size, hidden_size),
         }
-        for name, spec in VARIANTS.items()
+        for name, switches in VARIANTS.items()
     ]

@@ -30,48 +30,48 @@ class StudyMismatch(ConfigError):
     """The study file changed under a storage that already holds its trials."""
 
 
-def default_checkpoint_dir(spec: StudyFile, storage_url: str) -> Path:
+def default_checkpoint_dir(study_file: StudyFile, storage_url: str) -> Path:
     """Beside an SQLite storage; under ./results for a server storage (share it for cross-machine resume)."""
     path = sqlite_path(storage_url)
-    return (path.parent if path is not None else Path("results")) / spec.name / "checkpoints"
+    return (path.parent if path is not None else Path("results")) / study_file.name / "checkpoints"
 
 
-def _sampler(spec: StudyFile) -> optuna.samplers.BaseSampler:
+def _sampler(study_file: StudyFile) -> optuna.samplers.BaseSampler:
     # Random-search slots are queued with their values; the TPE sampler fills an empty slot when it is taken.
-    if spec.sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=derive_seed(spec.seed, "tpe", os.getpid(), time.time_ns()))
-    return optuna.samplers.RandomSampler(seed=derive_seed(spec.seed, "random", os.getpid()))
+    if study_file.sampler == "tpe":
+        return optuna.samplers.TPESampler(seed=derive_seed(study_file.seed, "tpe", os.getpid(), time.time_ns()))
+    return optuna.samplers.RandomSampler(seed=derive_seed(study_file.seed, "random", os.getpid()))
 
 
-def open_study_storage(spec: StudyFile, url: str, *, create_folder: bool = False):
+def open_study_storage(study_file: StudyFile, url: str, *, create_folder: bool = False):
     """The storage; trials whose heartbeats went stale are retried (up to the study's limit) by whoever notices."""
-    return open_storage(url, create_folder=create_folder, on_stale=lambda study, trial: queue.requeue(study, trial, retries=spec.retries))
+    return open_storage(url, create_folder=create_folder, on_stale=lambda cell, trial: queue.requeue(cell, trial, retries=study_file.retries))
 
 
-def load_cells(spec: StudyFile, storage) -> dict[tuple[str, str], optuna.Study]:
+def load_cells(study_file: StudyFile, storage) -> dict[tuple[str, str], optuna.Study]:
     return {
-        (task, variant): optuna.load_study(study_name=cell_name(spec.name, task, variant), storage=storage, sampler=_sampler(spec))
-        for task, variant in spec.cells()
+        (task, variant): optuna.load_study(study_name=cell_name(study_file.name, task, variant), storage=storage, sampler=_sampler(study_file))
+        for task, variant in study_file.cells()
     }
 
 
-def prepare(spec: StudyFile, storage, *, extend: bool = False) -> None:
+def prepare(study_file: StudyFile, storage, *, extend: bool = False) -> None:
     """Check the file against the stored study of its name, create the missing cells, queue their slots."""
-    current = _plain(spec.canonical())
-    stored = stored_spec(storage, spec.name)
+    current = _plain(study_file.canonical())
+    stored = stored_spec(storage, study_file.name)
     if stored is not None and stored != current:
-        check_change(spec.name, stored, current, extend=extend)
-    attrs = {STUDY: spec.name, STUDY_HASH: spec.digest(), STUDY_SPEC: current}
-    for task, variant in spec.cells():
-        name = cell_name(spec.name, task, variant)
+        check_change(study_file.name, stored, current, extend=extend)
+    attrs = {STUDY: study_file.name, STUDY_HASH: study_file.digest(), STUDY_SPEC: current}
+    for task, variant in study_file.cells():
+        name = cell_name(study_file.name, task, variant)
         try:
-            study, created = optuna.create_study(storage=storage, study_name=name, direction="minimize"), True
+            cell, created = optuna.create_study(storage=storage, study_name=name, direction="minimize"), True
         except optuna.exceptions.DuplicatedStudyError:
-            study, created = optuna.load_study(study_name=name, storage=storage), False
+            cell, created = optuna.load_study(study_name=name, storage=storage), False
         for key, value in (attrs | {TASK: task, VARIANT: variant}).items():
-            if study.user_attrs.get(key) != value:
-                study.set_user_attr(key, value)
-        _queue(study, spec, task, variant, created=created)
+            if cell.user_attrs.get(key) != value:
+                cell.set_user_attr(key, value)
+        _queue(cell, study_file, task, variant, created=created)
 
 
 def stored_spec(storage, name: str) -> dict | None:
@@ -152,20 +152,20 @@ def check_change(name: str, stored: dict, current: dict, *, extend: bool) -> Non
     raise StudyMismatch(f"study file changed under the existing storage for study {name!r} (changed: {listed}); {hint}")
 
 
-def _queue(study: optuna.Study, spec: StudyFile, task: str, variant: str, *, created: bool) -> None:
+def _queue(cell: optuna.Study, study_file: StudyFile, task: str, variant: str, *, created: bool) -> None:
     """Queue the cell's slots: its creator does; another process only completes a queue that stands still (its creator died) or grew (--extend)."""
-    if not created and _queued(study) >= spec.trials:
+    if not created and _queued(cell) >= study_file.trials:
         return
-    dists = distributions(spec.space)
-    cell = {"random": (spec.seed, task, variant), "paired": (spec.seed, task)}.get(spec.sampler)  # whose slots share draws
-    slots = {slot: draw(spec.space, np.random.default_rng(derive_seed(*cell, slot))) if cell else {} for slot in range(spec.trials)}
-    queue.queue_slots(study, slots, dists)
-    storage_of(study).set_study_system_attr(study_id_of(study), QUEUED, spec.trials)
+    dists = distributions(study_file.space)
+    draw_key = {"random": (study_file.seed, task, variant), "paired": (study_file.seed, task)}.get(study_file.sampler)  # whose slots share draws
+    slots = {slot: draw(study_file.space, np.random.default_rng(derive_seed(*draw_key, slot))) if draw_key else {} for slot in range(study_file.trials)}
+    queue.queue_slots(cell, slots, dists)
+    storage_of(cell).set_study_system_attr(study_id_of(cell), QUEUED, study_file.trials)
 
 
-def _queued(study: optuna.Study) -> int:
+def _queued(cell: optuna.Study) -> int:
     """The creator's count once it has queued them all; 0 if its queue stood still for CREATOR_WAIT_SECONDS."""
-    storage, study_id, seen, still_since = storage_of(study), study_id_of(study), -1, time.monotonic()
+    storage, study_id, seen, still_since = storage_of(cell), study_id_of(cell), -1, time.monotonic()
     while (done := storage.get_study_system_attrs(study_id).get(QUEUED)) is None:
         now_seen = len(storage.get_all_trials(study_id, deepcopy=False))
         if now_seen != seen:

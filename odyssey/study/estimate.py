@@ -73,7 +73,7 @@ class _Share:
         self.seconds[split] += elapsed * sum(frames) / max(served, 1)
 
 
-def epoch_seconds(task, variant: str, hidden: int, study: StudyFile, *, epochs: int, share: float) -> tuple[float, float]:
+def epoch_seconds(task, variant: str, hidden: int, study_file: StudyFile, *, epochs: int, share: float) -> tuple[float, float]:
     """Seconds per epoch (training and validation) of one network, from `epochs` timed epochs after
     an untimed batch of each split, and the seconds of its one evaluation on the test split."""
     import torch
@@ -82,8 +82,8 @@ def epoch_seconds(task, variant: str, hidden: int, study: StudyFile, *, epochs: 
     from ..training.loop import Diverged, train
     from .space import applies, trial_settings
 
-    values = {name: _typical(r) for name, r in study.space.items()} | {"hidden_size": hidden}
-    config = trial_settings(study.training, {k: v for k, v in values.items() if applies(k, values)})  # as a trial would
+    values = {name: _typical(r) for name, r in study_file.space.items()} | {"hidden_size": hidden}
+    config = trial_settings(study_file.training, {k: v for k, v in values.items() if applies(k, values)})  # as a trial would
     torch.manual_seed(0)
     model = SequenceNetwork(input_size=task.input_size, hidden_size=hidden, output_size=task.output_size, variant=variant,
                             bidirectional=task.bidirectional, forget_bias=config.forget_bias, num_layers=config.num_layers,
@@ -105,7 +105,7 @@ def epoch_seconds(task, variant: str, hidden: int, study: StudyFile, *, epochs: 
     return epoch, timed.seconds["test"]
 
 
-def estimate(study: StudyFile, *, epochs: int = 1, share: float = 1.0, tasks: dict | None = None) -> list[CellCost]:
+def estimate(study_file: StudyFile, *, epochs: int = 1, share: float = 1.0, tasks: dict | None = None) -> list[CellCost]:
     """Times every (task, variant) of the study at the space's smallest and largest hidden size."""
     from ..training.loop import training_threads
     from .worker import build_tasks, check_backend
@@ -115,15 +115,15 @@ def estimate(study: StudyFile, *, epochs: int = 1, share: float = 1.0, tasks: di
         raise ConfigError(f"--epochs must be at least 1, got {epochs}")
     if not 0 < share <= 1:
         raise ConfigError(f"--share must be in (0, 1], got {share}")
-    hidden = study.space["hidden_size"]
+    hidden = study_file.space["hidden_size"]
     sizes = sorted({int(hidden.low), int(hidden.high)})
     with training_threads(1):  # as a study's worker trains
-        tasks = tasks if tasks is not None else build_tasks(study)
+        tasks = tasks if tasks is not None else build_tasks(study_file)
         costs = []
-        for task_name, variant in study.cells():
-            timed = {h: epoch_seconds(tasks[task_name], variant, h, study, epochs=epochs, share=share) for h in sizes}
+        for task_name, variant in study_file.cells():
+            timed = {h: epoch_seconds(tasks[task_name], variant, h, study_file, epochs=epochs, share=share) for h in sizes}
             epoch, test = ({h: t[k] for h, t in timed.items()} for k in (0, 1))
-            costs.append(CellCost(task_name, variant, epoch, test, *_trial_seconds(epoch, hidden, study, test=test)))
+            costs.append(CellCost(task_name, variant, epoch, test, *_trial_seconds(epoch, hidden, study_file, test=test)))
         return costs
 
 
@@ -142,14 +142,14 @@ def _power_law(seconds: dict[int, float], drawn: np.ndarray) -> np.ndarray:
     return t_low * (drawn / low) ** power
 
 
-def _trial_seconds(seconds: dict[int, float], hidden: ParamRange, study: StudyFile, *, test: dict[int, float] | None = None) -> tuple[float, float]:
+def _trial_seconds(seconds: dict[int, float], hidden: ParamRange, study_file: StudyFile, *, test: dict[int, float] | None = None) -> tuple[float, float]:
     """Expected seconds of a trial under both assumptions (its epochs, then the test split once),
     over the hidden sizes the space draws."""
     rng = np.random.default_rng(0)
     drawn = np.array([hidden.draw(rng) for _ in range(DRAWS)], dtype=float)
     per_epoch = _power_law(seconds, drawn)
     once = _power_law(test, drawn) if test else 0.0
-    training = study.training
+    training = study_file.training
     expected = []
     for epochs in (min(2 * training.patience, training.max_epochs), training.max_epochs):
         run = epochs * np.ones_like(per_epoch)
@@ -159,23 +159,23 @@ def _trial_seconds(seconds: dict[int, float], hidden: ParamRange, study: StudyFi
     return expected[0], expected[1]
 
 
-def summary(study: StudyFile, costs: list[CellCost], *, jobs: int | None) -> tuple[list[dict[str, object]], list[str]]:
+def summary(study_file: StudyFile, costs: list[CellCost], *, jobs: int | None) -> tuple[list[dict[str, object]], list[str]]:
     """A row per cell and the closing lines: the study's CPU-hours under each assumption and, with
     `jobs`, its wall time on this machine."""
-    training = study.training
+    training = study_file.training
     patience_epochs = min(2 * training.patience, training.max_epochs)
     rows = []
     for cost in costs:
         row = {"task": cost.task, "variant": cost.variant}
         row |= {f"s/epoch H={h}": s for h, s in cost.epoch_seconds.items()}
         row |= {f"s/trial ({patience_epochs} ep.)": cost.patience_seconds, f"s/trial ({training.max_epochs} ep.)": cost.max_seconds,
-                f"CPU-h ({patience_epochs} ep.)": study.trials * cost.patience_seconds / 3600}  # fmt: skip
+                f"CPU-h ({patience_epochs} ep.)": study_file.trials * cost.patience_seconds / 3600}  # fmt: skip
         rows.append(row)
-    hours = [study.trials * sum(getattr(c, f) for c in costs) / 3600 for f in ("patience_seconds", "max_seconds")]
+    hours = [study_file.trials * sum(getattr(c, f) for c in costs) / 3600 for f in ("patience_seconds", "max_seconds")]
     cap = f", each capped at max_seconds = {training.max_seconds:g}" if training.max_seconds is not None else ""
-    trials = study.trials * len(costs)
+    trials = study_file.trials * len(costs)
     lines = [
-        f"{trials:,} trials ({study.trials} per cell){cap}; timed on one torch thread; storage writes and worker starts not included",
+        f"{trials:,} trials ({study_file.trials} per cell){cap}; timed on one torch thread; storage writes and worker starts not included",
         f"if every trial stops after 2 x patience = {patience_epochs} epochs: {_span(hours[0])} CPU",
         f"if every trial runs max_epochs = {training.max_epochs}: {_span(hours[1])} CPU (the most it can cost)",
     ]

@@ -135,13 +135,13 @@ def dead_here(stamp: dict) -> bool:
 # --- the queue ----------------------------------------------------------------------------------
 
 
-def queue_slots(study: optuna.Study, slots: dict[int, dict], distributions: dict) -> int:
+def queue_slots(cell: optuna.Study, slots: dict[int, dict], distributions: dict) -> int:
     """Queue each missing slot (params {} lets the sampler fill it); returns how many were queued."""
-    taken = {t.system_attrs.get(SLOT) for t in slot_trials(study.get_trials(deepcopy=False))}
+    taken = {t.system_attrs.get(SLOT) for t in slot_trials(cell.get_trials(deepcopy=False))}
     missing = [slot for slot in slots if slot not in taken]
     for slot in missing:
         params = slots[slot]
-        study.add_trial(
+        cell.add_trial(
             optuna.trial.create_trial(
                 state=TrialState.WAITING,
                 params=params,
@@ -152,21 +152,21 @@ def queue_slots(study: optuna.Study, slots: dict[int, dict], distributions: dict
     return len(missing)
 
 
-def _take(study: optuna.Study, trial_id: int) -> bool:
-    return move_state(study, trial_id, old=TrialState.WAITING, new=TrialState.RUNNING)
+def _take(cell: optuna.Study, trial_id: int) -> bool:
+    return move_state(cell, trial_id, old=TrialState.WAITING, new=TrialState.RUNNING)
 
 
-def _prune_surplus(study: optuna.Study, trial_id: int) -> None:
-    storage_of(study).set_trial_user_attr(trial_id, SURPLUS, True)
-    move_state(study, trial_id, old=TrialState.RUNNING, new=TrialState.PRUNED)
+def _prune_surplus(cell: optuna.Study, trial_id: int) -> None:
+    storage_of(cell).set_trial_user_attr(trial_id, SURPLUS, True)
+    move_state(cell, trial_id, old=TrialState.RUNNING, new=TrialState.PRUNED)
 
 
-def discard_duplicates(study: optuna.Study, trials: list[FrozenTrial]) -> None:
+def discard_duplicates(cell: optuna.Study, trials: list[FrozenTrial]) -> None:
     """Prune queued trials whose slot another trial holds; taking them first, so one another worker took is never touched."""
     held = {t.number for t in slot_trials(trials)}
     for t in trials:
-        if t.state == TrialState.WAITING and t.number not in held and _take(study, trial_id_of(t)):
-            _prune_surplus(study, trial_id_of(t))
+        if t.state == TrialState.WAITING and t.number not in held and _take(cell, trial_id_of(t)):
+            _prune_surplus(cell, trial_id_of(t))
 
 
 class Busy:
@@ -176,34 +176,34 @@ class Busy:
 BUSY = Busy()
 
 
-def claim(study: optuna.Study, *, worker: Worker, retries: int, dead: frozenset[str] = frozenset()) -> optuna.Trial | Busy | None:
+def claim(cell: optuna.Study, *, worker: Worker, retries: int, dead: frozenset[str] = frozenset()) -> optuna.Trial | Busy | None:
     """Take the lowest free slot of the cell: a Trial; BUSY while slots run elsewhere; None once every slot is finished."""
-    recover(study, retries=retries, dead=dead)
-    trials = study.get_trials(deepcopy=False)
-    discard_duplicates(study, trials)
+    recover(cell, retries=retries, dead=dead)
+    trials = cell.get_trials(deepcopy=False)
+    discard_duplicates(cell, trials)
     held = slot_trials(trials)
     for t in held:
         if t.state != TrialState.WAITING:
             continue
-        beat(storage_of(study), trial_id_of(t))  # before taking: a worker killed right after the take leaves a beat that goes stale
-        if _take(study, trial_id_of(t)):
-            storage_of(study).set_trial_user_attr(trial_id_of(t), WORKER, worker.stamp())
-            return trial_handle(study, trial_id_of(t))
+        beat(storage_of(cell), trial_id_of(t))  # before taking: a worker killed right after the take leaves a beat that goes stale
+        if _take(cell, trial_id_of(t)):
+            storage_of(cell).set_trial_user_attr(trial_id_of(t), WORKER, worker.stamp())
+            return trial_handle(cell, trial_id_of(t))
     return BUSY if any(t.state in (TrialState.WAITING, TrialState.RUNNING) for t in held) else None
 
 
-def finish(study: optuna.Study, trial: optuna.Trial, *, attrs: dict, value: float | None = None, state: TrialState = TrialState.COMPLETE) -> bool:
+def finish(cell: optuna.Study, trial: optuna.Trial, *, attrs: dict, value: float | None = None, state: TrialState = TrialState.COMPLETE) -> bool:
     """Record a trial's result; False (nothing written) if it was finished meanwhile, e.g. failed as stale while its worker stalled."""
     try:
         for key, item in attrs.items():
-            storage_of(study).set_trial_user_attr(trial_id_of(trial), key, item)
+            storage_of(cell).set_trial_user_attr(trial_id_of(trial), key, item)
     except optuna.exceptions.UpdateFinishedTrialError:
         return False
-    told = study.tell(trial, value if state == TrialState.COMPLETE else None, state=state, skip_if_finished=True)
+    told = cell.tell(trial, value if state == TrialState.COMPLETE else None, state=state, skip_if_finished=True)
     return told.state == state and told.user_attrs.get(SURPLUS) is None
 
 
-def requeue(study: optuna.Study, trial: FrozenTrial, *, retries: int) -> None:
+def requeue(cell: optuna.Study, trial: FrozenTrial, *, retries: int) -> None:
     """Queue a failed trial's retry: same slot, same parameters, Optuna's retry attributes so its tools agree.
 
     A stop the user asked for (Ctrl-C, SIGTERM) is free; after `retries` deaths of its worker the
@@ -218,39 +218,39 @@ def requeue(study: optuna.Study, trial: FrozenTrial, *, retries: int) -> None:
     if crashes > retries:
         state = TrialState.FAIL
         user_attrs[FAILURE] = f"its worker died {crashes} times while training it (out of memory?); not retried again (retries = {retries})"
-    study.add_trial(
+    cell.add_trial(
         optuna.trial.create_trial(state=state, params=trial.params, distributions=trial.distributions, user_attrs=user_attrs, system_attrs=system_attrs)
     )
 
 
-def fail_and_requeue(study: optuna.Study, trial: FrozenTrial, *, retries: int) -> bool:
+def fail_and_requeue(cell: optuna.Study, trial: FrozenTrial, *, retries: int) -> bool:
     """Fail a running trial and queue its retry; False if it was finished by someone else first."""
-    if not move_state(study, trial_id_of(trial), old=TrialState.RUNNING, new=TrialState.FAIL):  # only one process retries it
+    if not move_state(cell, trial_id_of(trial), old=TrialState.RUNNING, new=TrialState.FAIL):  # only one process retries it
         return False
-    requeue(study, storage_of(study).get_trial(trial_id_of(trial)), retries=retries)
+    requeue(cell, storage_of(cell).get_trial(trial_id_of(trial)), retries=retries)
     return True
 
 
-def recover(study: optuna.Study, *, retries: int, dead: frozenset[str] = frozenset()) -> None:
+def recover(cell: optuna.Study, *, retries: int, dead: frozenset[str] = frozenset()) -> None:
     """Retry the trials of dead workers: stale heartbeats, and workers known dead here or to the supervisor."""
     with warnings.catch_warnings():  # fail_stale_trials is "experimental" in Optuna 5, and says so on every call
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)  # RDB storages: the heartbeat on the database's clock; requeues through the callback
+        optuna.storages.fail_stale_trials(cell)  # RDB storages: the heartbeat on the database's clock; requeues through the callback
     now = time.time()
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+    for trial in cell.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         stamp = trial.user_attrs.get(WORKER) or {}
         stale = BEAT in trial.system_attrs and now - trial.system_attrs[BEAT] > GRACE_SECONDS
         if stamp.get("token") in dead or dead_here(stamp) or stale:
-            fail_and_requeue(study, trial, retries=retries)
+            fail_and_requeue(cell, trial, retries=retries)
     # A worker killed between failing a trial and queueing its retry leaves a failure that is not the
     # training's own (those carry "failure"): queue it now. Two workers may both do so: one slot, the lower holds.
-    trials = study.get_trials(deepcopy=False)
+    trials = cell.get_trials(deepcopy=False)
     retried = retried_numbers(trials)
     held = {t.system_attrs.get(SLOT) for t in slot_trials(trials) if t.state != TrialState.FAIL}
     for trial in trials:
         lost = trial.state == TrialState.FAIL and FAILURE not in trial.user_attrs and trial.number not in retried
         if lost and (trial.system_attrs.get(SLOT) not in held or SLOT not in trial.system_attrs):
-            requeue(study, trial, retries=retries)
+            requeue(cell, trial, retries=retries)
 
 
 # --- heartbeats -------------------------------------------------------------------------------

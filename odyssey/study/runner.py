@@ -46,11 +46,11 @@ def cores() -> int:
 FEW_VALIDATION_SEQUENCES = 50
 
 
-def warn_coarse_validation(spec: StudyFile, tasks: dict) -> None:
+def warn_coarse_validation(study_file: StudyFile, tasks: dict) -> None:
     """One warning line per task of your own scored one error per sequence on a small validation split."""
     for name, task in tasks.items():
         count = len(task._targets["validation"])
-        if name in spec.task_sources and getattr(task, "readout", None) == "last" and count < FEW_VALIDATION_SEQUENCES:
+        if name in study_file.task_sources and getattr(task, "readout", None) == "last" and count < FEW_VALIDATION_SEQUENCES:
             warnings.warn(
                 f"task {name!r}: its validation split holds {count} sequences, each one error or none: the error rate moves in "
                 f"steps of {1 / count:.3f} and each trial's best epoch on it (the objective) reads low against the test split; "
@@ -61,19 +61,19 @@ def warn_coarse_validation(spec: StudyFile, tasks: dict) -> None:
             )
 
 
-def open_and_prepare(spec: StudyFile, url: str, *, extend: bool):
+def open_and_prepare(study_file: StudyFile, url: str, *, extend: bool):
     """One path for `prepare` and `run`: every task option and dataset is checked (and cached) before any cell exists."""
-    warn_coarse_validation(spec, build_tasks(spec))
-    storage = open_study_storage(spec, url, create_folder=url == spec.default_storage)
-    prepare(spec, storage, extend=extend)
+    warn_coarse_validation(study_file, build_tasks(study_file))
+    storage = open_study_storage(study_file, url, create_folder=url == study_file.default_storage)
+    prepare(study_file, storage, extend=extend)
     return storage
 
 
-def prepare_study(spec: StudyFile, *, storage_url: str | None = None, extend: bool = False) -> list[dict[str, object]]:
+def prepare_study(study_file: StudyFile, *, storage_url: str | None = None, extend: bool = False) -> list[dict[str, object]]:
     """Create the cells and queue their trials without training: do it once before starting many workers."""
-    url = storage_url or spec.default_storage
-    open_and_prepare(spec, url, extend=extend)
-    return status_rows(url, spec.name)
+    url = storage_url or study_file.default_storage
+    open_and_prepare(study_file, url, extend=extend)
+    return status_rows(url, study_file.name)
 
 
 def build_kernel() -> None:
@@ -90,7 +90,7 @@ def build_kernel() -> None:
 
 
 def _worker_process(
-    spec: StudyFile, url: str, checkpoint_dir: Path, worker: int, threads: int, token: str, log: Path, errors, parent: int, verbosity: int
+    study_file: StudyFile, url: str, checkpoint_dir: Path, worker: int, threads: int, token: str, log: Path, errors, parent: int, verbosity: int
 ) -> None:
     from ..model.kernel.dispatch import KernelFallback
 
@@ -99,7 +99,7 @@ def _worker_process(
     warnings.simplefilter("ignore", KernelFallback)  # the runner reported it once
     try:
         die_with_parent(parent)  # after install: the parent's death arrives as a clean stop (SIGTERM)
-        work(spec, url, checkpoint_dir=checkpoint_dir, worker=worker, threads=threads, token=token)
+        work(study_file, url, checkpoint_dir=checkpoint_dir, worker=worker, threads=threads, token=token)
     except KeyboardInterrupt:
         pass
     except OdysseyError as err:
@@ -113,7 +113,7 @@ def _worker_process(
 
 
 def run(
-    spec: StudyFile,
+    study_file: StudyFile,
     *,
     storage_url: str | None = None,
     jobs: int = 1,
@@ -129,36 +129,36 @@ def run(
     cells() reads the status rows afresh and running() says whether trials still train (the CLI
     passes odyssey.console.watch); None shows nothing.
     """
-    url = storage_url or spec.default_storage
-    checkpoint_dir = checkpoint_dir or default_checkpoint_dir(spec, url)
+    url = storage_url or study_file.default_storage
+    checkpoint_dir = checkpoint_dir or default_checkpoint_dir(study_file, url)
     with STOP.installed():
         try:
             check_backend()
-            check_folder(url, create=url == spec.default_storage)
+            check_folder(url, create=url == study_file.default_storage)
             writable_folder(checkpoint_dir, "the checkpoint folder")
-            storage = open_and_prepare(spec, url, extend=extend)
-            unfinished = sum(r["planned"] - r["complete"] - r["failed"] for r in status_rows(url, spec.name))
+            storage = open_and_prepare(study_file, url, extend=extend)
+            unfinished = sum(r["planned"] - r["complete"] - r["failed"] for r in status_rows(url, study_file.name))
             jobs = min(jobs if force_jobs else min(jobs, cores()), max(unfinished, 1))
             if unfinished:
                 build_kernel()
             threads = threads or (1 if jobs > 1 else cores())
             if jobs == 1:
-                _run_here(spec, url, storage, checkpoint_dir, threads, progress)
+                _run_here(study_file, url, storage, checkpoint_dir, threads, progress)
             else:
-                _run_workers(spec, url, storage, checkpoint_dir, jobs, threads, progress)
+                _run_workers(study_file, url, storage, checkpoint_dir, jobs, threads, progress)
         except KeyboardInterrupt:
             raise _interrupted(url) from None
-    return status_rows(url, spec.name)
+    return status_rows(url, study_file.name)
 
 
-def _run_here(spec: StudyFile, url: str, storage, checkpoint_dir: Path, threads: int, progress: Callable[..., None] | None) -> None:
+def _run_here(study_file: StudyFile, url: str, storage, checkpoint_dir: Path, threads: int, progress: Callable[..., None] | None) -> None:
     done = threading.Event()
-    cells = partial(cell_rows, storage, spec.name)
+    cells = partial(cell_rows, storage, study_file.name)
     viewer = threading.Thread(target=progress, args=(cells,), kwargs={"running": lambda: not done.is_set(), "jobs": 1}, daemon=True)
     if progress:
         viewer.start()
     try:
-        work(spec, url, checkpoint_dir=checkpoint_dir, threads=threads)
+        work(study_file, url, checkpoint_dir=checkpoint_dir, threads=threads)
     finally:
         done.set()
         if viewer.is_alive():
@@ -169,7 +169,7 @@ def _unfinished(url: str, name: str) -> int:
     return sum(r["planned"] - r["complete"] - r["failed"] for r in status_rows(url, name))
 
 
-def _run_workers(spec: StudyFile, url: str, storage, checkpoint_dir: Path, jobs: int, threads: int, progress: Callable[..., None] | None) -> None:
+def _run_workers(study_file: StudyFile, url: str, storage, checkpoint_dir: Path, jobs: int, threads: int, progress: Callable[..., None] | None) -> None:
     """A worker killed by a signal (out of memory, say) has its trial queued again at once and is
     replaced while trials remain; each death is a warning, and the run succeeds if every slot ends.
 
@@ -188,7 +188,7 @@ def _run_workers(spec: StudyFile, url: str, storage, checkpoint_dir: Path, jobs:
 
     def start(n: int) -> None:
         token = uuid.uuid4().hex
-        process = context.Process(target=_worker_process, args=(spec, url, checkpoint_dir, n, threads, token, logs / f"worker-{n}.log", errors, os.getpid(), verbosity))
+        process = context.Process(target=_worker_process, args=(study_file, url, checkpoint_dir, n, threads, token, logs / f"worker-{n}.log", errors, os.getpid(), verbosity))
         process.start()
         if n < len(workers):
             workers[n], tokens[n] = process, token
@@ -205,9 +205,9 @@ def _run_workers(spec: StudyFile, url: str, storage, checkpoint_dir: Path, jobs:
             if w.exitcode is None or w.exitcode >= 0 or tokens[n] in handled:
                 continue
             handled.add(tokens[n])
-            held = _retry_trials_of(spec, storage, tokens[n])
+            held = _retry_trials_of(study_file, storage, tokens[n])
             idle_deaths += not held
-            replace = not STOP.event.is_set() and _unfinished(url, spec.name) > 0 and idle_deaths <= jobs
+            replace = not STOP.event.is_set() and _unfinished(url, study_file.name) > 0 and idle_deaths <= jobs
             warnings.warn(WorkerDied(_death(w.exitcode, n, held=held, replaced=replace)), stacklevel=1)
             if replace:
                 start(n)
@@ -218,7 +218,7 @@ def _run_workers(spec: StudyFile, url: str, storage, checkpoint_dir: Path, jobs:
         for n in range(jobs):
             start(n)
         if progress:
-            progress(partial(cell_rows, storage, spec.name), running=running, jobs=jobs)
+            progress(partial(cell_rows, storage, study_file.name), running=running, jobs=jobs)
         while running():
             STOP.event.wait(0.5)
     except KeyboardInterrupt:
@@ -233,20 +233,20 @@ def _run_workers(spec: StudyFile, url: str, storage, checkpoint_dir: Path, jobs:
     failures = [errors.get(timeout=5) for w in workers if w.exitcode > 0 and not errors.empty()]
     if failures or any(w.exitcode > 0 for w in workers):
         raise WorkerFailed("; ".join(failures or ["a worker exited with an error"]))
-    if left := _unfinished(url, spec.name):
+    if left := _unfinished(url, study_file.name):
         raise WorkerFailed(f"{left} trials are unfinished: the workers kept dying (see the warnings above); run the same command to resume")
 
 
-def _retry_trials_of(spec: StudyFile, storage, token: str) -> int:
+def _retry_trials_of(study_file: StudyFile, storage, token: str) -> int:
     """Queue again the trials a dead worker held; how many it held (a surviving worker may have queued them first)."""
     held = 0
-    for task, variant in spec.cells():
-        study = optuna.load_study(study_name=cell_name(spec.name, task, variant), storage=storage)
-        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.FAIL)):
+    for task, variant in study_file.cells():
+        cell = optuna.load_study(study_name=cell_name(study_file.name, task, variant), storage=storage)
+        for trial in cell.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.FAIL)):
             if (trial.user_attrs.get(WORKER) or {}).get("token") != token:
                 continue
             if trial.state == TrialState.RUNNING:
-                queue.fail_and_requeue(study, trial, retries=spec.retries)
+                queue.fail_and_requeue(cell, trial, retries=study_file.retries)
             held += trial.state == TrialState.RUNNING or FAILURE not in trial.user_attrs  # not a divergence of its own
     return held
 

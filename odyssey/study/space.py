@@ -85,13 +85,13 @@ def applies(name: str, values: dict) -> bool:
 def draw(space: dict[str, Param], rng: np.random.Generator) -> dict[str, object]:
     """Every parameter is drawn in order, then the inactive ones are dropped: adding a conditional
     key never changes the values the others get from the same generator."""
-    values = {name: spec.draw(rng) for name, spec in space.items()}
+    values = {name: param.draw(rng) for name, param in space.items()}
     return {name: value for name, value in values.items() if applies(name, values)}
 
 
 def distributions(space: dict[str, Param]) -> dict:
     """The Optuna distributions of a space (imported here so the rest stays Optuna-free)."""
-    return {name: spec.distribution() for name, spec in space.items()}
+    return {name: param.distribution() for name, param in space.items()}
 
 
 def suggest(trial, space: dict[str, Param]) -> dict[str, object]:
@@ -102,13 +102,13 @@ def suggest(trial, space: dict[str, Param]) -> dict[str, object]:
     for name in order:
         if not applies(name, values):
             continue
-        spec = space[name]
-        if isinstance(spec, Choice):
-            values[name] = trial.suggest_categorical(name, spec.choices)
-        elif spec.integer:
-            values[name] = trial.suggest_int(name, int(spec.low), int(spec.high), log=spec.log, step=int(spec.step or 1))
+        param = space[name]
+        if isinstance(param, Choice):
+            values[name] = trial.suggest_categorical(name, param.choices)
+        elif param.integer:
+            values[name] = trial.suggest_int(name, int(param.low), int(param.high), log=param.log, step=int(param.step or 1))
         else:
-            values[name] = trial.suggest_float(name, spec.low, spec.high, log=spec.log, step=spec.step)
+            values[name] = trial.suggest_float(name, param.low, param.high, log=param.log, step=param.step)
     return {name: values[name] for name in space if name in values}
 
 

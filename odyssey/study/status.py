@@ -14,7 +14,8 @@ from ..storage import open_storage
 from . import queue
 
 
-def odyssey_studies(storage, name: str | None = None) -> list[optuna.study.StudySummary]:
+def odyssey_cells(storage, name: str | None = None) -> list[optuna.study.StudySummary]:
+    """The summaries of the cells odyssey stored (of the study `name`, or of every study in the storage)."""
     summaries = optuna.get_all_study_summaries(storage, include_best_trial=False)
     found = [s for s in summaries if STUDY in s.user_attrs and (name is None or s.user_attrs[STUDY] == name)]
     if not found:
@@ -27,9 +28,9 @@ def odyssey_studies(storage, name: str | None = None) -> list[optuna.study.Study
 def cell_rows(storage, name: str | None = None) -> list[dict[str, object]]:
     """One row per (task, variant): slots complete / running / failed / remaining, best validation value."""
     rows = []
-    for summary in odyssey_studies(storage, name):
-        study = optuna.load_study(study_name=summary.study_name, storage=storage)
-        trials = study.get_trials(deepcopy=False)
+    for summary in odyssey_cells(storage, name):
+        cell = optuna.load_study(study_name=summary.study_name, storage=storage)
+        trials = cell.get_trials(deepcopy=False)
         counts = queue.count(trials, int(summary.user_attrs.get(STUDY_SPEC, {}).get("trials", len(trials))))
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
         running = [t.user_attrs.get(PROGRESS) for t in trials if t.state == TrialState.RUNNING]

@@ -351,22 +351,22 @@ def _value(key: str, value, where: str, name: str):
     return value
 
 
-def resolve_storage(study: Path | None, storage: str | None, name: str | None) -> tuple[str, str | None]:
+def resolve_storage(study_file: Path | None, storage: str | None, name: str | None) -> tuple[str, str | None]:
     """(storage URL, study name) from a study file and/or explicit options; the options win.
 
     Reads only the file's name and storage (status and reports must not import torch, which
     validating the tasks would).
     """
-    if study is None and storage is None:
+    if study_file is None and storage is None:
         raise StudyFileError("give a study file or --storage URL")
-    if study is None:
+    if study_file is None:
         return storage, name
-    raw = _read_toml(Path(study))
-    where = str(study)
+    raw = _read_toml(Path(study_file))
+    where = str(study_file)
     file_name = _typed(raw, "name", str, where)
     file_storage = raw.get("storage")
     if file_storage is not None and not isinstance(file_storage, str):
         raise StudyFileError(f"{where}: 'storage' must be a string (a database URL), got {type(file_storage).__name__}")
     if storage is None:
-        file_storage = locate_storage(file_storage, Path(study).parent, where)
+        file_storage = locate_storage(file_storage, Path(study_file).parent, where)
     return storage or file_storage or default_storage(file_name), name or file_name

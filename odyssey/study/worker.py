@@ -48,14 +48,14 @@ def versions() -> dict[str, str]:
     return {"odyssey": __version__, "torch": torch.__version__, "optuna": optuna.__version__}
 
 
-def checkpoint_identity(spec: StudyFile, task: str, variant: str, slot: int, params: dict) -> dict:
+def checkpoint_identity(study_file: StudyFile, task: str, variant: str, slot: int, params: dict) -> dict:
     """What a checkpoint belongs to: a leftover one of another study, protocol, slot or parameters is never resumed."""
-    canonical = json.loads(json.dumps(spec.canonical(), sort_keys=True))
+    canonical = json.loads(json.dumps(study_file.canonical(), sort_keys=True))
     per_task = ("task_options", "task_sources")  # only this task's: adding a task keeps the others' checkpoints
     protocol = {k: v for k, v in canonical.items() if k not in EXTENSIBLE.union(per_task)}
     protocol |= {key: canonical.get(key, {}).get(task, {}) for key in per_task}
     digest = hashlib.sha256(json.dumps(protocol, sort_keys=True).encode()).hexdigest()[:16]
-    return {"cell": cell_name(spec.name, task, variant), "slot": slot, "params": json.loads(json.dumps(params)), "protocol": digest}
+    return {"cell": cell_name(study_file.name, task, variant), "slot": slot, "params": json.loads(json.dumps(params)), "protocol": digest}
 
 
 def checkpoint_path(directory: Path, task: str, variant: str, slot: int) -> Path:
@@ -77,12 +77,12 @@ def network_for(task: Task, variant: str, config: TrainingConfig) -> SequenceNet
     )
 
 
-def run_trial(trial: optuna.Trial, *, spec: StudyFile, task: Task, variant: str, checkpoint_dir: Path, stop: threading.Event) -> TrialOutcome:
-    study, storage, trial_id = trial.study, storage_of(trial.study), trial_id_of(trial)
-    values = suggest(trial, spec.space)
-    config = trial_settings(spec.training, values)
+def run_trial(trial: optuna.Trial, *, study_file: StudyFile, task: Task, variant: str, checkpoint_dir: Path, stop: threading.Event) -> TrialOutcome:
+    cell, storage, trial_id = trial.study, storage_of(trial.study), trial_id_of(trial)
+    values = suggest(trial, study_file.space)
+    config = trial_settings(study_file.training, values)
     slot = storage.get_trial(trial_id).system_attrs.get(SLOT, trial.number)
-    seed = derive_seed(spec.seed, task.name, variant, slot)
+    seed = derive_seed(study_file.seed, task.name, variant, slot)
     torch.manual_seed(seed)
     model = network_for(task, variant, config)
     attrs = start_attrs(
@@ -91,12 +91,12 @@ def run_trial(trial: optuna.Trial, *, spec: StudyFile, task: Task, variant: str,
         metric=task.metric_name,
         parameter_count=parameter_count(model),
         versions=versions(),
-        inactive=inactive(spec.space, values),  # conditional parameters whose condition this trial does not meet
+        inactive=inactive(study_file.space, values),  # conditional parameters whose condition this trial does not meet
     )
     for key, value in attrs.items():
         trial.set_user_attr(key, value)
     path = checkpoint_path(checkpoint_dir, task.name, variant, slot)
-    name = cell_name(spec.name, task.name, variant)
+    name = cell_name(study_file.name, task.name, variant)
 
     with queue.Heartbeat(storage, trial_id) as heartbeat:
 
@@ -108,10 +108,10 @@ def run_trial(trial: optuna.Trial, *, spec: StudyFile, task: Task, variant: str,
             trial.set_user_attr(PROGRESS, {"epoch": epoch, "validation": metric, "best": best})
 
         try:
-            identity = checkpoint_identity(spec, task.name, variant, slot, trial.params)
+            identity = checkpoint_identity(study_file, task.name, variant, slot, trial.params)
             result = train(model, task, config=config, seed=seed, checkpoint_path=path, checkpoint_identity=identity, on_epoch=on_epoch)
         except Diverged as err:
-            queue.finish(study, trial, attrs={FAILURE: str(err)}, state=TrialState.FAIL)
+            queue.finish(cell, trial, attrs={FAILURE: str(err)}, state=TrialState.FAIL)
             checkpoint.remove(path)
             return TrialOutcome(name, trial.number, "FAIL", None, str(err))
         except Superseded:
@@ -123,7 +123,7 @@ def run_trial(trial: optuna.Trial, *, spec: StudyFile, task: Task, variant: str,
                     trial.set_user_attr(INTERRUPTED, True)
                 except optuna.exceptions.UpdateFinishedTrialError:
                     raise err from None
-            queue.fail_and_requeue(study, storage.get_trial(trial_id), retries=spec.retries)
+            queue.fail_and_requeue(cell, storage.get_trial(trial_id), retries=study_file.retries)
             raise
     results = result_attrs(
         test_metric=result.test,
@@ -133,19 +133,19 @@ def run_trial(trial: optuna.Trial, *, spec: StudyFile, task: Task, variant: str,
         stopped=result.stopped,
         resumed_from=result.resumed_from,
     )
-    if not queue.finish(study, trial, attrs=results, value=result.validation):
+    if not queue.finish(cell, trial, attrs=results, value=result.validation):
         return TrialOutcome(name, trial.number, "SUPERSEDED", None, "failed as stale while this worker stalled")
     checkpoint.remove(path)
     return TrialOutcome(name, trial.number, "COMPLETE", result.validation)
 
 
-def _claim(study: optuna.Study, me: queue.Worker, retries: int) -> optuna.Trial | queue.Busy | None:
+def _claim(cell: optuna.Study, me: queue.Worker, retries: int) -> optuna.Trial | queue.Busy | None:
     """A stop landing while a trial is claimed waits for the claim to finish, then gives the trial back at once."""
     with STOP.shielded():
-        trial = queue.claim(study, worker=me, retries=retries)
+        trial = queue.claim(cell, worker=me, retries=retries)
         if isinstance(trial, optuna.Trial) and STOP.event.is_set():
             trial.set_user_attr(INTERRUPTED, True)
-            queue.fail_and_requeue(study, storage_of(study).get_trial(trial_id_of(trial)), retries=retries)
+            queue.fail_and_requeue(cell, storage_of(cell).get_trial(trial_id_of(trial)), retries=retries)
     if STOP.event.is_set():
         raise KeyboardInterrupt
     return trial
@@ -162,12 +162,12 @@ def check_backend() -> None:
         raise ConfigError(f"environment variable {first_line(err)}") from None
 
 
-def build_tasks(spec: StudyFile) -> dict[str, Task]:
-    return {name: make_task(name, seed=spec.seed, **spec.options_for(name)) for name in spec.tasks}
+def build_tasks(study_file: StudyFile) -> dict[str, Task]:
+    return {name: make_task(name, seed=study_file.seed, **study_file.options_for(name)) for name in study_file.tasks}
 
 
 def work(
-    spec: StudyFile,
+    study_file: StudyFile,
     storage_url: str,
     *,
     checkpoint_dir: Path,
@@ -180,16 +180,16 @@ def work(
     Workers start on different cells to spread out; `token` names this worker to its supervisor.
     """
     with training_threads(threads):  # and denormals flushed: see there
-        return _work(spec, storage_url, checkpoint_dir=checkpoint_dir, worker=worker, token=token)
+        return _work(study_file, storage_url, checkpoint_dir=checkpoint_dir, worker=worker, token=token)
 
 
-def _work(spec: StudyFile, storage_url: str, *, checkpoint_dir: Path, worker: int, token: str | None) -> list[TrialOutcome]:
+def _work(study_file: StudyFile, storage_url: str, *, checkpoint_dir: Path, worker: int, token: str | None) -> list[TrialOutcome]:
     stop = STOP.event
     me = queue.Worker.this_process(token)
-    storage = open_study_storage(spec, storage_url)
-    cells = load_cells(spec, storage)
-    tasks = build_tasks(spec)
-    order = spec.cells()
+    storage = open_study_storage(study_file, storage_url)
+    cells = load_cells(study_file, storage)
+    tasks = build_tasks(study_file)
+    order = study_file.cells()
     order = order[worker % len(order) :] + order[: worker % len(order)]
     outcomes: list[TrialOutcome] = []
     while order:
@@ -197,9 +197,9 @@ def _work(spec: StudyFile, storage_url: str, *, checkpoint_dir: Path, worker: in
         for task_name, variant in order:
             if stop.is_set():
                 raise KeyboardInterrupt
-            study = cells[task_name, variant]
-            while isinstance(trial := _claim(study, me, spec.retries), optuna.Trial):
-                outcomes.append(run_trial(trial, spec=spec, task=tasks[task_name], variant=variant, checkpoint_dir=checkpoint_dir, stop=stop))
+            cell = cells[task_name, variant]
+            while isinstance(trial := _claim(cell, me, study_file.retries), optuna.Trial):
+                outcomes.append(run_trial(trial, study_file=study_file, task=tasks[task_name], variant=variant, checkpoint_dir=checkpoint_dir, stop=stop))
             if trial is queue.BUSY:
                 busy.append((task_name, variant))
         order = busy

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from odyssey import LSTM, VARIANTS, CellSpec, resolve_variant
+from odyssey import LSTM, VARIANTS, VariantSwitches, resolve_variant
 from odyssey.model import kernel
 
 LENGTHS = torch.tensor([6, 3, 5, 1])
@@ -42,11 +42,11 @@ def test_np_from_torch_matches_nn_lstm(bidirectional):
 
     ((out_ref * target).sum() + h_ref.sum() + c_ref.sum()).backward()
     ((out * target).sum() + h.sum() + c.sum()).backward()
-    for suffix, cell in zip(("", "_reverse"), ours.directions):
-        torch.testing.assert_close(cell.weight_ih.grad, getattr(ref, f"weight_ih_l0{suffix}").grad, atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(cell.weight_hh.grad, getattr(ref, f"weight_hh_l0{suffix}").grad, atol=1e-5, rtol=1e-5)
+    for suffix, direction in zip(("", "_reverse"), ours.directions):
+        torch.testing.assert_close(direction.weight_ih.grad, getattr(ref, f"weight_ih_l0{suffix}").grad, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(direction.weight_hh.grad, getattr(ref, f"weight_hh_l0{suffix}").grad, atol=1e-5, rtol=1e-5)
         # One bias where torch has two: each of torch's receives the same gradient as ours.
-        torch.testing.assert_close(cell.bias.grad, getattr(ref, f"bias_ih_l0{suffix}").grad, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(direction.bias.grad, getattr(ref, f"bias_ih_l0{suffix}").grad, atol=1e-5, rtol=1e-5)
 
 
 def test_packed_sequence_and_batch_first_agree_with_lengths():
@@ -93,21 +93,21 @@ def test_initial_state_continues_a_sequence():
 # --- the paper's equations, one sequence and one step at a time ------------------------------
 
 
-def plain_reference(cell, x_seq: torch.Tensor) -> tuple[list[torch.Tensor], tuple[torch.Tensor, ...]]:
+def plain_reference(direction, x_seq: torch.Tensor) -> tuple[list[torch.Tensor], tuple[torch.Tensor, ...]]:
     """The block of Greff et al. for one sequence (T, I): per-gate weights, vectors, no fusion."""
-    spec, h = cell.spec, cell.hidden_size
-    blocks = cell.block_slices()
-    W = {b: cell.weight_ih[s] for b, s in blocks.items()}
-    R = {b: cell.weight_hh[s] for b, s in blocks.items()}
-    bias = {b: cell.bias[s] for b, s in blocks.items()}
-    P = dict(zip(spec.peephole_gates, cell.peephole)) if cell.peephole is not None else {}
+    switches, h = direction.switches, direction.hidden_size
+    blocks = direction.block_slices()
+    W = {b: direction.weight_ih[s] for b, s in blocks.items()}
+    R = {b: direction.weight_hh[s] for b, s in blocks.items()}
+    bias = {b: direction.bias[s] for b, s in blocks.items()}
+    P = dict(zip(switches.peephole_gates, direction.peephole)) if direction.peephole is not None else {}
     G = {}
-    for ti, target in enumerate(spec.weighted_gates):
-        for si, source in enumerate(spec.recurrent_gates):
-            G[target, source] = cell.weight_gg[ti * h : (ti + 1) * h, si * h : (si + 1) * h]
+    for ti, target in enumerate(switches.weighted_gates):
+        for si, source in enumerate(switches.recurrent_gates):
+            G[target, source] = direction.weight_gg[ti * h : (ti + 1) * h, si * h : (si + 1) * h]
 
     y, c = torch.zeros(h, dtype=x_seq.dtype), torch.zeros(h, dtype=x_seq.dtype)
-    prev = {g: torch.zeros(h, dtype=x_seq.dtype) for g in spec.recurrent_gates}
+    prev = {g: torch.zeros(h, dtype=x_seq.dtype) for g in switches.recurrent_gates}
 
     def gate(name, x, peek):
         if name not in W:
@@ -122,26 +122,26 @@ def plain_reference(cell, x_seq: torch.Tensor) -> tuple[list[torch.Tensor], tupl
     outputs = []
     for x in x_seq:
         z = W["z"] @ x + R["z"] @ y + bias["z"]
-        z = torch.tanh(z) if spec.input_activation else z
+        z = torch.tanh(z) if switches.input_activation else z
         i = gate("i", x, c)
-        f = 1 - i if spec.coupled_gates else gate("f", x, c)
+        f = 1 - i if switches.coupled_gates else gate("f", x, c)
         c_new = z * i + c * f
         o = gate("o", x, c_new)
-        y = (torch.tanh(c_new) if spec.output_activation else c_new) * o
+        y = (torch.tanh(c_new) if switches.output_activation else c_new) * o
         c = c_new
-        prev = {g: {"i": i, "f": f, "o": o}[g] for g in spec.recurrent_gates}
+        prev = {g: {"i": i, "f": f, "o": o}[g] for g in switches.recurrent_gates}
         outputs.append(y)
-    gates = (torch.cat([prev[g] for g in spec.recurrent_gates]),) if spec.recurrent_gates else ()
+    gates = (torch.cat([prev[g] for g in switches.recurrent_gates]),) if switches.recurrent_gates else ()
     return outputs, (y, c, *gates)
 
 
-SPECS = {**VARIANTS, "CIFG+NP": resolve_variant("CIFG+NP"), "NIG+NOAF+FGR": resolve_variant("NIG+NOAF+FGR")}
+SWITCHES = {**VARIANTS, "CIFG+NP": resolve_variant("CIFG+NP"), "NIG+NOAF+FGR": resolve_variant("NIG+NOAF+FGR")}
 
 
-@pytest.mark.parametrize("name", list(SPECS))
+@pytest.mark.parametrize("name", list(SWITCHES))
 def test_every_variant_matches_the_paper_equations(name):
     torch.manual_seed(4)
-    model = randomise(LSTM(3, 4, variant=SPECS[name], bidirectional=True)).double()
+    model = randomise(LSTM(3, 4, variant=SWITCHES[name], bidirectional=True)).double()
     x = torch.randn(6, 4, 3, dtype=torch.float64)
     out, state = model(x, lengths=LENGTHS)
     for b, length in enumerate(LENGTHS.tolist()):
@@ -156,10 +156,10 @@ def test_every_variant_matches_the_paper_equations(name):
             torch.testing.assert_close(state[k][1, b], b_part)
 
 
-@pytest.mark.parametrize("name", list(SPECS))
+@pytest.mark.parametrize("name", list(SWITCHES))
 def test_gradcheck_float64(name):
     torch.manual_seed(5)
-    model = randomise(LSTM(2, 3, variant=SPECS[name], bidirectional=True)).double()
+    model = randomise(LSTM(2, 3, variant=SWITCHES[name], bidirectional=True)).double()
     x = torch.randn(4, 2, 2, dtype=torch.float64, requires_grad=True)
     params = list(model.parameters())
     names = [n for n, _ in model.named_parameters()]
@@ -175,16 +175,16 @@ def test_gradcheck_float64(name):
 # --- parameters, switches, construction -------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", list(SPECS))
+@pytest.mark.parametrize("name", list(SWITCHES))
 def test_parameter_count_follows_the_spec(name):
-    spec = SPECS[name]
-    model = LSTM(11, 13, variant=spec, bidirectional=True)
-    assert sum(p.numel() for p in model.parameters()) == 2 * spec.parameter_count(11, 13)
+    switches = SWITCHES[name]
+    model = LSTM(11, 13, variant=switches, bidirectional=True)
+    assert sum(p.numel() for p in model.parameters()) == 2 * switches.parameter_count(11, 13)
 
 
 def test_parameter_counts_of_the_presets():
     i, h = 11, 13
-    count = {name: spec.parameter_count(i, h) for name, spec in VARIANTS.items()}
+    count = {name: switches.parameter_count(i, h) for name, switches in VARIANTS.items()}
     gate = h * (i + h + 1)  # one gate's W, R and bias
     assert count["V"] == 4 * gate + 3 * h
     assert count["NP"] == count["V"] - 3 * h
@@ -236,16 +236,22 @@ def test_every_combination_is_refused_for_a_reason_or_runs_alike_on_both_backend
 
 def test_variants_own_only_the_parameters_they_use():
     cifg = LSTM(3, 4, variant="CIFG").directions[0]
-    assert cifg.spec.blocks == ("i", "z", "o") and cifg.peephole.shape == (2, 4)
-    np_cell = LSTM(3, 4, variant="NP").directions[0]
-    assert np_cell.peephole is None and np_cell.weight_gg is None
+    assert cifg.switches.blocks == ("i", "z", "o") and cifg.peephole.shape == (2, 4)
+    np_direction = LSTM(3, 4, variant="NP").directions[0]
+    assert np_direction.peephole is None and np_direction.weight_gg is None
     fgr = LSTM(3, 4, variant="FGR").directions[0]
     assert fgr.weight_gg.shape == (12, 12)
 
 
+def test_cellspec_is_kept_as_an_alias_of_variant_switches():
+    import odyssey
+
+    assert odyssey.CellSpec is VariantSwitches and "CellSpec" not in odyssey.__all__
+
+
 def test_combinations_and_bad_names():
-    assert resolve_variant("cifg+np") == CellSpec(coupled_gates=True, peepholes=False)
-    assert resolve_variant(CellSpec(output_gate=False)) == VARIANTS["NOG"]
+    assert resolve_variant("cifg+np") == VariantSwitches(coupled_gates=True, peepholes=False)
+    assert resolve_variant(VariantSwitches(output_gate=False)) == VARIANTS["NOG"]
     with pytest.raises(ValueError, match="unknown variant 'XYZ'"):
         resolve_variant("V+XYZ")
     with pytest.raises(ValueError, match="coupled_gates"):
@@ -297,8 +303,8 @@ BACKENDS = ["auto", "reference"]  # auto: the C++ kernel wherever it builds
 
 
 def use(model: LSTM, backend: str) -> LSTM:
-    for cell in model.directions:
-        cell.backend = backend
+    for direction in model.directions:
+        direction.backend = backend
     return model
 
 
@@ -322,7 +328,7 @@ def test_double_backward_keeps_every_path(backend):
 @pytest.mark.parametrize("name", ["V", "FGR", "CIFG+NP"])
 def test_gradgradcheck_float64(name, backend):
     torch.manual_seed(7)
-    model = use(randomise(LSTM(2, 3, variant=SPECS[name], bidirectional=True)).double(), backend)
+    model = use(randomise(LSTM(2, 3, variant=SWITCHES[name], bidirectional=True)).double(), backend)
     x = torch.randn(3, 2, 2, dtype=torch.float64, requires_grad=True)
     names = [n for n, _ in model.named_parameters()]
 
@@ -475,7 +481,7 @@ def test_bfloat16_autocast_is_ignored(backend):
         torch.testing.assert_close(got, expected, rtol=0, atol=0)  # the very same float32 computation
 
 
-# --- torch.nn.LSTM's interface (more in tests/test_nn_lstm_peer.py) ----------------------------
+# --- torch.nn.LSTM's interface (more in tests/model/test_nn_lstm_peer.py) ----------------------
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -501,9 +507,9 @@ def test_the_networks_call_and_fgr_state_shapes():
     """How odyssey.model.network builds its layers: keywords after the sizes, a third FGR state."""
     model = LSTM(5, 6, num_layers=2, dropout=0.25, bidirectional=True, variant="FGR", forget_bias=1.0)
     assert (model.num_layers, model.dropout, model.bidirectional) == (2, 0.25, True)
-    for cell in model.directions:
-        assert torch.all(cell.bias[cell.block_slices()["f"]] == 1.0)
-    assert [cell.input_size for cell in model.directions] == [5, 5, 12, 12]
+    for direction in model.directions:
+        assert torch.all(direction.bias[direction.block_slices()["f"]] == 1.0)
+    assert [direction.input_size for direction in model.directions] == [5, 5, 12, 12]
     out, state = model(torch.randn(7, 3, 5), lengths=torch.tensor([7, 2, 5]))
     assert out.shape == (7, 3, 12) and [tuple(s.shape) for s in state] == [(4, 3, 6), (4, 3, 6), (4, 3, 18)]
     with pytest.raises(ValueError, match="forget_bias=1.0 needs bias=True"):
@@ -513,8 +519,8 @@ def test_the_networks_call_and_fgr_state_shapes():
 def test_a_checkpoint_from_before_num_layers_still_loads():
     torch.manual_seed(12)
     model = randomise(LSTM(3, 4, bidirectional=True, variant="FGR"))
-    old = {f"directions.{int(cell.reverse)}.{part}": getattr(model, part + cell.suffix)
-           for cell in model.directions for part in ("weight_ih", "weight_hh", "bias", "peephole", "weight_gg")}  # fmt: skip
+    old = {f"directions.{int(direction.reverse)}.{part}": getattr(model, part + direction.suffix)
+           for direction in model.directions for part in ("weight_ih", "weight_hh", "bias", "peephole", "weight_gg")}  # fmt: skip
     fresh = LSTM(3, 4, bidirectional=True, variant="FGR")
     fresh.load_state_dict(old)
     x = torch.randn(5, 2, 3)

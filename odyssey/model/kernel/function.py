@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from .. import reference
-from ..variants import CellSpec
+from ..variants import VariantSwitches
 from .build import load
 
 # How the C++ side walks the sequence: 0 lets it choose; 1 forces the team of threads with its own
@@ -24,34 +24,34 @@ SCHEDULE = 0
 
 
 @lru_cache(maxsize=None)
-def layout(spec: CellSpec, hidden_size: int) -> tuple[int, ...]:
-    """The spec as the C++ Layout reads it: sizes, then where each gate's rows, peephole and fed-back
+def layout(switches: VariantSwitches, hidden_size: int) -> tuple[int, ...]:
+    """The switches as the C++ Layout reads them: sizes, then where each gate's rows, peephole and fed-back
     activation sit (-1 where the variant has none), then the flags."""
     def where(names: tuple[str, ...]) -> list[int]:
         return [names.index(g) if g in names else -1 for g in ("i", "f", "o")]
 
-    blocks = spec.blocks
+    blocks = switches.blocks
     positions = [blocks.index(b) if b in blocks else -1 for b in ("i", "f", "z", "o")]
     return (
-        hidden_size, len(blocks), len(spec.recurrent_gates), *positions,
-        *where(spec.peephole_gates), *where(spec.recurrent_gates),
-        int(spec.coupled_gates), int(spec.input_activation), int(spec.output_activation),
+        hidden_size, len(blocks), len(switches.recurrent_gates), *positions,
+        *where(switches.peephole_gates), *where(switches.recurrent_gates),
+        int(switches.coupled_gates), int(switches.input_activation), int(switches.output_activation),
     )  # fmt: skip
 
 
 class Recurrence(torch.autograd.Function):
-    """(spec, x, W_ih, b, W_hh, W_gg, peepholes, h0, c0, gates0, mask) -> (outputs, h_T, c_T, gates_T)."""
+    """(switches, x, W_ih, b, W_hh, W_gg, peepholes, h0, c0, gates0, mask) -> (outputs, h_T, c_T, gates_T)."""
 
     @staticmethod
-    def forward(ctx, spec, x, weight_ih, bias, weight_hh, weight_gg, peephole, h0, c0, g0, mask):
-        spec_layout = layout(spec, weight_hh.shape[1])
+    def forward(ctx, switches, x, weight_ih, bias, weight_hh, weight_gg, peephole, h0, c0, g0, mask):
+        switches_layout = layout(switches, weight_hh.shape[1])
         out, h, c, g, rs, cs, acts = load().forward(
-            x, weight_ih, bias, weight_hh, weight_gg, peephole, h0, c0, g0, mask, list(spec_layout), SCHEDULE
+            x, weight_ih, bias, weight_hh, weight_gg, peephole, h0, c0, g0, mask, list(switches_layout), SCHEDULE
         )
         if any(ctx.needs_input_grad):
             # The inputs themselves too: a double backward recomputes the sequence from them.
             ctx.save_for_backward(x, weight_ih, bias, weight_hh, weight_gg, peephole, h0, c0, g0, mask, rs, cs, acts)
-            ctx.spec = spec
+            ctx.switches = switches
         ctx.set_materialize_grads(False)  # the kernel fills in zeros only where it needs them
         return out, h, c, g
 
@@ -68,7 +68,7 @@ class Recurrence(torch.autograd.Function):
         needs = ctx.needs_input_grad[1:]
         grads = load().backward(
             d_out, d_h, d_c, d_g, x, weight_ih, rs, cs, acts, weight_hh, weight_gg, peephole, mask,
-            list(layout(ctx.spec, weight_hh.shape[1])), bias is not None,
+            list(layout(ctx.switches, weight_hh.shape[1])), bias is not None,
             [needs[0], needs[1] or needs[2], needs[3] or needs[4]], SCHEDULE,
         )  # fmt: skip
         return (None, *grads, None)
@@ -86,13 +86,13 @@ def _backward_through_reference(ctx, grads: tuple[Tensor | None, ...], *, create
     reference, run again from the saved inputs: with create_graph as a graph of their own, so that a
     gradient penalty or a Hessian-vector product sees every path; without, for a batched backward."""
     *inputs, mask = ctx.saved_tensors[:10]
-    spec = ctx.spec
+    switches = ctx.switches
     wanted = [t is not None and need for t, need in zip(inputs, ctx.needs_input_grad[1:10])]
     x, weight_ih, bias, weight_hh, weight_gg, peephole, h0, c0, g0 = inputs
-    state = (h0, c0, g0) if spec.gate_recurrence else (h0, c0)
+    state = (h0, c0, g0) if switches.gate_recurrence else (h0, c0)
     steps = None if mask is None else mask.unsqueeze(-1)
     with torch.enable_grad():  # a plain backward runs with grad mode off
-        out, final = reference.recurrence(spec, x, weight_ih, bias, weight_hh, weight_gg, peephole, state, steps)
+        out, final = reference.recurrence(switches, x, weight_ih, bias, weight_hh, weight_gg, peephole, state, steps)
     pairs = [(o, g) for o, g in zip((out, *final), grads) if g is not None]
     sources = [t for t, w in zip(inputs, wanted) if w]
     if not pairs or not sources:
@@ -103,15 +103,15 @@ def _backward_through_reference(ctx, grads: tuple[Tensor | None, ...], *, create
     return tuple(next(found) if w else None for w in wanted)
 
 
-def forward_sequence(cell, inputs: Tensor, state: tuple[Tensor, ...], mask: Tensor | None) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """`VariantCell.forward` on the kernel: inputs (T, B, I), state (h, c) or (h, c, gates), mask
+def forward_sequence(direction, inputs: Tensor, state: tuple[Tensor, ...], mask: Tensor | None) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """`VariantDirection.forward` on the kernel: inputs (T, B, I), state (h, c) or (h, c, gates), mask
     (T, B, 1) with True on real steps (any pattern: a False step holds the state). Weights that are
     not contiguous (a transposed copy, say) run on a contiguous copy that passes gradients back."""
     h0, c0, *gates = state
     g0 = gates[0] if gates else h0.new_zeros(h0.shape[0], 0)
     steps = None if mask is None else mask.reshape(mask.shape[0], mask.shape[1]).contiguous()
-    weights = [None if w is None else w.contiguous() for w in cell.weights()]
+    weights = [None if w is None else w.contiguous() for w in direction.weights()]
     out, h, c, g = Recurrence.apply(
-        cell.spec, inputs.contiguous(), *weights, h0.contiguous(), c0.contiguous(), g0.contiguous(), steps
+        direction.switches, inputs.contiguous(), *weights, h0.contiguous(), c0.contiguous(), g0.contiguous(), steps
     )
     return out, ((h, c, g) if gates else (h, c))

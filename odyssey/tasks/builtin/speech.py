@@ -22,7 +22,7 @@ from .words import random_words
 
 FORMAT = 1
 ACCENT = "en-us"  # one accent keeps one phone inventory, like TIMIT's American English
-VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5")
+VOICES = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5")
 RATES, PITCHES, PITCH_RANGES = (130, 200), (25, 75), (20, 80)  # espeak-ng units, inclusive
 SILENCE = "sil"
 
@@ -60,7 +60,7 @@ def make(
 def _speaker_jobs(rng: np.random.Generator, speakers: int, utterances: int, words: tuple[int, int]) -> list[dict]:
     return [
         {
-            "voice": f"{ACCENT}+{VARIANTS[rng.integers(len(VARIANTS))]}",
+            "voice": f"{ACCENT}+{VOICES[rng.integers(len(VOICES))]}",
             "rate": int(rng.integers(RATES[0], RATES[1] + 1)),
             "pitch": int(rng.integers(PITCHES[0], PITCHES[1] + 1)),
             "range": int(rng.integers(PITCH_RANGES[0], PITCH_RANGES[1] + 1)),

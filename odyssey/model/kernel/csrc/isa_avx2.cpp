@@ -1,4 +1,4 @@
-// The float cell for CPUs with AVX2 and FMA (8 lanes), chosen at run time (recurrence.cpp), so the
+// The float step for CPUs with AVX2 and FMA (8 lanes), chosen at run time (recurrence.cpp), so the
 // cached build carries no -march flag and loads on any x86-64 CPU. Everything after the pragma is
 // compiled for AVX2: call into it only after checking the CPU. No standard-library template is
 // instantiated below, so no shared (COMDAT) symbol can pick up AVX2 code.

@@ -1,4 +1,4 @@
-// The float cell for CPUs with AVX-512F (16 lanes), chosen at run time like isa_avx2.cpp, whose
+// The float step for CPUs with AVX-512F (16 lanes), chosen at run time like isa_avx2.cpp, whose
 // notes apply here too.
 #include <cmath>
 #include <cstdint>

@@ -1,4 +1,4 @@
-// The cell's arithmetic for any CPU, in float and double (double is what gradcheck runs).
+// One step's arithmetic for any CPU, in float and double (double is what gradcheck runs).
 #include <cmath>
 #include <cstdint>
 
@@ -6,7 +6,7 @@
 
 namespace odyssey_kernel::generic {
 
-#include "cell.inc"
+#include "step.inc"
 
 // out[b, q] = sum_k a[b, k] P(k, q), one packed panel of kPanel columns at a time; the fixed-width
 // inner loop is left to the compiler's vectoriser.

@@ -8,7 +8,7 @@
 
 namespace odyssey_kernel {
 
-// Which parts of the cell exist (odyssey.variants.CellSpec), as indices; -1 = absent.
+// Which parts of the block exist (odyssey.model.variants.VariantSwitches), as indices; -1 = absent.
 struct Layout {
   int64_t H;           // hidden units
   int64_t G;           // fused row blocks among i, f, z, o
@@ -30,7 +30,7 @@ struct ForwardRow {
   const T* peep;       // (P, H) peephole rows, or nullptr
   const T* c_prev;
   T* acts;             // gate activations, block stride H (may alias pre)
-  T* c;                // new cell
+  T* c;                // new cell state
   T* h;                // new output state (the first H entries of the recurrent input)
   T* gates;            // new fed-back gates, source stride H (FGR)
   T* out;              // the layer's output at this step
@@ -44,7 +44,7 @@ struct BackwardRow {
   const T* peep;
   const T* dr;         // gradient of the recurrent input: dh at dr, fed-back gates at dr + H
   const T* dout;       // gradient of the output at this step
-  T* dc;               // in: gradient of this step's cell; out: of the previous cell
+  T* dc;               // in: gradient of this step's cell state; out: of the previous one
   T* da;               // out: gradient of the pre-activations, block stride H
   T* dpeep;            // accumulated peephole gradient (P, H), or nullptr
 };

@@ -25,7 +25,7 @@ inline at::Tensor full_recurrent(const at::Tensor& whh, const std::optional<at::
   return R;
 }
 
-// acts holds the projections: each step adds the recurrent matmul in place, then the cell
+// acts holds the projections: each step adds the recurrent matmul in place, then the step
 // overwrites the pre-activations with the activations.
 template <class T>
 void forward_library(const Sequence<T>& s, const Kernels<T>& k, const at::Tensor& R, const at::Tensor& rs,

@@ -1,4 +1,4 @@
-// The pointers of one call and the per-row views the cell kernels take: shared by both schedules.
+// The pointers of one call and the per-row views the step kernels take: shared by both schedules.
 #pragma once
 
 #include <algorithm>
@@ -17,7 +17,7 @@ inline int64_t round_up(int64_t a, int64_t b) { return divup(a, b) * b; }
 Layout make_layout(const std::vector<int64_t>& v);
 
 // Buffers (row (t, b) of a (T, B, X) buffer starts at (t * B + b) * X): rs (T+1, B, K) the
-// recurrent inputs [h, fed-back gates] before each step, cs (T+1, B, H) the cells, acts (T, B, G*H)
+// recurrent inputs [h, fed-back gates] before each step, cs (T+1, B, H) the cell states, acts (T, B, G*H)
 // the gate activations. The recurrent weights stay as the parameters hold them: W_hh (G*H, H) and,
 // under FGR, W_gg (gates*H, S*H) for the gate blocks only, the block input z seeing no gates. R
 // below means [W_hh | W_gg, zero rows for z], (G*H, K); only the library schedule builds it.

@@ -1,6 +1,6 @@
 // The team schedule: a team of (at most) two threads walks the whole sequence, each on packed
 // copies of the recurrent weights that stay in its own cache; per step it multiplies
-// (vector_kernels.inc) and runs the cell. Split by units, each member owns half of the hidden units
+// (vector_kernels.inc) and runs the step. Split by units, each member owns half of the hidden units
 // and the two meet at one barrier per step; split by rows, each owns half of the batch (Split).
 // At batch 1 this latency-bound work would drown in a library call's fork/join per step
 // (kernel-notes: 0.45-0.7x of nn.LSTM's time).
@@ -190,7 +190,7 @@ void walk(const Member& m, const Split& split, int64_t steps, bool backward, con
 }
 
 // Forward: each half of the units multiplies the recurrent input by the rows of R of its units
-// (every block), then runs the cell on those units.
+// (every block), then runs the step on those units.
 template <class T>
 void forward_team(const CallThreads& call, const Sequence<T>& s, const Kernels<T>& k, const Split& split, T* out) {
   const Layout& L = s.L;

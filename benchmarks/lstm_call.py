@@ -1,9 +1,9 @@
 """Every variant's fast path against torch.nn.LSTM (oneDNN's fused kernel): forward + backward time,
 achieved GFLOP/s against this run's matmul peak, and memory saved for backward.
 
-    python benchmarks/cells.py            # H in {32, 128, 256}, B in {1, 32}, T = 100, I = 88
-    python benchmarks/cells.py --quick    # fewer rounds, a smoke test in well under a minute
-    python benchmarks/cells.py --cpu-time # one thread, CPU time: steady on a machine others load
+    python benchmarks/lstm_call.py            # H in {32, 128, 256}, B in {1, 32}, T = 100, I = 88
+    python benchmarks/lstm_call.py --quick    # fewer rounds, a smoke test in well under a minute
+    python benchmarks/lstm_call.py --cpu-time # one thread, CPU time: steady on a machine others load
 
 Targets (issue 7): every variant but FGR <= 1.0x nn.LSTM at B = 1 and <= 1.1x at B = 32; FGR
 <= 2x; memory <= 1.5x. The inputs need no gradient, as in training a first layer.
@@ -18,16 +18,16 @@ import torch
 from torch import nn
 from timing import alternate, matmul_peak_gflops, saved_bytes
 
-from odyssey import LSTM, VARIANTS, CellSpec
+from odyssey import LSTM, VARIANTS, VariantSwitches
 
 
-def flops(spec: CellSpec, steps: int, batch: int, inputs: int, hidden: int) -> float:
+def flops(switches: VariantSwitches, steps: int, batch: int, inputs: int, hidden: int) -> float:
     """Forward + backward without the input gradient, multiply-adds counted twice: the input
     projection and its weight gradient, and three times the recurrent product (forward, the
     gradient of the recurrent input, the weight gradient). 8 T B H (2 I + 3 H) for vanilla; FGR adds
     its gate-to-gate matrices (9 H^2 for i, f, o)."""
-    rows = len(spec.blocks) * hidden
-    recurrent = rows * hidden + len(spec.weighted_gates) * hidden * len(spec.recurrent_gates) * hidden
+    rows = len(switches.blocks) * hidden
+    recurrent = rows * hidden + len(switches.weighted_gates) * hidden * len(switches.recurrent_gates) * hidden
     return 2 * steps * batch * (2 * rows * inputs + 3 * recurrent)
 
 
