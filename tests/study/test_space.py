@@ -164,7 +164,7 @@ def test_stacked_layers_dropout_adam_clipping_and_weight_decay_train():
     task = make_task("adding", seed=0, length=6, train=32, validation=8, test=8)
     torch.manual_seed(0)
     net = SequenceNetwork(input_size=2, hidden_size=5, output_size=1, variant="CIFG", bidirectional=True, num_layers=3, dropout=0.3)
-    assert net.lstm.num_layers == 3 and net.lstm.dropout == 0.3 and net.lstm.spec.coupled_gates  # every layer of the cell's variant
+    assert net.lstm.num_layers == 3 and net.lstm.dropout == 0.3 and net.lstm.switches.coupled_gates  # every layer of the cell's variant
     assert net.lstm.weight_ih_l1.shape == (15, 10) and net.lstm.weight_ih_l2_reverse.shape == (15, 10)
     x, lengths = torch.randn(6, 4, 2), torch.tensor([6, 5, 3, 1])
     net.eval()
