@@ -8,7 +8,7 @@ it): how many studies call any variant different (Holm promises at most 5% in ex
 how many call one the same as V (correct here, but 5 best trials against 5 cannot show it at the
 default margin). Paper-shaped: PAPER_OFFSETS (NFG +0.12, NOAF +0.10, NIG/NOG/NIAF +0.02, FGR +0.01,
 the rest 0) at --trials per cell: how many cells find each variant worse, and how many call a
-variant better (none is). tests/test_variant_stats.py runs a smaller deterministic version.
+variant better (none is). tests/analysis/test_variant_stats.py runs a smaller deterministic version.
 
 Measured on this repository's 2-core machine (2026-12-06, beside other work; the counts do not
 depend on the machine): null, random, 100 studies: 8 called a variant different (Holm's 5% is for

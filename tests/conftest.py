@@ -43,6 +43,12 @@ def root() -> Path:
 
 
 @pytest.fixture(scope="session")
+def full_tests() -> bool:
+    """ODYSSEY_FULL_TESTS=1: the slow checks at full size; otherwise (CI too) trimmed, each saying how."""
+    return os.environ.get("ODYSSEY_FULL_TESTS") == "1"
+
+
+@pytest.fixture(scope="session")
 def odyssey_command() -> list[str]:
     """The start of a command line that runs this checkout's `odyssey` (for Popen and run alike)."""
     return [sys.executable, str(ROOT / "cli.py")]
@@ -68,6 +74,12 @@ def cache(tmp_path, monkeypatch) -> Path:
     folder = tmp_path / "cache"
     monkeypatch.setenv("ODYSSEY_CACHE_DIR", str(folder))
     return folder
+
+
+@pytest.fixture
+def storage_url(tmp_path) -> str:
+    """A SQLite storage in this test's folder (s.db, created by whatever opens it first)."""
+    return f"sqlite:///{tmp_path}/s.db"
 
 
 @pytest.fixture

@@ -46,13 +46,12 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, expected, cache, tiny_
     assert "secret" not in result.stderr and not (tmp_path / "no").exists()
 
 
-def test_a_prepare_refused_for_a_typo_leaves_nothing_to_refuse_the_fixed_file(tmp_path, cache, tiny_study, cli):
+def test_a_prepare_refused_for_a_typo_leaves_nothing_to_refuse_the_fixed_file(tmp_path, cache, tiny_study, cli, storage_url):
     study = tiny_study()
     typo = tmp_path / "typo.toml"
     typo.write_text(study.read_text() + "[task_options.vowels]\nlenght = 20\n")
-    url = f"sqlite:///{tmp_path}/s.db"
-    assert cli("prepare", str(typo), "--storage", url, cwd=tmp_path, check=False).returncode == 2
-    cli("prepare", str(study), "--storage", url, cwd=tmp_path)  # not "study file changed"
+    assert cli("prepare", str(typo), "--storage", storage_url, cwd=tmp_path, check=False).returncode == 2
+    cli("prepare", str(study), "--storage", storage_url, cwd=tmp_path)  # not "study file changed"
 
 
 def test_sigterm_at_any_moment_of_start_up_is_a_clean_stop(tmp_path, cache, tiny_study, odyssey_command):
@@ -160,7 +159,7 @@ USER_FIXABLE = {  # issue 25: each was "a bug in odyssey ... please report it", 
 
 
 @pytest.mark.parametrize("case", USER_FIXABLE)
-def test_user_fixable_errors_of_built_in_tasks_and_settings_are_one_line(tmp_path, cache, monkeypatch, capsys, case, tiny_study):
+def test_user_fixable_errors_of_built_in_tasks_and_settings_are_one_line(tmp_path, cache, monkeypatch, capsys, case, tiny_study, storage_url):
     options, env, expected = USER_FIXABLE[case]
     study = tiny_study(trials=1)
     task = options.split(".", 1)[1].split("]")[0] if options else "vowels"
@@ -168,18 +167,17 @@ def test_user_fixable_errors_of_built_in_tasks_and_settings_are_one_line(tmp_pat
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.chdir(tmp_path)
-    code, err = run_main(monkeypatch, capsys, "run", str(study), "--storage", f"sqlite:///{tmp_path}/s.db")
+    code, err = run_main(monkeypatch, capsys, "run", str(study), "--storage", storage_url)
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and lines[0].startswith(f"error: {expected}"), err
 
 
-def test_report_out_onto_a_file_or_where_nothing_can_be_written_is_one_line(tmp_path, cache, monkeypatch, capsys, tiny_study, cli):
-    url = f"sqlite:///{tmp_path}/s.db"
-    cli("prepare", str(tiny_study(trials=1)), "--storage", url, cwd=tmp_path)
+def test_report_out_onto_a_file_or_where_nothing_can_be_written_is_one_line(tmp_path, cache, monkeypatch, capsys, tiny_study, cli, storage_url):
+    cli("prepare", str(tiny_study(trials=1)), "--storage", storage_url, cwd=tmp_path)
     (tmp_path / "a-file").write_text("mine")
-    code, err = run_main(monkeypatch, capsys, "report", "--storage", url, "--out", str(tmp_path / "a-file"))
+    code, err = run_main(monkeypatch, capsys, "report", "--storage", storage_url, "--out", str(tmp_path / "a-file"))
     assert code == 2 and err == f"error: --out {tmp_path / 'a-file'}: is a file; expected a folder (it is created if missing)\n"
-    code, err = run_main(monkeypatch, capsys, "report", "--storage", url, "--out", str(tmp_path / "a-file" / "report"))
+    code, err = run_main(monkeypatch, capsys, "report", "--storage", storage_url, "--out", str(tmp_path / "a-file" / "report"))
     assert code == 2 and err.startswith(f"error: --out {tmp_path / 'a-file' / 'report'}: cannot write there (") and len(err.splitlines()) == 1, err
     assert (tmp_path / "a-file").read_text() == "mine"
 
@@ -189,18 +187,17 @@ def _make_read_only(path) -> bool:
     return subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode == 0 if shutil.which("chattr") else False
 
 
-def test_a_read_only_storage_is_one_line_and_status_still_reads_it(tmp_path, cache, monkeypatch, capsys, tiny_study, cli):
-    url = f"sqlite:///{tmp_path}/s.db"
+def test_a_read_only_storage_is_one_line_and_status_still_reads_it(tmp_path, cache, monkeypatch, capsys, tiny_study, cli, storage_url):
     study = tiny_study(trials=1)
-    cli("prepare", str(study), "--storage", url, cwd=tmp_path)
+    cli("prepare", str(study), "--storage", storage_url, cwd=tmp_path)
     if os.geteuid() != 0:
         os.chmod(tmp_path / "s.db", 0o444)
     elif not _make_read_only(tmp_path / "s.db"):
         pytest.skip("running as root where chattr +i is not allowed: no way to make a file read-only")
     try:
-        code, err = run_main(monkeypatch, capsys, "run", str(study), "--storage", url)
-        assert code == 2 and err == f"error: {url}: cannot write to the storage, so odyssey run and prepare cannot use it (status and report only read it): the file {tmp_path / 's.db'} is read-only\n"
-        assert "tiny/vowels/V" in cli("status", "--storage", url, cwd=tmp_path).stdout
+        code, err = run_main(monkeypatch, capsys, "run", str(study), "--storage", storage_url)
+        assert code == 2 and err == f"error: {storage_url}: cannot write to the storage, so odyssey run and prepare cannot use it (status and report only read it): the file {tmp_path / 's.db'} is read-only\n"
+        assert "tiny/vowels/V" in cli("status", "--storage", storage_url, cwd=tmp_path).stdout
     finally:
         subprocess.run(["chattr", "-i", str(tmp_path / "s.db")], capture_output=True)
         os.chmod(tmp_path / "s.db", 0o644)

@@ -13,8 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
 # Run in a fresh interpreter: pytest and the other tests have imported (and configured) everything already.
 # The third-party packages odyssey imports at module level are imported first: what they change is theirs.
 WALK = r"""
@@ -55,8 +53,8 @@ for key in before:
 """
 
 
-def test_importing_every_odyssey_module_leaves_warnings_and_logging_alone():
-    result = subprocess.run([sys.executable, "-c", WALK], cwd=ROOT, capture_output=True, text=True, timeout=300)
+def test_importing_every_odyssey_module_leaves_warnings_and_logging_alone(root):
+    result = subprocess.run([sys.executable, "-c", WALK], cwd=root, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert int(lines[0].split()[0]) > 50  # the walk found the package
@@ -86,8 +84,8 @@ def _prints(path: Path) -> list[str]:
     return found
 
 
-def test_library_modules_print_nothing():
-    package = ROOT / "odyssey"
+def test_library_modules_print_nothing(root):
+    package = root / "odyssey"
     modules = {p.relative_to(package).as_posix(): p for p in package.rglob("*.py") if p.relative_to(package).as_posix() not in CONSOLE}
     assert len(modules) > 50
     printing = {name: _prints(path) for name, path in modules.items() if name not in MAY_PRINT}

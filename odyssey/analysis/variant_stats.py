@@ -8,7 +8,7 @@ Welch's t-test, and adds what a verdict needs to be read:
   every task (the replication: 8 x 3 = 24 tests). Uncorrected, a study where every variant *is*
   vanilla calls something "significant" in 1 - 0.95^24 = 71% of reports; measured on synthetic null
   studies (3 tasks x 9 identical variants x 50 trials): 14 of 20 before this correction, 0 of 20
-  after (tests/test_variant_stats.py), 8 of 100 (benchmarks/variant_stats.py: Welch's test on the
+  after (tests/analysis/test_variant_stats.py), 8 of 100 (benchmarks/variant_stats.py: Welch's test on the
   5 best of 50 is not quite at its level, their values are not normal). Holm controls the family-wise
   error (the chance of *any* false "different" in the report) at alpha under any dependence
   between the tests (they share V's group), and rejects everything Bonferroni does and more.

@@ -60,7 +60,7 @@ class TrainingConfig:
     patience 15, at most 150 epochs, one layer, Nesterov SGD, no dropout, no weight decay, no clipping.
 
     The fields with a [space] key come first, in the order of drawing: random-search values depend
-    on that order, so these fields keep their places (tests/test_space.py pins it).
+    on that order, so these fields keep their places (tests/study/test_space.py pins it).
     """
 
     # The paper's four searched values: only [space] sets them (PAPER_SPACE searches them unless a

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import optuna
@@ -15,7 +14,6 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 import odyssey
 from odyssey.analysis.evaluator import study_fanova, study_tables
 
-ROOT = Path(__file__).resolve().parents[2]
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 DISTS = {"learning_rate": FloatDistribution(1e-6, 1e-2, log=True), "input_noise": FloatDistribution(0.0, 1.0)}
 TRUTH = {"learning_rate": 16 / 16.25, "input_noise": 0.25 / 16.25}  # log10 lr on [-6, -2] has variance 16/12; 0.5 noise 0.25/12
@@ -94,14 +92,14 @@ def test_the_study_api_gives_pairs_marginals_and_conditional_spaces():
     assert (lr["x"].min(), lr["x"].max()) == (-6.0, -2.0) and np.corrcoef(lr["x"], lr["mean"])[0, 1] > 0.95
 
 
-def test_import_odyssey_stays_light():
+def test_import_odyssey_stays_light(root):
     code = (
         "import sys, odyssey\n"
         "assert not {'torch', 'sklearn'} & set(sys.modules), 'heavy import'\n"
         "assert odyssey.FanovaImportanceEvaluator.__name__ == 'FanovaImportanceEvaluator'\n"
         "assert 'torch' not in sys.modules"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=root)
 
 
 def test_the_evaluator_warns_when_main_effects_leave_most_of_the_variance_to_interactions():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 import time
 from itertools import combinations
 from types import SimpleNamespace
@@ -172,9 +171,9 @@ def test_constant_metric_has_undefined_shares_not_zero():
 
 
 @pytest.mark.slow
-def test_all_pairs_on_paper_sized_study_take_seconds():
+def test_all_pairs_on_paper_sized_study_take_seconds(full_tests):
     """5400 trials x 4 parameters with ODYSSEY_FULL_TESTS=1 (the paper's size), else 2000."""
-    n = 5400 if os.environ.get("ODYSSEY_FULL_TESTS") == "1" else 2000
+    n = 5400 if full_tests else 2000
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, (n, 4))
     y = x[:, 0] ** 2 + np.sin(3 * x[:, 1]) + x[:, 2] * x[:, 3]

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -64,11 +62,11 @@ def test_a_pure_three_way_interaction_is_higher_order_not_nothing():
 
 
 @pytest.mark.slow
-def test_a_truly_zero_pair_is_not_called_distinguishable_under_noise_that_grows_with_a_parameter():
+def test_a_truly_zero_pair_is_not_called_distinguishable_under_noise_that_grows_with_a_parameter(full_tests):
     """Noise whose sd grows 9x with the learning rate: shuffling residuals across trials (the code
     before) moved the noise off the learning rate, and a truly-zero pair came out distinguishable in
     3 of 3 studies; sign-flipped residuals keep it where it is. CI checks one such study, ODYSSEY_FULL_TESTS=1 three."""
-    for draw in range(3 if os.environ.get("ODYSSEY_FULL_TESTS") == "1" else 1):
+    for draw in range(3 if full_tests else 1):
         tables, truth = _analysed("noise by lr", 1000, draw=draw)
         table = tables[ALL_TRIALS]
         zero = [t for t, v in truth[ALL_TRIALS].items() if abs(v) < 1e-9 and t in table.index]
@@ -84,23 +82,21 @@ def test_the_decisions_hold_across_seeds():
     assert same >= 0.9, [d.to_dict() for d in decisions]
 
 
-def test_odyssey_importance_takes_a_seed_and_says_it(tmp_path: Path):
+def test_odyssey_importance_takes_a_seed_and_says_it(tmp_path: Path, cli, root, storage_url):
     """--seed reaches the forests, resamples and refits, and the output names it."""
     import optuna
 
-    url = f"sqlite:///{tmp_path / 's.db'}"
     study = bench.STUDIES["tiny mains"]
     frame = bench.draw(study, 60, np.random.default_rng(0), 1.0)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    stored = optuna.create_study(storage=url, study_name="s")
+    stored = optuna.create_study(storage=storage_url, study_name="s")
     dists = {p: optuna.distributions.FloatDistribution(10.0 ** bench.SCALES[p].low, 10.0 ** bench.SCALES[p].high, log=True) if bench.SCALES[p].log
              else optuna.distributions.FloatDistribution(bench.SCALES[p].low, bench.SCALES[p].high) for p in study.params}
     for _, row in frame.iterrows():
         stored.add_trial(optuna.trial.create_trial(params={p: float(row["params_" + p]) for p in study.params}, distributions=dists, value=float(row["value"])))
 
     def run(*extra: str) -> dict:
-        done = subprocess.run([sys.executable, str(ROOT / "cli.py"), "importance", "--storage", url, "--study", "s", "--format", "json", "--refits", "3", *extra], capture_output=True, text=True, cwd=ROOT)
-        assert done.returncode == 0, done.stderr
+        done = cli("importance", "--storage", storage_url, "--study", "s", "--format", "json", "--refits", "3", *extra, cwd=root)
         return json.loads(done.stdout)
 
     first, again, other = run("--seed", "7"), run("--seed", "7"), run("--seed", "8")

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +16,6 @@ from odyssey.analysis.importance import analyse, analyse_spaces, choose_scales, 
 from odyssey.analysis.trials import study_trials
 from odyssey.console import print_importance
 
-ROOT = Path(__file__).resolve().parents[2]
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 OPTIMIZERS = ["sgd", "adam", "rmsprop"]
 
@@ -142,13 +139,13 @@ def test_a_one_choice_categorical_is_left_out_and_said_so(tmp_path: Path, capsys
     assert data["terms"][0]["params"] == ["x"] and data["terms"][0]["scale"] == "linear scale"
 
 
-def test_an_infinite_objective_is_one_line_naming_the_trial(tmp_path: Path, capsys):
+def test_an_infinite_objective_is_one_line_naming_the_trial(tmp_path: Path, capsys, cli, root):
     url = f"sqlite:///{tmp_path / 'inf.db'}"
     values = iter([0.1 * k if k != 7 else math.inf for k in range(30)])
     _study(30, lambda rng: ({"x": float(rng.uniform())}, next(values)), {"x": FloatDistribution(0, 1)}, storage=url)
     with pytest.raises(ValueError, match=r"^trial 7 of study 's' has value inf; fANOVA needs finite values"):
         print_importance(storage=url, study="s")
-    done = subprocess.run([sys.executable, str(ROOT / "cli.py"), "importance", "--storage", url, "--study", "s"], capture_output=True, text=True, cwd=ROOT)
+    done = cli("importance", "--storage", url, "--study", "s", cwd=root, check=False)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "trial 7" in done.stderr
 
 

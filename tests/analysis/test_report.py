@@ -21,7 +21,6 @@ from odyssey.console import print_importance
 from odyssey.analysis.settings import range_text
 from odyssey.analysis.synthetic import write_synthetic_study
 
-ROOT = Path(__file__).resolve().parents[2]
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
@@ -191,8 +190,8 @@ def test_names_are_escaped_in_html_and_markdown(tmp_path: Path):
         ("unreachable", "cannot open storage"),
     ],
 )
-def test_bad_input_is_one_clear_error(tmp_path: Path, setup: str, match: str):
-    url = f"sqlite:///{tmp_path / 's.db'}"
+def test_bad_input_is_one_clear_error(tmp_path: Path, setup: str, match: str, storage_url):
+    url = storage_url
     if setup in ("unknown", "several"):
         storage = optuna.storages.InMemoryStorage()
         for name in ("a", "b"):
@@ -243,12 +242,11 @@ def test_importance_of_any_optuna_study(tmp_path: Path, capsys):
         study_importance(storage=url, study="other")
 
 
-def test_report_command_writes_results_name_without_importing_torch(tmp_path: Path):
-    url = f"sqlite:///{tmp_path / 's.db'}"
-    write_synthetic_study(url, name="cli", variants=("V", "CIFG"), trials=12, failed=0, running=0)
+def test_report_command_writes_results_name_without_importing_torch(tmp_path: Path, root, storage_url):
+    write_synthetic_study(storage_url, name="cli", variants=("V", "CIFG"), trials=12, failed=0, running=0)
     code = (
-        f"import sys; sys.path.insert(0, {str(ROOT)!r}); import cli\n"
-        f"sys.argv = ['odyssey', 'report', '--storage', {url!r}]\n"
+        f"import sys; sys.path.insert(0, {str(root)!r}); import cli\n"
+        f"sys.argv = ['odyssey', 'report', '--storage', {storage_url!r}]\n"
         "try:\n    cli.main()\nexcept SystemExit as end:\n    assert not end.code, end.code\n"
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
@@ -272,20 +270,20 @@ def test_a_default_report_folder_of_another_storage_is_not_overwritten(tmp_path:
     assert build_report(storage=second, name=None, out_dir=tmp_path / "b", refits=0) == tmp_path / "b" / "report.html"
 
 
-def test_command_errors_are_one_line(tmp_path: Path):
+def test_command_errors_are_one_line(tmp_path: Path, cli):
     args = ["importance", "--storage", f"sqlite:///{tmp_path / 'missing.db'}", "--study", "x"]
-    done = subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], capture_output=True, text=True)
+    done = cli(*args, check=False)
     assert done.returncode == 2
     assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1 and "does not exist" in done.stderr
 
 
-def test_analysis_never_imports_torch():
+def test_analysis_never_imports_torch(root):
     code = (
         "import importlib, pkgutil, sys, odyssey.analysis as a\n"
         "for m in pkgutil.iter_modules(a.__path__): importlib.import_module(f'odyssey.analysis.{m.name}')\n"
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=root)
 
 
 def test_report_analyses_conditional_parameters_where_they_exist(tmp_path: Path):

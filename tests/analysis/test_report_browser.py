@@ -1,6 +1,6 @@
 """The report as a reader sees it: headless Chromium renders report.html to a PNG (skipped without Chromium).
 
-To look at it yourself: python tests/test_report_browser.py OUT.png [REPORT.html]
+To look at it yourself: python tests/analysis/test_report_browser.py OUT.png [REPORT.html]
 """
 
 from __future__ import annotations

@@ -12,18 +12,10 @@ import pytest
 import torch
 
 from odyssey import VARIANTS, resolve_variant
-from odyssey.model.kernel import build, function
+from odyssey.model.kernel import function
 from test_kernel import SCHEDULES, outputs_and_grads, problem, randomised
 
-SPECS = {**VARIANTS, "CIFG+NP": resolve_variant("CIFG+NP"), "NIG+NOAF+FGR": resolve_variant("NIG+NOAF+FGR")}
-
-
-@pytest.fixture(scope="module")
-def kernel():
-    try:
-        return build.load()
-    except build.KernelUnavailable as error:
-        pytest.skip(f"no C++ kernel here: {error}")
+SWITCHES = {**VARIANTS, "CIFG+NP": resolve_variant("CIFG+NP"), "NIG+NOAF+FGR": resolve_variant("NIG+NOAF+FGR")}
 
 
 @pytest.fixture
@@ -39,14 +31,14 @@ def identical(a, b):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("split", ["team", "rows"])
-@pytest.mark.parametrize("name", list(SPECS))
+@pytest.mark.parametrize("name", list(SWITCHES))
 def test_one_thread_and_two_give_the_same_bits(team, name, split, dtype):
     """Outputs, final states and every gradient, for every variant; H = 37 and 40 put scalar tails
     at the end of each half of the units, B = 9 an odd row out when the batch is split. One thread
     is what a call on busy cores runs: the recurrence and (float32, through oneDNN) the input
     projection and weight gradients in the same row blocks, one after the other."""
     for hidden, batch in [(37, 3), (40, 9)]:
-        model = randomised(SPECS[name], hidden, dtype)
+        model = randomised(SWITCHES[name], hidden, dtype)
         args = problem(model, batch, dtype, steps=7)
         runs = []
         for size in (1, 2):
@@ -73,7 +65,7 @@ def test_tuned_calls_beside_busy_cores_match_one_thread(kernel, team, busy_cores
     benchmarks/contention.py measures it, not this test.)"""
     if torch.get_num_threads() < 2:
         pytest.skip("one torch thread: there is no team to choose")
-    model = randomised(SPECS["V"], 40, torch.float32)
+    model = randomised(SWITCHES["V"], 40, torch.float32)
     args = problem(model, 2 if split == "team" else 16, torch.float32, steps=100)  # B * H >= 80: the tuner decides
     team(split, 1)
     expected = outputs_and_grads(model, "fast", *args)

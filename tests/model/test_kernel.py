@@ -3,7 +3,6 @@ instruction set and team size, both directions, padded lengths, gradients of eve
 in float64; the fallback when the kernel cannot be built; the backend switches."""
 
 import os
-import shutil
 import warnings
 
 import pytest
@@ -12,7 +11,7 @@ import torch
 from odyssey import LSTM, VARIANTS, resolve_variant
 from odyssey.model.kernel import build, dispatch, function
 
-SPECS = {**VARIANTS, "CIFG+NP": resolve_variant("CIFG+NP"), "NIG+NOAF+FGR": resolve_variant("NIG+NOAF+FGR")}
+SWITCHES = {**VARIANTS, "CIFG+NP": resolve_variant("CIFG+NP"), "NIG+NOAF+FGR": resolve_variant("NIG+NOAF+FGR")}
 SCHEDULES = {"team": 1, "library": 2, "rows": 3}  # the team split by units or by batch rows
 # (hidden, batch): vector tails (H not a multiple of 8 or 16), teams (B * H >= 64) and not, one
 # batch large enough for full blocks of matmul rows.
@@ -21,17 +20,7 @@ SHAPES = [(5, 3), (20, 4), (40, 9)]
 # schedule gets several (test_every_variant_matches_the_reference already holds every gradient of
 # every schedule to the gradchecked reference's); ODYSSEY_FULL_TESTS=1 gradchecks every pair.
 FULL = os.environ.get("ODYSSEY_FULL_TESTS") == "1"
-GRADCHECKED = [(name, schedule) for k, name in enumerate(SPECS) for schedule in (SCHEDULES if FULL else [list(SCHEDULES)[k % len(SCHEDULES)]])]
-
-
-@pytest.fixture(scope="module")
-def kernel():
-    try:
-        return build.load()
-    except build.KernelUnavailable as error:
-        if shutil.which("c++") is None or shutil.which("ninja") is None:
-            pytest.skip(f"no C++ toolchain here: {error}")
-        raise
+GRADCHECKED = [(name, schedule) for k, name in enumerate(SWITCHES) for schedule in (SCHEDULES if FULL else [list(SCHEDULES)[k % len(SCHEDULES)]])]
 
 
 @pytest.fixture
@@ -44,10 +33,10 @@ def knobs(kernel, monkeypatch):
     kernel.set_team(0)
 
 
-def randomised(spec, hidden, dtype, seed=0):
+def randomised(switches, hidden, dtype, seed=0):
     """A bidirectional layer with every parameter non-zero, peepholes and gate matrices included."""
     torch.manual_seed(seed)
-    model = LSTM(7, hidden, variant=spec, bidirectional=True).to(dtype)
+    model = LSTM(7, hidden, variant=switches, bidirectional=True).to(dtype)
     with torch.no_grad():
         for p in model.parameters():
             p.uniform_(-0.5, 0.5)
@@ -67,8 +56,8 @@ def problem(model, batch, dtype, steps=6, seed=1):
 
 def outputs_and_grads(model, backend, x, state, lengths, target):
     """Output, final state, and the gradients of the inputs, the initial state and every parameter."""
-    for cell in model.directions:
-        cell.backend = backend
+    for direction in model.directions:
+        direction.backend = backend
     model.zero_grad(set_to_none=True)
     x = x.clone().requires_grad_()
     state = tuple(s.clone().requires_grad_() for s in state)
@@ -85,10 +74,10 @@ def assert_all_close(got, expected, dtype):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
-@pytest.mark.parametrize("name", list(SPECS))
+@pytest.mark.parametrize("name", list(SWITCHES))
 def test_every_variant_matches_the_reference(knobs, name, dtype):
     for hidden, batch in SHAPES:
-        model = randomised(SPECS[name], hidden, dtype)
+        model = randomised(SWITCHES[name], hidden, dtype)
         args = problem(model, batch, dtype)
         expected = outputs_and_grads(model, "reference", *args)
         for schedule in SCHEDULES.values():
@@ -99,7 +88,7 @@ def test_every_variant_matches_the_reference(knobs, name, dtype):
 
 @pytest.mark.parametrize("name", ["V", "CIFG+NP", "FGR", "NIG+NOAF+FGR"])
 def test_every_instruction_set_matches_the_reference(kernel, knobs, name):
-    model = randomised(SPECS[name], 40, torch.float32)
+    model = randomised(SWITCHES[name], 40, torch.float32)
     args = problem(model, 9, torch.float32)
     expected = outputs_and_grads(model, "reference", *args)
     for isa in kernel.isas():
@@ -111,7 +100,7 @@ def test_every_instruction_set_matches_the_reference(kernel, knobs, name):
 @pytest.mark.parametrize("split", ["team", "rows"])
 def test_team_size_never_changes_a_result(kernel, knobs, split):
     """The tuner may pick one thread or two from call to call: results must be bit for bit equal."""
-    model = randomised(SPECS["V"], 40, torch.float32)  # 40: each half ends in a scalar tail
+    model = randomised(SWITCHES["V"], 40, torch.float32)  # 40: each half ends in a scalar tail
     args = problem(model, 9, torch.float32)
     for isa in kernel.isas():
         runs = []
@@ -125,9 +114,9 @@ def test_team_size_never_changes_a_result(kernel, knobs, split):
 @pytest.mark.parametrize("name, schedule", GRADCHECKED)
 def test_gradcheck_float64_on_the_kernel(knobs, name, schedule):
     knobs(schedule=SCHEDULES[schedule], team=2)
-    model = randomised(SPECS[name], 3, torch.float64, seed=5)
-    for cell in model.directions:
-        cell.backend = "fast"
+    model = randomised(SWITCHES[name], 3, torch.float64, seed=5)
+    for direction in model.directions:
+        direction.backend = "fast"
     names = [n for n, _ in model.named_parameters()]
     x = torch.randn(4, 2, 7, dtype=torch.float64, requires_grad=True)
     state = tuple(torch.randn(2, 2, s, dtype=torch.float64, requires_grad=True) for s in model.directions[0].state_sizes)
@@ -147,7 +136,7 @@ def test_saturated_gates_and_cells_pass_the_reference_gradient_on_every_instruct
     the true gradient is 0: a tanh a few ulp short of 1 let ~5e-7 through, which the peepholes grew
     into a NaN gradient within 40 steps (seen in a handwriting trial)."""
     torch.manual_seed(3)
-    model = LSTM(7, 16, variant=SPECS[name], bidirectional=True)  # 7 inputs, as problem() makes
+    model = LSTM(7, 16, variant=SWITCHES[name], bidirectional=True)  # 7 inputs, as problem() makes
     with torch.no_grad():
         for p in model.parameters():
             p.normal_().mul_(1e9)
@@ -161,13 +150,13 @@ def test_saturated_gates_and_cells_pass_the_reference_gradient_on_every_instruct
 def test_inference_and_repeated_backward(knobs):
     """no_grad and inference_mode forwards, a second backward over a retained graph, and two graphs
     alive at once all see their own buffers (the kernel reuses buffers once nothing holds them)."""
-    model = randomised(SPECS["V"], 20, torch.float32)
+    model = randomised(SWITCHES["V"], 20, torch.float32)
     x, state, lengths, _ = problem(model, 4, torch.float32, steps=400)  # buffers big enough to pool
-    for cell in model.directions:
-        cell.backend = "fast"
-    reference = randomised(SPECS["V"], 20, torch.float32)
-    for cell in reference.directions:
-        cell.backend = "reference"
+    for direction in model.directions:
+        direction.backend = "fast"
+    reference = randomised(SWITCHES["V"], 20, torch.float32)
+    for direction in reference.directions:
+        direction.backend = "reference"
     with torch.no_grad():
         assert_all_close(model(x, state, lengths=lengths)[0:1], reference(x, state, lengths=lengths)[0:1], torch.float32)
     with torch.inference_mode():
@@ -187,7 +176,7 @@ def test_inference_and_repeated_backward(knobs):
 
 
 def test_one_thread_and_nan(knobs):
-    model = randomised(SPECS["V"], 40, torch.float32)
+    model = randomised(SWITCHES["V"], 40, torch.float32)
     args = problem(model, 9, torch.float32)
     expected = outputs_and_grads(model, "reference", *args)
     threads = torch.get_num_threads()
@@ -209,7 +198,7 @@ def test_without_a_compiler_auto_warns_once_and_falls_back(kernel, monkeypatch):
     monkeypatch.setattr(build, "_load", no_compiler)
     monkeypatch.setattr(build, "_loaded", {})
     monkeypatch.setattr(dispatch, "_warned", set())
-    model = randomised(SPECS["CIFG"], 5, torch.float32)
+    model = randomised(SWITCHES["CIFG"], 5, torch.float32)
     args = problem(model, 3, torch.float32)
     expected = outputs_and_grads(model, "reference", *args)
     with pytest.warns(RuntimeWarning, match="c\\+\\+: command not found"):
@@ -225,7 +214,7 @@ def test_without_a_compiler_auto_warns_once_and_falls_back(kernel, monkeypatch):
 
 def test_backend_switches(kernel, monkeypatch):
     x = torch.randn(3, 2, 7)
-    cell = LSTM(7, 4).directions[0]
+    direction = LSTM(7, 4).directions[0]
     state = (torch.zeros(2, 4), torch.zeros(2, 4))
     assert dispatch.use_kernel("fast", x) and not dispatch.use_kernel("reference", x)
     assert not dispatch.use_kernel("auto", x.half())
@@ -235,7 +224,7 @@ def test_backend_switches(kernel, monkeypatch):
     assert dispatch.use_kernel(None, x)
     monkeypatch.setenv("ODYSSEY_BACKEND", "quick")
     with pytest.raises(ValueError, match="ODYSSEY_BACKEND"):
-        cell(x, state, None)
+        direction(x, state, None)
     with pytest.raises(ValueError, match="backend must be one of"):
         LSTM(7, 4, backend="quick")
     with pytest.raises(ValueError, match="float32/float64 on CPU"):
@@ -258,9 +247,9 @@ def test_build_name_follows_sources_and_torch(monkeypatch):
 def test_empty_cache_frees_what_no_graph_holds(kernel):
     from odyssey.model.kernel import empty_cache
 
-    model = randomised(SPECS["V"], 20, torch.float32)
-    for cell in model.directions:
-        cell.backend = "fast"
+    model = randomised(SWITCHES["V"], 20, torch.float32)
+    for direction in model.directions:
+        direction.backend = "fast"
     x, state, lengths, _ = problem(model, 4, torch.float32, steps=400)  # buffers big enough to pool
     out, _ = model(x, state, lengths=lengths)
     assert kernel.pooled_bytes() > 0

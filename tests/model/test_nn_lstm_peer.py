@@ -21,7 +21,6 @@ Deliberate differences from nn.LSTM:
 """
 
 import io
-import shutil
 import warnings
 
 import pytest
@@ -30,7 +29,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_sequence, pad_packed_sequence
 
 from odyssey import LSTM
-from odyssey.model.kernel import build, dispatch
+from odyssey.model.kernel import dispatch
 
 VARIANTS = ["NP", "V", "CIFG", "FGR"]
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device; none here")
@@ -39,12 +38,7 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 @pytest.fixture(params=["fast", "reference"])
 def backend(request):
     if request.param == "fast":
-        try:
-            build.load()
-        except build.KernelUnavailable as error:
-            if shutil.which("c++") is None or shutil.which("ninja") is None:
-                pytest.skip(f"no C++ toolchain here: {error}")
-            raise
+        request.getfixturevalue("kernel")  # built, or skipped where there is no toolchain
     return request.param
 
 
@@ -114,7 +108,7 @@ def test_unbatched_input_is_a_batch_of_one(backend, bias, batch_first, bidirecti
 @pytest.mark.parametrize("variant", ["NP", "FGR"])
 def test_grad_and_gradgrad(backend, variant):
     """test_modules' test_grad/test_gradgrad and test_autograd's test_LSTM_grad_and_gradgrad: input,
-    initial state and every parameter, float64, two layers (tests/test_lstm.py does the others)."""
+    initial state and every parameter, float64, two layers (tests/model/test_lstm.py does the others)."""
     torch.manual_seed(2)
     model = randomised(LSTM(2, 2, num_layers=2, variant=variant, backend=backend, dtype=torch.float64))
     names = [n for n, _ in model.named_parameters()]

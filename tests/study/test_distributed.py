@@ -18,8 +18,6 @@ from optuna.trial import TrialState
 
 from odyssey.storage import mask_url, open_storage
 
-ROOT = Path(__file__).parents[2]
-FULL = os.environ.get("ODYSSEY_FULL_TESTS") == "1"
 
 STUDY = """
 name = "dist"
@@ -49,15 +47,21 @@ def write_study(folder: Path, *, trials: int, epochs: int = 2, batch_size: int =
     return path
 
 
-def start(study: Path, storage: str, cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / "cli.py"), "run", str(study), "--storage", storage],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+@pytest.fixture(scope="session")
+def start(odyssey_command):
+    """Start a worker: `odyssey run STUDY --storage URL` in the background."""
+
+    def worker(study: Path, storage: str, cwd: Path) -> subprocess.Popen:
+        return subprocess.Popen(
+            [*odyssey_command, "run", str(study), "--storage", storage],
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+    return worker
 
 
 def finish(proc: subprocess.Popen, timeout: float = 900) -> str:
@@ -94,8 +98,7 @@ def assert_planned_exactly_once(storage: str, planned: int) -> list[optuna.trial
     return completed
 
 
-def test_four_workers_on_one_postgres_study(postgres, tmp_path, monkeypatch):
-    monkeypatch.setenv("ODYSSEY_CACHE_DIR", str(tmp_path / "cache"))
+def test_four_workers_on_one_postgres_study(postgres, tmp_path, cache, cli, start):
     study = write_study(tmp_path, trials=6)
     workers = [start(study, postgres, tmp_path) for _ in range(4)]  # all at once: schema and cells race
     outputs = [finish(w) for w in workers]
@@ -103,7 +106,7 @@ def test_four_workers_on_one_postgres_study(postgres, tmp_path, monkeypatch):
     assert len(completed) == 12 and len({t.user_attrs["worker"]["pid"] for t in completed}) >= 2
     password = "odyssey-test"
     assert all(password not in out for out in outputs)
-    shown = subprocess.run([sys.executable, str(ROOT / "cli.py"), "status", "--storage", postgres], capture_output=True, text=True)
+    shown = cli("status", "--storage", postgres, check=False)
     assert "dist/adding/V" in shown.stdout and password not in shown.stdout + shown.stderr
 
 
@@ -142,7 +145,7 @@ def _kill_mid_trial(storage: str, workers: list[subprocess.Popen], rng: random.R
     raise AssertionError("no worker reached a trial's first epoch in time")
 
 
-def _kill_workers_at_random_moments(storage: str, tmp_path: Path, *, kills: int, seed: int) -> int:
+def _kill_workers_at_random_moments(start, storage: str, tmp_path: Path, *, kills: int, seed: int) -> int:
     """Two workers; `kills` times SIGKILL one mid-trial, at a random moment of an epoch, and start another."""
     study = write_study(tmp_path, trials=3, epochs=EPOCHS, batch_size=4, train=1024)
     rng = random.Random(seed)
@@ -176,11 +179,10 @@ def _check_resumed(storage: str) -> int:
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-def test_sigkill_at_random_moments_loses_no_trial(backend, tmp_path, monkeypatch, request):
-    monkeypatch.setenv("ODYSSEY_CACHE_DIR", str(tmp_path / "cache"))
+def test_sigkill_at_random_moments_loses_no_trial(backend, tmp_path, cache, request, full_tests, start):
     storage = f"sqlite:///{tmp_path}/dist.db" if backend == "sqlite" else request.getfixturevalue("postgres")
-    kills = 6 if FULL else 3
-    assert _kill_workers_at_random_moments(storage, tmp_path, kills=kills, seed=11) == kills
+    kills = 6 if full_tests else 3
+    assert _kill_workers_at_random_moments(start, storage, tmp_path, kills=kills, seed=11) == kills
     assert len(assert_planned_exactly_once(storage, 3)) == 6
     assert _check_resumed(storage) >= 1  # at least one killed trial went on from its checkpoint
 
@@ -193,22 +195,21 @@ def test_sigkill_at_random_moments_loses_no_trial(backend, tmp_path, monkeypatch
         ("nonsense", "cannot open storage"),
     ],
 )
-def test_bad_storage_urls_are_one_line_errors_without_passwords(tmp_path, storage, expected):
+def test_bad_storage_urls_are_one_line_errors_without_passwords(tmp_path, storage, expected, cli):
     study = write_study(tmp_path, trials=1)
-    result = subprocess.run([sys.executable, str(ROOT / "cli.py"), "run", str(study), "--storage", storage], cwd=tmp_path, capture_output=True, text=True)
+    result = cli("run", str(study), "--storage", storage, cwd=tmp_path, check=False)
     assert result.returncode == 2 and expected in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "hunter2" not in result.stderr
 
 
-def test_errors_after_finished_work_lose_nothing(tmp_path, monkeypatch):
-    monkeypatch.setenv("ODYSSEY_CACHE_DIR", str(tmp_path / "cache"))
+def test_errors_after_finished_work_lose_nothing(tmp_path, cache, cli, start):
     study = write_study(tmp_path, trials=2)
     storage = f"sqlite:///{tmp_path}/keep.db"
     finish(start(study, storage, tmp_path))
     before = {n: [(t.number, t.value) for t in ts] for n, ts in all_trials(storage).items()}
 
     def run(path: Path, *extra: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, str(ROOT / "cli.py"), "run", str(path), "--storage", storage, *extra], cwd=tmp_path, capture_output=True, text=True)
+        return cli("run", str(path), "--storage", storage, *extra, cwd=tmp_path, check=False)
 
     blocked = tmp_path / "a-file"  # a folder cannot be made under a file, even by root
     blocked.write_text("")
@@ -229,15 +230,14 @@ def test_mask_url_hides_passwords():
     assert mask_url("sqlite:///results/x.db") == "sqlite:///results/x.db"
 
 
-def test_two_workers_on_a_journal_storage_without_a_server(tmp_path, monkeypatch):
+def test_two_workers_on_a_journal_storage_without_a_server(tmp_path, cache, cli, start):
     """A cluster with a shared filesystem and no database: Optuna's JournalStorage as `journal://PATH`."""
-    monkeypatch.setenv("ODYSSEY_CACHE_DIR", str(tmp_path / "cache"))
     study = write_study(tmp_path, trials=2)
     storage = f"journal://{tmp_path}/dist.log"
-    subprocess.run([sys.executable, str(ROOT / "cli.py"), "prepare", str(study), "--storage", storage], cwd=tmp_path, check=True, capture_output=True)
+    cli("prepare", str(study), "--storage", storage, cwd=tmp_path)
     workers = [start(study, storage, tmp_path) for _ in range(2)]
     for worker in workers:
         finish(worker)
     assert len(assert_planned_exactly_once(storage, 2)) == 4
-    shown = subprocess.run([sys.executable, str(ROOT / "cli.py"), "status", "--storage", storage], cwd=tmp_path, capture_output=True, text=True)
+    shown = cli("status", "--storage", storage, cwd=tmp_path, check=False)
     assert shown.returncode == 0 and "dist/adding/NP" in shown.stdout, shown.stderr

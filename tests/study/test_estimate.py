@@ -1,11 +1,7 @@
 """`odyssey estimate`: timing a tiny study's cells and projecting its CPU-hours and wall time."""
 
 import math
-import os
-import subprocess
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
@@ -15,7 +11,6 @@ from odyssey.study.space import ParamRange
 from odyssey.study.studyfile import parse_study
 from odyssey.tasks import make_task
 
-ROOT = Path(__file__).resolve().parents[2]
 TINY = {
     "name": "tiny",
     "tasks": ["adding"],
@@ -70,17 +65,14 @@ def test_estimate_times_every_cell_and_projects_the_study():
     assert "2 x patience = 4 epochs" in lines[1] and "max_epochs = 10" in lines[2] and "--jobs 2" in lines[3]
 
 
-def test_the_estimate_command(tmp_path):
+def test_the_estimate_command(tmp_path, cache, cli):
     path = tmp_path / "tiny.toml"
     path.write_text(
         'name = "tiny"\ntasks = ["adding"]\nvariants = ["NP"]\ntrials = 3\n[training]\nbatch_size = 8\nmax_epochs = 4\n'
         'patience = 2\n[space]\nhidden_size = { low = 4, high = 8, log = true }\n'
         "[task_options.adding]\nlength = 10\ntrain = 16\nvalidation = 8\ntest = 8\n"
     )
-    env = {**os.environ, "ODYSSEY_CACHE_DIR": str(tmp_path / "cache")}
-    run = lambda *args: subprocess.run([sys.executable, str(ROOT / "cli.py"), "estimate", *args], env=env, capture_output=True, text=True, timeout=300)  # noqa: E731
-    result = run(str(path), "--jobs", "2")
-    assert result.returncode == 0, result.stderr
+    result = cli("estimate", str(path), "--jobs", "2", timeout=300)
     assert "3 trials (3 per cell)" in result.stdout and "with --jobs 2" in result.stdout
-    bad = run(str(tmp_path / "missing.toml"))
+    bad = cli("estimate", str(tmp_path / "missing.toml"), check=False, timeout=300)
     assert bad.returncode == 2 and "no such study file" in bad.stderr and "Traceback" not in bad.stderr

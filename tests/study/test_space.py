@@ -3,9 +3,6 @@ study searching layers, dropout and the optimizer end to end."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +16,6 @@ from odyssey.study.studyfile import StudyFileError, load_study_file
 from odyssey.training.config import OPTIMIZERS, SPACE_KEYS, TRAINING_KEYS, TrainingConfig, space_setting, stored_training
 from odyssey.training.optim import BUILDERS, build_optimizer
 
-ROOT = Path(__file__).parents[2]
 
 BASE = """
 name = "s"
@@ -222,10 +218,9 @@ test = 8
 """
 
 
-def test_a_study_searching_layers_dropout_and_the_optimizer_stores_momentum_only_for_sgd(tmp_path):
+def test_a_study_searching_layers_dropout_and_the_optimizer_stores_momentum_only_for_sgd(tmp_path, cache, cli):
     (tmp_path / "layers.toml").write_text(STUDY)
-    env = {**os.environ, "ODYSSEY_CACHE_DIR": str(tmp_path / "cache")}
-    subprocess.run([sys.executable, str(ROOT / "cli.py"), "run", "layers.toml"], cwd=tmp_path, env=env, check=True, capture_output=True, timeout=600)
+    cli("run", "layers.toml", cwd=tmp_path)
     trials = optuna.load_study(study_name="layers/adding/V", storage=f"sqlite:///{tmp_path}/results/layers.db").trials
     assert [t.state.name for t in trials] == ["COMPLETE"] * 8
     assert {t.params["optimizer"] for t in trials} == {"sgd", "adam"} and {t.params["num_layers"] for t in trials} == {1, 2}
@@ -237,5 +232,4 @@ def test_a_study_searching_layers_dropout_and_the_optimizer_stores_momentum_only
     counts = {(t.params["hidden_size"], t.params["num_layers"]): t.user_attrs["parameter_count"] for t in trials}
     compared = [h for h in range(4, 7) if (h, 1) in counts and (h, 2) in counts]
     assert compared and all(counts[h, 2] > counts[h, 1] for h in compared)  # the second layer is built
-    report = subprocess.run([sys.executable, str(ROOT / "cli.py"), "report", "layers.toml"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    assert report.returncode == 0, report.stderr
+    cli("report", "layers.toml", cwd=tmp_path)

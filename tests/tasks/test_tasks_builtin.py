@@ -4,7 +4,6 @@ step of a plain LSTM through each task's loss and metric."""
 from __future__ import annotations
 
 import io
-import os
 
 import numpy as np
 import pytest
@@ -179,13 +178,12 @@ def test_odyssey_tasks_command_prints_the_table():
 
 
 @pytest.mark.slow
-def test_all_chorales_split_close_to_the_papers_229_76_77():
+def test_all_chorales_split_close_to_the_papers_229_76_77(full_tests):
     """Parses every chorale (~15-30 s) when ODYSSEY_FULL_TESTS=1, else the first 40."""
-    full = os.environ.get("ODYSSEY_FULL_TESTS") == "1"
-    task = make_task("chorales", pieces=None if full else 40)
+    task = make_task("chorales", pieces=None if full_tests else 40)
     sizes = task.sizes()
     counts = [sizes[s] for s in SPLITS]
-    assert sum(counts) == (371 if full else 40)
+    assert sum(counts) == (371 if full_tests else 40)
     assert np.allclose(np.array(counts) / sum(counts), np.array([229, 76, 77]) / 382, atol=0.02)
-    if full:
+    if full_tests:
         assert counts == [222, 74, 75] and 45 < sizes["mean_length"] < 65

@@ -29,9 +29,7 @@ from odyssey.tasks.core.sequences import Dataset, Sequences, batch_indices, spli
 from odyssey.tasks.core.task import SequenceTask
 
 
-@pytest.fixture(autouse=True)
-def cache_in_tmp(tmp_path, monkeypatch):
-    monkeypatch.setenv("ODYSSEY_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("cache")  # task data in each test's own folder
 
 
 # --- metrics -------------------------------------------------------------------------------------

@@ -20,9 +20,7 @@ from odyssey.tasks.paper.wavfile import read_wav
 RATE = 16000
 
 
-@pytest.fixture(autouse=True)
-def cache_in_tmp(tmp_path, monkeypatch):
-    monkeypatch.setenv("ODYSSEY_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("cache")  # task data in each test's own folder
 
 
 # --- TIMIT ---------------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
 import shutil
 import subprocess
@@ -20,21 +19,10 @@ from odyssey.model.network import SequenceNetwork
 from odyssey.study.studyfile import StudyFileError, load_study_file
 from odyssey.tasks import make_task
 
-ROOT = Path(__file__).parents[2]
-FULL = os.environ.get("ODYSSEY_FULL_TESTS") == "1"
-
-
-def cli(*args: str, cwd: Path, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    result = subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    if check and result.returncode != 0:
-        raise AssertionError(f"odyssey {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result
-
 
 @pytest.fixture(autouse=True)
-def cache_in_tmp(tmp_path, monkeypatch):
-    monkeypatch.setenv("ODYSSEY_CACHE_DIR", str(tmp_path / "cache"))
+def forget_factories(cache):
+    """Task data in the test's own cache; each test writes its own factory package, forgotten after it."""
     yield
     for name in ("mypkg", "mypkg.tasks"):  # each test writes its own factory package
         sys.modules.pop(name, None)
@@ -387,7 +375,7 @@ learning_rate = 0.01
 """
 
 
-def test_bad_data_exits_2_with_one_line_before_any_cell_is_created(tmp_path):
+def test_bad_data_exits_2_with_one_line_before_any_cell_is_created(tmp_path, cli):
     arrays = frame_class_arrays(20)
     arrays["inputs"][12, 0] = np.nan
     write_npz(tmp_path / "bad.npz", **arrays)
@@ -426,7 +414,7 @@ def write_factory(folder: Path, extra: str = "") -> None:
     (package / "tasks.py").write_text(FACTORY.format(extra=extra))
 
 
-def test_a_factory_task_runs_under_two_jobs_and_a_changed_factory_is_refused(tmp_path):
+def test_a_factory_task_runs_under_two_jobs_and_a_changed_factory_is_refused(tmp_path, cli):
     write_factory(tmp_path)
     study = tmp_path / "own.toml"
     # Two cells, so the two workers start apart (as in test_study.py's --jobs runs).
@@ -491,15 +479,15 @@ def test_factory_errors_are_one_line(tmp_path, monkeypatch):
     assert "[task_options.mine]" in str(err.value) and "cannot import 'nopkg.tasks'" in str(err.value) and "\n" not in str(err.value)
 
 
-def test_changed_data_names_the_file_and_what_to_do_not_hashes_or_extend(tmp_path):
+def test_changed_data_names_the_file_and_what_to_do_not_hashes_or_extend(tmp_path, cli, storage_url):
     """Issue 25: changed data was 'study file changed' with raw sha256 hashes and a suggestion of --extend."""
     write_npz(tmp_path / "d.npz", **frame_class_arrays())
     study = tmp_path / "own.toml"
     study.write_text(STUDY.format(trials=1, options='source = "files"\npath = "d.npz"'))
-    cli("prepare", str(study), "--storage", f"sqlite:///{tmp_path}/s.db", cwd=tmp_path)
+    cli("prepare", str(study), "--storage", storage_url, cwd=tmp_path)
     write_npz(tmp_path / "d.npz", **frame_class_arrays(seed=1))
     for extend in ([], ["--extend"]):
-        result = cli("prepare", str(study), "--storage", f"sqlite:///{tmp_path}/s.db", *extend, cwd=tmp_path, check=False)
+        result = cli("prepare", str(study), "--storage", storage_url, *extend, cwd=tmp_path, check=False)
         assert result.returncode == 2 and result.stderr == (
             "error: the data of task 'mine', d.npz changed since study 'own' stored its trials; they belong to the old one: "
             "restore it, or give the study a new name (or --storage) to start one on the new data\n"
@@ -524,28 +512,28 @@ def test_an_error_in_your_factory_is_one_line_naming_your_file_and_line(tmp_path
 # --- the README's commands ---------------------------------------------------------------------------
 
 
-def readme_commands(section: str) -> list[str]:
-    text = (ROOT / "README.md").read_text()
+def readme_commands(root: Path, section: str) -> list[str]:
+    text = (root / "README.md").read_text()
     body = text.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```bash\n(.*?)```", body, re.S)
     return [line.strip() for block in blocks for line in block.splitlines() if line.strip() and not line.startswith("#")]
 
 
-def test_the_readme_numpy_example_is_the_shipped_script():
-    text = (ROOT / "README.md").read_text().split("## Your own data\n", 1)[1].split("\n## ", 1)[0]
+def test_the_readme_numpy_example_is_the_shipped_script(root):
+    text = (root / "README.md").read_text().split("## Your own data\n", 1)[1].split("\n## ", 1)[0]
     (example,) = re.findall(r"```python\n(.*?)```", text, re.S)
-    assert example.strip() in (ROOT / "examples" / "make_npz.py").read_text()
+    assert example.strip() in (root / "examples" / "make_npz.py").read_text()
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("section", ["Your own data", "Your own task in Python"])
-def test_the_readme_commands_run_as_written_on_a_copy_of_the_repository(tmp_path, section):
+def test_the_readme_commands_run_as_written_on_a_copy_of_the_repository(tmp_path, section, cli, root, full_tests):
     """On a copy of examples/ and studies/; trimmed to one trial of one epoch unless ODYSSEY_FULL_TESTS=1."""
     for folder in ("examples", "studies"):
-        shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("*.npz", "*.csv", "__pycache__"))
-    commands = readme_commands(section)
+        shutil.copytree(root / folder, tmp_path / folder, ignore=shutil.ignore_patterns("*.npz", "*.csv", "__pycache__"))
+    commands = readme_commands(root, section)
     assert commands, section
-    if not FULL:
+    if not full_tests:
         for study in (tmp_path / "studies").glob("my*.toml"):
             text = re.sub(r"(?m)^trials = \d+", "trials = 1", study.read_text())
             study.write_text(re.sub(r"(?m)^max_epochs = \d+", "max_epochs = 1", text))
@@ -575,7 +563,7 @@ def test_a_folder_of_tables_numbers_text_labels_across_every_file(tmp_path):
 # --- relative paths in a study file --------------------------------------------------------------
 
 
-def test_relative_paths_in_a_study_file_are_read_from_its_folder_from_any_current_folder(tmp_path):
+def test_relative_paths_in_a_study_file_are_read_from_its_folder_from_any_current_folder(tmp_path, cli):
     """Issue 25: `path` (and a study file's own storage) resolved against the current folder, so a study
     file beside its data failed when run from anywhere else."""
     project = tmp_path / "project"
@@ -631,14 +619,14 @@ def test_a_factory_option_annotated_as_a_path_is_read_from_the_study_files_folde
     assert spec.options_for("mine")["label"] == "t.csv"  # a plain string option is no path
 
 
-def test_a_small_validation_split_of_sequence_labels_is_a_warning_saying_why(tmp_path):
+def test_a_small_validation_split_of_sequence_labels_is_a_warning_saying_why(tmp_path, cli, storage_url):
     """Issue 25: the sensor study's validation error sat far below its test error, unexplained. Its validation
     split held 24 recordings: the rate moves in steps of 1/24 and each trial's best epoch on it reads low."""
     inputs, lengths = sequences(40)
     write_npz(tmp_path / "d.npz", inputs=inputs, lengths=lengths, labels=np.arange(40) % 3)
     study = tmp_path / "own.toml"
     study.write_text(STUDY.format(trials=1, options='source = "files"\npath = "d.npz"\nvalidation_fraction = 0.2'))
-    result = cli("prepare", str(study), "--storage", f"sqlite:///{tmp_path}/s.db", cwd=tmp_path)
+    result = cli("prepare", str(study), "--storage", storage_url, cwd=tmp_path)
     assert result.stderr.startswith(
         "warning: task 'mine': its validation split holds 8 sequences, each one error or none: the error rate moves in steps of 0.125 "
     ), result.stderr

@@ -137,7 +137,7 @@ def test_training_threads_flush_denormals_and_give_torchs_defaults_back():
     assert _denormal_survives() and torch.get_num_threads() == threads
 
 
-def test_a_studys_worker_trains_with_denormals_flushed(tmp_path, monkeypatch):
+def test_a_studys_worker_trains_with_denormals_flushed(tmp_path, monkeypatch, cache):
     from odyssey.study import runner, worker
     from odyssey.study.studyfile import load_study_file
 
@@ -149,7 +149,6 @@ def test_a_studys_worker_trains_with_denormals_flushed(tmp_path, monkeypatch):
         return real_train(*args, **kwargs)
 
     monkeypatch.setattr(worker, "train", train)
-    monkeypatch.setenv("ODYSSEY_CACHE_DIR", str(tmp_path / "cache"))
     study = tmp_path / "tiny.toml"
     study.write_text('name = "tiny"\ntasks = ["adding"]\nvariants = ["V"]\ntrials = 1\n[training]\nmax_epochs = 1\n[task_options.adding]\nlength = 12\ntrain = 16\nvalidation = 8\ntest = 8\n')
     runner.run(load_study_file(study), storage_url=f"sqlite:///{tmp_path}/tiny.db", progress=False)
