@@ -143,15 +143,13 @@ def _imported(path, package: str) -> set[str]:
     return found
 
 
-def test_analysis_imports_no_study_training_model_or_torch():
+def test_analysis_imports_no_study_training_model_or_torch(root):
     """analysis reads storages through the shared contracts (odyssey.record, .storage, .optuna_private,
     .studytoml), never through study: the layering the architecture page shows. Checked for every
     analysis module and every odyssey module they import (the package root aside)."""
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[2] / "odyssey"
+    source = root / "odyssey"
     forbidden = ("odyssey.study", "odyssey.training", "odyssey.model", "odyssey.tasks", "torch")
-    todo = {f"odyssey.analysis.{p.stem}": p for p in (root / "analysis").glob("*.py")}
+    todo = {f"odyssey.analysis.{p.stem}": p for p in (source / "analysis").glob("*.py")}
     seen, bad = set(), []
     while todo:
         name, path = todo.popitem()
@@ -161,7 +159,7 @@ def test_analysis_imports_no_study_training_model_or_torch():
             if any(module == f or module.startswith(f"{f}.") for f in forbidden):
                 bad.append(f"{name} imports {module}")
             parts = module.split(".")
-            for candidate in (root.parent.joinpath(*parts).with_suffix(".py"), root.parent.joinpath(*parts, "__init__.py")):
+            for candidate in (root.joinpath(*parts).with_suffix(".py"), root.joinpath(*parts, "__init__.py")):
                 if module.startswith("odyssey.") and module not in seen and candidate.is_file():
                     todo[module] = candidate
     assert not bad, "; ".join(sorted(set(bad)))

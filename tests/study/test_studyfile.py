@@ -53,7 +53,7 @@ def test_the_digest_ignores_formatting_but_not_content(tmp_path):
     assert d.retries == 9 and a.retries == 3 and d.digest() == a.digest()  # how to run it, not what it finds
 
 
-def test_analysis_settings_are_not_part_of_the_studys_identity(tmp_path):
+def test_analysis_settings_are_not_part_of_the_studys_identity(tmp_path, root):
     """A margin is how the report reads the trials: stating or changing it must not make the stored
     study another one (the committed replication storage still opens with its file)."""
     plain = load_study_file(write(tmp_path, GOOD))
@@ -63,7 +63,7 @@ def test_analysis_settings_are_not_part_of_the_studys_identity(tmp_path):
     assert one.analysis.equivalence_margin == 0.02 and per_task.analysis.equivalence_margin == {"adding": 1.0}
     assert plain.digest() == one.digest() == per_task.digest() and "analysis" not in one.canonical()
     assert load_analysis_settings(tmp_path / "study.toml") == per_task.analysis
-    replication = load_study_file(Path(__file__).parents[2] / "replication" / "study.toml")
+    replication = load_study_file(root / "replication" / "study.toml")
     assert replication.digest() == "8adb00e506f4fe4b"  # the study_hash every cell of replication/replication.db stores
 
 
@@ -112,8 +112,7 @@ def test_missing_keys_malformed_toml_and_missing_files(tmp_path):
         load_study_file(tmp_path / "absent.toml")
 
 
-def test_shipped_studies_load(tmp_path, monkeypatch):
-    root = Path(__file__).parents[2]
+def test_shipped_studies_load(tmp_path, monkeypatch, root):
     # As on a clean clone: the example data is written by its script, relative paths from the checkout.
     for folder in ("examples", "studies"):
         shutil.copytree(root / folder, tmp_path / folder, ignore=shutil.ignore_patterns("*.npz", "__pycache__"))
