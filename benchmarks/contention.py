@@ -90,7 +90,9 @@ def setting(name: str, model: str, path: str | None, policy: dict[str, str], arg
     kind = REFERENCE if model == REFERENCE else "odyssey"
     timed = [me + ["--worker", kind, *common] for _ in range(2 if name == "two at once" else 1)]
     loops = [me + ["--spin"]] if name == "beside a loop" else []
-    processes = [subprocess.Popen(c, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env) for c in timed + loops]
+    processes = [
+        subprocess.Popen(c, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env) for c in timed + loops
+    ]
     try:
         for p in processes:
             if p.stdout.readline().strip() != "ready":
@@ -114,9 +116,16 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--inputs", type=int, default=88)
     parser.add_argument("--hidden", type=int, default=115)
-    parser.add_argument("--policies", nargs="+", choices=list(POLICIES), default=["default"], help="OpenMP wait policies to run under")
-    parser.add_argument("--also", nargs="+", default=[], metavar="LABEL=PATH",
-                        help="also time the odyssey of another checkout (its folder holding odyssey/), in the same rounds")
+    parser.add_argument(
+        "--policies", nargs="+", choices=list(POLICIES), default=["default"], help="OpenMP wait policies to run under"
+    )
+    parser.add_argument(
+        "--also",
+        nargs="+",
+        default=[],
+        metavar="LABEL=PATH",
+        help="also time the odyssey of another checkout (its folder holding odyssey/), in the same rounds",
+    )
     parser.add_argument("--quick", action="store_true", help="1 round of 2 s windows")
     parser.add_argument("--worker", choices=("odyssey", REFERENCE), help=argparse.SUPPRESS)
     parser.add_argument("--spin", action="store_true", help=argparse.SUPPRESS)
@@ -134,8 +143,10 @@ def main() -> None:
         paths[f"odyssey ({label})"] = str(Path(path).resolve())
 
     threads = f"{args.threads} torch threads" if args.threads else f"torch's default threads ({os.cpu_count()} cores)"
-    print(f"V, T={args.steps}, B={args.batch}, I={args.inputs}, H={args.hidden}, forward + backward, {threads} per process; "
-          f"median over {args.rounds} round(s) of {args.seconds:g} s windows (each process's mean)")
+    print(
+        f"V, T={args.steps}, B={args.batch}, I={args.inputs}, H={args.hidden}, forward + backward, {threads} per process; "
+        f"median over {args.rounds} round(s) of {args.seconds:g} s windows (each process's mean)"
+    )
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     # Rounds alternate the models and policies within each setting, so a busy spell falls on all.
     times = {(p, s, m): [] for p in args.policies for s in SETTINGS for m in paths}
@@ -156,24 +167,38 @@ def report(policy: str, models: list[str], runs: dict[tuple[str, str], list[list
     median = statistics.median
     mean = statistics.fmean
     print(f"\nOpenMP wait policy: {policy} {' '.join(f'{k}={v}' for k, v in POLICIES[policy].items())}\n")
-    print("| model | setting | ms/step (median) | slowdown (median) | slowdown / nn.LSTM's (median of rounds) | per round |")
+    print(
+        "| model | setting | ms/step (median) | slowdown (median) | slowdown / nn.LSTM's (median of rounds) | per round |"
+    )
     print("|---|---|---|---|---|---|")
-    slow = {(s, m): [mean(run) / mean(alone) for run, alone in zip(runs[s, m], runs["alone", m])] for s in SETTINGS for m in models}
+    slow = {
+        (s, m): [mean(run) / mean(alone) for run, alone in zip(runs[s, m], runs["alone", m])]
+        for s in SETTINGS
+        for m in models
+    }
     for model in models:
         for name in SETTINGS:
             ms = median(mean(run) for run in runs[name, model])
             ratios = [a / b for a, b in zip(slow[name, model], slow[name, REFERENCE])]
             against = "" if model == REFERENCE or name == "alone" else f"{median(ratios):.2f}"
-            rounds = " ".join(f"{r:.2f}" for r in (slow[name, model] if model == REFERENCE or name == "alone" else ratios))
-            print(f"| {model} | {name} | {ms:.1f} | {median(slow[name, model]):.2f}x | {against} | {rounds if name != 'alone' else ''} |")
+            rounds = " ".join(
+                f"{r:.2f}" for r in (slow[name, model] if model == REFERENCE or name == "alone" else ratios)
+            )
+            print(
+                f"| {model} | {name} | {ms:.1f} | {median(slow[name, model]):.2f}x | {against} | {rounds if name != 'alone' else ''} |"
+            )
     # Where "alone" is not alone (others' work on the machine), the slowdowns swing with their load;
     # a step against nn.LSTM's in the same setting and round is steadier.
-    print("\n| model | " + " | ".join(f"{name}: ms/step against nn.LSTM's (median of rounds)" for name in SETTINGS) + " |")
+    print(
+        "\n| model | " + " | ".join(f"{name}: ms/step against nn.LSTM's (median of rounds)" for name in SETTINGS) + " |"
+    )
     print("|---|" + "---|" * len(SETTINGS))
     for model in models:
         if model == REFERENCE:
             continue
-        cells = [median(mean(a) / mean(b) for a, b in zip(runs[name, model], runs[name, REFERENCE])) for name in SETTINGS]
+        cells = [
+            median(mean(a) / mean(b) for a, b in zip(runs[name, model], runs[name, REFERENCE])) for name in SETTINGS
+        ]
         print(f"| {model} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
     print()
     for model in models:
@@ -181,7 +206,9 @@ def report(policy: str, models: list[str], runs: dict[tuple[str, str], list[list
             continue
         pair = median(a / b for a, b in zip(slow["two at once", model], slow["two at once", REFERENCE]))
         alone = median(mean(run) for run in runs["alone", model])
-        print(f"{model}: two at once slow down {pair:.2f}x as much as nn.LSTM's pair (target <= 1.2); alone {alone:.1f} ms/step")
+        print(
+            f"{model}: two at once slow down {pair:.2f}x as much as nn.LSTM's pair (target <= 1.2); alone {alone:.1f} ms/step"
+        )
 
 
 if __name__ == "__main__":

@@ -14,9 +14,9 @@ from __future__ import annotations
 import argparse
 
 import torch
+from timing import alternate
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
-from timing import alternate
 
 from odyssey.model.network import SequenceNetwork
 from odyssey.tasks import make_task
@@ -44,7 +44,11 @@ class TorchNetwork(nn.Module):
 
 def odyssey_network(task, hidden: int, variant: str, backend: str) -> SequenceNetwork:
     net = SequenceNetwork(
-        input_size=task.input_size, hidden_size=hidden, output_size=task.output_size, variant=variant, bidirectional=False
+        input_size=task.input_size,
+        hidden_size=hidden,
+        output_size=task.output_size,
+        variant=variant,
+        bidirectional=False,
     )
     for direction in net.lstm.directions:
         direction.backend = backend
@@ -75,7 +79,9 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for batch_size in args.batch:
         candidates = {
-            "nn.LSTM NP, padding not packed": TorchNetwork(task.input_size, args.hidden, task.output_size, packed=False),
+            "nn.LSTM NP, padding not packed": TorchNetwork(
+                task.input_size, args.hidden, task.output_size, packed=False
+            ),
             "odyssey NP, fast path": odyssey_network(task, args.hidden, "NP", "fast"),
             "odyssey V, fast path": odyssey_network(task, args.hidden, "V", "fast"),
         }

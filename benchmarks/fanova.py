@@ -79,8 +79,22 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = study_url(args.trials)
 
-    load = [sys.executable, "-c", f"import optuna; optuna.load_study(study_name={STUDY!r}, storage={url!r}).get_trials()"]
-    command = [sys.executable, str(ROOT / "cli.py"), "importance", "--storage", url, "--study", STUDY, "--format", "json"]
+    load = [
+        sys.executable,
+        "-c",
+        f"import optuna; optuna.load_study(study_name={STUDY!r}, storage={url!r}).get_trials()",
+    ]
+    command = [
+        sys.executable,
+        str(ROOT / "cli.py"),
+        "importance",
+        "--storage",
+        url,
+        "--study",
+        STUDY,
+        "--format",
+        "json",
+    ]
     loads, commands = [], []
     for _ in range(args.repeats):  # alternate: a busy machine slows both alike
         loads.append(timed(load))
@@ -88,7 +102,9 @@ def main() -> None:
     load_s, command_s = statistics.median(loads), statistics.median(commands)
     print(f"{args.trials} trials x 4 parameters, all pairs; median of {args.repeats}, fresh processes")
     print(f"optuna.load_study(...).get_trials():  {load_s:7.2f} s")
-    print(f"odyssey importance (CLI, JSON):       {command_s:7.2f} s  = {command_s / load_s:.2f} x loading (target < 2)")
+    print(
+        f"odyssey importance (CLI, JSON):       {command_s:7.2f} s  = {command_s / load_s:.2f} x loading (target < 2)"
+    )
 
     def read():
         return load_optuna_trials(open_existing(url), STUDY)
@@ -104,8 +120,12 @@ def main() -> None:
     all_s = best_of(args.repeats, lambda: decompose_forest(forest, lows=lows, highs=highs))
     whole_s = best_of(1, lambda: analyse(rows, scales=scales))
     bare_s = best_of(1, lambda: analyse(rows, scales=scales, refits=0))
-    print(f"in this process (best of {args.repeats}): read {read_s:.2f} s, forest fit {fit_s:.2f} s, decomposition with all pairs {all_s:.2f} s;")
-    print(f"  the whole analysis {whole_s:.2f} s, of which the resamples and the noise floors' refits {whole_s - bare_s:.2f} s")
+    print(
+        f"in this process (best of {args.repeats}): read {read_s:.2f} s, forest fit {fit_s:.2f} s, decomposition with all pairs {all_s:.2f} s;"
+    )
+    print(
+        f"  the whole analysis {whole_s:.2f} s, of which the resamples and the noise floors' refits {whole_s - bare_s:.2f} s"
+    )
 
 
 if __name__ == "__main__":

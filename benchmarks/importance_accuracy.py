@@ -55,7 +55,19 @@ SCALES = {
     "optimizer": Scale("optimizer", -0.5, len(OPTIMIZERS) - 0.5, choices=OPTIMIZERS),
 }
 NONZERO, ZERO, LARGE = 0.01, 0.001, 0.05
-COLUMNS = ("truth", "share", "low", "high", "dist", "kind", "std", "moved", "floor", "above", "forest")  # per term, in --csv
+COLUMNS = (
+    "truth",
+    "share",
+    "low",
+    "high",
+    "dist",
+    "kind",
+    "std",
+    "moved",
+    "floor",
+    "above",
+    "forest",
+)  # per term, in --csv
 # Fixed, unlike the draws: the variants' offsets of the categorical study (a real effect, share ~0.15).
 OFFSETS = np.array([0.0, 0.35, -0.3, 0.1, -0.15, 0.5, 0.05, -0.4, 0.25])
 
@@ -102,11 +114,15 @@ def _categorical(p):
     lr, h = _t(p, "learning_rate"), _t(p, "hidden_size")
     sgd = p["optimizer"] == 0
     om = np.where(sgd, _t(p, "one_minus_momentum"), 0.5) if "one_minus_momentum" in p else 0.5
-    return 1.6 * np.sin(math.pi * lr) + 0.8 * h + OFFSETS[p["variant"].astype(int)] + np.where(sgd, 1.2 * (om - 0.5), 0.2)
+    return (
+        1.6 * np.sin(math.pi * lr) + 0.8 * h + OFFSETS[p["variant"].astype(int)] + np.where(sgd, 1.2 * (om - 0.5), 0.2)
+    )
 
 
 def _threeway(p):
-    return np.prod([np.sin(2 * math.pi * _t(p, n)) for n in ("learning_rate", "one_minus_momentum", "input_noise")], axis=0)
+    return np.prod(
+        [np.sin(2 * math.pi * _t(p, n)) for n in ("learning_rate", "one_minus_momentum", "input_noise")], axis=0
+    )
 
 
 def _threshold(p):
@@ -115,7 +131,12 @@ def _threshold(p):
 
 
 def _tiny(p):
-    return 3 * _t(p, "learning_rate") + 0.6 * _t(p, "one_minus_momentum") + 0.4 * _t(p, "hidden_size") + 0.3 * _t(p, "input_noise")
+    return (
+        3 * _t(p, "learning_rate")
+        + 0.6 * _t(p, "one_minus_momentum")
+        + 0.4 * _t(p, "hidden_size")
+        + 0.3 * _t(p, "input_noise")
+    )
 
 
 PAPER = ("learning_rate", "hidden_size", "input_noise", "one_minus_momentum")
@@ -124,7 +145,14 @@ STUDIES = {
     for s in (
         Analytic("noise 1/2", PAPER, _smooth, _homoscedastic(0.5), ignores=("input_noise",)),
         Analytic("noise by lr", PAPER, _smooth, _by_learning_rate, ignores=("input_noise",)),
-        Analytic("categorical", (*PAPER, "variant", "optimizer"), _categorical, _homoscedastic(0.1), conditional=True, ignores=("input_noise",)),
+        Analytic(
+            "categorical",
+            (*PAPER, "variant", "optimizer"),
+            _categorical,
+            _homoscedastic(0.1),
+            conditional=True,
+            ignores=("input_noise",),
+        ),
         Analytic("three-way", PAPER, _threeway, _homoscedastic(0.1), ignores=("hidden_size",)),
         Analytic("threshold", PAPER, _threshold, _homoscedastic(0.1), ignores=("one_minus_momentum",)),
         Analytic("tiny mains", PAPER, _tiny, _homoscedastic(0.2)),
@@ -140,7 +168,9 @@ def _grid(name: str, active: bool = True) -> np.ndarray:
     return s.low + (np.arange(n) + 0.5) / n * (s.high - s.low)
 
 
-def true_shares(study: Analytic, params: tuple[str, ...], fixed: dict[str, float] | None = None, averaged: tuple[str, ...] = ()) -> dict[str, float]:
+def true_shares(
+    study: Analytic, params: tuple[str, ...], fixed: dict[str, float] | None = None, averaged: tuple[str, ...] = ()
+) -> dict[str, float]:
     """Exact shares (to quadrature) of the mean objective over `params`, with `fixed` held and `averaged` integrated out first."""
     names = (*params, *averaged)
     grids = [_grid(n, n not in study.ignores) for n in names]
@@ -158,7 +188,10 @@ def true_shares(study: Analytic, params: tuple[str, ...], fixed: dict[str, float
             marginal[subset] = float(np.mean(f.mean(axis=other) ** 2))
     label = {a: SCALES[p].label for a, p in enumerate(params)}
     shares = {label[a]: marginal[(a,)] / total for a in axes}
-    shares |= {label[i] + PAIR_SIGN + label[j]: (marginal[(i, j)] - marginal[(i,)] - marginal[(j,)]) / total for i, j in combinations(axes, 2)}
+    shares |= {
+        label[i] + PAIR_SIGN + label[j]: (marginal[(i, j)] - marginal[(i,)] - marginal[(j,)]) / total
+        for i, j in combinations(axes, 2)
+    }
     shares["higher order"] = 1.0 - sum(shares.values())
     return shares
 
@@ -180,7 +213,11 @@ def draw(study: Analytic, n: int, rng: np.random.Generator, signal_variance: flo
     u = {}
     for name in study.params:
         s = SCALES[name]
-        u[name] = rng.integers(len(s.choices), size=n).astype(float) if s.choices is not None else rng.uniform(s.low, s.high, n)
+        u[name] = (
+            rng.integers(len(s.choices), size=n).astype(float)
+            if s.choices is not None
+            else rng.uniform(s.low, s.high, n)
+        )
     if "hidden_size" in u:
         u["hidden_size"] = np.log10(np.round(10.0 ** u["hidden_size"]))
     mean = study.mean(u)
@@ -198,7 +235,14 @@ def draw(study: Analytic, n: int, rng: np.random.Generator, signal_variance: flo
 
 def signal_variance(study: Analytic, rng: np.random.Generator) -> float:
     """The mean objective's variance over the space, by a large sample (it only sizes the noise)."""
-    frame = {n: (rng.integers(len(SCALES[n].choices), size=200_000).astype(float) if SCALES[n].choices else rng.uniform(SCALES[n].low, SCALES[n].high, 200_000)) for n in study.params}
+    frame = {
+        n: (
+            rng.integers(len(SCALES[n].choices), size=200_000).astype(float)
+            if SCALES[n].choices
+            else rng.uniform(SCALES[n].low, SCALES[n].high, 200_000)
+        )
+        for n in study.params
+    }
     return float(np.var(study.mean(frame)))
 
 
@@ -212,8 +256,16 @@ def score(results: list[tuple[str, Importance | str]], truth: dict[str, dict[str
         table = terms_table(result)
         table = table[table["kind"] != "noise"]
         u = result.uncertainty
-        order = [*[s.label for s in result.scales], *[result.scales[i].label + PAIR_SIGN + result.scales[j].label for i, j in result.fanova.pairs], "higher order"]
-        moved, above, raw = dict(zip(order, u.moved)), dict(zip(order, u.above_noise)), dict(zip(order, result.fanova.shares))
+        order = [
+            *[s.label for s in result.scales],
+            *[result.scales[i].label + PAIR_SIGN + result.scales[j].label for i, j in result.fanova.pairs],
+            "higher order",
+        ]
+        moved, above, raw = (
+            dict(zip(order, u.moved)),
+            dict(zip(order, u.above_noise)),
+            dict(zip(order, result.fanova.shares)),
+        )
         for row in table.itertuples():
             if row.term not in truth[key]:
                 continue
@@ -241,9 +293,19 @@ def optuna_errors(frame: pd.DataFrame, study: Analytic, truth: dict[str, float])
     dists = {}
     for p in params:
         s = SCALES[p]
-        dists[p] = CategoricalDistribution(s.choices) if s.choices else FloatDistribution(10.0**s.low, 10.0**s.high, log=True) if s.log else FloatDistribution(s.low, s.high)
+        dists[p] = (
+            CategoricalDistribution(s.choices)
+            if s.choices
+            else FloatDistribution(10.0**s.low, 10.0**s.high, log=True)
+            if s.log
+            else FloatDistribution(s.low, s.high)
+        )
     trials = [
-        optuna.trial.create_trial(params={p: (r[PARAM_PREFIX + p] if SCALES[p].choices else float(r[PARAM_PREFIX + p])) for p in params}, distributions=dists, value=float(r["value"]))
+        optuna.trial.create_trial(
+            params={p: (r[PARAM_PREFIX + p] if SCALES[p].choices else float(r[PARAM_PREFIX + p])) for p in params},
+            distributions=dists,
+            value=float(r["value"]),
+        )
         for _, r in frame.iterrows()
     ]
     study_ = optuna.create_study(direction="minimize")
@@ -251,9 +313,13 @@ def optuna_errors(frame: pd.DataFrame, study: Analytic, truth: dict[str, float])
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fanova = optuna.importance.get_param_importances(study_, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0), normalize=False)
+        fanova = optuna.importance.get_param_importances(
+            study_, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0), normalize=False
+        )
         seconds = time.perf_counter() - started
-        ped = optuna.importance.get_param_importances(study_, evaluator=optuna.importance.PedAnovaImportanceEvaluator(), normalize=True)
+        ped = optuna.importance.get_param_importances(
+            study_, evaluator=optuna.importance.PedAnovaImportanceEvaluator(), normalize=True
+        )
     label = {p: SCALES[p].label for p in params}
     err = max(abs(fanova.get(p, 0.0) - truth[label[p]]) for p in params)
     ped_err = max(abs(ped.get(p, 0.0) - truth[label[p]]) for p in params)
@@ -270,7 +336,9 @@ def main() -> None:
     parser.add_argument("--no-seeds", action="store_true", help="skip the second seed's analysis")
     parser.add_argument("--csv", type=Path, help="also write every term's row here")
     args = parser.parse_args()
-    print(f"{'study':<12} {'trials':>6} {'max|err|':>8} {'cover':>6} {'FP':>8} {'FN':>8} {'same':>5} {'s':>6} {'optuna':>7} {'opt s':>6} {'PED':>6}")
+    print(
+        f"{'study':<12} {'trials':>6} {'max|err|':>8} {'cover':>6} {'FP':>8} {'FN':>8} {'same':>5} {'s':>6} {'optuna':>7} {'opt s':>6} {'PED':>6}"
+    )
     totals: dict[int, dict[str, list]] = {}
     every = []
     for name in args.studies:
@@ -278,7 +346,10 @@ def main() -> None:
         truth = truths(study)
         variance = signal_variance(study, np.random.default_rng(12345))
         for n in args.sizes:
-            rows: dict[str, list] = {k: [] for k in ("truth", "share", "low", "high", "dist", "kind", "std", "moved", "floor", "above", "forest")}
+            rows: dict[str, list] = {
+                k: []
+                for k in ("truth", "share", "low", "high", "dist", "kind", "std", "moved", "floor", "above", "forest")
+            }
             seconds, opt, same = [], [], []
             for r in range(args.replicates):
                 rng = np.random.default_rng([args.seed, n, r, sum(map(ord, name))])
@@ -312,11 +383,19 @@ def line(name: str, n: int, t: pd.DataFrame, seconds: float, opt: list, same: li
     effects = t[t["kind"] != "rest"]
     err = float((effects["share"] - effects["truth"]).abs().max()) if len(effects) else math.nan
     nonzero = t[t["truth"] >= NONZERO]
-    cover = float(((nonzero["low"] <= nonzero["truth"]) & (nonzero["truth"] <= nonzero["high"])).mean()) if len(nonzero) else math.nan
+    cover = (
+        float(((nonzero["low"] <= nonzero["truth"]) & (nonzero["truth"] <= nonzero["high"])).mean())
+        if len(nonzero)
+        else math.nan
+    )
     zero, large = t[t["truth"].abs() < ZERO], t[t["truth"] >= LARGE]
     fp = f"{int(zero['dist'].sum())}/{len(zero)}"
     fn = f"{int((~large['dist']).sum())}/{len(large)}"
-    o = f"{max(e for e, _, _ in opt):7.3f} {np.mean([s for *_, s in opt]):6.2f} {max(p for _, p, _ in opt):6.3f}" if opt else ""
+    o = (
+        f"{max(e for e, _, _ in opt):7.3f} {np.mean([s for *_, s in opt]):6.2f} {max(p for _, p, _ in opt):6.3f}"
+        if opt
+        else ""
+    )
     kept = f"{sum(a for a, _ in same) / max(sum(b for _, b in same), 1):.0%}" if same else "-"
     return f"{name:<12} {n:>6} {err:8.3f} {cover:6.0%} {fp:>8} {fn:>8} {kept:>5} {seconds:6.2f} {o}"
 

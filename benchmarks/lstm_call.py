@@ -15,8 +15,8 @@ import argparse
 import time
 
 import torch
-from torch import nn
 from timing import alternate, matmul_peak_gflops, saved_bytes
+from torch import nn
 
 from odyssey import LSTM, VARIANTS, VariantSwitches
 
@@ -54,7 +54,9 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
     parser.add_argument("--rounds", type=int, default=15, help="alternations per configuration")
     parser.add_argument("--quick", action="store_true", help="3 rounds, short samples")
-    parser.add_argument("--cpu-time", action="store_true", help="one thread, timed by CPU time instead of the wall clock")
+    parser.add_argument(
+        "--cpu-time", action="store_true", help="one thread, timed by CPU time instead of the wall clock"
+    )
     args = parser.parse_args()
     rounds, sample_s = (3, 0.003) if args.quick else (args.rounds, 0.01)
     clock = time.process_time if args.cpu_time else time.perf_counter
@@ -63,10 +65,16 @@ def main() -> None:
 
     torch.manual_seed(0)
     peak = matmul_peak_gflops(clock=clock)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {'CPU' if args.cpu_time else 'wall'} time, "
-          f"float32 matmul peak {peak:.0f} GFLOP/s")
-    print(f"T={args.steps}, I={args.inputs}; time = median of per-round (variant / nn.LSTM), alternated, {rounds} rounds\n")
-    print("| H | B | nn.LSTM ms | nn.LSTM GFLOP/s | variant | ms | time vs nn.LSTM | GFLOP/s | % of peak | saved memory vs nn.LSTM |")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {'CPU' if args.cpu_time else 'wall'} time, "
+        f"float32 matmul peak {peak:.0f} GFLOP/s"
+    )
+    print(
+        f"T={args.steps}, I={args.inputs}; time = median of per-round (variant / nn.LSTM), alternated, {rounds} rounds\n"
+    )
+    print(
+        "| H | B | nn.LSTM ms | nn.LSTM GFLOP/s | variant | ms | time vs nn.LSTM | GFLOP/s | % of peak | saved memory vs nn.LSTM |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     misses = []
     for hidden in args.hidden:
@@ -89,7 +97,9 @@ def main() -> None:
                     flush=True,
                 )
                 if ratio > target(name, batch) or memory > 1.5:
-                    misses.append(f"{name} H={hidden} B={batch}: {ratio:.2f}x time (target {target(name, batch)}x), {memory:.2f}x memory")
+                    misses.append(
+                        f"{name} H={hidden} B={batch}: {ratio:.2f}x time (target {target(name, batch)}x), {memory:.2f}x memory"
+                    )
     print("\nall targets met" if not misses else "\nmissed:\n  " + "\n  ".join(misses))
 
 

@@ -18,8 +18,14 @@ def seconds(fn: Callable[[], object], repeat: int = 1, clock: Callable[[], float
     return (clock() - start) / repeat
 
 
-def alternate(reference: Callable[[], object], candidates: dict[str, Callable[[], object]], *, rounds: int,
-              sample_s: float = 0.01, clock: Callable[[], float] = time.perf_counter) -> tuple[float, dict[str, tuple[float, float]]]:
+def alternate(
+    reference: Callable[[], object],
+    candidates: dict[str, Callable[[], object]],
+    *,
+    rounds: int,
+    sample_s: float = 0.01,
+    clock: Callable[[], float] = time.perf_counter,
+) -> tuple[float, dict[str, tuple[float, float]]]:
     """Median reference time, and per candidate (median time, median of time / reference time),
     each candidate timed right after its own reference sample. `clock` may be time.process_time
     for single-threaded runs on a busy machine: CPU time does not count the slices others take."""

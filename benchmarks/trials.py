@@ -43,7 +43,10 @@ hidden_size = { low = 8, high = 64, log = true }
 # (label, arguments of `odyssey run`, environment). The odyssey command sets OMP_WAIT_POLICY=PASSIVE
 # unless told otherwise; ACTIVE with libgomp's default spin count is what torch does without it.
 SETTINGS = {
-    "1 process, {cores} threads, OpenMP threads spinning (torch's default)": ([], {"OMP_WAIT_POLICY": "ACTIVE", "GOMP_SPINCOUNT": "300000"}),
+    "1 process, {cores} threads, OpenMP threads spinning (torch's default)": (
+        [],
+        {"OMP_WAIT_POLICY": "ACTIVE", "GOMP_SPINCOUNT": "300000"},
+    ),
     "1 process, {cores} threads (odyssey's default, OMP_WAIT_POLICY=PASSIVE)": ([], {}),
     "--jobs {cores}, 1 thread each": (["--jobs", "{cores}"], {}),
 }
@@ -77,7 +80,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="a third of each study's trials")
-    parser.add_argument("--studies", nargs="+", type=Path, help="study files (default: studies/quick.toml and the batch-1 study)")
+    parser.add_argument(
+        "--studies", nargs="+", type=Path, help="study files (default: studies/quick.toml and the batch-1 study)"
+    )
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as tmp:
@@ -85,8 +90,13 @@ def main() -> None:
         batch_one = where / "batch1.toml"
         batch_one.write_text(BATCH_ONE)
         studies = args.studies or [ROOT / "studies" / "quick.toml", batch_one]
-        env = {**os.environ, "ODYSSEY_CACHE_DIR": os.environ.get("ODYSSEY_CACHE_DIR", str(Path.home() / ".cache" / "odyssey"))}
-        print(f"{cores} cores; wall time of `odyssey run` on a fresh storage, median of {args.rounds} alternated run(s)\n")
+        env = {
+            **os.environ,
+            "ODYSSEY_CACHE_DIR": os.environ.get("ODYSSEY_CACHE_DIR", str(Path.home() / ".cache" / "odyssey")),
+        }
+        print(
+            f"{cores} cores; wall time of `odyssey run` on a fresh storage, median of {args.rounds} alternated run(s)\n"
+        )
         print("| study | trials | setting | wall s | trials per CPU-hour | speed vs 1 process |")
         print("|---|---|---|---|---|---|")
         for study in studies:
@@ -96,12 +106,23 @@ def main() -> None:
             for _ in range(args.rounds):
                 for label, (extra, variables) in SETTINGS.items():
                     run_args = [a.format(cores=cores) for a in extra]
-                    seconds[label].append(run_study(study, run_args, {k: v for k, v in env.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")} | variables, where))
+                    seconds[label].append(
+                        run_study(
+                            study,
+                            run_args,
+                            {k: v for k, v in env.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+                            | variables,
+                            where,
+                        )
+                    )
             first = statistics.median(next(iter(seconds.values())))
             for label, times in seconds.items():
                 wall = statistics.median(times)
-                print(f"| {name} | {trials} | {label.format(cores=cores)} | {wall:.1f} | {trials / (wall * cores / 3600):.0f} | "
-                      f"{first / wall:.2f}x |", flush=True)
+                print(
+                    f"| {name} | {trials} | {label.format(cores=cores)} | {wall:.1f} | {trials / (wall * cores / 3600):.0f} | "
+                    f"{first / wall:.2f}x |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

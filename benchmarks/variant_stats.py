@@ -40,7 +40,9 @@ def simulate(studies: int, *, offsets: dict[str, float], trials: int, paired: bo
     different, found, same = 0, Counter(), Counter()
     for seed in range(studies):
         storage = optuna.storages.InMemoryStorage()
-        write_synthetic_study(storage, tasks=("a", "b", "c"), trials=trials, noise=0.05, seed=seed, offsets=offsets, paired=paired)
+        write_synthetic_study(
+            storage, tasks=("a", "b", "c"), trials=trials, noise=0.05, seed=seed, offsets=offsets, paired=paired
+        )
         tests = variant_tests(load_odyssey_trials(storage, "synthetic").complete(), paired=paired)
         different += bool(tests["significant"].eq(True).any())
         for row in tests.itertuples():
@@ -62,11 +64,16 @@ def main() -> None:
         design = "paired" if paired else "random"
         start = time.perf_counter()
         different, _, same = simulate(args.null, offsets=NULL, trials=50, paired=paired)
-        print(f"null, {design}: {different} of {args.null} studies called a variant different; {sum(same.values())} cells called equivalent ({time.perf_counter() - start:.0f} s)")
+        print(
+            f"null, {design}: {different} of {args.null} studies called a variant different; {sum(same.values())} cells called equivalent ({time.perf_counter() - start:.0f} s)"
+        )
         trials = 50 if paired else args.trials
         _, found, _ = simulate(args.paper, offsets=PAPER_OFFSETS, trials=trials, paired=paired)
         cells = 3 * args.paper
-        print(f"paper-shaped, {design}, {trials} trials per cell ({cells} cells per variant): " + ", ".join(f"{v} {verdict} {n}" for (v, verdict), n in sorted(found.items())))
+        print(
+            f"paper-shaped, {design}, {trials} trials per cell ({cells} cells per variant): "
+            + ", ".join(f"{v} {verdict} {n}" for (v, verdict), n in sorted(found.items()))
+        )
 
 
 if __name__ == "__main__":

@@ -25,7 +25,9 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def odyssey(
-    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version.")
+    ] = False,
 ) -> None:
     """odyssey: the LSTM search-space study of Greff et al. (2017) on your own data."""
     import optuna
@@ -44,7 +46,10 @@ def variants(
     from odyssey.console import print_rows
     from odyssey.model.variants import variant_table
 
-    print_rows(variant_table(input_size=input_size, hidden_size=hidden_size), title=f"variants (I={input_size}, H={hidden_size})")
+    print_rows(
+        variant_table(input_size=input_size, hidden_size=hidden_size),
+        title=f"variants (I={input_size}, H={hidden_size})",
+    )
 
 
 StudyArg = Annotated[Path, typer.Argument(help="A study file (TOML), e.g. studies/quick.toml.", show_default=False)]
@@ -56,9 +61,15 @@ def run(
     study: StudyArg,
     storage: StorageOpt = None,
     jobs: Annotated[int, typer.Option(min=1, help="Worker processes on this machine.")] = 1,
-    threads: Annotated[int | None, typer.Option(min=1, help="Torch threads per worker (default: 1 with several jobs).")] = None,
-    extend: Annotated[bool, typer.Option(help="Accept more trials, tasks or variants in a changed study file.")] = False,
-    checkpoint_dir: Annotated[Path | None, typer.Option(help="Per-epoch checkpoints; share it between machines to resume there.")] = None,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="Torch threads per worker (default: 1 with several jobs).")
+    ] = None,
+    extend: Annotated[
+        bool, typer.Option(help="Accept more trials, tasks or variants in a changed study file.")
+    ] = False,
+    checkpoint_dir: Annotated[
+        Path | None, typer.Option(help="Per-epoch checkpoints; share it between machines to resume there.")
+    ] = None,
     force_jobs: Annotated[bool, typer.Option(help="Start --jobs workers even beyond this machine's cores.")] = False,
 ) -> None:
     """Run a study: each (task, variant) cell gets its missing trials. Safe to stop and run again."""
@@ -68,7 +79,14 @@ def run(
 
     study_file = load_study_file(study)
     rows = run_study(
-        study_file, storage_url=storage, jobs=jobs, threads=threads, extend=extend, checkpoint_dir=checkpoint_dir, force_jobs=force_jobs, progress=watch
+        study_file,
+        storage_url=storage,
+        jobs=jobs,
+        threads=threads,
+        extend=extend,
+        checkpoint_dir=checkpoint_dir,
+        force_jobs=force_jobs,
+        progress=watch,
     )
     print_rows(rows, title=study_file.name)
 
@@ -77,7 +95,9 @@ def run(
 def prepare(
     study: StudyArg,
     storage: StorageOpt = None,
-    extend: Annotated[bool, typer.Option(help="Accept more trials, tasks or variants in a changed study file.")] = False,
+    extend: Annotated[
+        bool, typer.Option(help="Accept more trials, tasks or variants in a changed study file.")
+    ] = False,
 ) -> None:
     """Create a study's cells and queue its trials without training: once, before workers on many machines."""
     from odyssey.console import print_rows
@@ -93,11 +113,14 @@ def estimate(
     study: StudyArg,
     jobs: Annotated[int | None, typer.Option(min=1, help="Also project the wall time with this many workers.")] = None,
     epochs: Annotated[int, typer.Option(min=1, help="Timed epochs per (task, variant) and hidden size.")] = 1,
-    share: Annotated[float, typer.Option(min=0.0, max=1.0, help="Time this share of each epoch's batches and scale up by frames.")] = 1.0,
+    share: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Time this share of each epoch's batches and scale up by frames.")
+    ] = 1.0,
 ) -> None:
     """Project a study's CPU-hours (and with --jobs its wall time) from a few timed epochs per cell."""
     from odyssey.console import print_lines, print_rows
-    from odyssey.study.estimate import estimate as estimate_study, summary
+    from odyssey.study.estimate import estimate as estimate_study
+    from odyssey.study.estimate import summary
     from odyssey.study.studyfile import load_study_file
 
     study_file = load_study_file(study)
@@ -125,8 +148,12 @@ def status(
 
 @app.command()
 def tasks(
-    path: Annotated[list[str] | None, typer.Option(help="TASK=PATH: your copy of timit, iam_ondb or jsb (repeatable).")] = None,
-    build: Annotated[bool, typer.Option(help="Build default data sets not cached yet (chorales ~20 s, speech ~20-40 s).")] = False,
+    path: Annotated[
+        list[str] | None, typer.Option(help="TASK=PATH: your copy of timit, iam_ondb or jsb (repeatable).")
+    ] = None,
+    build: Annotated[
+        bool, typer.Option(help="Build default data sets not cached yet (chorales ~20 s, speech ~20-40 s).")
+    ] = False,
 ) -> None:
     """Show every task with its default sizes and metric (cached or instant data only unless --build)."""
     from odyssey.console import print_task_table
@@ -137,9 +164,18 @@ def tasks(
 
 RefitsOpt = Annotated[
     int | None,
-    typer.Option(min=0, help="Resamples behind each interval and refits behind each noise floor; default 12 (the output says); 0: shares only, no intervals or floors.", show_default=False),
+    typer.Option(
+        min=0,
+        help="Resamples behind each interval and refits behind each noise floor; default 12 (the output says); 0: shares only, no intervals or floors.",
+        show_default=False,
+    ),
 ]
-SeedOpt = Annotated[int | None, typer.Option(help="Seed of the forests, resamples and refits (the output says which); default 0.", show_default=False)]
+SeedOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="Seed of the forests, resamples and refits (the output says which); default 0.", show_default=False
+    ),
+]
 
 
 def _given(**options: int | None) -> dict[str, int]:
@@ -149,10 +185,18 @@ def _given(**options: int | None) -> dict[str, int]:
 
 @app.command()
 def importance(
-    storage: Annotated[str, typer.Option(help="Optuna storage URL, e.g. sqlite:///results/mini.db.", show_default=False)],
-    study: Annotated[str, typer.Option(help="The Optuna study's name (any study, not only odyssey's).", show_default=False)],
-    params: Annotated[list[str] | None, typer.Option("--params", help="Parameters to analyse (repeatable); default all.")] = None,
-    objective: Annotated[int | None, typer.Option(min=0, help="Which objective of a multi-objective study (from 0).")] = None,
+    storage: Annotated[
+        str, typer.Option(help="Optuna storage URL, e.g. sqlite:///results/mini.db.", show_default=False)
+    ],
+    study: Annotated[
+        str, typer.Option(help="The Optuna study's name (any study, not only odyssey's).", show_default=False)
+    ],
+    params: Annotated[
+        list[str] | None, typer.Option("--params", help="Parameters to analyse (repeatable); default all.")
+    ] = None,
+    objective: Annotated[
+        int | None, typer.Option(min=0, help="Which objective of a multi-objective study (from 0).")
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
     refits: RefitsOpt = None,
     seed: SeedOpt = None,
@@ -160,7 +204,9 @@ def importance(
     """Variance shares of each hyperparameter and pair (fANOVA; log-sampled ones in log10), with intervals, noise floors and trial counts."""
     from odyssey.console import print_importance
 
-    print_importance(storage=storage, study=study, params=params, objective=objective, fmt=fmt, **_given(refits=refits, seed=seed))
+    print_importance(
+        storage=storage, study=study, params=params, objective=objective, fmt=fmt, **_given(refits=refits, seed=seed)
+    )
 
 
 @app.command()
@@ -177,7 +223,9 @@ def report(
     from odyssey.study.studyfile import resolve_storage
 
     url, name = resolve_storage(study, storage, name)
-    typer.echo(f"wrote {build_report(storage=url, name=name, out_dir=out, study_file=study, **_given(refits=refits, seed=seed))}")
+    typer.echo(
+        f"wrote {build_report(storage=url, name=name, out_dir=out, study_file=study, **_given(refits=refits, seed=seed))}"
+    )
 
 
 def main() -> None:

@@ -34,7 +34,9 @@ def print_rows(rows: Sequence[dict[str, object]], *, title: str | None = None) -
     for key, value in rows[0].items():
         table.add_column(str(key), justify="right" if isinstance(value, (int, float)) else "left")
     for row in rows:
-        table.add_row(*(f"{v:,}" if isinstance(v, int) else f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values()))
+        table.add_row(
+            *(f"{v:,}" if isinstance(v, int) else f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values())
+        )
     console.print(table)
 
 
@@ -54,7 +56,12 @@ NOTE_STYLES = {"path": "dim", "build": "yellow", "error": "red"}
 
 def print_task_table(listing: TaskListing, *, out: Console | None = None) -> None:
     """`odyssey tasks`: odyssey.tasks.task_table's listing as a table, then a note per task."""
-    table = Table(title=f"tasks with default options (cache: {listing.cache})", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table = Table(
+        title=f"tasks with default options (cache: {listing.cache})",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
     for column in listing.columns:
         # no_wrap: the numbers stay whole in an 80-column terminal; the prose goes below the table.
         table.add_column(column, justify="left" if column in ("task", "net", "metric") else "right", no_wrap=True)
@@ -64,7 +71,9 @@ def print_task_table(listing: TaskListing, *, out: Console | None = None) -> Non
     out.print(table)
     for line in listing.lines:
         style = NOTE_STYLES.get(line.missing)
-        out.print(f"[bold]{line.name}[/bold]: {line.about}" + (f" [{style}]{escape(line.reason)}[/{style}]" if style else ""))
+        out.print(
+            f"[bold]{line.name}[/bold]: {line.about}" + (f" [{style}]{escape(line.reason)}[/{style}]" if style else "")
+        )
 
 
 def _best(value: float) -> str:
@@ -78,16 +87,25 @@ def _progress_table(rows: list[dict[str, object]], *, started: float, done_at_st
     elapsed = time.monotonic() - started
     finished_now = done - done_at_start
     eta = f"{elapsed / finished_now * (planned - done):.0f} s" if finished_now else "-"
-    table = Table(title=f"{done}/{planned} trials done, {elapsed:.0f} s elapsed, ETA {eta} ({jobs} job{'s' * (jobs > 1)})")
+    table = Table(
+        title=f"{done}/{planned} trials done, {elapsed:.0f} s elapsed, ETA {eta} ({jobs} job{'s' * (jobs > 1)})"
+    )
     for column in ("cell", "done", "failed", "running now", "best"):
         table.add_column(column, justify="left" if column in ("cell", "running now") else "right")
     for r in rows:
-        table.add_row(r["cell"], f"{r['complete'] + r['failed']}/{r['planned']}", str(r["failed"]), r["now"], _best(r["best"]))
+        table.add_row(
+            r["cell"], f"{r['complete'] + r['failed']}/{r['planned']}", str(r["failed"]), r["now"], _best(r["best"])
+        )
     return table
 
 
 def watch(
-    cells: Callable[[], list[dict[str, object]]], *, running: Callable[[], bool], jobs: int, out: Console | None = None, poll: float = 1.0
+    cells: Callable[[], list[dict[str, object]]],
+    *,
+    running: Callable[[], bool],
+    jobs: int,
+    out: Console | None = None,
+    poll: float = 1.0,
 ) -> None:
     """Show a run's progress until `running()` turns false: a live table on a terminal, a line per finished
     trial otherwise. `cells()` reads the rows of study.status.cell_rows afresh."""
@@ -96,7 +114,11 @@ def watch(
     rows = cells()
     done_at_start = sum(r["complete"] + r["failed"] for r in rows)
     if out.is_terminal:
-        with Live(_progress_table(rows, started=started, done_at_start=done_at_start, jobs=jobs), console=out, refresh_per_second=2) as live:
+        with Live(
+            _progress_table(rows, started=started, done_at_start=done_at_start, jobs=jobs),
+            console=out,
+            refresh_per_second=2,
+        ) as live:
             while running():
                 time.sleep(poll)
                 live.update(_progress_table(cells(), started=started, done_at_start=done_at_start, jobs=jobs))
@@ -125,17 +147,32 @@ def print_importance(
     refits: int | None = None,
 ) -> None:
     """`odyssey importance`: the shares of every set of trials as tables, CSV or JSON; refits None: the library's default."""
-    from .analysis.importance import FORMATS, importance_csv, importance_document, importance_footer, importance_tables, study_importance
+    from .analysis.importance import (
+        FORMATS,
+        importance_csv,
+        importance_document,
+        importance_footer,
+        importance_tables,
+        study_importance,
+    )
     from .errors import OdysseyError
 
     if fmt not in FORMATS:
         raise OdysseyError(f"unknown format {fmt!r}; use one of: {', '.join(FORMATS)}")
     given = {"refits": refits} if refits is not None else {}
-    table, spaces = study_importance(storage=storage, study=study, params=params, objective=objective, seed=seed, **given)
+    table, spaces = study_importance(
+        storage=storage, study=study, params=params, objective=objective, seed=seed, **given
+    )
     if fmt == "csv":
         sys.stdout.write(importance_csv(table))
     elif fmt == "json":
-        print(json.dumps(importance_document(table, spaces, study=study, objective=objective, seed=seed), indent=2, allow_nan=False))
+        print(
+            json.dumps(
+                importance_document(table, spaces, study=study, objective=objective, seed=seed),
+                indent=2,
+                allow_nan=False,
+            )
+        )
     else:
         for title, rows in importance_tables(table, spaces, study=study):
             print_rows(rows, title=title)

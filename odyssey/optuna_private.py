@@ -97,13 +97,25 @@ def trial_rows(backend: RDBStorage, study_id: int, *, objective: int = 0) -> lis
     import sqlalchemy as sa
     from optuna.storages._rdb import models
 
-    trials, values, params = models.TrialModel.__table__, models.TrialValueModel.__table__, models.TrialParamModel.__table__
+    trials, values, params = (
+        models.TrialModel.__table__,
+        models.TrialValueModel.__table__,
+        models.TrialParamModel.__table__,
+    )
     query = (
-        sa.select(trials.c.number, trials.c.state, values.c.value, values.c.value_type, params.c.param_name, params.c.param_value, params.c.distribution_json)
+        sa.select(
+            trials.c.number,
+            trials.c.state,
+            values.c.value,
+            values.c.value_type,
+            params.c.param_name,
+            params.c.param_value,
+            params.c.distribution_json,
+        )
         .select_from(
-            trials.outerjoin(values, sa.and_(values.c.trial_id == trials.c.trial_id, values.c.objective == objective)).outerjoin(
-                params, params.c.trial_id == trials.c.trial_id
-            )
+            trials.outerjoin(
+                values, sa.and_(values.c.trial_id == trials.c.trial_id, values.c.objective == objective)
+            ).outerjoin(params, params.c.trial_id == trials.c.trial_id)
         )
         .where(trials.c.study_id == study_id)
     )

@@ -64,17 +64,34 @@ STOPPED = "stopped"
 RESUMED_FROM = "resumed_from_epoch"
 
 
-def start_attrs(*, task: str, variant: str, metric: str, parameter_count: int, versions: dict[str, str], inactive: list[str]) -> dict[str, object]:
+def start_attrs(
+    *, task: str, variant: str, metric: str, parameter_count: int, versions: dict[str, str], inactive: list[str]
+) -> dict[str, object]:
     """What a trial stores when its training starts (status and report read them while it runs)."""
-    attrs: dict[str, object] = {TASK: task, VARIANT: variant, METRIC: metric, PARAMETER_COUNT: parameter_count, VERSIONS: versions}
+    attrs: dict[str, object] = {
+        TASK: task,
+        VARIANT: variant,
+        METRIC: metric,
+        PARAMETER_COUNT: parameter_count,
+        VERSIONS: versions,
+    }
     if inactive:
         attrs[INACTIVE] = inactive
     return attrs
 
 
-def result_attrs(*, test_metric: float, epochs: int, best_epoch: int, seconds: float, stopped: str, resumed_from: int) -> dict[str, object]:
+def result_attrs(
+    *, test_metric: float, epochs: int, best_epoch: int, seconds: float, stopped: str, resumed_from: int
+) -> dict[str, object]:
     """What a trial stores when its training finishes, with its validation value (queue.finish writes them)."""
-    return {TEST_METRIC: test_metric, EPOCHS: epochs, BEST_EPOCH: best_epoch, SECONDS: seconds, STOPPED: stopped, RESUMED_FROM: resumed_from}
+    return {
+        TEST_METRIC: test_metric,
+        EPOCHS: epochs,
+        BEST_EPOCH: best_epoch,
+        SECONDS: seconds,
+        STOPPED: stopped,
+        RESUMED_FROM: resumed_from,
+    }
 
 
 # --- one stored trial, read back ----------------------------------------------------------------

@@ -66,7 +66,9 @@ def check_folder(url: str, *, create: bool, reading: bool = False) -> Path | Non
     report): a missing file is a study not run yet, whatever its folder."""
     path = sqlite_path(url) or journal_path(url)
     if reading and path is not None and not path.exists():
-        raise StorageError(f"{url}: no storage yet (the file {path} does not exist): run the study first (odyssey run STUDY.toml), or give the --storage it ran with")
+        raise StorageError(
+            f"{url}: no storage yet (the file {path} does not exist): run the study first (odyssey run STUDY.toml), or give the --storage it ran with"
+        )
     if path is not None and not path.parent.is_dir():
         if not create:
             raise StorageError(f"{url}: the folder {path.parent} does not exist (create it, or check the path)")
@@ -101,7 +103,9 @@ def open_storage(url: str, *, must_exist: bool = False, create_folder: bool = Fa
     import sqlalchemy.exc
 
     if url.startswith("postgres://"):  # Heroku's and libpq's spelling; SQLAlchemy knows only postgresql://
-        raise StorageError(f"{mask_url(url)}: unknown storage scheme 'postgres://'; write postgresql://{mask_url(url).removeprefix('postgres://')}")
+        raise StorageError(
+            f"{mask_url(url)}: unknown storage scheme 'postgres://'; write postgresql://{mask_url(url).removeprefix('postgres://')}"
+        )
     path = check_folder(url, create=create_folder, reading=must_exist)
     engine_kwargs: dict = {}
     if path is not None:
@@ -149,7 +153,9 @@ def _check_writable(url: str, path: Path) -> None:
     import os
     import sqlite3
 
-    what = f"{url}: cannot write to the storage, so odyssey run and prepare cannot use it (status and report only read it)"
+    what = (
+        f"{url}: cannot write to the storage, so odyssey run and prepare cannot use it (status and report only read it)"
+    )
     if not os.access(path.parent, os.W_OK):
         raise StorageError(f"{what}: the folder {path.parent} is read-only")
     if not path.exists():

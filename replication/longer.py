@@ -46,7 +46,11 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", required=True)
     parser.add_argument("--epochs", type=int, required=True)
     parser.add_argument("--patience", type=int, required=True)
-    parser.add_argument("--from", dest="source", help="train every variant on this variant's best hyperparameters, or on each cell's best ('each')")
+    parser.add_argument(
+        "--from",
+        dest="source",
+        help="train every variant on this variant's best hyperparameters, or on each cell's best ('each')",
+    )
     args = parser.parse_args()
     with training_threads(1):  # as a study's worker trains
         retrain(args)
@@ -59,21 +63,33 @@ def retrain(args: argparse.Namespace) -> None:
     trials = load_odyssey_trials(open_existing(args.storage), study_file.name).complete()
     trials = trials[trials["task"] == args.task]
     if args.source == "each":
-        top = trials.dropna(subset=["test_metric"]).sort_values(["value", "number"]).groupby("variant").head(1)  # lower is better
+        top = (
+            trials.dropna(subset=["test_metric"]).sort_values(["value", "number"]).groupby("variant").head(1)
+        )  # lower is better
     else:
         top = best_trials(trials[trials["variant"].isin([args.source] if args.source else args.variants)])
-    runs = [(variant, row._asdict()) for variant in args.variants for row in top.itertuples(index=False)] if args.source else [
-        (row.variant, row._asdict()) for row in top.itertuples(index=False)
-    ]
+    runs = (
+        [(variant, row._asdict()) for variant in args.variants for row in top.itertuples(index=False)]
+        if args.source
+        else [(row.variant, row._asdict()) for row in top.itertuples(index=False)]
+    )
     tests: dict[str, list[float]] = {}
-    source = "each cell's best configuration" if args.source == "each" else f"{args.source}'s best 10%" if args.source else "the best 10%"
+    source = (
+        "each cell's best configuration"
+        if args.source == "each"
+        else f"{args.source}'s best 10%"
+        if args.source
+        else "the best 10%"
+    )
     print(f"{args.task}: {source} retrained for at most {args.epochs} epochs, patience {args.patience}")
     print("variant | trial (of its cell) | hidden | stored test | retrained test | epochs | best epoch | seconds")
     for variant, row in runs:
-        values = {k[len(PREFIX):]: v for k, v in row.items() if k.startswith(PREFIX) and v == v}
+        values = {k[len(PREFIX) :]: v for k, v in row.items() if k.startswith(PREFIX) and v == v}
         values["hidden_size"] = int(values["hidden_size"])
         config = trial_settings(training, values)
-        seed = derive_seed(study_file.seed, args.task, row["variant"], row["number"])  # a first attempt's slot is its number
+        seed = derive_seed(
+            study_file.seed, args.task, row["variant"], row["number"]
+        )  # a first attempt's slot is its number
         torch.manual_seed(seed)
         start = time.perf_counter()
         stored = f"{row['test_metric']:.4f}" if variant == row["variant"] else "-"
@@ -81,7 +97,9 @@ def retrain(args: argparse.Namespace) -> None:
             result = train(network_for(task, variant, config), task, config=config, seed=seed)
         except Diverged as err:  # as the study counts it: a failed trial, left out of the statistics
             tests.setdefault(variant, []).append(math.nan)
-            print(f"{variant} | {row['variant']} {row['number']} | {config.hidden_size} | {stored} | diverged: {err} | | | {time.perf_counter() - start:.0f}")
+            print(
+                f"{variant} | {row['variant']} {row['number']} | {config.hidden_size} | {stored} | diverged: {err} | | | {time.perf_counter() - start:.0f}"
+            )
             continue
         tests.setdefault(variant, []).append(result.test)
         print(
@@ -93,9 +111,19 @@ def retrain(args: argparse.Namespace) -> None:
     for variant in args.variants:
         mine = np.array(tests[variant])
         done, both = np.isfinite(mine), np.isfinite(mine) & np.isfinite(reference) if args.source else None
-        welch = stats.ttest_ind(mine[done], reference[np.isfinite(reference)], equal_var=False).pvalue if variant != VANILLA else math.nan
-        paired = f" | {stats.ttest_rel(mine[both], reference[both]).pvalue:.2g}" if args.source and variant != VANILLA else (" | " if args.source else "")
-        print(f"{variant} | {done.sum()} of {len(mine)} | {mine[done].mean():.4g} | {mine[done].mean() - np.nanmean(reference):+.3g} | {welch:.2g}{paired}")
+        welch = (
+            stats.ttest_ind(mine[done], reference[np.isfinite(reference)], equal_var=False).pvalue
+            if variant != VANILLA
+            else math.nan
+        )
+        paired = (
+            f" | {stats.ttest_rel(mine[both], reference[both]).pvalue:.2g}"
+            if args.source and variant != VANILLA
+            else (" | " if args.source else "")
+        )
+        print(
+            f"{variant} | {done.sum()} of {len(mine)} | {mine[done].mean():.4g} | {mine[done].mean() - np.nanmean(reference):+.3g} | {welch:.2g}{paired}"
+        )
 
 
 if __name__ == "__main__":

@@ -71,7 +71,10 @@ STEP = 1e-2
 LARGE_STEP = 1e-1
 INPUTS = {
     "log10(lr)": lambda f: [np.log10(f["params_learning_rate"])],
-    "log10(lr), log10(1 - m)": lambda f: [np.log10(f["params_learning_rate"]), np.log10(f["params_one_minus_momentum"])],
+    "log10(lr), log10(1 - m)": lambda f: [
+        np.log10(f["params_learning_rate"]),
+        np.log10(f["params_one_minus_momentum"]),
+    ],
     "log10(lr / (1 - m))": lambda f: [np.log10(f["params_learning_rate"] / f["params_one_minus_momentum"])],
 }
 # longer.py --from each outputs, committed in retrained/: 12 epochs as the study, and 40 (patience 15)
@@ -84,9 +87,32 @@ LEARNT, STILL, TRAINS = {"handwriting": 0.9}, 1e-4, 0.03
 # and NIAF worse on TIMIT and IAM Online but not on JSB; CIFG and NP no different; FGR worse on JSB (?).
 _GATES = {"NIG": "worse", "NOG": "worse", "NIAF": "worse"}
 PAPER = {
-    "chorales": {"NIG": "not different", "NFG": "worse", "NOG": "not different", "NIAF": "not different", "NOAF": "worse", "NP": "not different", "CIFG": "not different", "FGR": "worse (?)"},
-    "speech": {**_GATES, "NFG": "worse", "NOAF": "worse", "NP": "not different", "CIFG": "not different", "FGR": "not different"},
-    "handwriting": {**_GATES, "NFG": "worse", "NOAF": "worse", "NP": "not different", "CIFG": "not different", "FGR": "not different"},
+    "chorales": {
+        "NIG": "not different",
+        "NFG": "worse",
+        "NOG": "not different",
+        "NIAF": "not different",
+        "NOAF": "worse",
+        "NP": "not different",
+        "CIFG": "not different",
+        "FGR": "worse (?)",
+    },
+    "speech": {
+        **_GATES,
+        "NFG": "worse",
+        "NOAF": "worse",
+        "NP": "not different",
+        "CIFG": "not different",
+        "FGR": "not different",
+    },
+    "handwriting": {
+        **_GATES,
+        "NFG": "worse",
+        "NOAF": "worse",
+        "NP": "not different",
+        "CIFG": "not different",
+        "FGR": "not different",
+    },
 }
 
 
@@ -107,7 +133,10 @@ def _step(trials: pd.DataFrame) -> str:
             rows.append([task, str(len(cell)), *["too few trials"] * len(INPUTS)])
             continue
         y = _metric(cell, task)
-        forests = [fit_forest(np.column_stack(inputs(cell)), y, trees=128, min_samples_leaf=5, seed=0, oob=True) for inputs in INPUTS.values()]
+        forests = [
+            fit_forest(np.column_stack(inputs(cell)), y, trees=128, min_samples_leaf=5, seed=0, oob=True)
+            for inputs in INPUTS.values()
+        ]
         rows.append([task, str(len(cell)), *(f"{forest.oob_score_:.3f}" for forest in forests)])
     return _table(["task", "trials", *(f"R^2 on {name}" for name in INPUTS)], rows)
 
@@ -122,9 +151,17 @@ def _hidden(trials: pd.DataFrame) -> str:
             continue
         cell = cell.assign(value=_metric(cell, task))
         rho, p = stats.spearmanr(cell["params_hidden_size"], cell["value"])
-        medians = cell.groupby(pd.cut(cell["params_hidden_size"], edges, include_lowest=True), observed=False)["value"].median()
+        medians = cell.groupby(pd.cut(cell["params_hidden_size"], edges, include_lowest=True), observed=False)[
+            "value"
+        ].median()
         rows.append([task, str(len(cell)), f"{rho:+.2f}", f"{p:.2g}", " / ".join(f"{m:.4g}" for m in medians)])
-    header = ["task", f"trials with lr / (1 - m) >= {STEP:g}", "Spearman (hidden, metric)", "p", "median metric at hidden 20-43 / 43-93 / 93-200"]
+    header = [
+        "task",
+        f"trials with lr / (1 - m) >= {STEP:g}",
+        "Spearman (hidden, metric)",
+        "p",
+        "median metric at hidden 20-43 / 43-93 / 93-200",
+    ]
     return _table(header, rows)
 
 
@@ -143,7 +180,10 @@ def _draws(trials: pd.DataFrame) -> str:
     large = trials["params_learning_rate"] / trials["params_one_minus_momentum"] >= LARGE_STEP
     counts = trials[large].groupby(["task", "variant"]).size()
     totals = trials.groupby(["task", "variant"]).size()
-    rows = [[task, *(f"{counts.get((task, v), 0)}/{totals.get((task, v), 0)}" for v in variants)] for task in sorted(trials["task"].unique())]
+    rows = [
+        [task, *(f"{counts.get((task, v), 0)}/{totals.get((task, v), 0)}" for v in variants)]
+        for task in sorted(trials["task"].unique())
+    ]
     return _table([f"complete trials with lr / (1 - m) >= {LARGE_STEP:g}", *variants], rows)
 
 
@@ -182,11 +222,23 @@ def _capped(loaded, trials: pd.DataFrame) -> str:
             terms = terms_table(analyse(frame, scales=scales, target=target, seed=0))
             shares[target] = {row.term: row for row in terms.itertuples()}
         lr, pair = "log10(learning_rate)", "log10(learning_rate) × log10(one_minus_momentum)"
-        rows.append([
-            task, str(len(cell)), f"{largest:.2f} (CER {', '.join(f'{v:.3g}' for v in y[far])})",
-            *(_share(pd.Series(shares[t][term]._asdict())) for term in (lr, pair) for t in ("value", "capped")),
-        ])
-    header = ["task", "trials", "variance share of the farthest values", "learning rate", "learning rate, metric capped at the untrained one", "learning rate × 1 - momentum", "the same, capped"]
+        rows.append(
+            [
+                task,
+                str(len(cell)),
+                f"{largest:.2f} (CER {', '.join(f'{v:.3g}' for v in y[far])})",
+                *(_share(pd.Series(shares[t][term]._asdict())) for term in (lr, pair) for t in ("value", "capped")),
+            ]
+        )
+    header = [
+        "task",
+        "trials",
+        "variance share of the farthest values",
+        "learning rate",
+        "learning rate, metric capped at the untrained one",
+        "learning rate × 1 - momentum",
+        "the same, capped",
+    ]
     return _table(header, rows)
 
 
@@ -218,16 +270,41 @@ def _variants(tests: pd.DataFrame, task: str) -> str:
     rows = []
     for row in tests[tests["task"] == task].itertuples():
         if row.variant == VANILLA:
-            rows.append([task, VANILLA, f"{row.complete}", f"{row.mean:.4g}", "—", "—", "—", "reference", "reference", "—", "—", "—"])
+            rows.append(
+                [
+                    task,
+                    VANILLA,
+                    f"{row.complete}",
+                    f"{row.mean:.4g}",
+                    "—",
+                    "—",
+                    "—",
+                    "reference",
+                    "reference",
+                    "—",
+                    "—",
+                    "—",
+                ]
+            )
             continue
         tested = math.isfinite(row.p)
         verdict = row.verdict if isinstance(row.verdict, str) and tested else ""
-        rows.append([
-            task, row.variant, f"{row.complete}", f"{row.mean:.4g}" if math.isfinite(row.mean) else "n/a",
-            _interval(row.difference, row.low, row.high), _p(row.p), _p(row.p_adjusted), VERDICT_WORDS.get(verdict, "untested"),
-            PAPER[task][row.variant], agreement(verdict, PAPER[task][row.variant]),
-            f"{row.detectable_sd:.2f}" if tested else "n/a", f"{row.trials_needed:,.0f}" if math.isfinite(row.trials_needed) else "n/a",
-        ])
+        rows.append(
+            [
+                task,
+                row.variant,
+                f"{row.complete}",
+                f"{row.mean:.4g}" if math.isfinite(row.mean) else "n/a",
+                _interval(row.difference, row.low, row.high),
+                _p(row.p),
+                _p(row.p_adjusted),
+                VERDICT_WORDS.get(verdict, "untested"),
+                PAPER[task][row.variant],
+                agreement(verdict, PAPER[task][row.variant]),
+                f"{row.detectable_sd:.2f}" if tested else "n/a",
+                f"{row.trials_needed:,.0f}" if math.isfinite(row.trials_needed) else "n/a",
+            ]
+        )
     header = [
         "task", "variant", "complete", "test mean, best 10%", "vs V [95%]", "p", "p, Holm", "odyssey", "paper", "agrees?",
         "detects (SDs)", "trials to decide",
@@ -235,7 +312,13 @@ def _variants(tests: pd.DataFrame, task: str) -> str:
     return _table(header, rows)
 
 
-IMPORTANCE_CLAIMS = ("the learning rate", "hidden size", "momentum", "input noise", "interactions")  # claims.py's, by how they start
+IMPORTANCE_CLAIMS = (
+    "the learning rate",
+    "hidden size",
+    "momentum",
+    "input noise",
+    "interactions",
+)  # claims.py's, by how they start
 
 
 def _counts(tests: pd.DataFrame) -> dict[str, dict[str, int]]:
@@ -243,17 +326,33 @@ def _counts(tests: pd.DataFrame) -> dict[str, dict[str, int]]:
     counted = {}
     for task in TASKS:
         rows = tests[(tests["task"] == task) & (tests["variant"] != VANILLA)]
-        found = [agreement(r.verdict if isinstance(r.verdict, str) and math.isfinite(r.p) else "", PAPER[task][r.variant]) for r in rows.itertuples()]
+        found = [
+            agreement(r.verdict if isinstance(r.verdict, str) and math.isfinite(r.p) else "", PAPER[task][r.variant])
+            for r in rows.itertuples()
+        ]
         counted[task] = {word: found.count(word) for word in ("agrees", "disagrees", "not decided", "untested")}
     return counted
 
 
 def _count_table(tests: pd.DataFrame, claims: pd.DataFrame) -> str:
     counted = _counts(tests)
-    rows = [[task, *(str(counted[task][word]) for word in ("agrees", "disagrees", "not decided", "untested"))] for task in TASKS]
+    rows = [
+        [task, *(str(counted[task][word]) for word in ("agrees", "disagrees", "not decided", "untested"))]
+        for task in TASKS
+    ]
     importance = claims[claims["claim"].str.startswith(IMPORTANCE_CLAIMS)]
-    rows.append(["importance findings (all tasks)", *(str(int((importance["verdict"] == word).sum())) for word in ("agrees", "disagrees", "not decided", "cannot be checked"))])
-    return _table(["the paper's verdicts", "odyssey agrees", "disagrees", "not decided", "untested / cannot be checked"], rows)
+    rows.append(
+        [
+            "importance findings (all tasks)",
+            *(
+                str(int((importance["verdict"] == word).sum()))
+                for word in ("agrees", "disagrees", "not decided", "cannot be checked")
+            ),
+        ]
+    )
+    return _table(
+        ["the paper's verdicts", "odyssey agrees", "disagrees", "not decided", "untested / cannot be checked"], rows
+    )
 
 
 def _listing(tests: pd.DataFrame, task: str, verdicts: tuple[str, ...]) -> list[str]:
@@ -270,7 +369,11 @@ def summary_paragraph(tests: pd.DataFrame, claims: pd.DataFrame, frame: pd.DataF
     differences = []
     for task in TASKS:
         worse, better, same = (_listing(tests, task, (v,)) for v in ("worse", "better", "equivalent"))
-        parts = [f"{', '.join(worse)} worse" if worse else "", f"{', '.join(better)} better" if better else "", f"{', '.join(same)} the same" if same else ""]
+        parts = [
+            f"{', '.join(worse)} worse" if worse else "",
+            f"{', '.join(better)} better" if better else "",
+            f"{', '.join(same)} the same" if same else "",
+        ]
         said = "; ".join(p for p in parts if p) or "no variant told apart from V"
         differences.append(f"{task}: {said}")
     importance = claims[claims["claim"].str.startswith(IMPORTANCE_CLAIMS)]
@@ -285,10 +388,14 @@ def summary_paragraph(tests: pd.DataFrame, claims: pd.DataFrame, frame: pd.DataF
         f"random-search trials (`replication/study.toml`; {len(frame):,} trials, {done['seconds'].sum() / 3600:.1f} CPU-hours), "
         "with corrected p-values, differences with 95% intervals, equivalence tests, importance shares with intervals, box plots "
         f"and marginals. Of the paper's {pairs} verdicts on a variant against vanilla, odyssey's tests (Holm-corrected over all "
-        f"{pairs}; \"no different\" only where two one-sided tests show it) agree with {total['agrees']}, disagree with "
+        f'{pairs}; "no different" only where two one-sided tests show it) agree with {total["agrees"]}, disagree with '
         f"{total['disagrees']} and leave {total['not decided']} not decided: 5 best trials against 5 detect only differences of "
-        f"about {detects:.1f} pooled SDs after the correction. Told apart from V: " + "; ".join(differences) + ". The paper's "
-        "importance findings, task by task: " + "; ".join(f"{claim}: {said}" for claim, said in verdicts.items()) + ". The "
+        f"about {detects:.1f} pooled SDs after the correction. Told apart from V: "
+        + "; ".join(differences)
+        + ". The paper's "
+        "importance findings, task by task: "
+        + "; ".join(f"{claim}: {said}" for claim, said in verdicts.items())
+        + ". The "
         "retraining the document adds (each cell's best configurations, longer training) is reported beside these counts, "
         "not in them: on handwriting every variant was retrained on the same nine configurations, but on chorales and speech "
         "only the variants that disagreed were, so counting those would move verdicts one way only."
@@ -318,7 +425,9 @@ def _importance(terms: pd.DataFrame) -> str:
     def cells(pick) -> list[str]:
         return [pick(by_task[task]) if len(by_task[task]) else "—" for task in TASKS]
 
-    rows = [[name, *cells(lambda t, term=term: _share(t.loc[term])), paper] for term, (name, paper) in IMPORTANCE.items()]
+    rows = [
+        [name, *cells(lambda t, term=term: _share(t.loc[term])), paper] for term, (name, paper) in IMPORTANCE.items()
+    ]
 
     def largest_pair(t: pd.DataFrame) -> str:
         term = t[t["kind"] == "pair"]["mean"].idxmax()
@@ -331,7 +440,10 @@ def _importance(terms: pd.DataFrame) -> str:
 
 
 def _claims(claims: pd.DataFrame) -> str:
-    rows = [[claim, *(dict(zip(group["task"], group["verdict"])).get(t, "—") for t in TASKS)] for claim, group in claims.groupby("claim", sort=False)]
+    rows = [
+        [claim, *(dict(zip(group["task"], group["verdict"])).get(t, "—") for t in TASKS)]
+        for claim, group in claims.groupby("claim", sort=False)
+    ]
     return _table(["claim (paper)", *TASKS], rows)
 
 
@@ -339,7 +451,9 @@ def _status(frame: pd.DataFrame, planned: int) -> str:
     finished = frame[frame["state"].isin(["COMPLETE", "FAIL"])]
     failed = finished[finished["state"] == "FAIL"]
     diverged = int(failed["failure"].str.startswith("training loss became").sum())
-    why = f"{len(failed)} of them failed" + (": they diverged" if diverged == len(failed) else f", {diverged} by diverging")
+    why = f"{len(failed)} of them failed" + (
+        ": they diverged" if diverged == len(failed) else f", {diverged} by diverging"
+    )
     per_task = ", ".join(
         f"{task} complete" if done == planned // len(TASKS) else f"{task} {done} of {planned // len(TASKS)}"
         for task in TASKS
@@ -407,10 +521,17 @@ def _same_configurations(path: Path) -> str:
             rows.append([variant, trained, "n/a", "n/a", "n/a", "n/a", "0 of 0"])
             continue
         p = stats.ttest_rel(mine, vanilla).pvalue if len(both) > 1 else math.nan
-        rows.append([
-            variant, trained, f"{mine.mean():.4g}", f"{vanilla.mean():.4g}",
-            f"{(mine - vanilla).mean():+.3g}", _p(p), f"{(mine < vanilla).sum()} of {len(both)}",
-        ])
+        rows.append(
+            [
+                variant,
+                trained,
+                f"{mine.mean():.4g}",
+                f"{vanilla.mean():.4g}",
+                f"{(mine - vanilla).mean():+.3g}",
+                _p(p),
+                f"{(mine < vanilla).sum()} of {len(both)}",
+            ]
+        )
     header = ["variant", "trained", "mean test", "V's, on the same", "vs V", "p (paired)", "lower than V on"]
     return _table(header, rows)
 
@@ -436,7 +557,11 @@ def blocks(storage: str = STORAGE, report: Path = REPORT) -> dict[str, str]:
     planned = spec["trials"] * len(spec["tasks"]) * len(spec["variants"])
     tests = pd.read_csv(report / "variant_stats.csv")
     claims = pd.read_csv(report / "claims.csv")
-    quoted = {"status": _status(loaded.frame, planned), "cost": _cost(loaded.frame, planned), "table:claims": _claims(claims)}
+    quoted = {
+        "status": _status(loaded.frame, planned),
+        "cost": _cost(loaded.frame, planned),
+        "table:claims": _claims(claims),
+    }
     quoted["table:count"] = _count_table(tests, claims)
     quoted["table:importance"] = _importance(pd.read_csv(report / "importance.csv"))
     quoted |= {f"table:{task}": _variants(tests, task) for task in TASKS}
@@ -447,15 +572,24 @@ def blocks(storage: str = STORAGE, report: Path = REPORT) -> dict[str, str]:
 def readme_blocks(storage: str = STORAGE, report: Path = REPORT) -> dict[str, str]:
     """The README's paragraph on the replication, from the same storage and report."""
     loaded = load_odyssey_trials(open_existing(storage), "replication")
-    paragraph = summary_paragraph(pd.read_csv(report / "variant_stats.csv"), pd.read_csv(report / "claims.csv"), loaded.frame)
-    return {"replication": textwrap.fill(paragraph, width=100, break_long_words=False, break_on_hyphens=False)}  # the README's width
+    paragraph = summary_paragraph(
+        pd.read_csv(report / "variant_stats.csv"), pd.read_csv(report / "claims.csv"), loaded.frame
+    )
+    return {
+        "replication": textwrap.fill(paragraph, width=100, break_long_words=False, break_on_hyphens=False)
+    }  # the README's width
 
 
 def write(document: Path, quoted: dict[str, str]) -> None:
     """Put each block between its markers in `document`; a block the document lacks is an error."""
     text = document.read_text()
     for name, block in quoted.items():
-        text, found = re.subn(rf"(<!-- {re.escape(name)} -->\n).*?(<!-- end -->)", lambda m: m.group(1) + block + "\n" + m.group(2), text, flags=re.S)
+        text, found = re.subn(
+            rf"(<!-- {re.escape(name)} -->\n).*?(<!-- end -->)",
+            lambda m: m.group(1) + block + "\n" + m.group(2),
+            text,
+            flags=re.S,
+        )
         if found != 1:
             raise SystemExit(f"{document}: expected one '<!-- {name} -->' ... '<!-- end -->' block, found {found}")
     document.write_text(text)
@@ -464,7 +598,9 @@ def write(document: Path, quoted: dict[str, str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--storage", default=STORAGE)
-    parser.add_argument("--write", action="store_true", help=f"fill the quoted blocks of {DOCUMENT.name} (after writing the report)")
+    parser.add_argument(
+        "--write", action="store_true", help=f"fill the quoted blocks of {DOCUMENT.name} (after writing the report)"
+    )
     args = parser.parse_args()
     if args.write:
         write(DOCUMENT, blocks(args.storage))

@@ -58,11 +58,17 @@ def odyssey_command() -> list[str]:
 def cli(odyssey_command):
     """Run `odyssey ARGS` in a subprocess; with check, a non-zero exit fails the test showing both streams."""
 
-    def run(*args: str, cwd: Path | None = None, check: bool = True, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    def run(
+        *args: str, cwd: Path | None = None, check: bool = True, env: dict | None = None, timeout: float = 600
+    ) -> subprocess.CompletedProcess:
         environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-        result = subprocess.run([*odyssey_command, *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(
+            [*odyssey_command, *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout
+        )
         if check and result.returncode != 0:
-            raise AssertionError(f"odyssey {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+            raise AssertionError(
+                f"odyssey {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+            )
         return result
 
     return run
@@ -87,9 +93,14 @@ def tiny_study(tmp_path):
     """Write TINY_STUDY as tiny.toml in a folder (tmp_path unless given), with its settings changed or text
     appended; returns its path."""
 
-    def write(folder: Path | None = None, *, batch_size: int = 32, max_epochs: int = 2, extra: str = "", trials: int = 2) -> Path:
+    def write(
+        folder: Path | None = None, *, batch_size: int = 32, max_epochs: int = 2, extra: str = "", trials: int = 2
+    ) -> Path:
         path = (folder or tmp_path) / "tiny.toml"
-        path.write_text(TINY_STUDY.format(batch_size=batch_size, max_epochs=max_epochs).replace("trials = 2", f"trials = {trials}") + extra)
+        path.write_text(
+            TINY_STUDY.format(batch_size=batch_size, max_epochs=max_epochs).replace("trials = 2", f"trials = {trials}")
+            + extra
+        )
         return path
 
     return write
@@ -103,7 +114,9 @@ def postgres_server() -> str:
     if url:
         return url
     if os.geteuid() != 0:
-        pytest.skip("no PostgreSQL: set ODYSSEY_TEST_POSTGRES, or run as root so .ci/postgres.sh can install and start one")
+        pytest.skip(
+            "no PostgreSQL: set ODYSSEY_TEST_POSTGRES, or run as root so .ci/postgres.sh can install and start one"
+        )
     started = subprocess.run(["bash", str(ROOT / ".ci" / "postgres.sh")], capture_output=True, text=True, timeout=600)
     if started.returncode != 0:
         pytest.skip(f"no PostgreSQL could be started: {started.stderr.strip().splitlines()[-1:]}")

@@ -76,7 +76,12 @@ def _prints(path: Path) -> list[str]:
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print":
             found.append(f"print() on line {node.lineno}")
-        elif isinstance(node, ast.Attribute) and node.attr in ("stdout", "stderr") and isinstance(node.value, ast.Name) and node.value.id == "sys":
+        elif (
+            isinstance(node, ast.Attribute)
+            and node.attr in ("stdout", "stderr")
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "sys"
+        ):
             found.append(f"sys.{node.attr} on line {node.lineno}")
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
@@ -86,7 +91,11 @@ def _prints(path: Path) -> list[str]:
 
 def test_library_modules_print_nothing(root):
     package = root / "odyssey"
-    modules = {p.relative_to(package).as_posix(): p for p in package.rglob("*.py") if p.relative_to(package).as_posix() not in CONSOLE}
+    modules = {
+        p.relative_to(package).as_posix(): p
+        for p in package.rglob("*.py")
+        if p.relative_to(package).as_posix() not in CONSOLE
+    }
     assert len(modules) > 50
     printing = {name: _prints(path) for name, path in modules.items() if name not in MAY_PRINT}
     assert {name: where for name, where in printing.items() if where} == {}

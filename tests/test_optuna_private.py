@@ -33,14 +33,22 @@ def storage(request, tmp_path):
 
 def _study(storage) -> optuna.Study:
     study = optuna.create_study(storage=storage, study_name="private")
-    study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING, params={"x": 0.5, "kind": "b"}, distributions=X))
-    study.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, value=math.inf, params={"x": 0.25}, distributions={"x": X["x"]}))
+    study.add_trial(
+        optuna.trial.create_trial(state=TrialState.WAITING, params={"x": 0.5, "kind": "b"}, distributions=X)
+    )
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=TrialState.COMPLETE, value=math.inf, params={"x": 0.25}, distributions={"x": X["x"]}
+        )
+    )
     study.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, value=1.5, params={}, distributions={}))
     return study
 
 
 def _has(obj: object, attr: str, used_by: str) -> None:
-    assert hasattr(obj, attr), f"{OPTUNA}: {type(obj).__name__} has no attribute {attr!r} any more (optuna_private.{used_by} reads it)"
+    assert hasattr(obj, attr), (
+        f"{OPTUNA}: {type(obj).__name__} has no attribute {attr!r} any more (optuna_private.{used_by} reads it)"
+    )
 
 
 def test_the_private_attributes_exist_on_real_studies_and_trials(storage):
@@ -54,10 +62,16 @@ def test_the_private_attributes_exist_on_real_studies_and_trials(storage):
     trial = optuna_private.trial_handle(study, optuna_private.trial_id_of(frozen))
     _has(trial, "_trial_id", "trial_id_of")
 
-    assert isinstance(optuna_private.storage_of(study), optuna.storages.BaseStorage), f"{OPTUNA}: Study._storage is no BaseStorage"
-    assert optuna_private.study_id_of(study) == optuna_private.study_id_of(frozen_study), f"{OPTUNA}: Study._study_id and FrozenStudy._study_id differ"
+    assert isinstance(optuna_private.storage_of(study), optuna.storages.BaseStorage), (
+        f"{OPTUNA}: Study._storage is no BaseStorage"
+    )
+    assert optuna_private.study_id_of(study) == optuna_private.study_id_of(frozen_study), (
+        f"{OPTUNA}: Study._study_id and FrozenStudy._study_id differ"
+    )
     stored = optuna_private.storage_of(study).get_trial(optuna_private.trial_id_of(trial))
-    assert (stored.number, trial.number) == (frozen.number, frozen.number), f"{OPTUNA}: Trial(study, trial_id) no longer names the stored trial"
+    assert (stored.number, trial.number) == (frozen.number, frozen.number), (
+        f"{OPTUNA}: Trial(study, trial_id) no longer names the stored trial"
+    )
 
 
 def test_the_rdb_backend_is_found_behind_optunas_cache(tmp_path):
@@ -66,7 +80,9 @@ def test_the_rdb_backend_is_found_behind_optunas_cache(tmp_path):
     wrapped = optuna_private.storage_of(study)
     if wrapped is not storage:  # Optuna wraps an RDBStorage in its cache for studies
         _has(wrapped, "_backend", "rdb_backend")
-    assert optuna_private.rdb_backend(wrapped) is storage, f"{OPTUNA}: the RDBStorage behind {type(wrapped).__name__} is not where rdb_backend looks"
+    assert optuna_private.rdb_backend(wrapped) is storage, (
+        f"{OPTUNA}: the RDBStorage behind {type(wrapped).__name__} is not where rdb_backend looks"
+    )
     assert optuna_private.rdb_backend(optuna.storages.InMemoryStorage()) is None
 
 
@@ -74,38 +90,56 @@ def test_the_rdb_models_have_the_tables_and_columns_the_sql_names():
     from optuna.storages._rdb import models
 
     for model, columns in COLUMNS.items():
-        assert hasattr(models, model), f"{OPTUNA}: optuna.storages._rdb.models.{model} is gone (optuna_private's SQL uses it)"
+        assert hasattr(models, model), (
+            f"{OPTUNA}: optuna.storages._rdb.models.{model} is gone (optuna_private's SQL uses it)"
+        )
         missing = columns - {c.name for c in getattr(models, model).__table__.columns}
-        assert not missing, f"{OPTUNA}: {model} ({getattr(models, model).__tablename__}) lost the columns {sorted(missing)} that optuna_private's SQL names"
+        assert not missing, (
+            f"{OPTUNA}: {model} ({getattr(models, model).__tablename__}) lost the columns {sorted(missing)} that optuna_private's SQL names"
+        )
     kinds = {kind.name for kind in models.TrialValueModel.TrialValueType}
-    assert {"INF_POS", "INF_NEG"} <= kinds, f"{OPTUNA}: TrialValueModel.TrialValueType has {sorted(kinds)}; analysis/rdb.py reads INF_POS and INF_NEG"
+    assert {"INF_POS", "INF_NEG"} <= kinds, (
+        f"{OPTUNA}: TrialValueModel.TrialValueType has {sorted(kinds)}; analysis/rdb.py reads INF_POS and INF_NEG"
+    )
 
 
 def test_the_heartbeat_base_class_has_the_methods_record_heartbeat_calls(tmp_path):
     from optuna.storages._heartbeat import BaseHeartbeat
 
     for method in optuna_private.HEARTBEAT_METHODS:
-        assert callable(getattr(BaseHeartbeat, method, None)), f"{OPTUNA}: BaseHeartbeat.{method} is gone (optuna_private.record_heartbeat calls it)"
+        assert callable(getattr(BaseHeartbeat, method, None)), (
+            f"{OPTUNA}: BaseHeartbeat.{method} is gone (optuna_private.record_heartbeat calls it)"
+        )
     storage = open_storage(f"sqlite:///{tmp_path / 'beat.db'}")
     study = _study(storage)
     trial_id = optuna_private.trial_id_of(study.get_trials(deepcopy=False)[0])
     assert optuna_private.move_state(study, trial_id, old=TrialState.WAITING, new=TrialState.RUNNING)
-    assert optuna_private.record_heartbeat(optuna_private.storage_of(study), trial_id), f"{OPTUNA}: an RDB storage with a heartbeat interval is no BaseHeartbeat"
+    assert optuna_private.record_heartbeat(optuna_private.storage_of(study), trial_id), (
+        f"{OPTUNA}: an RDB storage with a heartbeat interval is no BaseHeartbeat"
+    )
     backend = optuna_private.rdb_backend(optuna_private.storage_of(study))
     backend.grace_period = -1  # as if the worker had not beaten for longer than the grace
-    assert backend._get_stale_trial_ids(optuna_private.study_id_of(study)) == [trial_id], f"{OPTUNA}: the recorded heartbeat is not what fail_stale_trials reads"
+    assert backend._get_stale_trial_ids(optuna_private.study_id_of(study)) == [trial_id], (
+        f"{OPTUNA}: the recorded heartbeat is not what fail_stale_trials reads"
+    )
     journal = optuna.create_study(storage=open_storage(f"journal://{tmp_path / 'beat.log'}"))
     journal.add_trial(optuna.trial.create_trial(state=TrialState.WAITING, params={}, distributions={}))
-    assert not optuna_private.record_heartbeat(optuna_private.storage_of(journal), 0)  # no heartbeat of its own: queue.beat writes one
+    assert not optuna_private.record_heartbeat(
+        optuna_private.storage_of(journal), 0
+    )  # no heartbeat of its own: queue.beat writes one
 
 
 def test_move_state_moves_once_on_each_storage(storage):
     study = _study(storage)
     trial_id = optuna_private.trial_id_of(study.get_trials(deepcopy=False)[0])
     assert optuna_private.move_state(study, trial_id, old=TrialState.WAITING, new=TrialState.RUNNING)
-    assert not optuna_private.move_state(study, trial_id, old=TrialState.WAITING, new=TrialState.RUNNING)  # another process took it first
+    assert not optuna_private.move_state(
+        study, trial_id, old=TrialState.WAITING, new=TrialState.RUNNING
+    )  # another process took it first
     moved = optuna_private.storage_of(study).get_trial(trial_id)
-    assert moved.state == TrialState.RUNNING and moved.datetime_start is not None, f"{OPTUNA}: the UPDATE no longer reads back as a started trial"
+    assert moved.state == TrialState.RUNNING and moved.datetime_start is not None, (
+        f"{OPTUNA}: the UPDATE no longer reads back as a started trial"
+    )
     assert optuna_private.move_state(study, trial_id, old=TrialState.RUNNING, new=TrialState.FAIL)
     failed = optuna_private.storage_of(study).get_trial(trial_id)
     assert failed.state == TrialState.FAIL and failed.datetime_complete is not None
@@ -119,8 +153,12 @@ def test_trial_rows_read_what_optuna_reads(tmp_path):
     for number, state, value, kind, param, internal, distribution in rows:
         by_trial.setdefault(number, {"state": state, "value": value, "kind": kind, "params": {}})
         if param is not None:
-            by_trial[number]["params"][param] = optuna.distributions.json_to_distribution(distribution).to_external_repr(internal)
+            by_trial[number]["params"][param] = optuna.distributions.json_to_distribution(
+                distribution
+            ).to_external_repr(internal)
     for trial in study.get_trials(deepcopy=False):
         read = by_trial[trial.number]
-        assert read["state"] == trial.state.name and read["params"] == trial.params, f"{OPTUNA}: trial_rows read trial {trial.number} as {read}"
+        assert read["state"] == trial.state.name and read["params"] == trial.params, (
+            f"{OPTUNA}: trial_rows read trial {trial.number} as {read}"
+        )
     assert (by_trial[1]["kind"], by_trial[2]["value"], by_trial[0]["value"]) == ("INF_POS", 1.5, None)

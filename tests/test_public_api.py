@@ -53,8 +53,12 @@ def test_importing_the_packages_imports_neither_torch_nor_scikit_learn():
 def test_the_replication_scripts_use_only_public_names(script: Path):
     for node in ast.walk(ast.parse(script.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
-            assert not [a.name for a in node.names if a.name.startswith("odyssey.")], f"{script.name}: imports a module of odyssey"
+            assert not [a.name for a in node.names if a.name.startswith("odyssey.")], (
+                f"{script.name}: imports a module of odyssey"
+            )
         if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "odyssey":
             public = importlib.import_module(node.module).__all__ if node.module in PACKAGES else []
             private = [a.name for a in node.names if a.name not in public]
-            assert not private, f"{script.name}: from {node.module} import {', '.join(private)}, not in a package's __all__"
+            assert not private, (
+                f"{script.name}: from {node.module} import {', '.join(private)}, not in a package's __all__"
+            )

@@ -25,10 +25,16 @@ def budget_gaps(cells: pd.DataFrame, *, paired: bool) -> list[str]:
             missing.append(f"no vanilla ({VANILLA}) cell to test the variants against")
         elif short := {v: n for v, n in complete.items() if n < per_test}:
             cells_said = ", ".join(f"{v} {n}" for v, n in short.items())
-            missing.append(f"a test of a variant against {VANILLA} needs {per_test} complete trials in both cells"
-                           f"{' (paired slots)' if paired else ''}, these have fewer: {cells_said}")
+            missing.append(
+                f"a test of a variant against {VANILLA} needs {per_test} complete trials in both cells"
+                f"{' (paired slots)' if paired else ''}, these have fewer: {cells_said}"
+            )
         if (total := sum(complete.values())) < MIN_TRIALS:
             missing.append(f"importance needs {MIN_TRIALS} complete trials of the task, it has {total}")
         if missing:
-            lines.append(f"Too small to answer everything for task {task}: " + "; ".join(missing) + ". Raise 'trials' and run again with --extend.")
+            lines.append(
+                f"Too small to answer everything for task {task}: "
+                + "; ".join(missing)
+                + ". Raise 'trials' and run again with --extend."
+            )
     return lines

@@ -54,7 +54,11 @@ def _effect(row: pd.Series, *, signed: bool = False) -> str:
     """The tested difference with its 95% interval (the best 10%'s, or the pairs'): "+0.03 [0.01, 0.05]";
     unsigned, a lower metric's is turned round to read as "better by 0.03 [0.01, 0.05]"."""
     paired = math.isfinite(row["pairs"])
-    value, low, high = (row["all_difference"], row["all_low"], row["all_high"]) if paired else (row["difference"], row["low"], row["high"])
+    value, low, high = (
+        (row["all_difference"], row["all_low"], row["all_high"])
+        if paired
+        else (row["difference"], row["low"], row["high"])
+    )
     if signed:
         return f"{value:+.3g} [{_number(low)}, {_number(high)}]"
     if value < 0:
@@ -64,7 +68,9 @@ def _effect(row: pd.Series, *, signed: bool = False) -> str:
 
 def _budget(row: pd.Series) -> str:
     needed = row["trials_needed"]
-    more = f"about {needed:,.0f} trials per cell would decide it" if math.isfinite(needed) else "no budget would decide it"
+    more = (
+        f"about {needed:,.0f} trials per cell would decide it" if math.isfinite(needed) else "no budget would decide it"
+    )
     return f"this budget detects differences of {_number(row['detectable'])} or more; {more}"
 
 
@@ -83,7 +89,11 @@ def variant_finding(row: pd.Series) -> str:
 
 def _evidence(row: pd.Series) -> str:
     paired = math.isfinite(row["pairs"])
-    design = f"paired t-test over {row['pairs']:,.0f} slots both completed" if paired else f"Welch's t-test, best {row['top']} vs {row['vanilla_top']} trials"
+    design = (
+        f"paired t-test over {row['pairs']:,.0f} slots both completed"
+        if paired
+        else f"Welch's t-test, best {row['top']} vs {row['vanilla_top']} trials"
+    )
     return (
         f"{design}: t = {row['t']:.3g}, p = {row['p']:.3g}, Holm-adjusted {row['p_adjusted']:.3g}; "
         f"best-10% test mean {row['mean']:.4g} vs {row['vanilla_mean']:.4g} for {VANILLA} ({row['difference']:+.3g} "
@@ -121,7 +131,11 @@ def _none_better(tests: pd.DataFrame, _terms, _curves) -> tuple[str, str, str]:
     tested = tests[tests["significant"].notna()]
     count = f"{len(tested)} variant{'' if len(tested) == 1 else 's'} tested"
     if tested.empty:
-        return UNCHECKED, f"no variant could be tested against {VANILLA}", f"no variant could be tested against {VANILLA}"
+        return (
+            UNCHECKED,
+            f"no variant could be tested against {VANILLA}",
+            f"no variant could be tested against {VANILLA}",
+        )
     better = tested[tested["verdict"] == "better"]
     untested = len(tests) - len(tested) - int((tests["variant"] == VANILLA).any())
     count += f" ({untested} could not be)" if untested else ""
@@ -135,7 +149,11 @@ def _none_better(tests: pd.DataFrame, _terms, _curves) -> tuple[str, str, str]:
 
 def _interval(row: pd.Series) -> str:
     if not math.isfinite(row["low"]):
-        spread = f" ± {row['std']:.3f} (spread over halves of the trials)" if math.isfinite(row["std"]) else " (no interval computed)"
+        spread = (
+            f" ± {row['std']:.3f} (spread over halves of the trials)"
+            if math.isfinite(row["std"])
+            else " (no interval computed)"
+        )
         return f"{row['mean']:.3f}{spread}"
     return f"{row['mean']:.3f} [{row['low']:.3f}, {row['high']:.3f}], noise floor {row['floor']:.3f}"
 
@@ -167,7 +185,9 @@ def _effects(terms: pd.DataFrame | str) -> pd.DataFrame | str:
 
 
 def _main(effects: pd.DataFrame, params: tuple[str, ...]) -> pd.Series | None:
-    found = effects[(effects["kind"] == "main") & effects["params"].map(lambda p: len(list(p)) == 1 and list(p)[0] in params)]
+    found = effects[
+        (effects["kind"] == "main") & effects["params"].map(lambda p: len(list(p)) == 1 and list(p)[0] in params)
+    ]
     return found.iloc[0] if len(found) else None
 
 
@@ -213,11 +233,17 @@ def _hidden_second(_tests, terms, _curves) -> tuple[str, str, str]:
     above = [r for _, r in others.iterrows() if _separated(r, hidden)]
     below = [r for _, r in others.iterrows() if _separated(hidden, r)]
     rank = f"hidden size explains {hidden['mean']:.3f} of the variance"
-    evidence = f"{hidden['term']}: {_interval(hidden)}; " + "; ".join(f"{r['term']}: {_interval(r)}" for _, r in others.iterrows())
+    evidence = f"{hidden['term']}: {_interval(hidden)}; " + "; ".join(
+        f"{r['term']}: {_interval(r)}" for _, r in others.iterrows()
+    )
     if len(above) == 1 and len(below) == len(others) - 1:
         return AGREES, f"{rank}: second only to {above[0]['term']}, as the paper found", evidence
     if len(above) >= 2:
-        return DISAGREES, f"{rank}: below {' and '.join(r['term'] for r in above)}, where the paper found it second", evidence
+        return (
+            DISAGREES,
+            f"{rank}: below {' and '.join(r['term'] for r in above)}, where the paper found it second",
+            evidence,
+        )
     if len(below) == len(others):
         return DISAGREES, f"{rank}: the largest share, where the paper found it second", evidence
     return UNDECIDED, f"{rank}: its rank is not separated by the intervals", evidence
@@ -245,7 +271,11 @@ def _noise_hurts(_tests, terms, curves) -> tuple[str, str, str]:
     if len(found) == 3:
         return found
     _, noise = found
-    curve = curves[(curves["param"] == noise["term"]) & (curves["space"] == noise["space"])] if isinstance(curves, pd.DataFrame) and {"param", "x", "mean", "std"} <= set(curves) else None
+    curve = (
+        curves[(curves["param"] == noise["term"]) & (curves["space"] == noise["space"])]
+        if isinstance(curves, pd.DataFrame) and {"param", "x", "mean", "std"} <= set(curves)
+        else None
+    )
     if curve is None or len(curve) < 2:
         return UNCHECKED, "no marginal curve of input noise", f"{noise['term']}: {_interval(noise)}; no marginal curve"
     curve = curve.sort_values("x")
@@ -258,7 +288,11 @@ def _noise_hurts(_tests, terms, curves) -> tuple[str, str, str]:
     )
     change = f"from the least to the most input noise the predicted metric goes from {first['mean']:.4g} to {last['mean']:.4g}"
     if not _real(noise):
-        return UNDECIDED, f"input noise's share ({noise['mean']:.3f}) is not told apart from its noise floor; {change}", evidence
+        return (
+            UNDECIDED,
+            f"input noise's share ({noise['mean']:.3f}) is not told apart from its noise floor; {change}",
+            evidence,
+        )
     if rise > band:
         return AGREES, f"input noise hurts, as the paper found: {change}", evidence
     if -rise > band:
@@ -292,7 +326,10 @@ def _interactions_small(_tests, terms, _curves) -> tuple[str, str, str]:
 
 CLAIMS: dict[str, Callable] = {
     f"no variant is better than {VANILLA}": _none_better,
-    **{f"{v} is {'no different from' if e == 'same' else e + ' than'} {VANILLA}": _variant_claim(v, e) for v, e in PAPER_VARIANTS.items()},
+    **{
+        f"{v} is {'no different from' if e == 'same' else e + ' than'} {VANILLA}": _variant_claim(v, e)
+        for v, e in PAPER_VARIANTS.items()
+    },
     "the learning rate explains more than 2/3 of the variance": _learning_rate_large,
     "hidden size is the second most important hyperparameter": _hidden_second,
     "momentum is negligible (under 1% of the variance)": _momentum_negligible,
@@ -301,7 +338,9 @@ CLAIMS: dict[str, Callable] = {
 }
 
 
-def check_claims(tests: pd.DataFrame, terms: dict[str, pd.DataFrame | str], curves: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+def check_claims(
+    tests: pd.DataFrame, terms: dict[str, pd.DataFrame | str], curves: dict[str, pd.DataFrame] | None = None
+) -> pd.DataFrame:
     """One row per (task, claim) that the study can speak to. `terms[task]` is the importance table
     (or why there is none), `curves[task]` its marginal curves (importance.curves_table)."""
     rows = []
@@ -312,7 +351,9 @@ def check_claims(tests: pd.DataFrame, terms: dict[str, pd.DataFrame | str], curv
             result = check(task_tests, task_terms, (curves or {}).get(task))
             if result is not None:
                 verdict, finding, evidence = result
-                rows.append({"task": task, "claim": claim, "verdict": verdict, "finding": finding, "evidence": evidence})
+                rows.append(
+                    {"task": task, "claim": claim, "verdict": verdict, "finding": finding, "evidence": evidence}
+                )
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -323,23 +364,45 @@ def summary(tests: pd.DataFrame, claims: pd.DataFrame, metrics: dict[str, str]) 
     for task, rows in tests.groupby("task", sort=True):
         tested = rows[rows["verdict"] != ""]
         if tested.empty:
-            lines.append(f"{task}: no variant could be compared with {VANILLA} ({rows['note'].iloc[-1] if len(rows) else 'no trials'}).")
+            lines.append(
+                f"{task}: no variant could be compared with {VANILLA} ({rows['note'].iloc[-1] if len(rows) else 'no trials'})."
+            )
             continue
         parts = []
-        for verdict, words in (("worse", "worse than V"), ("better", "better than V"), ("equivalent", "the same as V within the margin")):
+        for verdict, words in (
+            ("worse", "worse than V"),
+            ("better", "better than V"),
+            ("equivalent", "the same as V within the margin"),
+        ):
             chosen = tested[tested["verdict"] == verdict]
             if len(chosen):
-                parts.append(f"{words}: " + ", ".join(f"{r['variant']} ({_effect(r)})" if verdict != "equivalent" else r["variant"] for _, r in chosen.iterrows()))
+                parts.append(
+                    f"{words}: "
+                    + ", ".join(
+                        f"{r['variant']} ({_effect(r)})" if verdict != "equivalent" else r["variant"]
+                        for _, r in chosen.iterrows()
+                    )
+                )
         open_ = tested[tested["verdict"] == "not decided"]
         if len(open_):
             parts.append(
-                "not decided: " + ", ".join(open_["variant"])
+                "not decided: "
+                + ", ".join(open_["variant"])
                 + f" (these trials detect differences of about {open_['detectable'].median():.3g} or more; the table says what each needs)"
             )
-        lines.append(f"{task} (test {metrics.get(task, 'metric')}, lower is better; the difference to {VANILLA} with its 95% interval): " + "; ".join(parts) + ".")
+        lines.append(
+            f"{task} (test {metrics.get(task, 'metric')}, lower is better; the difference to {VANILLA} with its 95% interval): "
+            + "; ".join(parts)
+            + "."
+        )
     if len(claims):
         counts = claims["verdict"].value_counts()
-        words = {AGREES: "agree with the paper", DISAGREES: "disagree with it", UNDECIDED: "are not decided", UNCHECKED: "cannot be checked"}
+        words = {
+            AGREES: "agree with the paper",
+            DISAGREES: "disagree with it",
+            UNDECIDED: "are not decided",
+            UNCHECKED: "cannot be checked",
+        }
         said = ", ".join(f"{counts[v]} {words[v]}" for v in VERDICTS if v in counts)
         lines.append(f"The paper's findings, checked task by task: {said} (below).")
     lines.append(

@@ -52,14 +52,22 @@ class FanovaImportanceEvaluator(BaseImportanceEvaluator):
             raise ValueError(f"n_trees must be at least 1, got {n_trees}")
         self._n_trees, self._seed, self._target = n_trees, seed, target
 
-    def evaluate(self, study: optuna.Study, params: list[str] | None = None, *, target: Target | None = None) -> dict[str, float]:
+    def evaluate(
+        self, study: optuna.Study, params: list[str] | None = None, *, target: Target | None = None
+    ) -> dict[str, float]:
         trials = study_trials(study, target=target or self._target)
         complete = trials.complete()
-        names = list(params) if params else [s.param for s in choose_scales(trials) if complete[PARAM_PREFIX + s.param].notna().all()]
+        names = (
+            list(params)
+            if params
+            else [s.param for s in choose_scales(trials) if complete[PARAM_PREFIX + s.param].notna().all()]
+        )
         if not names:
             return {}
         result = analyse(complete, scales=choose_scales(trials, names), trees=self._n_trees, seed=self._seed, refits=0)
-        shares = {s.param: float(result.fanova.main[d]) if not result.constant else 0.0 for d, s in enumerate(result.scales)}
+        shares = {
+            s.param: float(result.fanova.main[d]) if not result.constant else 0.0 for d, s in enumerate(result.scales)
+        }
         explained = sum(shares.values())
         if not result.constant and explained < MAIN_EXPLAINS:
             # get_param_importances normalises by default: main shares of 0.07, 0.05 and 0.04 (the rest

@@ -84,7 +84,14 @@ def _bins(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 
 def _pair_marginal(
-    grid: np.ndarray, ni: int, nj: int, wi: np.ndarray, wj: np.ndarray, at_rows: np.ndarray, at_cols: np.ndarray, probe: tuple[np.ndarray, np.ndarray] | None
+    grid: np.ndarray,
+    ni: int,
+    nj: int,
+    wi: np.ndarray,
+    wj: np.ndarray,
+    at_rows: np.ndarray,
+    at_cols: np.ndarray,
+    probe: tuple[np.ndarray, np.ndarray] | None,
 ) -> tuple[float, float, np.ndarray, np.ndarray | None]:
     """From a pair's 2-D difference array: the weighted sum of squares of its cumulative sum (the
     pair marginal's variance), the two main effects' variances on the same grid, the marginal at
@@ -122,15 +129,29 @@ def decompose_tree(
     mean = float(volume @ boxes.value)
     # Centred values give centred marginals: variances are then plain weighted sums of squares.
     value = boxes.value - mean
-    return _decompose(boxes, value, mean, float(volume @ value**2), lows=lows, highs=highs, pairs=pairs, curve_x=curve_x, surface_x=surface_x)
+    return _decompose(
+        boxes,
+        value,
+        mean,
+        float(volume @ value**2),
+        lows=lows,
+        highs=highs,
+        pairs=pairs,
+        curve_x=curve_x,
+        surface_x=surface_x,
+    )
 
 
-def _coarse(edges: np.ndarray, start: np.ndarray, end: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _coarse(
+    edges: np.ndarray, start: np.ndarray, end: np.ndarray, limit: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """At most `limit` bins: keep every k-th edge (and both bounds) and move each box edge to the nearest kept one."""
     if len(edges) - 1 <= limit:
         return edges, start, end
     kept = np.unique(np.linspace(0, len(edges) - 1, limit + 1).round().astype(int))
-    nearer = np.searchsorted((kept[:-1] + kept[1:]) / 2, np.arange(len(edges)))  # each edge's nearest kept one (ties: the lower)
+    nearer = np.searchsorted(
+        (kept[:-1] + kept[1:]) / 2, np.arange(len(edges))
+    )  # each edge's nearest kept one (ties: the lower)
     return edges[kept], nearer[start], nearer[end]
 
 
@@ -257,7 +278,14 @@ THREADS = min(2, os.cpu_count() or 1)  # trees or refits at once; each is seeded
 
 
 def fit_forest(
-    x: np.ndarray, y: np.ndarray, *, trees: int = 32, min_samples_leaf: int = 1, seed: int = 0, oob: bool = False, jobs: int = 1
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    trees: int = 32,
+    min_samples_leaf: int = 1,
+    seed: int = 0,
+    oob: bool = False,
+    jobs: int = 1,
 ) -> RandomForestRegressor:
     """Every feature at every split (max_features=1.0): with a handful of parameters, subsampling them only adds noise.
 
@@ -265,7 +293,14 @@ def fit_forest(
     oob: also predict each trial from the trees that did not see it.
     """
     target, offset, unit = exact_target(y)
-    forest = RandomForestRegressor(n_estimators=trees, min_samples_leaf=min_samples_leaf, max_features=1.0, random_state=seed, n_jobs=jobs, oob_score=oob)
+    forest = RandomForestRegressor(
+        n_estimators=trees,
+        min_samples_leaf=min_samples_leaf,
+        max_features=1.0,
+        random_state=seed,
+        n_jobs=jobs,
+        oob_score=oob,
+    )
     with warnings.catch_warnings():  # a trial every tree saw has no out-of-bag prediction: NaN, handled by the caller
         warnings.simplefilter("ignore", UserWarning)
         forest.fit(x, target)
@@ -273,7 +308,13 @@ def fit_forest(
     return forest
 
 
-def predict(forest: RandomForestRegressor, x: np.ndarray, *, first: int | None = None, choices: dict[int, np.ndarray] | None = None) -> np.ndarray:
+def predict(
+    forest: RandomForestRegressor,
+    x: np.ndarray,
+    *,
+    first: int | None = None,
+    choices: dict[int, np.ndarray] | None = None,
+) -> np.ndarray:
     """The forest's mean prediction in y's units, its trees added in their order (sklearn's threads add
     them in any order), plus each categorical dimension's effect per choice where one was fit first."""
     offset, unit = getattr(forest, "odyssey_units_", (0.0, 1.0))
@@ -286,10 +327,15 @@ def predict(forest: RandomForestRegressor, x: np.ndarray, *, first: int | None =
 
 def choice_part(x: np.ndarray, choices: dict[int, np.ndarray] | None) -> np.ndarray:
     """The categorical effects fit before the forest (`choice_effects`), summed at each point."""
-    return sum((effect[np.clip(np.rint(x[:, d]), 0, len(effect) - 1).astype(int)] for d, effect in (choices or {}).items()), np.zeros(len(x)))
+    return sum(
+        (effect[np.clip(np.rint(x[:, d]), 0, len(effect) - 1).astype(int)] for d, effect in (choices or {}).items()),
+        np.zeros(len(x)),
+    )
 
 
-def choice_effects(x: np.ndarray, y: np.ndarray, categorical: list[int], sizes: dict[int, int]) -> dict[int, np.ndarray]:
+def choice_effects(
+    x: np.ndarray, y: np.ndarray, categorical: list[int], sizes: dict[int, int]
+) -> dict[int, np.ndarray]:
     """Each categorical dimension's effect per (coded) choice: its trials' mean less the mean over
     choices, 0 for a choice no trial took. Under random search every parameter is drawn on its own,
     so these one-way means are the choices' main effect; fit first, they are not left to trees that
@@ -391,7 +437,10 @@ def decompose_forest(
     inner = dict(codes or {})
 
     def coded(points: list[np.ndarray]) -> list[np.ndarray]:
-        return [inner[d][np.clip(np.rint(p), 0, len(inner[d]) - 1).astype(int)].astype(float) if d in inner else p for d, p in enumerate(points)]
+        return [
+            inner[d][np.clip(np.rint(p), 0, len(inner[d]) - 1).astype(int)].astype(float) if d in inner else p
+            for d, p in enumerate(points)
+        ]
 
     offset, unit = getattr(forest, "odyssey_units_", (0.0, 1.0))
     trees = forest.estimators_[:first]
@@ -404,12 +453,30 @@ def decompose_forest(
         means.append(float(volume @ value))
         parts.append((boxes, value - means[-1]))
     mean = float(np.mean(means))
-    parts = [(boxes, value / len(trees)) for boxes, value in parts] + [_choice_boxes(d, effect, lows, highs) for d, effect in (choices or {}).items()]
-    every = LeafBoxes(np.concatenate([v for _, v in parts]), np.concatenate([b.low for b, _ in parts]), np.concatenate([b.high for b, _ in parts]))
+    parts = [(boxes, value / len(trees)) for boxes, value in parts] + [
+        _choice_boxes(d, effect, lows, highs) for d, effect in (choices or {}).items()
+    ]
+    every = LeafBoxes(
+        np.concatenate([v for _, v in parts]),
+        np.concatenate([b.low for b, _ in parts]),
+        np.concatenate([b.high for b, _ in parts]),
+    )
     probe = lows + span * qmc.Sobol(len(lows), scramble=True, seed=0).random(probes)
     # BLAS threads cost far more than they save on these matrix-vector products (10x slower on 2 cores).
     with threadpool_limits(1, user_api="blas"):
-        terms = _decompose(every, every.value, mean, math.nan, lows=lows, highs=highs, pairs=pairs, curve_x=coded(curve_x), surface_x=coded(surface_x), probe=probe, pair_bins=pair_bins)
+        terms = _decompose(
+            every,
+            every.value,
+            mean,
+            math.nan,
+            lows=lows,
+            highs=highs,
+            pairs=pairs,
+            curve_x=coded(curve_x),
+            surface_x=coded(surface_x),
+            probe=probe,
+            pair_bins=pair_bins,
+        )
     rest = float(np.mean((predict(forest, probe, first=first, choices=choices) - terms.probe) ** 2))
     variance = float(terms.main.sum() + terms.pair.sum() + rest)
     # A constant forest has no variance to share out: its shares are undefined, not zero. The

@@ -18,9 +18,9 @@ from optuna.storages import BaseStorage
 
 from ..errors import OdysseyError
 from .fanova import Fanova, choice_effects, choice_part, choose_leaf, decompose_forest, fit_forest, oob_prediction
-from .uncertainty import REFITS, Uncertainty, estimate
 from .scales import Scale, param_order
-from .trials import PARAM_PREFIX, Trials, TooFewTrials, load_optuna_trials, open_existing
+from .trials import PARAM_PREFIX, TooFewTrials, Trials, load_optuna_trials, open_existing
+from .uncertainty import REFITS, Uncertainty, estimate
 
 # A refit's shares feed a spread, a bias or a floor, not a reported share: a quarter of the trees, fewer
 # probes for its higher-order rest, fewer bins in its pair grids. At 5400 trials 36 refits as large
@@ -59,7 +59,12 @@ class Importance:
     @property
     def note(self) -> str:
         """What a reader must know beside the numbers: dropped parameters, a constant target, trials that outweigh the rest."""
-        notes = [f"{self.trials} trials ({self.space})", SCALE_NOTE, SHARES_NOTE, f"forest of {self.fanova.trees} trees, leaves of {self.fanova.leaf}+ trials (chosen out of bag)"]
+        notes = [
+            f"{self.trials} trials ({self.space})",
+            SCALE_NOTE,
+            SHARES_NOTE,
+            f"forest of {self.fanova.trees} trees, leaves of {self.fanova.leaf}+ trials (chosen out of bag)",
+        ]
         if self.constant:
             notes.append("the objective is constant over these trials: its variance is zero and no share is defined")
         if self.dominant:
@@ -79,7 +84,9 @@ def choose_scales(trials: Trials, params: Sequence[str] | None = None) -> list[S
         return [trials.scales[p] for p in param_order(trials.scales)]
     unknown = [p for p in params if p not in trials.scales]
     if unknown:
-        raise OdysseyError(f"unknown parameter(s) {', '.join(unknown)}; the study has: {', '.join(sorted(trials.scales))}")
+        raise OdysseyError(
+            f"unknown parameter(s) {', '.join(unknown)}; the study has: {', '.join(sorted(trials.scales))}"
+        )
     return [trials.scales[p] for p in dict.fromkeys(params)]
 
 
@@ -88,7 +95,9 @@ def _check_finite(rows: pd.DataFrame, target: str) -> None:
     if len(bad):
         first = bad.iloc[0]
         study = f" of study {first['study']!r}" if "study" in bad.columns else ""
-        raise OdysseyError(f"trial {int(first['number'])}{study} has {target} {first[target]}; fANOVA needs finite values (fix or delete that trial)")
+        raise OdysseyError(
+            f"trial {int(first['number'])}{study} has {target} {first[target]}; fANOVA needs finite values (fix or delete that trial)"
+        )
 
 
 def _narrowed(scale: Scale, values: pd.Series) -> tuple[Scale | None, str]:
@@ -97,7 +106,9 @@ def _narrowed(scale: Scale, values: pd.Series) -> tuple[Scale | None, str]:
         return None, f"{scale.param} (its distribution allows one value only)"
     if values.nunique() < 2:
         value = values.iloc[0]
-        shown = repr(value) if isinstance(value, str) else f"{value:g}" if isinstance(value, (int, float)) else str(value)
+        shown = (
+            repr(value) if isinstance(value, str) else f"{value:g}" if isinstance(value, (int, float)) else str(value)
+        )
         return None, f"{scale.param} (one value, {shown}, in these trials)"
     if scale.choices is not None and len(set(values)) < len(scale.choices):
         # A choice no trial took here cannot be judged: weigh the ones that were.
@@ -129,7 +140,11 @@ def dominant_trials(rows: pd.DataFrame, y: np.ndarray) -> str:
     def who(k: int) -> str:
         row = rows.iloc[k]
         name = f"trial {int(row['number'])}" if "number" in rows else "a trial"
-        return name + (f" ({row['variant']})" if isinstance(row.get("variant"), str) and row["variant"] else "") + f" at {y[k]:.4g}"
+        return (
+            name
+            + (f" ({row['variant']})" if isinstance(row.get("variant"), str) and row["variant"] else "")
+            + f" at {y[k]:.4g}"
+        )
 
     one = len(positions) == 1
     return (
@@ -181,7 +196,9 @@ def analyse(
     rows = frame.dropna(subset=[*columns, target]) if set(columns) <= set(frame.columns) else frame.iloc[:0]
     _check_finite(rows, target)
     if len(rows) < MIN_TRIALS:
-        raise TooFewTrials(f"fANOVA needs at least {MIN_TRIALS} complete trials with {target}; {len(rows)} present ({space})")
+        raise TooFewTrials(
+            f"fANOVA needs at least {MIN_TRIALS} complete trials with {target}; {len(rows)} present ({space})"
+        )
     kept, dropped = [], []
     for scale, column in zip(scales, columns):
         narrowed, why = _narrowed(scale, rows[column])
@@ -190,7 +207,9 @@ def analyse(
         else:
             kept.append((narrowed, column))
     if not kept:
-        raise TooFewTrials(f"no parameter varies over these {len(rows)} trials ({space}): nothing to analyse; left out: {'; '.join(dropped)}")
+        raise TooFewTrials(
+            f"no parameter varies over these {len(rows)} trials ({space}): nothing to analyse; left out: {'; '.join(dropped)}"
+        )
     used = [s for s, _ in kept]
     lows, highs = np.array([s.low for s in used]), np.array([s.high for s in used])
     x = np.clip(np.column_stack([s.transform(rows[c]) for s, c in kept]), lows, highs)
@@ -207,7 +226,9 @@ def analyse(
         # The same analysis on other trials or targets (the marginals' spread over them is the curves' band).
         again, again_codes = recode(xs, ys, categorical)
         again_choices = choice_effects(again, ys, categorical, sizes)
-        model = fit_forest(again, ys - choice_part(again, again_choices), trees=min(trees, REFIT_TREES), min_samples_leaf=leaf, seed=at)
+        model = fit_forest(
+            again, ys - choice_part(again, again_choices), trees=min(trees, REFIT_TREES), min_samples_leaf=leaf, seed=at
+        )
         return small(model, again_codes, again_choices, with_pairs)
 
     def small(model, model_codes, model_choices, with_pairs: bool, first: int | None = None) -> Fanova:
@@ -243,7 +264,15 @@ def analyse(
             seed=seed,
         )
     return Importance(
-        used, len(rows), fanova, space=space, dropped=tuple(dropped), uncertainty=uncertainty, constant=constant, dominant=dominant_trials(rows, y), noise=min(noise, 1.0)
+        used,
+        len(rows),
+        fanova,
+        space=space,
+        dropped=tuple(dropped),
+        uncertainty=uncertainty,
+        constant=constant,
+        dominant=dominant_trials(rows, y),
+        noise=min(noise, 1.0),
     )
 
 
@@ -266,7 +295,9 @@ def _condition(rows: pd.DataFrame, inside: pd.Series, scales: dict[str, Scale]) 
     return ", ".join(parts)
 
 
-def analyse_spaces(frame: pd.DataFrame, *, scales: Sequence[Scale], target: str = "value", **options) -> list[tuple[str, Importance | str]]:
+def analyse_spaces(
+    frame: pd.DataFrame, *, scales: Sequence[Scale], target: str = "value", **options
+) -> list[tuple[str, Importance | str]]:
     """Every parameter where it exists: the parameters all trials have, on all trials; each set of
     conditional parameters (present in the same trials) on the trials that have it, with its parents.
 
@@ -274,7 +305,10 @@ def analyse_spaces(frame: pd.DataFrame, *, scales: Sequence[Scale], target: str 
     """
     rows = frame[frame[target].notna()] if target in frame else frame.iloc[:0]
     by_param = {s.param: s for s in scales}
-    present = {p: rows[PARAM_PREFIX + p].notna().to_numpy() if PARAM_PREFIX + p in rows else np.zeros(len(rows), bool) for p in by_param}
+    present = {
+        p: rows[PARAM_PREFIX + p].notna().to_numpy() if PARAM_PREFIX + p in rows else np.zeros(len(rows), bool)
+        for p in by_param
+    }
     everywhere = [p for p, mask in present.items() if mask.all()]
     groups: dict[bytes, list[str]] = {}
     for p, mask in present.items():
@@ -296,13 +330,28 @@ def analyse_spaces(frame: pd.DataFrame, *, scales: Sequence[Scale], target: str 
             results.append((label, "no parameter is present in every trial"))
             continue
         try:
-            results.append((label, analyse(part, scales=[by_param[p] for p in params], target=target, space=label, **options)))
+            results.append(
+                (label, analyse(part, scales=[by_param[p] for p in params], target=target, space=label, **options))
+            )
         except TooFewTrials as refusal:
             results.append((label, str(refusal)))
     return results
 
 
-TERM_COLUMNS = ["term", "kind", "params", "scale", "mean", "std", "low", "high", "floor", "distinguishable", "space", "trials"]
+TERM_COLUMNS = [
+    "term",
+    "kind",
+    "params",
+    "scale",
+    "mean",
+    "std",
+    "low",
+    "high",
+    "floor",
+    "distinguishable",
+    "space",
+    "trials",
+]
 NOISE = "noise"
 
 
@@ -314,15 +363,39 @@ def terms_table(result: Importance) -> pd.DataFrame:
     fa, scales, u = result.fanova, result.scales, result.uncertainty
     rows = [{"term": s.label, "kind": "main", "params": [s.param], "scale": s.kind} for s in scales]
     rows += [
-        {"term": scales[i].label + PAIR_SIGN + scales[j].label, "kind": "pair", "params": [scales[i].param, scales[j].param], "scale": scales[i].kind + PAIR_SIGN + scales[j].kind}
+        {
+            "term": scales[i].label + PAIR_SIGN + scales[j].label,
+            "kind": "pair",
+            "params": [scales[i].param, scales[j].param],
+            "scale": scales[i].kind + PAIR_SIGN + scales[j].kind,
+        }
         for i, j in fa.pairs
     ]
     rows.append({"term": "higher order", "kind": "rest", "params": [], "scale": ""})
     table = pd.DataFrame(rows)
     table["mean"] = fa.shares
-    table["std"], table["low"], table["high"], table["floor"] = (u.std, u.low, u.high, u.floor) if u is not None else (math.nan,) * 4
-    table["distinguishable"] = pd.Series([bool(v) for v in u.distinguishable] if u is not None else [None] * len(table), dtype=object)
-    noise = pd.DataFrame([{"term": NOISE, "kind": NOISE, "params": [], "scale": "", "mean": result.noise, "std": math.nan, "low": math.nan, "high": math.nan, "floor": math.nan, "distinguishable": None}])
+    table["std"], table["low"], table["high"], table["floor"] = (
+        (u.std, u.low, u.high, u.floor) if u is not None else (math.nan,) * 4
+    )
+    table["distinguishable"] = pd.Series(
+        [bool(v) for v in u.distinguishable] if u is not None else [None] * len(table), dtype=object
+    )
+    noise = pd.DataFrame(
+        [
+            {
+                "term": NOISE,
+                "kind": NOISE,
+                "params": [],
+                "scale": "",
+                "mean": result.noise,
+                "std": math.nan,
+                "low": math.nan,
+                "high": math.nan,
+                "floor": math.nan,
+                "distinguishable": None,
+            }
+        ]
+    )
     table["space"], table["trials"] = result.space, result.trials
     noise["space"], noise["trials"] = result.space, result.trials
     effects = table[table["kind"] != "rest"].sort_values("mean", ascending=False, kind="stable")
@@ -334,7 +407,14 @@ def curves_table(result: Importance) -> pd.DataFrame:
     fa, u = result.fanova, result.uncertainty
     return pd.concat(
         [
-            pd.DataFrame({"param": s.label, "x": fa.curve_x[d], "mean": fa.curves[d], "std": u.curve_std[d] if u is not None else math.nan})
+            pd.DataFrame(
+                {
+                    "param": s.label,
+                    "x": fa.curve_x[d],
+                    "mean": fa.curves[d],
+                    "std": u.curve_std[d] if u is not None else math.nan,
+                }
+            )
             for d, s in enumerate(result.scales)
         ],
         ignore_index=True,
@@ -368,7 +448,15 @@ def surfaces_table(result: Importance) -> pd.DataFrame:
 def space_summary(space: str, result: Importance | str) -> dict[str, object]:
     """One line per analysed set of trials: how many, what was left out, or why nothing was computed."""
     if isinstance(result, str):
-        return {"space": space, "trials": None, "dropped": [], "constant": None, "dominant": "", "uncertainty": None, "note": f"not computed: {result}"}
+        return {
+            "space": space,
+            "trials": None,
+            "dropped": [],
+            "constant": None,
+            "dominant": "",
+            "uncertainty": None,
+            "note": f"not computed: {result}",
+        }
     u = result.uncertainty
     return {
         "space": space,
@@ -395,11 +483,15 @@ def study_importance(
     """Any Optuna study: the terms of every space (all trials, then each conditional sub-space) in
     one table, and a summary per space. Refuses (TooFewTrials) only when no space can be analysed."""
     trials = load_optuna_trials(open_existing(storage), study, objective=objective)
-    spaces = analyse_spaces(trials.complete(), scales=choose_scales(trials, params), trees=trees, seed=seed, refits=refits)
+    spaces = analyse_spaces(
+        trials.complete(), scales=choose_scales(trials, params), trees=trees, seed=seed, refits=refits
+    )
     done = [r for _, r in spaces if isinstance(r, Importance)]
     if not done:
         raise TooFewTrials(spaces[0][1] if spaces else f"study {study!r} has no complete trials")
-    return pd.concat([terms_table(r) for r in done], ignore_index=True), [space_summary(label, r) for label, r in spaces]
+    return pd.concat([terms_table(r) for r in done], ignore_index=True), [
+        space_summary(label, r) for label, r in spaces
+    ]
 
 
 def strict_json(value: object) -> object:
@@ -417,9 +509,19 @@ def strict_json(value: object) -> object:
     return value
 
 
-def importance_document(table: pd.DataFrame, spaces: list[dict[str, object]], *, study: str, objective: int | None, seed: int) -> dict:
+def importance_document(
+    table: pd.DataFrame, spaces: list[dict[str, object]], *, study: str, objective: int | None, seed: int
+) -> dict:
     """`odyssey importance --format json`: study_importance's table and summaries, in plain JSON types."""
-    document = {"study": study, "objective": objective or 0, "seed": seed, "scales": SCALE_NOTE, "shares": SHARES_NOTE, "spaces": spaces, "terms": table.to_dict(orient="records")}
+    document = {
+        "study": study,
+        "objective": objective or 0,
+        "seed": seed,
+        "scales": SCALE_NOTE,
+        "shares": SHARES_NOTE,
+        "spaces": spaces,
+        "terms": table.to_dict(orient="records"),
+    }
     return strict_json(document)
 
 
@@ -428,7 +530,9 @@ def importance_csv(table: pd.DataFrame) -> str:
     return table.assign(params=[json.dumps(p) for p in table["params"]]).to_csv(index=False)
 
 
-def importance_tables(table: pd.DataFrame, spaces: list[dict[str, object]], *, study: str) -> list[tuple[str, list[dict[str, str]]]]:
+def importance_tables(
+    table: pd.DataFrame, spaces: list[dict[str, object]], *, study: str
+) -> list[tuple[str, list[dict[str, str]]]]:
     """`odyssey importance`: per space, a title (trials, what was left out) and its rows as text; no rows when not computed."""
     from .render import cell_text
 
@@ -438,10 +542,16 @@ def importance_tables(table: pd.DataFrame, spaces: list[dict[str, object]], *, s
         if part.empty:
             shown.append((f"{study}, {summary['space']}: {summary['note']}", []))
             continue
-        notes = [f"left out: {d}" for d in summary["dropped"]] + (["constant objective: no shares"] if summary["constant"] else [])
+        notes = [f"left out: {d}" for d in summary["dropped"]] + (
+            ["constant objective: no shares"] if summary["constant"] else []
+        )
         notes += [summary["dominant"]] if summary["dominant"] else []
-        title = f"{study}, {summary['space']}: variance shares over {summary['trials']:,} trials" + "".join(f"; {n}" for n in notes)
-        part = part.drop(columns=["params", "space", "trials"]).assign(distinguishable=lambda t: t["distinguishable"].map(lambda v: "" if v is None else "yes" if v else "no"))
+        title = f"{study}, {summary['space']}: variance shares over {summary['trials']:,} trials" + "".join(
+            f"; {n}" for n in notes
+        )
+        part = part.drop(columns=["params", "space", "trials"]).assign(
+            distinguishable=lambda t: t["distinguishable"].map(lambda v: "" if v is None else "yes" if v else "no")
+        )
         shown.append((title, [{k: cell_text(v) for k, v in row.items()} for row in part.to_dict(orient="records")]))
     return shown
 
@@ -449,4 +559,8 @@ def importance_tables(table: pd.DataFrame, spaces: list[dict[str, object]], *, s
 def importance_footer(spaces: list[dict[str, object]], *, seed: int) -> str:
     """The line under the tables: the scales, what a share divides, how the intervals were made, the seed."""
     methods = {s["uncertainty"]["method"] for s in spaces if s["uncertainty"]}
-    return f"{SCALE_NOTE[0].upper()}{SCALE_NOTE[1:]}. {SHARES_NOTE[0].upper()}{SHARES_NOTE[1:]}." + "".join(f" {m[0].upper()}{m[1:]}." for m in sorted(methods)) + f" Seed {seed}."
+    return (
+        f"{SCALE_NOTE[0].upper()}{SCALE_NOTE[1:]}. {SHARES_NOTE[0].upper()}{SHARES_NOTE[1:]}."
+        + "".join(f" {m[0].upper()}{m[1:]}." for m in sorted(methods))
+        + f" Seed {seed}."
+    )

@@ -20,7 +20,14 @@ from matplotlib.patches import Patch
 from .variant_stats import VANILLA
 
 STYLE = "whitegrid"
-COLOURS = {"reference": "#9e9e9e", "worse": "#d62728", "better": "#2ca02c", "the same": "#7fa7d1", "not decided": "#c9d6e3", "not tested": "#e0e0e0"}
+COLOURS = {
+    "reference": "#9e9e9e",
+    "worse": "#d62728",
+    "better": "#2ca02c",
+    "the same": "#7fa7d1",
+    "not decided": "#c9d6e3",
+    "not tested": "#e0e0e0",
+}
 KIND_COLOURS = {"main": "#4c72b0", "pair": "#dd8452", "rest": "#9e9e9e"}
 
 
@@ -56,8 +63,18 @@ def _limits_without_far_values(ax, values: np.ndarray) -> None:
     ax.set_ylim(bottom, top)
     for outside, align in ((above, "top"), (below, "bottom")):
         if len(outside):
-            said = ", ".join(f"{v:.3g}" for v in sorted(outside, key=abs, reverse=True)[:3]) + (", ..." if len(outside) > 3 else "")
-            ax.text(0.99, 0.98 if align == "top" else 0.02, f"{len(outside)} off the scale: {said}", transform=ax.transAxes, ha="right", va=align, fontsize=7)
+            said = ", ".join(f"{v:.3g}" for v in sorted(outside, key=abs, reverse=True)[:3]) + (
+                ", ..." if len(outside) > 3 else ""
+            )
+            ax.text(
+                0.99,
+                0.98 if align == "top" else 0.02,
+                f"{len(outside)} off the scale: {said}",
+                transform=ax.transAxes,
+                ha="right",
+                va=align,
+                fontsize=7,
+            )
 
 
 def _jittered_points(ax, data: pd.DataFrame, order: list[str]) -> None:
@@ -66,7 +83,15 @@ def _jittered_points(ax, data: pd.DataFrame, order: list[str]) -> None:
     from the same storage had different figures."""
     rng = np.random.default_rng(0)
     position = data["variant"].map({variant: i for i, variant in enumerate(order)}).to_numpy(float)
-    ax.scatter(position + rng.uniform(-0.2, 0.2, len(position)), data["test_metric"], s=6, color="black", alpha=0.5, linewidths=0, zorder=3)
+    ax.scatter(
+        position + rng.uniform(-0.2, 0.2, len(position)),
+        data["test_metric"],
+        s=6,
+        color="black",
+        alpha=0.5,
+        linewidths=0,
+        zorder=3,
+    )
 
 
 def variant_boxplots(complete: pd.DataFrame, best: pd.DataFrame, tests: pd.DataFrame, *, metric: str) -> Figure:
@@ -84,12 +109,25 @@ def variant_boxplots(complete: pd.DataFrame, best: pd.DataFrame, tests: pd.DataF
             else:
                 with warnings.catch_warnings():  # seaborn 0.13 passes matplotlib 3.11 a deprecated argument
                     warnings.simplefilter("ignore", MatplotlibDeprecationWarning)
-                    sns.boxplot(data=data, x="variant", y="test_metric", order=order, hue="variant", hue_order=order, palette=colours, legend=False, ax=ax, fliersize=0)
+                    sns.boxplot(
+                        data=data,
+                        x="variant",
+                        y="test_metric",
+                        order=order,
+                        hue="variant",
+                        hue_order=order,
+                        palette=colours,
+                        legend=False,
+                        ax=ax,
+                        fliersize=0,
+                    )
                 _jittered_points(ax, data, order)
                 _limits_without_far_values(ax, data["test_metric"].to_numpy(float))
             ax.set_xticks(range(len(order)), labels, fontsize=8)
             ax.set(title=title, xlabel="variant (median parameter count)", ylabel=f"test {metric}")
-        handles = [Patch(color=c, label=k) for k, c in COLOURS.items() if k in {_verdict(r) for _, r in tests.iterrows()}]
+        handles = [
+            Patch(color=c, label=k) for k, c in COLOURS.items() if k in {_verdict(r) for _, r in tests.iterrows()}
+        ]
         fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8, frameon=False)
     return fig
 
@@ -121,8 +159,16 @@ def share_bars(terms: pd.DataFrame) -> Figure:
             ax.text(max(end, 0) + 0.01, row, f"{value:.3f}", va="center", fontsize=7)
         ax.set_yticks(y, ordered["term"], fontsize=8)
         ax.invert_yaxis()
-        what = "whiskers: 90% interval, ticks: noise floor\npale: not distinguishable from zero" if assessed else "no intervals computed"
-        said = f"\nnoise: {float(noise.iloc[0]):.2f} of the trials' own variance" if len(noise) and np.isfinite(noise.iloc[0]) else ""
+        what = (
+            "whiskers: 90% interval, ticks: noise floor\npale: not distinguishable from zero"
+            if assessed
+            else "no intervals computed"
+        )
+        said = (
+            f"\nnoise: {float(noise.iloc[0]):.2f} of the trials' own variance"
+            if len(noise) and np.isfinite(noise.iloc[0])
+            else ""
+        )
         ax.set(xlabel=f"share of the noise-free variance ({what}){said}", xlim=(0.0, 1.05))
     return fig
 
@@ -133,13 +179,17 @@ def _choice_ticks(ax, axis: str, choices: tuple | None) -> None:
         getattr(ax, f"set_{axis}ticks")(range(len(choices)), [str(c) for c in choices])
 
 
-def marginal_curves(curves: pd.DataFrame, *, metric: str, times: pd.DataFrame | None = None, choices: dict[str, tuple] | None = None) -> Figure:
+def marginal_curves(
+    curves: pd.DataFrame, *, metric: str, times: pd.DataFrame | None = None, choices: dict[str, tuple] | None = None
+) -> Figure:
     """Predicted metric (and training time) vs each parameter, ±1 std across trees as a band.
 
     Training time cannot be negative: its band is clipped at 0 s. `choices`: label -> choices of
     the categorical parameters.
     """
-    rows = [(curves, f"{metric} (marginal)")] + ([(times, "training seconds (marginal)")] if times is not None and not times.empty else [])
+    rows = [(curves, f"{metric} (marginal)")] + (
+        [(times, "training seconds (marginal)")] if times is not None and not times.empty else []
+    )
     params = list(dict.fromkeys(curves["param"]))
     with sns.axes_style(STYLE):
         fig = Figure(figsize=(3.2 * len(params), 2.8 * len(rows)), layout="constrained")
@@ -160,7 +210,13 @@ def marginal_curves(curves: pd.DataFrame, *, metric: str, times: pd.DataFrame | 
     return fig
 
 
-def pair_heatmaps(surfaces: pd.DataFrame, *, metric: str, order: list[tuple[str, str]] | None = None, choices: dict[str, tuple] | None = None) -> Figure:
+def pair_heatmaps(
+    surfaces: pd.DataFrame,
+    *,
+    metric: str,
+    order: list[tuple[str, str]] | None = None,
+    choices: dict[str, tuple] | None = None,
+) -> Figure:
     """Per pair (in `order`, default as the table has them): the pair's marginal (total) and what
     remains after both main effects (interaction only)."""
     pairs = order if order is not None else list(dict.fromkeys(zip(surfaces["param_x"], surfaces["param_y"])))
@@ -175,7 +231,10 @@ def pair_heatmaps(surfaces: pd.DataFrame, *, metric: str, order: list[tuple[str,
         for r, (px, py) in enumerate(pairs):
             part = surfaces[(surfaces["param_x"] == px) & (surfaces["param_y"] == py)]
             xs, ys = np.unique(part["x"]), np.unique(part["y"])
-            for ax, column, title, cmap in ((axes[r, 0], "total_mean", "pair marginal (total)", "viridis_r"), (axes[r, 1], "interaction_mean", "interaction only (main effects removed)", "vlag")):
+            for ax, column, title, cmap in (
+                (axes[r, 0], "total_mean", "pair marginal (total)", "viridis_r"),
+                (axes[r, 1], "interaction_mean", "interaction only (main effects removed)", "vlag"),
+            ):
                 grid = part.pivot(index="y", columns="x", values=column).to_numpy()
                 mesh = ax.pcolormesh(xs, ys, grid, cmap=cmap, shading="nearest", **limits[column])
                 fig.colorbar(mesh, ax=ax, label=bars[column])

@@ -18,7 +18,9 @@ from optuna.storages import RDBStorage
 from ..optuna_private import trial_rows
 
 
-def read_trials(backend: RDBStorage, study_id: int, *, objective: int = 0, prefix: str = "params_") -> tuple[pd.DataFrame, dict[str, list]]:
+def read_trials(
+    backend: RDBStorage, study_id: int, *, objective: int = 0, prefix: str = "params_"
+) -> tuple[pd.DataFrame, dict[str, list]]:
     """(frame, distributions): number, state and value per trial, a column `prefix + name` per
     parameter holding its external value (NaN where a trial lacks it), and each parameter's
     distributions as stored (a list: cells or trials may store different ranges)."""
@@ -26,7 +28,9 @@ def read_trials(backend: RDBStorage, study_id: int, *, objective: int = 0, prefi
     long = pd.DataFrame(named, columns=["number", "state", "value", "value_type", "param", "internal", "distribution"])
     kinds = long["value_type"].tolist()
     infinite = {"INF_POS": math.inf, "INF_NEG": -math.inf}
-    long["value"] = [infinite.get(k, v) if v is not None or k in infinite else math.nan for v, k in zip(long["value"], kinds)]
+    long["value"] = [
+        infinite.get(k, v) if v is not None or k in infinite else math.nan for v, k in zip(long["value"], kinds)
+    ]
     frame = long.drop_duplicates("number")[["number", "state", "value"]].sort_values("number").set_index("number")
     frame["value"] = frame["value"].astype(float)
     distributions: dict[str, list] = {}
@@ -37,7 +41,9 @@ def read_trials(backend: RDBStorage, study_id: int, *, objective: int = 0, prefi
         internal = part["internal"].to_numpy(float)
         if isinstance(distribution, CategoricalDistribution):
             # Categorical values are stored as the index of the choice.
-            external = pd.Series(np.asarray(distribution.choices, dtype=object)[internal.astype(int)], index=part["number"].to_numpy())
+            external = pd.Series(
+                np.asarray(distribution.choices, dtype=object)[internal.astype(int)], index=part["number"].to_numpy()
+            )
         else:
             external = pd.Series(internal, index=part["number"].to_numpy())
         column = frame.get(prefix + param)

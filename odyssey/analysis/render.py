@@ -74,7 +74,9 @@ def _numeric(value: object) -> bool:
 
 def to_html(blocks: list[Block], *, title: str) -> str:
     esc = html.escape
-    parts = [f"<!doctype html>\n<html><head><meta charset='utf-8'><title>{esc(title)}</title><style>{CSS}</style></head><body>"]
+    parts = [
+        f"<!doctype html>\n<html><head><meta charset='utf-8'><title>{esc(title)}</title><style>{CSS}</style></head><body>"
+    ]
     for block in blocks:
         if isinstance(block, Heading):
             parts.append(f"<h{block.level}>{esc(block.text)}</h{block.level}>")
@@ -83,13 +85,17 @@ def to_html(blocks: list[Block], *, title: str) -> str:
         elif isinstance(block, Table):
             head = "".join(f"<th>{esc(str(c))}</th>" for c in block.frame.columns)
             body = "".join(
-                "<tr>" + "".join(f"<td{' class=num' if _numeric(v) else ''}>{esc(cell_text(v))}</td>" for v in row) + "</tr>"
+                "<tr>"
+                + "".join(f"<td{' class=num' if _numeric(v) else ''}>{esc(cell_text(v))}</td>" for v in row)
+                + "</tr>"
                 for row in block.frame.itertuples(index=False)
             )
             parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
         else:
             data = base64.b64encode(block.png).decode("ascii")
-            parts.append(f"<figure><img src='data:image/png;base64,{data}' alt='{esc(block.caption)}'><figcaption>{esc(block.caption)}</figcaption></figure>")
+            parts.append(
+                f"<figure><img src='data:image/png;base64,{data}' alt='{esc(block.caption)}'><figcaption>{esc(block.caption)}</figcaption></figure>"
+            )
     return "\n".join([*parts, "</body></html>\n"])
 
 
@@ -112,7 +118,9 @@ def to_markdown(blocks: list[Block]) -> str:
             parts.append(_md(block.text))
         elif isinstance(block, Table):
             columns = [_md(str(c)) for c in block.frame.columns]
-            rows = ["| " + " | ".join(_md(cell_text(v)) for v in row) + " |" for row in block.frame.itertuples(index=False)]
+            rows = [
+                "| " + " | ".join(_md(cell_text(v)) for v in row) + " |" for row in block.frame.itertuples(index=False)
+            ]
             parts.append("\n".join(["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns), *rows]))
         else:
             parts.append(f"![{_md(block.caption)}]({block.path.as_posix()})\n\n*{_md(block.caption)}*")

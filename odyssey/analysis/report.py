@@ -115,7 +115,9 @@ def _importance_blocks(task: TaskAnalysis, stem: str, tables: dict[str, list[pd.
     return blocks
 
 
-def _space_blocks(task: TaskAnalysis, result: Importance, stem: str, tables: dict[str, list[pd.DataFrame]], *, first: bool) -> list[Block]:
+def _space_blocks(
+    task: TaskAnalysis, result: Importance, stem: str, tables: dict[str, list[pd.DataFrame]], *, first: bool
+) -> list[Block]:
     terms, curves, surfaces = terms_table(result), curves_table(result), surfaces_table(result)
     tables["importance"].append(_with_task(task.task, terms))
     tables["marginals"].append(_with_task(task.task, curves.assign(target=task.metric)))
@@ -128,7 +130,9 @@ def _space_blocks(task: TaskAnalysis, result: Importance, stem: str, tables: dic
     blocks: list[Block] = [
         Heading(f"{'All trials' if first else 'Sub-space: ' + result.space} ({result.trials:,} trials)", 4),
         Text(f"{result.note[0].upper()}{result.note[1:]}."),
-        _figure(plots.share_bars(terms), f"{stem}-importance", f"{label}: share of the variance of validation {task.metric}"),
+        _figure(
+            plots.share_bars(terms), f"{stem}-importance", f"{label}: share of the variance of validation {task.metric}"
+        ),
         Table(terms[TERM_SHOWN]),
     ]
     if result.constant:
@@ -137,7 +141,9 @@ def _space_blocks(task: TaskAnalysis, result: Importance, stem: str, tables: dic
         _figure(
             plots.marginal_curves(curves, metric=f"validation {task.metric}", times=times, choices=choices),
             f"{stem}-marginals",
-            f"{label}: marginal predicted {task.metric}" + (" and training seconds" if times is not None else "") + " per parameter, band ±1 std over resamples",
+            f"{label}: marginal predicted {task.metric}"
+            + (" and training seconds" if times is not None else "")
+            + " per parameter, band ±1 std over resamples",
         )
     )
     if first and isinstance(task.times, str):
@@ -147,16 +153,26 @@ def _space_blocks(task: TaskAnalysis, result: Importance, stem: str, tables: dic
         ranked = [tuple(t.split(PAIR_SIGN)) for t in terms.loc[terms["kind"] == "pair", "term"]]
         drawn = ranked[:PAIRS_DRAWN]
         shown = surfaces[[pair in set(drawn) for pair in zip(surfaces["param_x"], surfaces["param_y"])]]
-        which = f"the {len(drawn)} largest of {len(ranked)} pairs (all in pairs.csv)" if len(ranked) > len(drawn) else "every pair"
+        which = (
+            f"the {len(drawn)} largest of {len(ranked)} pairs (all in pairs.csv)"
+            if len(ranked) > len(drawn)
+            else "every pair"
+        )
         caption = f"{label}: pairwise marginals of validation {task.metric} for {which}, largest first; total (left) and interaction only (right)"
-        blocks.append(_figure(plots.pair_heatmaps(shown, metric=task.metric, order=drawn, choices=choices), f"{stem}-pairs", caption))
+        blocks.append(
+            _figure(
+                plots.pair_heatmaps(shown, metric=task.metric, order=drawn, choices=choices), f"{stem}-pairs", caption
+            )
+        )
     return blocks
 
 
 def _variant_blocks(task: TaskAnalysis, analysis: StudyAnalysis, stem: str) -> list[Block]:
     blocks: list[Block] = [Heading("Variants against vanilla", 3)]
     if VANILLA not in set(task.tests["variant"]):
-        blocks.append(Text(f"No tests: task {task.task} has no complete vanilla ({VANILLA}) trials to compare against."))
+        blocks.append(
+            Text(f"No tests: task {task.task} has no complete vanilla ({VANILLA}) trials to compare against.")
+        )
     else:
         paired = task.tests["test"].eq(PAIRED).any()
         design = (
@@ -183,9 +199,18 @@ def _variant_blocks(task: TaskAnalysis, analysis: StudyAnalysis, stem: str) -> l
         )
     complete = analysis.trials.complete()
     fig = plots.variant_boxplots(
-        complete[complete["task"] == task.task], analysis.best[analysis.best["task"] == task.task], task.tests, metric=task.metric
+        complete[complete["task"] == task.task],
+        analysis.best[analysis.best["task"] == task.task],
+        task.tests,
+        metric=task.metric,
     )
-    blocks.append(_figure(fig, f"{stem}-variants", f"{task.task}: test {task.metric} per variant; colour marks a difference to {VANILLA} (Holm-adjusted)"))
+    blocks.append(
+        _figure(
+            fig,
+            f"{stem}-variants",
+            f"{task.task}: test {task.metric} per variant; colour marks a difference to {VANILLA} (Holm-adjusted)",
+        )
+    )
     blocks.append(Table(task.tests[TEST_COLUMNS].assign(parameters=lambda t: t["parameters"].round().astype("Int64"))))
     return blocks
 
@@ -193,17 +218,25 @@ def _variant_blocks(task: TaskAnalysis, analysis: StudyAnalysis, stem: str) -> l
 def _margin_source(analysis: StudyAnalysis) -> str:
     if analysis.margins is None:
         return f"by default one standard deviation of {VANILLA}'s best {TOP_FRACTION:.0%}: the study file states none under [analysis] equivalence_margin"
-    return "as the study file's [analysis] equivalence_margin states" if not isinstance(analysis.margins, dict) else (
-        f"as the study file's [analysis] equivalence_margin states for {', '.join(sorted(analysis.margins))}; for other tasks, "
-        f"{MARGIN_SD:g} standard deviation of {VANILLA}'s best {TOP_FRACTION:.0%}"
+    return (
+        "as the study file's [analysis] equivalence_margin states"
+        if not isinstance(analysis.margins, dict)
+        else (
+            f"as the study file's [analysis] equivalence_margin states for {', '.join(sorted(analysis.margins))}; for other tasks, "
+            f"{MARGIN_SD:g} standard deviation of {VANILLA}'s best {TOP_FRACTION:.0%}"
+        )
     )
 
 
 def _paired(analysis: StudyAnalysis) -> bool:
-    return any((attrs.get(STUDY_SPEC) or {}).get("sampler") == "paired" for attrs in analysis.trials.study_attrs.values())
+    return any(
+        (attrs.get(STUDY_SPEC) or {}).get("sampler") == "paired" for attrs in analysis.trials.study_attrs.values()
+    )
 
 
-def _document(analysis: StudyAnalysis, source: str, tables: dict[str, list[pd.DataFrame]], study_file: Path | None) -> list[Block]:
+def _document(
+    analysis: StudyAnalysis, source: str, tables: dict[str, list[pd.DataFrame]], study_file: Path | None
+) -> list[Block]:
     trials = analysis.trials
     totals = analysis.cells.drop(columns=["task", "variant"]).sum()
     blocks: list[Block] = [
@@ -233,7 +266,12 @@ def _document(analysis: StudyAnalysis, source: str, tables: dict[str, list[pd.Da
         blocks += [Heading(f"Task {task.task} (metric: {task.metric}, lower is better)")]
         blocks += _variant_blocks(task, analysis, stem)
         blocks += _importance_blocks(task, stem, tables)
-    blocks += [Heading("Files"), Text("CSV tables beside this report: " + ", ".join(f"{n}.csv" for n in CSV_NAMES) + f"; figures in {FIGURES}/.")]
+    blocks += [
+        Heading("Files"),
+        Text(
+            "CSV tables beside this report: " + ", ".join(f"{n}.csv" for n in CSV_NAMES) + f"; figures in {FIGURES}/."
+        ),
+    ]
     return blocks
 
 
@@ -253,7 +291,9 @@ class Report:
         """Each file of the report folder, by its path inside the folder, with its content."""
         files = {Path(SOURCE): f"{self.source}\n".encode()}
         files |= {block.path: block.png for block in self.blocks if isinstance(block, Image)}
-        files |= {Path(f"{key}.csv"): self.tables[key].to_csv(index=False, float_format="%.6g").encode() for key in CSV_NAMES}
+        files |= {
+            Path(f"{key}.csv"): self.tables[key].to_csv(index=False, float_format="%.6g").encode() for key in CSV_NAMES
+        }
         files[Path("report.md")] = to_markdown(self.blocks).encode()
         files[Path("report.html")] = to_html(self.blocks, title=self.title).encode()
         return files
@@ -263,9 +303,19 @@ def assemble_report(analysis: StudyAnalysis, *, source: str, study_file: Path | 
     """The report of an analysed study, in memory: its document (figures drawn) and its CSV tables."""
     tables: dict[str, list[pd.DataFrame]] = {"importance": [], "marginals": [], "pairs": []}
     blocks = _document(analysis, source, tables, study_file)
-    csvs = {"trials": analysis.trials.frame, "cells": analysis.cells, "variant_stats": analysis.tests, "claims": analysis.claims}
-    csvs |= {key: pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["task"]) for key, parts in tables.items()}
-    csvs["importance"] = csvs["importance"].assign(params=[json.dumps(list(p)) for p in csvs["importance"].get("params", [])])
+    csvs = {
+        "trials": analysis.trials.frame,
+        "cells": analysis.cells,
+        "variant_stats": analysis.tests,
+        "claims": analysis.claims,
+    }
+    csvs |= {
+        key: pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["task"])
+        for key, parts in tables.items()
+    }
+    csvs["importance"] = csvs["importance"].assign(
+        params=[json.dumps(list(p)) for p in csvs["importance"].get("params", [])]
+    )
     return Report(title=f"odyssey report: {analysis.trials.name}", source=source, blocks=blocks, tables=csvs)
 
 

@@ -14,7 +14,6 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 
 from ..errors import OdysseyError
 
-
 # The paper's parameters in the paper's order (most important first); others follow alphabetically.
 PAPER_PARAMS = ("learning_rate", "hidden_size", "input_noise", "one_minus_momentum")
 

@@ -41,7 +41,10 @@ def range_text(param: object) -> str:
     if "low" in rest and "high" in rest:
         low, high = rest.pop("low"), rest.pop("high")
         integer = rest.pop("integer", False)
-        parts.append(f"{_value(int(low) if integer else low)} to {_value(int(high) if integer else high)}" + (", integers" if integer else ""))
+        parts.append(
+            f"{_value(int(low) if integer else low)} to {_value(int(high) if integer else high)}"
+            + (", integers" if integer else "")
+        )
         if rest.pop("log", False):
             parts.append("log scale (analysed in log10)")
     parts += [f"{k} {_value(v)}" for k, v in rest.items() if v not in (None, False)]
@@ -70,11 +73,24 @@ def settings_blocks(trials: Trials, *, study_file: Path | None) -> list[Block]:
         if isinstance(spec, dict):
             specs.setdefault(repr(sorted(spec.items(), key=lambda kv: kv[0])), (spec, []))[1].append(cell)
     blocks: list[Block] = [Heading("Study settings")]
-    source = f"study file {study_file}" if study_file is not None else "no study file given (settings as stored in the storage)"
+    source = (
+        f"study file {study_file}"
+        if study_file is not None
+        else "no study file given (settings as stored in the storage)"
+    )
     if not specs:
-        return [*blocks, Text(f"{source.capitalize()}; the cells store no study settings (not written by `odyssey run`?). {_versions(trials)}")]
+        return [
+            *blocks,
+            Text(
+                f"{source.capitalize()}; the cells store no study settings (not written by `odyssey run`?). {_versions(trials)}"
+            ),
+        ]
     if len(specs) > 1:
-        blocks.append(Text(f"The cells store {len(specs)} different settings (a study extended with --extend, or cells of different files); each is shown with its cells."))
+        blocks.append(
+            Text(
+                f"The cells store {len(specs)} different settings (a study extended with --extend, or cells of different files); each is shown with its cells."
+            )
+        )
     for spec, cells in specs.values():
         rows = [
             {"setting": "source", "value": source},
@@ -91,7 +107,12 @@ def settings_blocks(trials: Trials, *, study_file: Path | None) -> list[Block]:
             Heading("Protocol", 3),
             Table(pd.DataFrame(rows)),
             Heading("Search space", 3),
-            Table(pd.DataFrame([{"parameter": p, "distribution": range_text(v)} for p, v in sorted(space.items())], columns=["parameter", "distribution"])),
+            Table(
+                pd.DataFrame(
+                    [{"parameter": p, "distribution": range_text(v)} for p, v in sorted(space.items())],
+                    columns=["parameter", "distribution"],
+                )
+            ),
         ]
     blocks.append(Text(_versions(trials)))
     return blocks

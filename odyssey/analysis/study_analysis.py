@@ -50,7 +50,9 @@ def cell_counts(frame: pd.DataFrame) -> pd.DataFrame:
     counts = frame.groupby(["task", "variant"])["state"].value_counts().unstack(fill_value=0)
     counts = counts.reindex(columns=list(STATES), fill_value=0).rename(columns=STATES).reset_index()
     order = {v: i for i, v in enumerate(variant_order(counts["variant"]))}
-    return counts.sort_values(["task", "variant"], key=lambda s: s.map(order) if s.name == "variant" else s)[columns].reset_index(drop=True)
+    return counts.sort_values(["task", "variant"], key=lambda s: s.map(order) if s.name == "variant" else s)[
+        columns
+    ].reset_index(drop=True)
 
 
 def _times(rows: pd.DataFrame, scales) -> Importance | str:
@@ -60,7 +62,14 @@ def _times(rows: pd.DataFrame, scales) -> Importance | str:
     return first
 
 
-def analyse_study(trials: Trials, *, trees: int = 32, seed: int = 0, margins: float | dict[str, float] | None = None, refits: int = REFITS) -> StudyAnalysis:
+def analyse_study(
+    trials: Trials,
+    *,
+    trees: int = 32,
+    seed: int = 0,
+    margins: float | dict[str, float] | None = None,
+    refits: int = REFITS,
+) -> StudyAnalysis:
     """Importance pools every variant of a task, as the paper does: the space, not one architecture.
 
     margins: the study's equivalence margin(s) ([analysis] equivalence_margin); None: the default.
@@ -81,10 +90,23 @@ def analyse_study(trials: Trials, *, trees: int = 32, seed: int = 0, margins: fl
     terms = {t.task: t.importance if isinstance(t.importance, str) else terms_table(t.importance) for t in tasks}
     curves = {t.task: curves_table(t.importance) for t in tasks if not isinstance(t.importance, str)}
     claims = check_claims(tests, terms, curves)
-    return StudyAnalysis(trials, cell_counts(trials.frame), best_trials(complete), tests, tasks, claims, tuple(summary(tests, claims, trials.metrics)), margins)
+    return StudyAnalysis(
+        trials,
+        cell_counts(trials.frame),
+        best_trials(complete),
+        tests,
+        tasks,
+        claims,
+        tuple(summary(tests, claims, trials.metrics)),
+        margins,
+    )
 
 
 def paired_study(trials: Trials) -> bool:
     """Every cell was drawn with `sampler = "paired"`: slot k holds the same configuration in every variant."""
-    samplers = {attrs[STUDY_SPEC].get("sampler") for attrs in trials.study_attrs.values() if isinstance(attrs.get(STUDY_SPEC), dict)}
+    samplers = {
+        attrs[STUDY_SPEC].get("sampler")
+        for attrs in trials.study_attrs.values()
+        if isinstance(attrs.get(STUDY_SPEC), dict)
+    }
     return samplers == {"paired"}

@@ -35,14 +35,31 @@ PAPER_DISTRIBUTIONS = {
 }
 OPTIMIZER, MOMENTUM = CategoricalDistribution(("sgd", "adam")), FloatDistribution(0.0, 0.99)
 # Offsets of the test metric against vanilla, shaped like the paper's findings.
-PAPER_OFFSETS = {"V": 0.0, "NIG": 0.02, "NFG": 0.12, "NOG": 0.02, "NIAF": 0.02, "NOAF": 0.10, "NP": 0.0, "CIFG": 0.0, "FGR": 0.01}
+PAPER_OFFSETS = {
+    "V": 0.0,
+    "NIG": 0.02,
+    "NFG": 0.12,
+    "NOG": 0.02,
+    "NIAF": 0.02,
+    "NOAF": 0.10,
+    "NP": 0.0,
+    "CIFG": 0.0,
+    "FGR": 0.01,
+}
 
 
 def paper_like_metric(params: dict[str, float], variant: str, offsets: dict[str, float] = PAPER_OFFSETS) -> float:
     """Learning rate dominates (a valley at 1e-3), bigger is better with diminishing returns, noise hurts a little."""
     lr = np.log10(params["learning_rate"]) + 3.0
     hidden = np.log10(params["hidden_size"] / 20.0)
-    return float(0.3 + 0.08 * lr**2 - 0.08 * hidden + 0.03 * params["input_noise"] + 0.01 * lr * hidden + offsets.get(variant, 0.0))
+    return float(
+        0.3
+        + 0.08 * lr**2
+        - 0.08 * hidden
+        + 0.03 * params["input_noise"]
+        + 0.01 * lr * hidden
+        + offsets.get(variant, 0.0)
+    )
 
 
 def write_synthetic_study(
@@ -82,11 +99,28 @@ def write_synthetic_study(
                 "seed": seed,
                 "description": "synthetic: a known function of the hyperparameters plus noise",
                 "training": {"batch_size": 16, "max_epochs": 10, "patience": 3},
-                "space": {k: {"low": d.low, "high": d.high, "log": d.log, "integer": isinstance(d, IntDistribution)} for k, d in PAPER_DISTRIBUTIONS.items()}
-                | ({"optimizer": {"choices": list(OPTIMIZER.choices)}, "momentum": {"low": 0.0, "high": 0.99, "when": "optimizer = sgd"}} if conditional else {}),
+                "space": {
+                    k: {"low": d.low, "high": d.high, "log": d.log, "integer": isinstance(d, IntDistribution)}
+                    for k, d in PAPER_DISTRIBUTIONS.items()
+                }
+                | (
+                    {
+                        "optimizer": {"choices": list(OPTIMIZER.choices)},
+                        "momentum": {"low": 0.0, "high": 0.99, "when": "optimizer = sgd"},
+                    }
+                    if conditional
+                    else {}
+                ),
                 "task_options": {},
             }
-            for key, value in {STUDY: name, TASK: task, VARIANT: variant, METRIC: metric, STUDY_HASH: "synthetic", STUDY_SPEC: spec}.items():
+            for key, value in {
+                STUDY: name,
+                TASK: task,
+                VARIANT: variant,
+                METRIC: metric,
+                STUDY_HASH: "synthetic",
+                STUDY_SPEC: spec,
+            }.items():
                 cell.set_user_attr(key, value)
             for slot in range(trials + failed + running):
                 source = np.random.default_rng([seed, tasks.index(task), slot]) if paired else rng
@@ -99,11 +133,23 @@ def write_synthetic_study(
                         params["momentum"], distributions["momentum"] = float(rng.uniform(0.0, 0.99)), MOMENTUM
                         value += 0.05 + 0.1 * params["momentum"]
                 versions = {"odyssey": "synthetic", "optuna": optuna.__version__}
-                attrs = start_attrs(task=task, variant=variant, metric=metric, parameter_count=4000 + 100 * len(variant), versions=versions, inactive=[])
+                attrs = start_attrs(
+                    task=task,
+                    variant=variant,
+                    metric=metric,
+                    parameter_count=4000 + 100 * len(variant),
+                    versions=versions,
+                    inactive=[],
+                )
                 if slot < trials:
-                    state, done = TrialState.COMPLETE, {TEST_METRIC: value + rng.normal(0, noise), EPOCHS: 10, SECONDS: params["hidden_size"] * 0.5}
+                    state, done = (
+                        TrialState.COMPLETE,
+                        {TEST_METRIC: value + rng.normal(0, noise), EPOCHS: 10, SECONDS: params["hidden_size"] * 0.5},
+                    )
                 else:
-                    state, done = (TrialState.FAIL, {FAILURE: "diverged"}) if slot < trials + failed else (TrialState.RUNNING, {})
+                    state, done = (
+                        (TrialState.FAIL, {FAILURE: "diverged"}) if slot < trials + failed else (TrialState.RUNNING, {})
+                    )
                 cell.add_trial(
                     optuna.trial.create_trial(
                         state=state,

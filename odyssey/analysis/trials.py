@@ -76,7 +76,9 @@ def resolve_name(storage, name: str | None) -> str:
 def _cell(summary: optuna.study.FrozenStudy) -> tuple[str, str]:
     """(task, variant) from the study's attributes, else from its name "{name}/{task}/{variant}"."""
     parts = summary.study_name.split("/")
-    return summary.user_attrs.get(TASK, parts[-2] if len(parts) > 2 else "?"), summary.user_attrs.get(VARIANT, parts[-1])
+    return summary.user_attrs.get(TASK, parts[-2] if len(parts) > 2 else "?"), summary.user_attrs.get(
+        VARIANT, parts[-1]
+    )
 
 
 def _row(trial: FrozenTrial, *, study: str, task: str, variant: str, objective: int = 0) -> dict[str, object]:
@@ -108,7 +110,9 @@ def _merge_scales(distributions) -> dict[str, Scale]:
             scales[param] = new
             continue
         if (old.log, old.choices) != (new.log, new.choices):
-            raise OdysseyError(f"parameter {param!r} has different distributions in different trials; cannot analyse it on one scale")
+            raise OdysseyError(
+                f"parameter {param!r} has different distributions in different trials; cannot analyse it on one scale"
+            )
         scales[param] = Scale(param, min(old.low, new.low), max(old.high, new.high), old.log, old.choices, single=False)
     return scales
 
@@ -127,14 +131,24 @@ def load_odyssey_trials(storage, name: str) -> Trials:
     summaries = [s for s in storage.get_all_studies() if s.user_attrs.get(STUDY) == name]
     rows, kept, metrics = [], [], {}
     for summary in sorted(summaries, key=lambda s: s.study_name):
-        trials = slot_trials(optuna.load_study(study_name=summary.study_name, storage=storage).get_trials(deepcopy=False))
+        trials = slot_trials(
+            optuna.load_study(study_name=summary.study_name, storage=storage).get_trials(deepcopy=False)
+        )
         task, variant = _cell(summary)
         rows += [_row(t, study=summary.study_name, task=task, variant=variant) for t in trials]
         kept += trials
-        metric = summary.user_attrs.get(METRIC) or next((t.user_attrs[METRIC] for t in trials if METRIC in t.user_attrs), None)
+        metric = summary.user_attrs.get(METRIC) or next(
+            (t.user_attrs[METRIC] for t in trials if METRIC in t.user_attrs), None
+        )
         metrics[task] = metrics.get(task) or metric  # a cell with no trials yet does not know it
     metrics = {task: metric or "value" for task, metric in metrics.items()}
-    return Trials(name, _frame(rows), _merge_scales(_trial_distributions(kept)), metrics, {s.study_name: s.user_attrs for s in summaries})
+    return Trials(
+        name,
+        _frame(rows),
+        _merge_scales(_trial_distributions(kept)),
+        metrics,
+        {s.study_name: s.user_attrs for s in summaries},
+    )
 
 
 def load_optuna_trials(storage, study: str, *, objective: int | None = None) -> Trials:
@@ -153,7 +167,9 @@ def load_optuna_trials(storage, study: str, *, objective: int | None = None) -> 
     objective = objective or 0
     if not 0 <= objective < count:
         raise OdysseyError(f"--objective {objective}: study {study!r} has {count} objective(s), numbered from 0")
-    attrs = {"study": study, "task": study, "variant": "", "slot": math.nan, "failure": "", "versions": ""} | {key: math.nan for key in ATTRS}
+    attrs = {"study": study, "task": study, "variant": "", "slot": math.nan, "failure": "", "versions": ""} | {
+        key: math.nan for key in ATTRS
+    }
     backend = rdb_backend(storage)
     if backend is not None:
         read, distributions = read_trials(backend, study_id_of(frozen), objective=objective, prefix=PARAM_PREFIX)
@@ -171,10 +187,18 @@ def study_trials(study: optuna.Study, *, target=None) -> Trials:
     """An Optuna `Study` in memory, as Optuna's importance evaluators see it: `target(trial)` (a
     FrozenTrial -> float) is the value, else the objective of a single-objective study."""
     if target is None and len(study.directions) > 1:
-        raise OdysseyError(f"study {study.study_name!r} has {len(study.directions)} objectives: give a target, e.g. target=lambda t: t.values[0]")
+        raise OdysseyError(
+            f"study {study.study_name!r} has {len(study.directions)} objectives: give a target, e.g. target=lambda t: t.values[0]"
+        )
     trials = study.get_trials(deepcopy=False)
     rows = [_row(t, study=study.study_name, task=study.study_name, variant="") for t in trials]
     if target is not None:
         for row, trial in zip(rows, trials):
             row["value"] = float(target(trial)) if trial.state == TrialState.COMPLETE else math.nan
-    return Trials(study.study_name, _frame(rows), _merge_scales(_trial_distributions(trials)), {study.study_name: "value"}, {study.study_name: study.user_attrs})
+    return Trials(
+        study.study_name,
+        _frame(rows),
+        _merge_scales(_trial_distributions(trials)),
+        {study.study_name: "value"},
+        {study.study_name: study.user_attrs},
+    )

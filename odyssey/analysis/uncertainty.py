@@ -111,7 +111,10 @@ def estimate(
     nulls_at = []
     for family, (base, pairs) in enumerate(((0.0, False), (additive, True))):
         nulls_at.append(len(jobs))
-        jobs += [(x, base + signs[family * nulls + k] * residuals, seed + 1001 + 100 * family + k, pairs) for k in range(nulls)]
+        jobs += [
+            (x, base + signs[family * nulls + k] * residuals, seed + 1001 + 100 * family + k, pairs)
+            for k in range(nulls)
+        ]
     with ThreadPoolExecutor(max_workers=THREADS) as pool:  # sklearn's trees and numpy's sums release the GIL
         done = list(pool.map(lambda job: fit(*job), jobs))
     again = done[:replicates]

@@ -160,7 +160,16 @@ def detectable(a: np.ndarray, b: np.ndarray, *, alpha: float = ALPHA, power: flo
     return pooled, spread * math.sqrt(1 / len(a) + 1 / len(b))
 
 
-def group_size_needed(se: float, df: float, size: int, target: float, *, alpha: float = ALPHA, power: float = POWER, equivalence: bool = False) -> float:
+def group_size_needed(
+    se: float,
+    df: float,
+    size: int,
+    target: float,
+    *,
+    alpha: float = ALPHA,
+    power: float = POWER,
+    equivalence: bool = False,
+) -> float:
     """The group size (best trials per cell, or pairs) at which a test whose difference has standard
     error `se` on `df` degrees of freedom at group size `size` decides with probability `power`:
     finds a true difference of `target` (two-sided at `alpha`), or, with `equivalence`, shows one
@@ -268,9 +277,13 @@ def variant_tests(
             if variant == VANILLA:
                 row["note"] = "reference"
             elif VANILLA not in counts:
-                row["note"] = f"no vanilla ({VANILLA}) trials with a test metric in task {task}: nothing to compare against"
+                row["note"] = (
+                    f"no vanilla ({VANILLA}) trials with a test metric in task {task}: nothing to compare against"
+                )
             elif paired and len(common) < MIN_PAIRS:
-                row["note"] = f"{variant} and {VANILLA} completed {len(common)} common slots; the paired test needs {MIN_PAIRS}"
+                row["note"] = (
+                    f"{variant} and {VANILLA} completed {len(common)} common slots; the paired test needs {MIN_PAIRS}"
+                )
             elif not paired and (len(mine) < min_top or len(vanilla) < min_top):
                 short = variant if len(mine) < min_top else VANILLA
                 row["note"] = _refusal(short, int(counts.get(short, 0)), fraction=fraction, min_top=min_top)
@@ -317,7 +330,9 @@ def variant_tests(
         significant = bool(frame.at[i, "p_adjusted"] < alpha)
         equivalent = bool(frame.at[i, "p_equivalence_adjusted"] < alpha)
         frame.at[i, "significant"], frame.at[i, "equivalent"] = significant, equivalent
-        frame.at[i, "verdict"] = frame.at[i, "direction"] if significant else "equivalent" if equivalent else "not decided"
+        frame.at[i, "verdict"] = (
+            frame.at[i, "direction"] if significant else "equivalent" if equivalent else "not decided"
+        )
         room = margin - abs(difference)
         if paired:
             mde = (stats.t.ppf(1 - level / 2, df) + stats.t.ppf(POWER, df)) * se

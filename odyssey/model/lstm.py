@@ -33,7 +33,7 @@ class VariantDirection:
     whole sequence. Looked up by name at every call, so `.to()`, `load_state_dict`,
     `torch.func.functional_call` and parametrizations all act on what the direction computes with."""
 
-    def __init__(self, owner: "LSTM", layer: int, reverse: bool, input_size: int) -> None:
+    def __init__(self, owner: LSTM, layer: int, reverse: bool, input_size: int) -> None:
         self.owner, self.layer, self.reverse, self.input_size = owner, layer, reverse, input_size
         self.suffix = f"_l{layer}{'_reverse' if reverse else ''}"
 
@@ -173,7 +173,11 @@ class LSTM(nn.Module):
         self.bidirectional, self.forget_bias = bool(bidirectional), forget_bias
         self.switches = resolve_variant(variant)
         self.backend = kernel.check_backend(backend)
-        switches, directions, factory = self.switches, 2 if self.bidirectional else 1, {"device": device, "dtype": dtype}
+        switches, directions, factory = (
+            self.switches,
+            2 if self.bidirectional else 1,
+            {"device": device, "dtype": dtype},
+        )
         rows, gates = len(switches.blocks) * hidden_size, len(switches.weighted_gates) * hidden_size
 
         def parameter(*shape: int, present: bool = True) -> nn.Parameter | None:
@@ -189,8 +193,12 @@ class LSTM(nn.Module):
                     "weight_ih": parameter(rows, layer_input),
                     "weight_hh": parameter(rows, hidden_size),
                     "bias": parameter(rows, present=bias),
-                    "peephole": parameter(len(switches.peephole_gates), hidden_size, present=bool(switches.peephole_gates)),
-                    "weight_gg": parameter(gates, len(switches.recurrent_gates) * hidden_size, present=switches.gate_recurrence),
+                    "peephole": parameter(
+                        len(switches.peephole_gates), hidden_size, present=bool(switches.peephole_gates)
+                    ),
+                    "weight_gg": parameter(
+                        gates, len(switches.recurrent_gates) * hidden_size, present=switches.gate_recurrence
+                    ),
                 }
                 for part, value in shapes.items():
                     self.register_parameter(part + direction.suffix, value)
@@ -206,7 +214,13 @@ class LSTM(nn.Module):
 
     def extra_repr(self) -> str:
         options = [f"{self.input_size}, {self.hidden_size}"]
-        for name, default in (("num_layers", 1), ("bias", True), ("batch_first", False), ("dropout", 0.0), ("bidirectional", False)):
+        for name, default in (
+            ("num_layers", 1),
+            ("bias", True),
+            ("batch_first", False),
+            ("dropout", 0.0),
+            ("bidirectional", False),
+        ):
             if getattr(self, name) != default:
                 options.append(f"{name}={getattr(self, name)}")
         return ", ".join([*options, f"switches={self.switches}"])
@@ -222,7 +236,9 @@ class LSTM(nn.Module):
             # kernel's. As for autocast's float32 ops, half-precision inputs (an autocast layer's
             # output) are cast to the weights' dtype.
             with torch.autocast(device_type, enabled=False):
-                return self.forward(_to_weights(input, self.weight_ih_l0), _to_weights(hx, self.weight_ih_l0), lengths=lengths)
+                return self.forward(
+                    _to_weights(input, self.weight_ih_l0), _to_weights(hx, self.weight_ih_l0), lengths=lengths
+                )
         batched = True
         if packed:
             if lengths is not None:
@@ -254,7 +270,9 @@ class LSTM(nn.Module):
             return output.squeeze(1), tuple(s.squeeze(1) for s in final_state)
         return (output.transpose(0, 1) if self.batch_first else output), final_state
 
-    def _layers(self, inputs: Tensor, states: list[State], lengths: Tensor | None, mask: Tensor | None) -> tuple[Tensor, State]:
+    def _layers(
+        self, inputs: Tensor, states: list[State], lengths: Tensor | None, mask: Tensor | None
+    ) -> tuple[Tensor, State]:
         """Every layer over the whole sequence, nn.LSTM's dropout between layers while training."""
         total = inputs.shape[0]
         directions = 2 if self.bidirectional else 1
@@ -286,7 +304,9 @@ class LSTM(nn.Module):
         """nn.LSTM's checks and exception types, and what nn.LSTM leaves to its backends."""
         weight = self.weight_ih_l0
         if inputs.shape[-1] != self.input_size:
-            raise RuntimeError(f"input.size(-1) must be equal to input_size. Expected {self.input_size}, got {inputs.shape[-1]}")
+            raise RuntimeError(
+                f"input.size(-1) must be equal to input_size. Expected {self.input_size}, got {inputs.shape[-1]}"
+            )
         if inputs.dtype != weight.dtype:
             raise ValueError(
                 f"RNN input dtype ({inputs.dtype}) does not match weight dtype ({weight.dtype}). "
@@ -313,7 +333,9 @@ class LSTM(nn.Module):
         if any(t.dim() != dims for t in hx):
             kind = "batched 3-D" if batched else "unbatched 2-D"
             got = ", ".join(f"{t.dim()}-D" for t in hx)
-            raise RuntimeError(f"For {kind} input, the initial state {names} should also be {dims}-D but got ({got}) tensors")
+            raise RuntimeError(
+                f"For {kind} input, the initial state {names} should also be {dims}-D but got ({got}) tensors"
+            )
         for k, (t, size) in enumerate(zip(hx, sizes)):
             expected = (count, batch, size) if batched else (count, size)
             if tuple(t.shape) != expected:
@@ -326,7 +348,9 @@ class LSTM(nn.Module):
             hx = tuple(t.unsqueeze(1) for t in hx)
         return [tuple(t[k] for t in hx) for k in range(count)]
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ):
         """Also takes an nn.LSTM state_dict (bias_ih + bias_hh become one bias) and a one-layer model
         saved before num_layers existed (directions.{d}.{part})."""
         for direction in self.directions:
@@ -338,10 +362,12 @@ class LSTM(nn.Module):
                     old = f"{prefix}directions.{int(direction.reverse)}.{part}"
                     if old in state_dict:
                         state_dict[f"{prefix}{part}{direction.suffix}"] = state_dict.pop(old)
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
 
     @classmethod
-    def from_torch(cls, lstm: nn.LSTM, *, variant: str | VariantSwitches = "NP", backend: str | None = None) -> "LSTM":
+    def from_torch(cls, lstm: nn.LSTM, *, variant: str | VariantSwitches = "NP", backend: str | None = None) -> LSTM:
         """A copy of a `torch.nn.LSTM` (any number of layers, with or without biases); peepholes and
         gate-to-gate matrices start at zero. A variant without a gate drops that gate's rows (CIFG
         drops the forget gate's), so only NP computes exactly what `lstm` does."""
@@ -359,7 +385,11 @@ class LSTM(nn.Module):
                 direction.weight_ih.copy_(getattr(lstm, "weight_ih" + direction.suffix)[rows])
                 direction.weight_hh.copy_(getattr(lstm, "weight_hh" + direction.suffix)[rows])
                 if lstm.bias:
-                    direction.bias.copy_((getattr(lstm, "bias_ih" + direction.suffix) + getattr(lstm, "bias_hh" + direction.suffix))[rows])
+                    direction.bias.copy_(
+                        (getattr(lstm, "bias_ih" + direction.suffix) + getattr(lstm, "bias_hh" + direction.suffix))[
+                            rows
+                        ]
+                    )
                 for extra in (direction.peephole, direction.weight_gg):
                     if extra is not None:
                         extra.zero_()
@@ -403,7 +433,9 @@ def _packed_like(packed: PackedSequence, output: Tensor, lengths: Tensor) -> Pac
 
 def _describe(hx: object) -> str:
     if isinstance(hx, (tuple, list)):
-        return f"{len(hx)}: " + ", ".join(str(tuple(t.shape)) if isinstance(t, Tensor) else type(t).__name__ for t in hx)
+        return f"{len(hx)}: " + ", ".join(
+            str(tuple(t.shape)) if isinstance(t, Tensor) else type(t).__name__ for t in hx
+        )
     return type(hx).__name__
 
 
@@ -427,7 +459,9 @@ def _refuse_projections(proj_size: object, what: str) -> None:
 def _check_arguments(input_size, hidden_size, num_layers, bias, batch_first, dropout) -> None:
     """nn.LSTM's argument checks, with its exception types and messages."""
     if not isinstance(dropout, numbers.Number) or isinstance(dropout, bool) or not 0 <= dropout <= 1:
-        raise ValueError("dropout should be a number in range [0, 1] representing the probability of an element being zeroed")
+        raise ValueError(
+            "dropout should be a number in range [0, 1] representing the probability of an element being zeroed"
+        )
     if dropout > 0 and num_layers == 1:
         warnings.warn(
             "dropout option adds dropout after all but last recurrent layer, so non-zero dropout expects "

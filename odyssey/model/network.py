@@ -38,9 +38,17 @@ class SequenceNetwork(nn.Module):
         if num_layers < 1 or not 0 <= dropout < 1:
             raise ValueError(f"num_layers must be >= 1 and dropout in [0, 1), got {num_layers} and {dropout}")
         self.bidirectional, self.readout, self.hidden_size = bidirectional, readout, hidden_size
-        between_layers = dropout if num_layers > 1 else 0.0  # nn.LSTM's semantics (it warns on one layer); the head's dropout is below
+        between_layers = (
+            dropout if num_layers > 1 else 0.0
+        )  # nn.LSTM's semantics (it warns on one layer); the head's dropout is below
         self.lstm = LSTM(
-            input_size, hidden_size, num_layers, dropout=between_layers, bidirectional=bidirectional, variant=variant, forget_bias=forget_bias
+            input_size,
+            hidden_size,
+            num_layers,
+            dropout=between_layers,
+            bidirectional=bidirectional,
+            variant=variant,
+            forget_bias=forget_bias,
         )
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size * (2 if bidirectional else 1), output_size)
@@ -53,7 +61,11 @@ class SequenceNetwork(nn.Module):
 
     def _whole_sequence_at_last_step(self, outputs: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         steps, batch, _ = outputs.shape
-        last = (lengths.to(outputs.device) - 1) if lengths is not None else torch.full((batch,), steps - 1, device=outputs.device)
+        last = (
+            (lengths.to(outputs.device) - 1)
+            if lengths is not None
+            else torch.full((batch,), steps - 1, device=outputs.device)
+        )
         at_last = (torch.arange(steps, device=outputs.device).unsqueeze(1) == last).unsqueeze(-1)  # (T, B, 1)
         forward, backward = outputs.split(self.hidden_size, dim=-1)
         backward = torch.where(at_last, backward[:1].expand_as(backward), backward)

@@ -46,10 +46,16 @@ def recurrence(
         recurrent_in = torch.cat([h, gates[0]], dim=1) if gates else h
         pre = dict(zip(switches.blocks, torch.addmm(x_t, recurrent_in, weight).split(h_size, dim=1)))
         i = torch.sigmoid(pre["i"] + peep["i"] * c) if "i" in peep else _gate(pre, "i")
-        f = 1 - i if switches.coupled_gates else (torch.sigmoid(pre["f"] + peep["f"] * c) if "f" in peep else _gate(pre, "f"))
+        f = (
+            1 - i
+            if switches.coupled_gates
+            else (torch.sigmoid(pre["f"] + peep["f"] * c) if "f" in peep else _gate(pre, "f"))
+        )
         z = torch.tanh(pre["z"]) if switches.input_activation else pre["z"]
         c_new = (z if i is None else z * i) + (c if f is None else c * f)
-        o = torch.sigmoid(pre["o"] + peep["o"] * c_new) if "o" in peep else _gate(pre, "o")  # peeks at the new cell state
+        o = (
+            torch.sigmoid(pre["o"] + peep["o"] * c_new) if "o" in peep else _gate(pre, "o")
+        )  # peeks at the new cell state
         y = torch.tanh(c_new) if switches.output_activation else c_new
         h_new = y if o is None else y * o
         new = (h_new, c_new)

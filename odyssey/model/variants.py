@@ -108,9 +108,17 @@ def resolve_variant(variant: str | VariantSwitches) -> VariantSwitches:
     for part in variant.split("+"):
         name = part.strip().upper()
         if name not in VARIANTS:
-            raise ValueError(f"unknown variant {part.strip()!r}; expected one of {', '.join(VARIANTS)} or a '+' combination")
+            raise ValueError(
+                f"unknown variant {part.strip()!r}; expected one of {', '.join(VARIANTS)} or a '+' combination"
+            )
         preset = VARIANTS[name]
-        changed.update({f.name: getattr(preset, f.name) for f in fields(preset) if getattr(preset, f.name) != getattr(vanilla, f.name)})
+        changed.update(
+            {
+                f.name: getattr(preset, f.name)
+                for f in fields(preset)
+                if getattr(preset, f.name) != getattr(vanilla, f.name)
+            }
+        )
     return replace(vanilla, **changed)
 
 

@@ -45,12 +45,18 @@ def _sampler(study_file: StudyFile) -> optuna.samplers.BaseSampler:
 
 def open_study_storage(study_file: StudyFile, url: str, *, create_folder: bool = False):
     """The storage; trials whose heartbeats went stale are retried (up to the study's limit) by whoever notices."""
-    return open_storage(url, create_folder=create_folder, on_stale=lambda cell, trial: queue.requeue(cell, trial, retries=study_file.retries))
+    return open_storage(
+        url,
+        create_folder=create_folder,
+        on_stale=lambda cell, trial: queue.requeue(cell, trial, retries=study_file.retries),
+    )
 
 
 def load_cells(study_file: StudyFile, storage) -> dict[tuple[str, str], optuna.Study]:
     return {
-        (task, variant): optuna.load_study(study_name=cell_name(study_file.name, task, variant), storage=storage, sampler=_sampler(study_file))
+        (task, variant): optuna.load_study(
+            study_name=cell_name(study_file.name, task, variant), storage=storage, sampler=_sampler(study_file)
+        )
         for task, variant in study_file.cells()
     }
 
@@ -91,7 +97,11 @@ def _changes(stored: object, current: object, path: str = "") -> list[tuple[str,
     if isinstance(stored, dict | None) and isinstance(current, dict | None) and (stored, current) != (None, None):
         stored, current = stored or {}, current or {}
         keys = sorted(set(stored) | set(current))
-        return [c for k in keys for c in _changes(stored.get(k), current.get(k), f"{path}{k}" if not path else f"{path}.{k}")]
+        return [
+            c
+            for k in keys
+            for c in _changes(stored.get(k), current.get(k), f"{path}{k}" if not path else f"{path}.{k}")
+        ]
     return [] if stored == current else [(path, stored, current)]
 
 
@@ -110,7 +120,10 @@ def _additive(path: str, old: object, new: object, stored: dict) -> bool:
 def _describe(path: str, old: object, new: object) -> str:
     if isinstance(old, list) and isinstance(new, list):
         added, removed = [v for v in new if v not in old], [v for v in old if v not in new]
-        parts = [f"+{', +'.join(map(str, added))}" if added else "", f"-{', -'.join(map(str, removed))}" if removed else ""]
+        parts = [
+            f"+{', +'.join(map(str, added))}" if added else "",
+            f"-{', -'.join(map(str, removed))}" if removed else "",
+        ]
         return f"{path} {' '.join(p for p in parts if p) or 'reordered'}"
     show = lambda value: "(absent)" if value is None else json.dumps(value)  # noqa: E731
     return f"{path} {show(old)} -> {show(new)}"
@@ -129,7 +142,9 @@ def _changed_sources(changes: list[tuple[str, object, object]], current: dict) -
             split = f" (its {parts[3]} file)" if len(parts) > 3 and parts[3] not in ("all", "file") else ""
             said.append(f"the data of task {task!r}, {where}{split}")
         elif parts[2] == "module_sha256":
-            said.append(f"the source of task {task!r}'s factory ({(current.get('task_sources', {}).get(task) or {}).get('source', '?')})")
+            said.append(
+                f"the source of task {task!r}'s factory ({(current.get('task_sources', {}).get(task) or {}).get('source', '?')})"
+            )
     return list(dict.fromkeys(said))
 
 
@@ -157,8 +172,13 @@ def _queue(cell: optuna.Study, study_file: StudyFile, task: str, variant: str, *
     if not created and _queued(cell) >= study_file.trials:
         return
     dists = distributions(study_file.space)
-    draw_key = {"random": (study_file.seed, task, variant), "paired": (study_file.seed, task)}.get(study_file.sampler)  # whose slots share draws
-    slots = {slot: draw(study_file.space, np.random.default_rng(derive_seed(*draw_key, slot))) if draw_key else {} for slot in range(study_file.trials)}
+    draw_key = {"random": (study_file.seed, task, variant), "paired": (study_file.seed, task)}.get(
+        study_file.sampler
+    )  # whose slots share draws
+    slots = {
+        slot: draw(study_file.space, np.random.default_rng(derive_seed(*draw_key, slot))) if draw_key else {}
+        for slot in range(study_file.trials)
+    }
     queue.queue_slots(cell, slots, dists)
     storage_of(cell).set_study_system_attr(study_id_of(cell), QUEUED, study_file.trials)
 

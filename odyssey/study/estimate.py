@@ -73,7 +73,9 @@ class _Share:
         self.seconds[split] += elapsed * sum(frames) / max(served, 1)
 
 
-def epoch_seconds(task, variant: str, hidden: int, study_file: StudyFile, *, epochs: int, share: float) -> tuple[float, float]:
+def epoch_seconds(
+    task, variant: str, hidden: int, study_file: StudyFile, *, epochs: int, share: float
+) -> tuple[float, float]:
     """Seconds per epoch (training and validation) of one network, from `epochs` timed epochs after
     an untimed batch of each split, and the seconds of its one evaluation on the test split."""
     import torch
@@ -83,7 +85,9 @@ def epoch_seconds(task, variant: str, hidden: int, study_file: StudyFile, *, epo
     from .space import applies, trial_settings
 
     values = {name: _typical(r) for name, r in study_file.space.items()} | {"hidden_size": hidden}
-    config = trial_settings(study_file.training, {k: v for k, v in values.items() if applies(k, values)})  # as a trial would
+    config = trial_settings(
+        study_file.training, {k: v for k, v in values.items() if applies(k, values)}
+    )  # as a trial would
     torch.manual_seed(0)
     model = SequenceNetwork(input_size=task.input_size, hidden_size=hidden, output_size=task.output_size, variant=variant,
                             bidirectional=task.bidirectional, forget_bias=config.forget_bias, num_layers=config.num_layers,
@@ -105,7 +109,9 @@ def epoch_seconds(task, variant: str, hidden: int, study_file: StudyFile, *, epo
     return epoch, timed.seconds["test"]
 
 
-def estimate(study_file: StudyFile, *, epochs: int = 1, share: float = 1.0, tasks: dict | None = None) -> list[CellCost]:
+def estimate(
+    study_file: StudyFile, *, epochs: int = 1, share: float = 1.0, tasks: dict | None = None
+) -> list[CellCost]:
     """Times every (task, variant) of the study at the space's smallest and largest hidden size."""
     from ..training.loop import training_threads
     from .worker import build_tasks, check_backend
@@ -121,9 +127,13 @@ def estimate(study_file: StudyFile, *, epochs: int = 1, share: float = 1.0, task
         tasks = tasks if tasks is not None else build_tasks(study_file)
         costs = []
         for task_name, variant in study_file.cells():
-            timed = {h: epoch_seconds(tasks[task_name], variant, h, study_file, epochs=epochs, share=share) for h in sizes}
+            timed = {
+                h: epoch_seconds(tasks[task_name], variant, h, study_file, epochs=epochs, share=share) for h in sizes
+            }
             epoch, test = ({h: t[k] for h, t in timed.items()} for k in (0, 1))
-            costs.append(CellCost(task_name, variant, epoch, test, *_trial_seconds(epoch, hidden, study_file, test=test)))
+            costs.append(
+                CellCost(task_name, variant, epoch, test, *_trial_seconds(epoch, hidden, study_file, test=test))
+            )
         return costs
 
 
@@ -142,7 +152,9 @@ def _power_law(seconds: dict[int, float], drawn: np.ndarray) -> np.ndarray:
     return t_low * (drawn / low) ** power
 
 
-def _trial_seconds(seconds: dict[int, float], hidden: ParamRange, study_file: StudyFile, *, test: dict[int, float] | None = None) -> tuple[float, float]:
+def _trial_seconds(
+    seconds: dict[int, float], hidden: ParamRange, study_file: StudyFile, *, test: dict[int, float] | None = None
+) -> tuple[float, float]:
     """Expected seconds of a trial under both assumptions (its epochs, then the test split once),
     over the hidden sizes the space draws."""
     rng = np.random.default_rng(0)
@@ -159,7 +171,9 @@ def _trial_seconds(seconds: dict[int, float], hidden: ParamRange, study_file: St
     return expected[0], expected[1]
 
 
-def summary(study_file: StudyFile, costs: list[CellCost], *, jobs: int | None) -> tuple[list[dict[str, object]], list[str]]:
+def summary(
+    study_file: StudyFile, costs: list[CellCost], *, jobs: int | None
+) -> tuple[list[dict[str, object]], list[str]]:
     """A row per cell and the closing lines: the study's CPU-hours under each assumption and, with
     `jobs`, its wall time on this machine."""
     training = study_file.training

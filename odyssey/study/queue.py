@@ -115,7 +115,7 @@ class Worker:
     started: str | None
 
     @classmethod
-    def this_process(cls, token: str | None = None) -> "Worker":
+    def this_process(cls, token: str | None = None) -> Worker:
         """token: given by a supervisor that must recognise this worker's trials if it dies."""
         pid = os.getpid()
         return cls(token or uuid.uuid4().hex, _namespace(), pid, _started(pid))
@@ -127,7 +127,9 @@ class Worker:
 def dead_here(stamp: dict) -> bool:
     """True only when certain: a worker of this boot and PID namespace whose process is gone (or whose pid was reused)."""
     here = _namespace()
-    if stamp.get("namespace") != here or here.startswith("/") or here.endswith("/"):  # unknown boot or namespace: never certain
+    if (
+        stamp.get("namespace") != here or here.startswith("/") or here.endswith("/")
+    ):  # unknown boot or namespace: never certain
         return False
     return _started(int(stamp.get("pid", 0))) != stamp.get("started")
 
@@ -176,7 +178,9 @@ class Busy:
 BUSY = Busy()
 
 
-def claim(cell: optuna.Study, *, worker: Worker, retries: int, dead: frozenset[str] = frozenset()) -> optuna.Trial | Busy | None:
+def claim(
+    cell: optuna.Study, *, worker: Worker, retries: int, dead: frozenset[str] = frozenset()
+) -> optuna.Trial | Busy | None:
     """Take the lowest free slot of the cell: a Trial; BUSY while slots run elsewhere; None once every slot is finished."""
     recover(cell, retries=retries, dead=dead)
     trials = cell.get_trials(deepcopy=False)
@@ -185,14 +189,23 @@ def claim(cell: optuna.Study, *, worker: Worker, retries: int, dead: frozenset[s
     for t in held:
         if t.state != TrialState.WAITING:
             continue
-        beat(storage_of(cell), trial_id_of(t))  # before taking: a worker killed right after the take leaves a beat that goes stale
+        beat(
+            storage_of(cell), trial_id_of(t)
+        )  # before taking: a worker killed right after the take leaves a beat that goes stale
         if _take(cell, trial_id_of(t)):
             storage_of(cell).set_trial_user_attr(trial_id_of(t), WORKER, worker.stamp())
             return trial_handle(cell, trial_id_of(t))
     return BUSY if any(t.state in (TrialState.WAITING, TrialState.RUNNING) for t in held) else None
 
 
-def finish(cell: optuna.Study, trial: optuna.Trial, *, attrs: dict, value: float | None = None, state: TrialState = TrialState.COMPLETE) -> bool:
+def finish(
+    cell: optuna.Study,
+    trial: optuna.Trial,
+    *,
+    attrs: dict,
+    value: float | None = None,
+    state: TrialState = TrialState.COMPLETE,
+) -> bool:
     """Record a trial's result; False (nothing written) if it was finished meanwhile, e.g. failed as stale while its worker stalled."""
     try:
         for key, item in attrs.items():
@@ -217,15 +230,25 @@ def requeue(cell: optuna.Study, trial: FrozenTrial, *, retries: int) -> None:
     state = TrialState.WAITING
     if crashes > retries:
         state = TrialState.FAIL
-        user_attrs[FAILURE] = f"its worker died {crashes} times while training it (out of memory?); not retried again (retries = {retries})"
+        user_attrs[FAILURE] = (
+            f"its worker died {crashes} times while training it (out of memory?); not retried again (retries = {retries})"
+        )
     cell.add_trial(
-        optuna.trial.create_trial(state=state, params=trial.params, distributions=trial.distributions, user_attrs=user_attrs, system_attrs=system_attrs)
+        optuna.trial.create_trial(
+            state=state,
+            params=trial.params,
+            distributions=trial.distributions,
+            user_attrs=user_attrs,
+            system_attrs=system_attrs,
+        )
     )
 
 
 def fail_and_requeue(cell: optuna.Study, trial: FrozenTrial, *, retries: int) -> bool:
     """Fail a running trial and queue its retry; False if it was finished by someone else first."""
-    if not move_state(cell, trial_id_of(trial), old=TrialState.RUNNING, new=TrialState.FAIL):  # only one process retries it
+    if not move_state(
+        cell, trial_id_of(trial), old=TrialState.RUNNING, new=TrialState.FAIL
+    ):  # only one process retries it
         return False
     requeue(cell, storage_of(cell).get_trial(trial_id_of(trial)), retries=retries)
     return True
@@ -235,7 +258,9 @@ def recover(cell: optuna.Study, *, retries: int, dead: frozenset[str] = frozense
     """Retry the trials of dead workers: stale heartbeats, and workers known dead here or to the supervisor."""
     with warnings.catch_warnings():  # fail_stale_trials is "experimental" in Optuna 5, and says so on every call
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(cell)  # RDB storages: the heartbeat on the database's clock; requeues through the callback
+        optuna.storages.fail_stale_trials(
+            cell
+        )  # RDB storages: the heartbeat on the database's clock; requeues through the callback
     now = time.time()
     for trial in cell.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         stamp = trial.user_attrs.get(WORKER) or {}
@@ -284,7 +309,7 @@ class Heartbeat:
             if self._stop.wait(interval):
                 return
 
-    def __enter__(self) -> "Heartbeat":
+    def __enter__(self) -> Heartbeat:
         self._thread.start()
         return self
 

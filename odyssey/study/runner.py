@@ -50,7 +50,11 @@ def warn_coarse_validation(study_file: StudyFile, tasks: dict) -> None:
     """One warning line per task of your own scored one error per sequence on a small validation split."""
     for name, task in tasks.items():
         count = len(task._targets["validation"])
-        if name in study_file.task_sources and getattr(task, "readout", None) == "last" and count < FEW_VALIDATION_SEQUENCES:
+        if (
+            name in study_file.task_sources
+            and getattr(task, "readout", None) == "last"
+            and count < FEW_VALIDATION_SEQUENCES
+        ):
             warnings.warn(
                 f"task {name!r}: its validation split holds {count} sequences, each one error or none: the error rate moves in "
                 f"steps of {1 / count:.3f} and each trial's best epoch on it (the objective) reads low against the test split; "
@@ -69,7 +73,9 @@ def open_and_prepare(study_file: StudyFile, url: str, *, extend: bool):
     return storage
 
 
-def prepare_study(study_file: StudyFile, *, storage_url: str | None = None, extend: bool = False) -> list[dict[str, object]]:
+def prepare_study(
+    study_file: StudyFile, *, storage_url: str | None = None, extend: bool = False
+) -> list[dict[str, object]]:
     """Create the cells and queue their trials without training: do it once before starting many workers."""
     url = storage_url or study_file.default_storage
     open_and_prepare(study_file, url, extend=extend)
@@ -90,7 +96,16 @@ def build_kernel() -> None:
 
 
 def _worker_process(
-    study_file: StudyFile, url: str, checkpoint_dir: Path, worker: int, threads: int, token: str, log: Path, errors, parent: int, verbosity: int
+    study_file: StudyFile,
+    url: str,
+    checkpoint_dir: Path,
+    worker: int,
+    threads: int,
+    token: str,
+    log: Path,
+    errors,
+    parent: int,
+    verbosity: int,
 ) -> None:
     from ..model.kernel.dispatch import KernelFallback
 
@@ -151,10 +166,14 @@ def run(
     return status_rows(url, study_file.name)
 
 
-def _run_here(study_file: StudyFile, url: str, storage, checkpoint_dir: Path, threads: int, progress: Callable[..., None] | None) -> None:
+def _run_here(
+    study_file: StudyFile, url: str, storage, checkpoint_dir: Path, threads: int, progress: Callable[..., None] | None
+) -> None:
     done = threading.Event()
     cells = partial(cell_rows, storage, study_file.name)
-    viewer = threading.Thread(target=progress, args=(cells,), kwargs={"running": lambda: not done.is_set(), "jobs": 1}, daemon=True)
+    viewer = threading.Thread(
+        target=progress, args=(cells,), kwargs={"running": lambda: not done.is_set(), "jobs": 1}, daemon=True
+    )
     if progress:
         viewer.start()
     try:
@@ -169,7 +188,15 @@ def _unfinished(url: str, name: str) -> int:
     return sum(r["planned"] - r["complete"] - r["failed"] for r in status_rows(url, name))
 
 
-def _run_workers(study_file: StudyFile, url: str, storage, checkpoint_dir: Path, jobs: int, threads: int, progress: Callable[..., None] | None) -> None:
+def _run_workers(
+    study_file: StudyFile,
+    url: str,
+    storage,
+    checkpoint_dir: Path,
+    jobs: int,
+    threads: int,
+    progress: Callable[..., None] | None,
+) -> None:
     """A worker killed by a signal (out of memory, say) has its trial queued again at once and is
     replaced while trials remain; each death is a warning, and the run succeeds if every slot ends.
 
@@ -188,7 +215,21 @@ def _run_workers(study_file: StudyFile, url: str, storage, checkpoint_dir: Path,
 
     def start(n: int) -> None:
         token = uuid.uuid4().hex
-        process = context.Process(target=_worker_process, args=(study_file, url, checkpoint_dir, n, threads, token, logs / f"worker-{n}.log", errors, os.getpid(), verbosity))
+        process = context.Process(
+            target=_worker_process,
+            args=(
+                study_file,
+                url,
+                checkpoint_dir,
+                n,
+                threads,
+                token,
+                logs / f"worker-{n}.log",
+                errors,
+                os.getpid(),
+                verbosity,
+            ),
+        )
         process.start()
         if n < len(workers):
             workers[n], tokens[n] = process, token
@@ -234,7 +275,9 @@ def _run_workers(study_file: StudyFile, url: str, storage, checkpoint_dir: Path,
     if failures or any(w.exitcode > 0 for w in workers):
         raise WorkerFailed("; ".join(failures or ["a worker exited with an error"]))
     if left := _unfinished(url, study_file.name):
-        raise WorkerFailed(f"{left} trials are unfinished: the workers kept dying (see the warnings above); run the same command to resume")
+        raise WorkerFailed(
+            f"{left} trials are unfinished: the workers kept dying (see the warnings above); run the same command to resume"
+        )
 
 
 def _retry_trials_of(study_file: StudyFile, storage, token: str) -> int:

@@ -33,7 +33,11 @@ class ParamRange:
         else:
             value = rng.uniform(self.low, self.high)
         # Clamped: exp(log(x)) may land a rounding error outside the range, which Optuna refuses (a fixed 0.01 did).
-        return min(max(round(value), int(self.low)), int(self.high)) if self.integer else min(max(value, self.low), self.high)
+        return (
+            min(max(round(value), int(self.low)), int(self.high))
+            if self.integer
+            else min(max(value, self.low), self.high)
+        )
 
     def distribution(self):
         from optuna.distributions import FloatDistribution, IntDistribution
@@ -76,6 +80,7 @@ PAPER_SPACE: dict[str, ParamRange] = {
     "input_noise": ParamRange(0.0, 1.0),
 }
 
+
 def applies(name: str, values: dict) -> bool:
     """Whether `name` is active given the values drawn so far (a condition on an undrawn key holds)."""
     condition = space_setting(name).only_if if name in SPACE_KEYS else None
@@ -106,7 +111,9 @@ def suggest(trial, space: dict[str, Param]) -> dict[str, object]:
         if isinstance(param, Choice):
             values[name] = trial.suggest_categorical(name, param.choices)
         elif param.integer:
-            values[name] = trial.suggest_int(name, int(param.low), int(param.high), log=param.log, step=int(param.step or 1))
+            values[name] = trial.suggest_int(
+                name, int(param.low), int(param.high), log=param.log, step=int(param.step or 1)
+            )
         else:
             values[name] = trial.suggest_float(name, param.low, param.high, log=param.log, step=param.step)
     return {name: values[name] for name in space if name in values}
@@ -120,4 +127,6 @@ def inactive(space: dict[str, Param], values: dict) -> list[str]:
 def trial_settings(training: TrainingConfig, values: dict) -> TrainingConfig:
     """What a trial with these values trains with: the study's [training], overridden by the values
     (a field only [space] sets and the trial does not draw, momentum under Adam, stays at its default)."""
-    return replace(training, **{space_setting(key).field: space_setting(key).to_field(value) for key, value in values.items()})
+    return replace(
+        training, **{space_setting(key).field: space_setting(key).to_field(value) for key, value in values.items()}
+    )

@@ -14,11 +14,25 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from ..errors import OdysseyError, OdysseyWarning
-from ..studytoml import AnalysisSettings, StudyFileError
-from ..studytoml import analysis_settings as _analysis, names as _names, no_unknown as _no_unknown, read_toml as _read_toml, typed as _typed
-from .space import PAPER_SPACE, Choice, Param, ParamRange
-from ..training.config import SPACE_KEYS, TRAINING_KEYS, TrainingConfig, setting, space_setting, stored_training
 from ..model.variants import canonical_name
+from ..studytoml import AnalysisSettings, StudyFileError
+from ..studytoml import (
+    analysis_settings as _analysis,
+)
+from ..studytoml import (
+    names as _names,
+)
+from ..studytoml import (
+    no_unknown as _no_unknown,
+)
+from ..studytoml import (
+    read_toml as _read_toml,
+)
+from ..studytoml import (
+    typed as _typed,
+)
+from ..training.config import SPACE_KEYS, TRAINING_KEYS, TrainingConfig, setting, space_setting, stored_training
+from .space import PAPER_SPACE, Choice, Param, ParamRange
 
 
 def default_storage(name: str) -> str:
@@ -104,7 +118,9 @@ def parse_study(raw: dict, *, where: str = "<study>", path: Path | None = None) 
             raise StudyFileError(f"{where}: missing key '{key}'")
     name = _typed(raw, "name", str, where)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
-        raise StudyFileError(f"{where}: 'name' must be letters, digits, '_', '.', '-' (it names files and studies), got {name!r}")
+        raise StudyFileError(
+            f"{where}: 'name' must be letters, digits, '_', '.', '-' (it names files and studies), got {name!r}"
+        )
     tasks = _names(raw, "tasks", where)
     task_options = _typed(raw, "task_options", dict, where, {})
     for task in tasks:
@@ -112,7 +128,7 @@ def parse_study(raw: dict, *, where: str = "<study>", path: Path | None = None) 
         if task not in TASKS and not own:
             raise StudyFileError(
                 f"{where}: 'tasks' has unknown task {task!r}; expected one of {', '.join(TASKS)}, "
-                f"or a task of your own with [task_options.{task}] source = \"files\" or \"module:function\""
+                f'or a task of your own with [task_options.{task}] source = "files" or "module:function"'
             )
         if task in TASKS and own:
             raise StudyFileError(f"{where}: task {task!r} is built in; give your own task (source = ...) another name")
@@ -128,7 +144,9 @@ def parse_study(raw: dict, *, where: str = "<study>", path: Path | None = None) 
         raise StudyFileError(f"{where}: 'sampler' must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
     for task, options in task_options.items():
         if task not in tasks:
-            raise StudyFileError(f"{where}: [task_options.{task}] is for a task the study does not run; its tasks are {', '.join(tasks)}")
+            raise StudyFileError(
+                f"{where}: [task_options.{task}] is for a task the study does not run; its tasks are {', '.join(tasks)}"
+            )
         if not isinstance(options, dict):
             raise StudyFileError(f"{where}: 'task_options.{task}' must be a table of options")
     retries = _typed(raw, "retries", int, where, StudyFile.retries)
@@ -245,7 +263,14 @@ def _variants(names: tuple[str, ...], where: str) -> tuple[str, ...]:
             canonical.append(canonical_name(name))
         except ValueError as err:
             raise StudyFileError(f"{where}: 'variants': {err}") from None
-    twice = sorted({f"{a!r} and {b!r}" for i, a in enumerate(names) for j, b in enumerate(names) if i < j and canonical[i] == canonical[j]})
+    twice = sorted(
+        {
+            f"{a!r} and {b!r}"
+            for i, a in enumerate(names)
+            for j, b in enumerate(names)
+            if i < j and canonical[i] == canonical[j]
+        }
+    )
     if twice:
         raise StudyFileError(f"{where}: 'variants' names one variant twice: {', '.join(twice)}")
     return tuple(canonical)
@@ -274,7 +299,9 @@ def _space(table: dict, training: TrainingConfig, given: set[str], where: str) -
     _no_unknown(table, set(SPACE_KEYS), where, "space.")
     for key in table:
         if key in given:
-            raise StudyFileError(f"{where}: '{key}' is set under both [training] and [space]; keep one (a value in [training] fixes it, [space] may search it)")
+            raise StudyFileError(
+                f"{where}: '{key}' is set under both [training] and [space]; keep one (a value in [training] fixes it, [space] may search it)"
+            )
     space = {**PAPER_SPACE, **{key: _param(key, value, where) for key, value in table.items()}}
     fixed = {name: getattr(training, name) for name in TRAINING_KEYS}
     for key in list(space):
@@ -297,7 +324,9 @@ def _param(key: str, value, where: str) -> Param:
         _no_unknown(value, {"choices"}, where, f"{name}.")
         choices = value["choices"]
         if not isinstance(choices, list) or not choices or len(set(map(repr, choices))) != len(choices):
-            raise StudyFileError(f"{where}: '{name}.choices' must be a non-empty list of different values, got {choices!r}")
+            raise StudyFileError(
+                f"{where}: '{name}.choices' must be a non-empty list of different values, got {choices!r}"
+            )
         return Choice(tuple(_value(key, v, where, f"{name}.choices") for v in choices))
     if setting.kind is str or isinstance(value, (str, bool)):
         if isinstance(value, dict):
@@ -306,7 +335,9 @@ def _param(key: str, value, where: str) -> Param:
     if isinstance(value, (int, float)):
         value = {"low": value, "high": value}  # a fixed value, not searched
     if not isinstance(value, dict):
-        raise StudyFileError(f"{where}: '{name}' must be a number, {{ low = ..., high = ..., log = ..., step = ... }} or {{ choices = [...] }}, got {value!r}")
+        raise StudyFileError(
+            f"{where}: '{name}' must be a number, {{ low = ..., high = ..., log = ..., step = ... }} or {{ choices = [...] }}, got {value!r}"
+        )
     _no_unknown(value, {"low", "high", "log", "step"}, where, f"{name}.")
     for bound in ("low", "high"):
         if bound not in value or isinstance(value[bound], bool) or not isinstance(value[bound], (int, float)):
@@ -325,10 +356,14 @@ def _param(key: str, value, where: str) -> Param:
         raise StudyFileError(f"{where}: '{name}' must have whole numbers as bounds, got {low}..{high}")
     for bound in (low, high):
         if not setting.valid(int(bound) if integer else setting.to_field(float(bound))):
-            raise StudyFileError(f"{where}: '{name}' must lie where {setting.field} is {setting.expected}, got {low}..{high}")
+            raise StudyFileError(
+                f"{where}: '{name}' must lie where {setting.field} is {setting.expected}, got {low}..{high}"
+            )
     if step is not None:
         if isinstance(step, bool) or not isinstance(step, (int, float)) or step <= 0 or (integer and step != int(step)):
-            raise StudyFileError(f"{where}: '{name}.step' must be a {'whole ' if integer else ''}number > 0, got {step!r}")
+            raise StudyFileError(
+                f"{where}: '{name}.step' must be a {'whole ' if integer else ''}number > 0, got {step!r}"
+            )
         if log:
             raise StudyFileError(f"{where}: '{name}' cannot be both log-scaled and stepped")
         count = (high - low) / step

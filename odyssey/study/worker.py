@@ -55,7 +55,12 @@ def checkpoint_identity(study_file: StudyFile, task: str, variant: str, slot: in
     protocol = {k: v for k, v in canonical.items() if k not in EXTENSIBLE.union(per_task)}
     protocol |= {key: canonical.get(key, {}).get(task, {}) for key in per_task}
     digest = hashlib.sha256(json.dumps(protocol, sort_keys=True).encode()).hexdigest()[:16]
-    return {"cell": cell_name(study_file.name, task, variant), "slot": slot, "params": json.loads(json.dumps(params)), "protocol": digest}
+    return {
+        "cell": cell_name(study_file.name, task, variant),
+        "slot": slot,
+        "params": json.loads(json.dumps(params)),
+        "protocol": digest,
+    }
 
 
 def checkpoint_path(directory: Path, task: str, variant: str, slot: int) -> Path:
@@ -77,7 +82,9 @@ def network_for(task: Task, variant: str, config: TrainingConfig) -> SequenceNet
     )
 
 
-def run_trial(trial: optuna.Trial, *, study_file: StudyFile, task: Task, variant: str, checkpoint_dir: Path, stop: threading.Event) -> TrialOutcome:
+def run_trial(
+    trial: optuna.Trial, *, study_file: StudyFile, task: Task, variant: str, checkpoint_dir: Path, stop: threading.Event
+) -> TrialOutcome:
     cell, storage, trial_id = trial.study, storage_of(trial.study), trial_id_of(trial)
     values = suggest(trial, study_file.space)
     config = trial_settings(study_file.training, values)
@@ -109,7 +116,15 @@ def run_trial(trial: optuna.Trial, *, study_file: StudyFile, task: Task, variant
 
         try:
             identity = checkpoint_identity(study_file, task.name, variant, slot, trial.params)
-            result = train(model, task, config=config, seed=seed, checkpoint_path=path, checkpoint_identity=identity, on_epoch=on_epoch)
+            result = train(
+                model,
+                task,
+                config=config,
+                seed=seed,
+                checkpoint_path=path,
+                checkpoint_identity=identity,
+                on_epoch=on_epoch,
+            )
         except Diverged as err:
             queue.finish(cell, trial, attrs={FAILURE: str(err)}, state=TrialState.FAIL)
             checkpoint.remove(path)
@@ -183,7 +198,9 @@ def work(
         return _work(study_file, storage_url, checkpoint_dir=checkpoint_dir, worker=worker, token=token)
 
 
-def _work(study_file: StudyFile, storage_url: str, *, checkpoint_dir: Path, worker: int, token: str | None) -> list[TrialOutcome]:
+def _work(
+    study_file: StudyFile, storage_url: str, *, checkpoint_dir: Path, worker: int, token: str | None
+) -> list[TrialOutcome]:
     stop = STOP.event
     me = queue.Worker.this_process(token)
     storage = open_study_storage(study_file, storage_url)
@@ -199,7 +216,16 @@ def _work(study_file: StudyFile, storage_url: str, *, checkpoint_dir: Path, work
                 raise KeyboardInterrupt
             cell = cells[task_name, variant]
             while isinstance(trial := _claim(cell, me, study_file.retries), optuna.Trial):
-                outcomes.append(run_trial(trial, study_file=study_file, task=tasks[task_name], variant=variant, checkpoint_dir=checkpoint_dir, stop=stop))
+                outcomes.append(
+                    run_trial(
+                        trial,
+                        study_file=study_file,
+                        task=tasks[task_name],
+                        variant=variant,
+                        checkpoint_dir=checkpoint_dir,
+                        stop=stop,
+                    )
+                )
             if trial is queue.BUSY:
                 busy.append((task_name, variant))
         order = busy

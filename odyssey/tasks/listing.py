@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextlib
 import inspect
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal, Sequence
+from typing import Literal
 
 from ..errors import ConfigError
 from .core.base import SPLITS
@@ -43,7 +44,9 @@ class TaskListing:
     columns: tuple[str, ...] = COLUMNS
 
 
-def task_table(paths: dict[str, str | os.PathLike] | Sequence[str] | None = None, *, build: bool = False) -> TaskListing:
+def task_table(
+    paths: dict[str, str | os.PathLike] | Sequence[str] | None = None, *, build: bool = False
+) -> TaskListing:
     """The tasks, their default sizes and metrics. `paths` maps a task needing data (timit, iam_ondb,
     jsb) to the user's copy, as a dict or as "task=path" strings (the CLI's --path); `build` builds
     default data sets that are not cached yet."""

@@ -8,8 +8,8 @@ files or a factory (yours/sources.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..errors import ConfigError, OdysseyError, first_line
 from . import builtin, paper
@@ -29,7 +29,7 @@ def make_task(name: str, *, seed: int = 0, **options) -> SequenceTask:
     source = options.pop("source", None)
     if source is None and name not in TASKS:
         raise ConfigError(
-            f"unknown task {name!r}; known tasks: {', '.join(TASKS)}; or a task of your own, with option source = \"files\" or \"module:function\""
+            f'unknown task {name!r}; known tasks: {", ".join(TASKS)}; or a task of your own, with option source = "files" or "module:function"'
         )
     if source is not None and name in TASKS:
         raise ConfigError(f"task {name!r} is built in; give a task of your own (source {source!r}) another name")
@@ -37,10 +37,16 @@ def make_task(name: str, *, seed: int = 0, **options) -> SequenceTask:
         raise ConfigError(f"task {name!r}: seed must be an integer, got {seed!r}")
     factory = TASKS[name] if source is None else factory_for(name, source)
     check_options(name, factory, options)
-    task = factory(seed=seed, **options) if source in (None, "files") else _call_yours(name, source, factory, seed, options)
+    task = (
+        factory(seed=seed, **options)
+        if source in (None, "files")
+        else _call_yours(name, source, factory, seed, options)
+    )
     if source is not None:
         if not isinstance(task, Task):
-            raise ConfigError(f"task {name!r}: {source} returned {type(task).__name__}, not a task (build an odyssey.tasks.SequenceTask)")
+            raise ConfigError(
+                f"task {name!r}: {source} returned {type(task).__name__}, not a task (build an odyssey.tasks.SequenceTask)"
+            )
         task.name = name  # the study's name for it: cells, seeds and checkpoints use it
     return task
 
@@ -52,7 +58,9 @@ def _call_yours(name: str, source: str, factory, seed: int, options: dict) -> Se
     except OdysseyError:
         raise
     except Exception as err:  # noqa: BLE001 - anything your code raises
-        raise ConfigError(f"task {name!r}: {source} raised {type(err).__name__}: {first_line(err)} ({_your_line(factory, err)})") from None
+        raise ConfigError(
+            f"task {name!r}: {source} raised {type(err).__name__}: {first_line(err)} ({_your_line(factory, err)})"
+        ) from None
 
 
 def _your_line(factory, err: Exception) -> str:

@@ -28,7 +28,15 @@ class TrainingState:
     best_state: dict = field(default_factory=dict)
 
 
-def save(path: Path, state: TrainingState, *, identity: dict | None = None, model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> None:
+def save(
+    path: Path,
+    state: TrainingState,
+    *,
+    identity: dict | None = None,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "identity": json.dumps(identity, sort_keys=True),
@@ -49,7 +57,14 @@ def save(path: Path, state: TrainingState, *, identity: dict | None = None, mode
     os.replace(partial, path)  # a kill mid-write leaves the previous epoch's checkpoint intact
 
 
-def resume(path: Path, *, identity: dict | None = None, model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> TrainingState | None:
+def resume(
+    path: Path,
+    *,
+    identity: dict | None = None,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+) -> TrainingState | None:
     """Restore model, optimizer and RNG from `path`; None when there is nothing usable there.
 
     A checkpoint of another training (`identity` differs: another study, protocol, slot or parameters,
@@ -61,7 +76,10 @@ def resume(path: Path, *, identity: dict | None = None, model: nn.Module, optimi
     try:
         payload = torch.load(path, weights_only=True)
         if payload.get("identity") != json.dumps(identity, sort_keys=True):
-            warnings.warn(f"{path}: checkpoint of another training ({payload.get('identity')}); the trial restarts from zero", stacklevel=2)
+            warnings.warn(
+                f"{path}: checkpoint of another training ({payload.get('identity')}); the trial restarts from zero",
+                stacklevel=2,
+            )
             return None
         model.load_state_dict(payload["model"])
         optimizer.load_state_dict(payload["optimizer"])
@@ -78,7 +96,9 @@ def resume(path: Path, *, identity: dict | None = None, model: nn.Module, optimi
         )
     except Exception as err:  # noqa: BLE001 - any unreadable checkpoint means "start over"
         model.load_state_dict(fresh)  # undo a half-applied load
-        warnings.warn(f"{path}: checkpoint unreadable ({type(err).__name__}: {err}); the trial restarts from zero", stacklevel=2)
+        warnings.warn(
+            f"{path}: checkpoint unreadable ({type(err).__name__}: {err}); the trial restarts from zero", stacklevel=2
+        )
         return None
 
 

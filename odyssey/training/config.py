@@ -8,8 +8,9 @@ a drawn value becomes the field's, and whether a stored spec leaves it out at it
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 from ..errors import ConfigError
 
@@ -45,10 +46,24 @@ def _same(value):
     return value
 
 
-def _field(default, kind: type, valid: Callable[[object], bool], expected: str, *, training: bool = True, searched: bool = True,
-           key: str | None = None, to_field: Callable = _same, only_if: tuple[str, tuple] | None = None, later: bool = False):
+def _field(
+    default,
+    kind: type,
+    valid: Callable[[object], bool],
+    expected: str,
+    *,
+    training: bool = True,
+    searched: bool = True,
+    key: str | None = None,
+    to_field: Callable = _same,
+    only_if: tuple[str, tuple] | None = None,
+    later: bool = False,
+):
     """A dataclass field whose metadata is its Setting."""
-    return field(default=default, metadata={"setting": Setting(valid, expected, kind, training, searched, key, to_field, only_if, later)})
+    return field(
+        default=default,
+        metadata={"setting": Setting(valid, expected, kind, training, searched, key, to_field, only_if, later)},
+    )
 
 
 _AT_LEAST_ONE = "at least 1 (a whole number)"
@@ -69,23 +84,47 @@ class TrainingConfig:
     hidden_size: int = _field(100, int, lambda v: _whole(v) and v >= 1, _AT_LEAST_ONE, training=False)
     # Searched as 1 - momentum, log-uniform in [0.01, 1], so that Optuna stores it on the log scale the analysis uses.
     # 0 where the optimizer has none (a trial of Adam never draws it).
-    momentum: float = _field(0.0, float, lambda v: _number(v) and 0 <= v < 1, "in [0, 1)", training=False,
-                             key="one_minus_momentum", to_field=lambda value: 1.0 - value, only_if=("optimizer", ("sgd",)))
+    momentum: float = _field(
+        0.0,
+        float,
+        lambda v: _number(v) and 0 <= v < 1,
+        "in [0, 1)",
+        training=False,
+        key="one_minus_momentum",
+        to_field=lambda value: 1.0 - value,
+        only_if=("optimizer", ("sgd",)),
+    )
     input_noise: float = _field(0.0, float, lambda v: _number(v) and v >= 0, "a number >= 0", training=False)
     batch_size: int = _field(1, int, lambda v: _whole(v) and v >= 1, _AT_LEAST_ONE)
-    num_layers: int = _field(1, int, lambda v: _whole(v) and v >= 1, _AT_LEAST_ONE, later=True)  # stacked LSTM layers of the cell's variant
-    dropout: float = _field(0.0, float, lambda v: _number(v) and 0 <= v < 1, "in [0, 1)", later=True)  # between stacked layers and before the output layer
+    num_layers: int = _field(
+        1, int, lambda v: _whole(v) and v >= 1, _AT_LEAST_ONE, later=True
+    )  # stacked LSTM layers of the cell's variant
+    dropout: float = _field(
+        0.0, float, lambda v: _number(v) and 0 <= v < 1, "in [0, 1)", later=True
+    )  # between stacked layers and before the output layer
     forget_bias: float = _field(0.0, float, _number, "a finite number")
-    optimizer: str = _field("sgd", str, lambda v: v in OPTIMIZERS, f"one of {', '.join(repr(o) for o in OPTIMIZERS)}", later=True)
-    weight_decay: float = _field(0.0, float, lambda v: _number(v) and v >= 0, "a number >= 0", later=True)  # an L2 term on every weight, for either optimizer
+    optimizer: str = _field(
+        "sgd", str, lambda v: v in OPTIMIZERS, f"one of {', '.join(repr(o) for o in OPTIMIZERS)}", later=True
+    )
+    weight_decay: float = _field(
+        0.0, float, lambda v: _number(v) and v >= 0, "a number >= 0", later=True
+    )  # an L2 term on every weight, for either optimizer
     # The largest global gradient norm of an update.
-    gradient_clip: float | None = _field(None, float, lambda v: v is None or (_number(v) and v > 0), "a number > 0 (the largest gradient norm)", later=True)
+    gradient_clip: float | None = _field(
+        None,
+        float,
+        lambda v: v is None or (_number(v) and v > 0),
+        "a number > 0 (the largest gradient norm)",
+        later=True,
+    )
     # The protocol: fixed by [training], never searched.
     max_epochs: int = _field(150, int, lambda v: _whole(v) and v >= 1, _AT_LEAST_ONE, searched=False)
     patience: int = _field(15, int, lambda v: _whole(v) and v >= 1, _AT_LEAST_ONE, searched=False)
     eval_batch_size: int = _field(64, int, lambda v: _whole(v) and v >= 1, _AT_LEAST_ONE, searched=False)
     # Per trial; stops after the epoch that passes it.
-    max_seconds: float | None = _field(None, float, lambda v: v is None or (_number(v) and v > 0), "positive", searched=False)
+    max_seconds: float | None = _field(
+        None, float, lambda v: v is None or (_number(v) and v > 0), "positive", searched=False
+    )
     # A training loss this many times the first epoch's counts as diverged.
     divergence_factor: float = _field(1e3, float, lambda v: _number(v) and v > 0, "a number > 0", searched=False)
 
@@ -124,4 +163,8 @@ def stored_training(config: TrainingConfig) -> dict[str, object]:
     """The [training] of a stored spec: the fields [training] may fix, a later one only where it is not
     at its default (the searched ones are the space's, stored there)."""
     values = {name: getattr(config, name) for name in TRAINING_KEYS}
-    return {name: value for name, value in values.items() if not (_SETTINGS[name].later and value == getattr(TrainingConfig, name))}
+    return {
+        name: value
+        for name, value in values.items()
+        if not (_SETTINGS[name].later and value == getattr(TrainingConfig, name))
+    }

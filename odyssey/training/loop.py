@@ -17,10 +17,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..tasks import Batch, Task
 from . import checkpoint
 from .config import TrainingConfig
 from .optim import build_optimizer
-from ..tasks import Batch, Task
 
 
 class Diverged(RuntimeError):
@@ -120,7 +120,9 @@ def _check_finite(total: torch.Tensor, epoch: int) -> None:
         raise Diverged(f"training loss became {value} in epoch {epoch}: not a finite number")
 
 
-def _check_divergence(state: checkpoint.TrainingState, *, train_loss: float, metric: float, factor: float, name: str) -> None:
+def _check_divergence(
+    state: checkpoint.TrainingState, *, train_loss: float, metric: float, factor: float, name: str
+) -> None:
     """Diverged: a non-finite training loss or validation metric, or a training loss `factor` times the first epoch's.
 
     The loss, not the metric: an error rate of 0 in the first epoch made any later error look like
@@ -133,7 +135,9 @@ def _check_divergence(state: checkpoint.TrainingState, *, train_loss: float, met
     if not math.isfinite(train_loss):
         raise Diverged(f"training loss became {train_loss} in epoch {state.epoch}: not a finite number")
     if not math.isfinite(metric):
-        raise Diverged(f"validation {name} became {metric} in epoch {state.epoch}: the network's outputs are no longer finite")
+        raise Diverged(
+            f"validation {name} became {metric} in epoch {state.epoch}: the network's outputs are no longer finite"
+        )
     if state.first_loss > 0 and train_loss > factor * state.first_loss:
         raise Diverged(
             f"training loss became {train_loss:.4g} in epoch {state.epoch}, more than {factor:g} times the first epoch's"
@@ -161,23 +165,44 @@ def train(
     generator = torch.Generator().manual_seed(seed)
     state = checkpoint.TrainingState(best_state=copy.deepcopy(model.state_dict()))
     if checkpoint_path is not None:
-        state = checkpoint.resume(checkpoint_path, identity=checkpoint_identity, model=model, optimizer=optimizer, generator=generator) or state
+        state = (
+            checkpoint.resume(
+                checkpoint_path, identity=checkpoint_identity, model=model, optimizer=optimizer, generator=generator
+            )
+            or state
+        )
     resumed_from = state.epoch
     started = time.perf_counter() - state.seconds
     stopped = "max_epochs"
     while state.epoch < config.max_epochs:
         train_loss = train_epoch(
-            model, task, optimizer, batch_size=config.batch_size, noise=config.input_noise, generator=generator, epoch=state.epoch + 1, clip=config.gradient_clip
+            model,
+            task,
+            optimizer,
+            batch_size=config.batch_size,
+            noise=config.input_noise,
+            generator=generator,
+            epoch=state.epoch + 1,
+            clip=config.gradient_clip,
         )
         metric = evaluate(model, task, "validation", batch_size=config.eval_batch_size)
         state.epoch += 1
-        _check_divergence(state, train_loss=train_loss, metric=metric, factor=config.divergence_factor, name=task.metric_name)
+        _check_divergence(
+            state, train_loss=train_loss, metric=metric, factor=config.divergence_factor, name=task.metric_name
+        )
         if metric < state.best_metric:
             state.best_metric, state.best_epoch = metric, state.epoch
             state.best_state = copy.deepcopy(model.state_dict())
         state.seconds = time.perf_counter() - started
         if checkpoint_path is not None:
-            checkpoint.save(checkpoint_path, state, identity=checkpoint_identity, model=model, optimizer=optimizer, generator=generator)
+            checkpoint.save(
+                checkpoint_path,
+                state,
+                identity=checkpoint_identity,
+                model=model,
+                optimizer=optimizer,
+                generator=generator,
+            )
         if on_epoch is not None:
             on_epoch(state.epoch, metric, state.best_metric)
         if state.epoch - state.best_epoch >= config.patience:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 
@@ -12,7 +12,9 @@ from .config import TrainingConfig
 def _sgd(params: Iterable, config: TrainingConfig) -> torch.optim.Optimizer:
     # The paper's: Nesterov momentum (plain SGD at momentum 0, where torch refuses Nesterov).
     momentum = config.momentum
-    return torch.optim.SGD(params, lr=config.learning_rate, momentum=momentum, nesterov=momentum > 0, weight_decay=config.weight_decay)
+    return torch.optim.SGD(
+        params, lr=config.learning_rate, momentum=momentum, nesterov=momentum > 0, weight_decay=config.weight_decay
+    )
 
 
 def _adam(params: Iterable, config: TrainingConfig) -> torch.optim.Optimizer:

@@ -19,7 +19,14 @@ DISTS = {"learning_rate": FloatDistribution(1e-6, 1e-2, log=True)}
 def _add(study: optuna.Study, state: TrialState, **attrs) -> None:
     system = attrs.pop("system_attrs", {})
     value = 0.5 if state == TrialState.COMPLETE else None
-    trial = optuna.trial.create_trial(state=state, value=value, params={"learning_rate": 1e-3}, distributions=DISTS, user_attrs=attrs, system_attrs=system)
+    trial = optuna.trial.create_trial(
+        state=state,
+        value=value,
+        params={"learning_rate": 1e-3},
+        distributions=DISTS,
+        user_attrs=attrs,
+        system_attrs=system,
+    )
     study.add_trial(trial)
 
 
@@ -33,7 +40,14 @@ def test_cells_count_slots_not_retries_and_keep_states():
     _add(study, TrialState.WAITING, system_attrs={"retry_history": [2]})
     _add(study, TrialState.RUNNING)
     trials = load_odyssey_trials(storage, "s")
-    assert cell_counts(trials.frame).iloc[0].to_dict() == {"task": "chorales", "variant": "V", "complete": 1, "failed": 1, "running": 1, "waiting": 1}
+    assert cell_counts(trials.frame).iloc[0].to_dict() == {
+        "task": "chorales",
+        "variant": "V",
+        "complete": 1,
+        "failed": 1,
+        "running": 1,
+        "waiting": 1,
+    }
     assert trials.metrics == {"chorales": "nll"}  # from the trials when the study does not say
     done = trials.complete()
     assert len(done) == 1 and done.loc[0, "test_metric"] == 0.4 and done.loc[0, "params_learning_rate"] == 1e-3
@@ -80,12 +94,21 @@ MIXED = {
 def _mixed_trials() -> list:
     trials = []
     for k in range(12):
-        params = {"lr": 10 ** (-5 + k / 3), "optimizer": "sgd" if k % 3 == 0 else "adam", "num_layers": 1 + k % 3, "dropout": round(0.1 * (k % 6), 1)}
+        params = {
+            "lr": 10 ** (-5 + k / 3),
+            "optimizer": "sgd" if k % 3 == 0 else "adam",
+            "num_layers": 1 + k % 3,
+            "dropout": round(0.1 * (k % 6), 1),
+        }
         if params["optimizer"] == "sgd":
             params["momentum"] = 0.05 * k
         state = TrialState.FAIL if k == 5 else TrialState.RUNNING if k == 6 else TrialState.COMPLETE
         value = None if state != TrialState.COMPLETE else math.inf if k == 9 else -math.inf if k == 10 else 0.1 * k
-        trials.append(optuna.trial.create_trial(state=state, value=value, params=params, distributions={p: MIXED[p] for p in params}))
+        trials.append(
+            optuna.trial.create_trial(
+                state=state, value=value, params=params, distributions={p: MIXED[p] for p in params}
+            )
+        )
     return trials
 
 
@@ -123,7 +146,9 @@ def test_one_query_on_an_rdb_storage_reads_what_optuna_reads(rdb_url):
 
 def test_float_steps_and_single_values_on_their_scales():
     step = scale_of("d", FloatDistribution(0.0, 0.5, step=0.1))
-    assert (step.low, step.high) == pytest.approx((-0.05, 0.55))  # equal cells: the end values weigh as much as the rest
+    assert (step.low, step.high) == pytest.approx(
+        (-0.05, 0.55)
+    )  # equal cells: the end values weigh as much as the rest
     assert scale_of("a", CategoricalDistribution(["tanh"])).single and scale_of("n", IntDistribution(2, 2)).single
     assert not scale_of("n", IntDistribution(1, 2)).single
 

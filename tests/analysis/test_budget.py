@@ -19,5 +19,7 @@ def test_six_trials_per_cell_say_what_each_answer_needs():
 def test_paired_studies_need_three_slots_and_a_large_enough_study_says_nothing():
     assert budget_gaps(cells(V=8, CIFG=8, NFG=8), paired=True) == []
     assert budget_gaps(cells(V=30, NOG=30), paired=False) == []
-    assert budget_gaps(cells(V=2, NOG=8), paired=True)[0].endswith("these have fewer: V 2; importance needs 20 complete trials of the task, it has 10. Raise 'trials' and run again with --extend.")
+    assert budget_gaps(cells(V=2, NOG=8), paired=True)[0].endswith(
+        "these have fewer: V 2; importance needs 20 complete trials of the task, it has 10. Raise 'trials' and run again with --extend."
+    )
     assert "no vanilla (V) cell" in budget_gaps(cells(NOG=40), paired=False)[0]

@@ -16,7 +16,10 @@ from odyssey.analysis.evaluator import study_fanova, study_tables
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 DISTS = {"learning_rate": FloatDistribution(1e-6, 1e-2, log=True), "input_noise": FloatDistribution(0.0, 1.0)}
-TRUTH = {"learning_rate": 16 / 16.25, "input_noise": 0.25 / 16.25}  # log10 lr on [-6, -2] has variance 16/12; 0.5 noise 0.25/12
+TRUTH = {
+    "learning_rate": 16 / 16.25,
+    "input_noise": 0.25 / 16.25,
+}  # log10 lr on [-6, -2] has variance 16/12; 0.5 noise 0.25/12
 
 
 def _study(n: int = 300, *, objectives: int = 1) -> optuna.Study:
@@ -43,7 +46,9 @@ def test_get_param_importances_gives_log_scale_shares_sorted():
     again = optuna.importance.get_param_importances(_study(), evaluator=odyssey.FanovaImportanceEvaluator(seed=0))
     assert again == importances  # the seed makes it deterministic
     # Optuna's own fANOVA works on the raw scale: it gives learning_rate much less here.
-    theirs = optuna.importance.get_param_importances(_study(), evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
+    theirs = optuna.importance.get_param_importances(
+        _study(), evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0)
+    )
     assert theirs["learning_rate"] < importances["learning_rate"] - 0.05
 
 
@@ -87,7 +92,10 @@ def test_the_study_api_gives_pairs_marginals_and_conditional_spaces():
     tables = study_tables(results)
     assert set(tables["terms"]["space"]) == {r.space for r in results}
     pairs = tables["pairs"]
-    assert set(zip(pairs["param_x"], pairs["param_y"])) == {("log10(learning_rate)", "optimizer"), ("log10(learning_rate)", "momentum")}
+    assert set(zip(pairs["param_x"], pairs["param_y"])) == {
+        ("log10(learning_rate)", "optimizer"),
+        ("log10(learning_rate)", "momentum"),
+    }
     lr = tables["marginals"].query("param == 'log10(learning_rate)' and space == 'all trials'")
     assert (lr["x"].min(), lr["x"].max()) == (-6.0, -2.0) and np.corrcoef(lr["x"], lr["mean"])[0, 1] > 0.95
 
@@ -110,7 +118,11 @@ def test_the_evaluator_warns_when_main_effects_leave_most_of_the_variance_to_int
     study = optuna.create_study()
     for _ in range(300):
         a, b = rng.uniform(size=2)
-        study.add_trial(optuna.trial.create_trial(params={"a": a, "b": b}, distributions=dists, value=float((a - 0.5) * (b - 0.5) + 0.05 * a)))
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"a": a, "b": b}, distributions=dists, value=float((a - 0.5) * (b - 0.5) + 0.05 * a)
+            )
+        )
     evaluator = odyssey.FanovaImportanceEvaluator(seed=0)
     with pytest.warns(UserWarning, match=r"main effects explain 0\.\d\d of the variance .*normalize=False"):
         raw = optuna.importance.get_param_importances(study, evaluator=evaluator, normalize=False)

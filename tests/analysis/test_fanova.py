@@ -24,7 +24,9 @@ UNIT2 = (np.zeros(2), np.ones(2))
 def _decompose(tree, lows, highs, *, points: int = 9):
     pairs = list(combinations(range(len(lows)), 2))
     grid = [np.linspace(lo, hi, points) for lo, hi in zip(lows, highs)]
-    return decompose_tree(leaf_boxes(tree, lows=lows, highs=highs), lows=lows, highs=highs, pairs=pairs, curve_x=grid, surface_x=grid)
+    return decompose_tree(
+        leaf_boxes(tree, lows=lows, highs=highs), lows=lows, highs=highs, pairs=pairs, curve_x=grid, surface_x=grid
+    )
 
 
 def test_hand_built_tree_has_the_analytic_decomposition():
@@ -47,7 +49,13 @@ def test_hand_built_tree_has_the_analytic_decomposition():
 
 
 def test_splits_outside_the_bounds_carry_no_volume():
-    tree = SimpleNamespace(children_left=[1, -1, -1], children_right=[2, -1, -1], feature=[0, -2, -2], threshold=[5.0, 0, 0], value=[0, 1.0, 9.0])
+    tree = SimpleNamespace(
+        children_left=[1, -1, -1],
+        children_right=[2, -1, -1],
+        feature=[0, -2, -2],
+        threshold=[5.0, 0, 0],
+        value=[0, 1.0, 9.0],
+    )
     boxes = leaf_boxes(tree, lows=np.zeros(1), highs=np.ones(1))
     assert boxes.value.tolist() == [1.0]
     assert _decompose(tree, np.zeros(1), np.ones(1)).variance == 0.0
@@ -73,7 +81,9 @@ def _brute_force(trees, predict, lows: np.ndarray, highs: np.ndarray):
         return (weight * f).sum(axis=axes) / weight.sum(axis=axes)
 
     main = [widths[k] @ (marginal((k,)) - mean) ** 2 for k in range(d)]
-    pair = [widths[i] @ (marginal((i, j)) - mean) ** 2 @ widths[j] - main[i] - main[j] for i, j in combinations(range(d), 2)]
+    pair = [
+        widths[i] @ (marginal((i, j)) - mean) ** 2 @ widths[j] - main[i] - main[j] for i, j in combinations(range(d), 2)
+    ]
     return mean, (weight * (f - mean) ** 2).sum(), np.array(main), np.array(pair)
 
 
@@ -195,7 +205,9 @@ def test_a_forest_grows_the_same_trees_when_the_objective_differs_in_its_last_bi
     targets the sums are exact, so the tie goes the same way."""
     rng = np.random.default_rng(0)
     n = 500
-    x = np.column_stack([rng.uniform(-6, -2, n), np.log10(rng.integers(20, 200, n)), rng.integers(0, 9, n), rng.uniform(0, 1, n)])
+    x = np.column_stack(
+        [rng.uniform(-6, -2, n), np.log10(rng.integers(20, 200, n)), rng.integers(0, 9, n), rng.uniform(0, 1, n)]
+    )
     y = np.sin(x[:, 0]) + 0.1 * x[:, 2] + 0.3 * rng.standard_normal(n)
     nudged = y * (1 + rng.choice([-1, 0, 1], n) * 2.0**-52)
     assert not np.array_equal(y, nudged)
@@ -214,7 +226,9 @@ def test_the_forests_mean_prediction_is_decomposed_exactly(d: int):
     x = rng.uniform(lows, highs, (120, d))
     y = np.sin(3 * x[:, 0]) * x[:, 1] + (x[:, 2] * x[:, 0] * x[:, 1] if d == 3 else 0) + rng.normal(0, 0.1, 120)
     forest = fit_forest(x, y, trees=4, min_samples_leaf=5)
-    _, variance, main, pair = _brute_force([est.tree_ for est in forest.estimators_], lambda p: predict(forest, p), lows, highs)
+    _, variance, main, pair = _brute_force(
+        [est.tree_ for est in forest.estimators_], lambda p: predict(forest, p), lows, highs
+    )
     result = decompose_forest(forest, lows=lows, highs=highs)
     assert result.main * result.variance == pytest.approx(main, rel=1e-9, abs=1e-12)
     assert result.pair * result.variance == pytest.approx(pair, rel=1e-9, abs=1e-12)

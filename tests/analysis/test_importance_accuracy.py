@@ -17,13 +17,17 @@ from odyssey.analysis.importance import ALL_TRIALS, analyse_spaces, terms_table
 
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("importance_accuracy", ROOT / "benchmarks" / "importance_accuracy.py")
-bench = sys.modules.setdefault("importance_accuracy", importlib.util.module_from_spec(_spec))  # dataclasses look their module up
+bench = sys.modules.setdefault(
+    "importance_accuracy", importlib.util.module_from_spec(_spec)
+)  # dataclasses look their module up
 _spec.loader.exec_module(bench)
 
 
 def _analysed(name: str, n: int, *, seed: int = 0, draw: int = 0, **options):
     study = bench.STUDIES[name]
-    frame = bench.draw(study, n, np.random.default_rng([draw, n]), bench.signal_variance(study, np.random.default_rng(12345)))
+    frame = bench.draw(
+        study, n, np.random.default_rng([draw, n]), bench.signal_variance(study, np.random.default_rng(12345))
+    )
     spaces = analyse_spaces(frame, scales=[bench.SCALES[p] for p in study.params], seed=seed, **options)
     return {space: terms_table(result).set_index("term") for space, result in spaces}, bench.truths(study)
 
@@ -34,7 +38,12 @@ def test_noise_does_not_shrink_the_shares_of_the_noise_free_objective():
     noise it fitted), and the noise is its own row, a share of the trials' variance."""
     tables, truth = _analysed("noise 1/2", 1000, refits=0)
     table, exact = tables[ALL_TRIALS], truth[ALL_TRIALS]
-    for term in ("log10(learning_rate)", "log10(one_minus_momentum)", "log10(hidden_size)", "log10(learning_rate) × log10(one_minus_momentum)"):
+    for term in (
+        "log10(learning_rate)",
+        "log10(one_minus_momentum)",
+        "log10(hidden_size)",
+        "log10(learning_rate) × log10(one_minus_momentum)",
+    ):
         assert table.loc[term, "mean"] == pytest.approx(exact[term], abs=0.05), term
     assert table.loc["noise", "mean"] == pytest.approx(0.5 / 1.5, abs=0.08)  # noise / (signal + noise)
 
@@ -90,13 +99,35 @@ def test_odyssey_importance_takes_a_seed_and_says_it(tmp_path: Path, cli, root, 
     frame = bench.draw(study, 60, np.random.default_rng(0), 1.0)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     stored = optuna.create_study(storage=storage_url, study_name="s")
-    dists = {p: optuna.distributions.FloatDistribution(10.0 ** bench.SCALES[p].low, 10.0 ** bench.SCALES[p].high, log=True) if bench.SCALES[p].log
-             else optuna.distributions.FloatDistribution(bench.SCALES[p].low, bench.SCALES[p].high) for p in study.params}
+    dists = {
+        p: optuna.distributions.FloatDistribution(10.0 ** bench.SCALES[p].low, 10.0 ** bench.SCALES[p].high, log=True)
+        if bench.SCALES[p].log
+        else optuna.distributions.FloatDistribution(bench.SCALES[p].low, bench.SCALES[p].high)
+        for p in study.params
+    }
     for _, row in frame.iterrows():
-        stored.add_trial(optuna.trial.create_trial(params={p: float(row["params_" + p]) for p in study.params}, distributions=dists, value=float(row["value"])))
+        stored.add_trial(
+            optuna.trial.create_trial(
+                params={p: float(row["params_" + p]) for p in study.params},
+                distributions=dists,
+                value=float(row["value"]),
+            )
+        )
 
     def run(*extra: str) -> dict:
-        done = cli("importance", "--storage", storage_url, "--study", "s", "--format", "json", "--refits", "3", *extra, cwd=root)
+        done = cli(
+            "importance",
+            "--storage",
+            storage_url,
+            "--study",
+            "s",
+            "--format",
+            "json",
+            "--refits",
+            "3",
+            *extra,
+            cwd=root,
+        )
         return json.loads(done.stdout)
 
     first, again, other = run("--seed", "7"), run("--seed", "7"), run("--seed", "8")

@@ -27,7 +27,9 @@ def _study(n: int, draw, distributions, *, storage=None, name: str = "s", seed: 
     trials = []
     for _ in range(n):
         params, value = draw(rng)
-        trials.append(optuna.trial.create_trial(params=params, distributions={k: distributions[k] for k in params}, value=value))
+        trials.append(
+            optuna.trial.create_trial(params=params, distributions={k: distributions[k] for k in params}, value=value)
+        )
     study.add_trials(trials)
     return study
 
@@ -53,25 +55,39 @@ def test_a_float_with_step_weighs_its_end_values_like_the_others():
     assert _shares(_study(400, _step_draw, STEP), refits=0)["x"] == pytest.approx(truth, abs=0.01)
 
 
-CATEGORICAL = {"optimizer": CategoricalDistribution(OPTIMIZERS), "num_layers": IntDistribution(1, 3), "lr": FloatDistribution(1e-5, 1e-1, log=True)}
+CATEGORICAL = {
+    "optimizer": CategoricalDistribution(OPTIMIZERS),
+    "num_layers": IntDistribution(1, 3),
+    "lr": FloatDistribution(1e-5, 1e-1, log=True),
+}
 
 
 def _categorical_draw(rng):
-    params = {"optimizer": OPTIMIZERS[rng.integers(3)], "num_layers": int(rng.integers(1, 4)), "lr": float(10 ** rng.uniform(-5, -1))}
+    params = {
+        "optimizer": OPTIMIZERS[rng.integers(3)],
+        "num_layers": int(rng.integers(1, 4)),
+        "lr": float(10 ** rng.uniform(-5, -1)),
+    }
     return params, OPTIMIZERS.index(params["optimizer"]) + 0.5 * params["num_layers"] + 0.5 * math.log10(params["lr"])
 
 
 def test_categorical_and_integer_parameters_get_their_shares():
     # Var: optimizer (0, 1, 2 equally weighted) 2/3, num_layers 0.25 * 2/3, 0.5 log10 lr on [-5, -1] 1/3.
     shares = _shares(_study(400, _categorical_draw, CATEGORICAL), refits=0)
-    assert [shares["optimizer"], shares["num_layers"], shares["log10(lr)"]] == pytest.approx([4 / 7, 1 / 7, 2 / 7], abs=0.03)
+    assert [shares["optimizer"], shares["num_layers"], shares["log10(lr)"]] == pytest.approx(
+        [4 / 7, 1 / 7, 2 / 7], abs=0.03
+    )
 
 
 CONDITIONAL = CATEGORICAL | {"momentum": FloatDistribution(0.0, 0.99)}
 
 
 def _conditional_draw(rng):
-    params = {"optimizer": OPTIMIZERS[rng.integers(3)], "lr": float(10 ** rng.uniform(-5, -1)), "num_layers": int(rng.integers(1, 4))}
+    params = {
+        "optimizer": OPTIMIZERS[rng.integers(3)],
+        "lr": float(10 ** rng.uniform(-5, -1)),
+        "num_layers": int(rng.integers(1, 4)),
+    }
     value = abs(math.log10(params["lr"]) + 3) + 0.3 * params["num_layers"]
     if params["optimizer"] == "sgd":
         params["momentum"] = float(rng.uniform(0.0, 0.99))
@@ -122,7 +138,12 @@ def _json(capsys, url: str, study: str) -> dict:
 
 def test_a_constant_objective_gives_strict_json_with_undefined_shares(tmp_path: Path, capsys):
     url = f"sqlite:///{tmp_path / 'c.db'}"
-    _study(30, lambda rng: ({"x": float(rng.uniform()), "y": float(rng.uniform())}, 1.5), {"x": FloatDistribution(0, 1), "y": FloatDistribution(0, 1)}, storage=url)
+    _study(
+        30,
+        lambda rng: ({"x": float(rng.uniform()), "y": float(rng.uniform())}, 1.5),
+        {"x": FloatDistribution(0, 1), "y": FloatDistribution(0, 1)},
+        storage=url,
+    )
     data = _json(capsys, url, "s")
     assert {t["mean"] for t in data["terms"]} == {None} and data["spaces"][0]["constant"] is True
     assert "objective is constant" in data["spaces"][0]["note"]
@@ -190,7 +211,13 @@ def test_a_multi_objective_study_needs_its_objective_named(tmp_path: Path, capsy
     rng = np.random.default_rng(0)
     for _ in range(40):
         params = {"x": float(rng.uniform()), "y": float(rng.uniform())}
-        study.add_trial(optuna.trial.create_trial(params=params, distributions={"x": FloatDistribution(0, 1), "y": FloatDistribution(0, 1)}, values=[params["x"], params["y"]]))
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=params,
+                distributions={"x": FloatDistribution(0, 1), "y": FloatDistribution(0, 1)},
+                values=[params["x"], params["y"]],
+            )
+        )
     with pytest.raises(ValueError, match=r"study 'mo' has 2 objectives; pick one with --objective \(0 to 1\)"):
         print_importance(storage=url, study="mo")
     print_importance(storage=url, study="mo", objective=1, fmt="json", refits=0)

@@ -14,12 +14,12 @@ import optuna
 import pandas as pd
 import pytest
 
-from odyssey.analysis.importance import study_importance
 from odyssey.analysis import plots
+from odyssey.analysis.importance import study_importance
 from odyssey.analysis.report import CSV_NAMES, build_report
-from odyssey.console import print_importance
 from odyssey.analysis.settings import range_text
 from odyssey.analysis.synthetic import write_synthetic_study
+from odyssey.console import print_importance
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -93,13 +93,30 @@ def test_report_opens_in_plain_words_and_decides_on_corrected_tests(report: Path
     text = (report.parent / "report.md").read_text()
     assert text.index("## In short") < text.index("## Study settings") < text.index("## The paper's findings")
     short = text[text.index("## In short") : text.index("## Study settings")]
-    assert re.search(r"toy \(test error, lower is better; the difference to V with its 95% interval\): worse than V: NFG \([0-9.]+ \[[0-9.]+, [0-9.]+\]\); not decided: NP, CIFG \(", short), short
-    assert "agree with the paper" in short and "'Not decided' means" in short and "novanilla: no variant could be compared with V" in short
+    assert re.search(
+        r"toy \(test error, lower is better; the difference to V with its 95% interval\): worse than V: NFG \([0-9.]+ \[[0-9.]+, [0-9.]+\]\); not decided: NP, CIFG \(",
+        short,
+    ), short
+    assert (
+        "agree with the paper" in short
+        and "'Not decided' means" in short
+        and "novanilla: no variant could be compared with V" in short
+    )
     stats = pd.read_csv(report.parent / "variant_stats.csv")
     tested = stats[stats["p"].notna()]
     assert len(tested) == 3 and (tested["p_adjusted"] >= tested["p"]).all()
     assert (tested["significant"] == (tested["p_adjusted"] < 0.05)).all()
-    assert {"low", "high", "difference_sd", "all_difference", "all_low", "all_high", "margin", "p_equivalence_adjusted", "verdict"} <= set(stats.columns)
+    assert {
+        "low",
+        "high",
+        "difference_sd",
+        "all_difference",
+        "all_low",
+        "all_high",
+        "margin",
+        "p_equivalence_adjusted",
+        "verdict",
+    } <= set(stats.columns)
     claims = pd.read_csv(report.parent / "claims.csv")
     assert not claims["claim"].str.contains("NOAF").any()  # not in the study: no verdict on it
     assert "one standard deviation of V's best 10%: the study file states none" in text
@@ -109,7 +126,9 @@ def test_the_study_files_equivalence_margin_decides_the_report(tmp_path: Path):
     storage = optuna.storages.InMemoryStorage()
     write_synthetic_study(storage, name="demo", tasks=("toy",), variants=("V", "CIFG"), trials=40)
     study = tmp_path / "demo.toml"
-    study.write_text('name = "demo"\ntasks = ["toy"]\nvariants = ["V", "CIFG"]\ntrials = 40\n[analysis]\nequivalence_margin = 0.5\n')
+    study.write_text(
+        'name = "demo"\ntasks = ["toy"]\nvariants = ["V", "CIFG"]\ntrials = 40\n[analysis]\nequivalence_margin = 0.5\n'
+    )
     out = build_report(storage=storage, name=None, out_dir=tmp_path / "out", study_file=study).parent
     cifg = pd.read_csv(out / "variant_stats.csv").set_index("variant").loc["CIFG"]
     assert cifg["margin"] == 0.5 and cifg["verdict"] == "equivalent"
@@ -121,7 +140,10 @@ def test_the_study_files_equivalence_margin_decides_the_report(tmp_path: Path):
 def test_the_space_renders_any_kind_of_parameter():
     assert range_text({"choices": ["sgd", "adam"]}) == "one of [sgd, adam]"
     assert range_text({"low": 1, "high": 3, "log": False, "integer": True}) == "1 to 3, integers"
-    assert range_text({"low": 0.0, "high": 0.5, "step": 0.1, "when": "optimizer == 'sgd'"}) == "0 to 0.5, step 0.1, when optimizer == 'sgd'"
+    assert (
+        range_text({"low": 0.0, "high": 0.5, "step": 0.1, "when": "optimizer == 'sgd'"})
+        == "0 to 0.5, step 0.1, when optimizer == 'sgd'"
+    )
     assert range_text(0.9) == "fixed at 0.9"
 
 
@@ -141,8 +163,13 @@ def test_figures_clip_training_time_label_colour_bars_and_keep_titles_apart(repo
     terms = pd.read_csv(report.parent / "importance.csv").query("task == 'toy'")
     fig = plots.share_bars(terms)
     fig.canvas.draw()
-    assert fig.bbox.contains(*fig.axes[0].xaxis.label.get_window_extent().p1) and fig.axes[0].xaxis.label.get_window_extent().x0 >= 0
-    curves = pd.DataFrame({"param": "p", "x": [0.0, 1.0], "mean": [1.0, 2.0], "std": [3.0, 0.5], "space": "all trials", "trials": 30})
+    assert (
+        fig.bbox.contains(*fig.axes[0].xaxis.label.get_window_extent().p1)
+        and fig.axes[0].xaxis.label.get_window_extent().x0 >= 0
+    )
+    curves = pd.DataFrame(
+        {"param": "p", "x": [0.0, 1.0], "mean": [1.0, 2.0], "std": [3.0, 0.5], "space": "all trials", "trials": 30}
+    )
     fig = plots.marginal_curves(curves, metric="error", times=curves.copy())
     band = fig.axes[1].collections[0].get_paths()[0].vertices
     assert band[:, 1].min() >= 0.0 and fig.axes[1].get_ylim()[0] == 0.0  # seconds cannot be negative
@@ -154,7 +181,16 @@ def test_figures_clip_training_time_label_colour_bars_and_keep_titles_apart(repo
     x, y = np.meshgrid(grid, grid, indexing="ij")
     pairs = pd.concat(
         [
-            pd.DataFrame({"param_x": a, "param_y": b, "x": x.ravel(), "y": y.ravel(), "total_mean": x.ravel() + y.ravel(), "interaction_mean": x.ravel() * y.ravel()})
+            pd.DataFrame(
+                {
+                    "param_x": a,
+                    "param_y": b,
+                    "x": x.ravel(),
+                    "y": y.ravel(),
+                    "total_mean": x.ravel() + y.ravel(),
+                    "interaction_mean": x.ravel() * y.ravel(),
+                }
+            )
             for a, b in [("log10(learning_rate)", "log10(hidden_size)"), ("log10(learning_rate)", "input_noise")]
         ]
     )
@@ -172,7 +208,15 @@ def test_figures_clip_training_time_label_colour_bars_and_keep_titles_apart(repo
 
 def test_names_are_escaped_in_html_and_markdown(tmp_path: Path):
     storage = optuna.storages.InMemoryStorage()
-    write_synthetic_study(storage, name="x", tasks=("<script>alert(1)</script>",), variants=("V", "<b>NFG"), trials=12, failed=0, running=0)
+    write_synthetic_study(
+        storage,
+        name="x",
+        tasks=("<script>alert(1)</script>",),
+        variants=("V", "<b>NFG"),
+        trials=12,
+        failed=0,
+        running=0,
+    )
     path = build_report(storage=storage, name="x", out_dir=tmp_path)
     page, markdown = path.read_text(), (tmp_path / "report.md").read_text()
     assert "<script>alert" not in page and "<b>NFG" not in page and "&lt;script" in page
@@ -215,14 +259,22 @@ def _plain_study(url: str) -> None:
         trial.suggest_float("wd", 0.0, 1.0)
         return abs(math.log10(lr) + 3) + dropout
 
-    optuna.create_study(storage=url, study_name="plain", sampler=optuna.samplers.RandomSampler(seed=0)).optimize(objective, n_trials=40)
+    optuna.create_study(storage=url, study_name="plain", sampler=optuna.samplers.RandomSampler(seed=0)).optimize(
+        objective, n_trials=40
+    )
 
 
 def test_importance_of_any_optuna_study(tmp_path: Path, capsys):
     url = f"sqlite:///{tmp_path / 'plain.db'}"
     _plain_study(url)
     table, spaces = study_importance(storage=url, study="plain", params=["lr", "dropout"])
-    assert [s["trials"] for s in spaces] == [40] and set(table["term"]) == {"log10(lr)", "dropout", "log10(lr) × dropout", "higher order", "noise"}
+    assert [s["trials"] for s in spaces] == [40] and set(table["term"]) == {
+        "log10(lr)",
+        "dropout",
+        "log10(lr) × dropout",
+        "higher order",
+        "noise",
+    }
     print_importance(storage=url, study="plain", fmt="json")
     data = json.loads(capsys.readouterr().out)
     assert data["spaces"][0]["trials"] == 40 and "log10 scale" in data["scales"]
@@ -232,10 +284,16 @@ def test_importance_of_any_optuna_study(tmp_path: Path, capsys):
     assert means == sorted(means, reverse=True) and [t["term"] for t in data["terms"][-2:]] == ["higher order", "noise"]
     print_importance(storage=url, study="plain", fmt="csv")
     csv = capsys.readouterr().out
-    assert csv.startswith("term,kind,params,scale,mean,std,low,high,floor,distinguishable,space,trials") and '"[""lr""]"' in csv
+    assert (
+        csv.startswith("term,kind,params,scale,mean,std,low,high,floor,distinguishable,space,trials")
+        and '"[""lr""]"' in csv
+    )
     print_importance(storage=url, study="plain", fmt="table", refits=0)
     shown = " ".join(capsys.readouterr().out.split())
-    assert "plain, all trials: variance shares over 40 trials" in shown and "Log-sampled parameters on their log10 scale" in shown
+    assert (
+        "plain, all trials: variance shares over 40 trials" in shown
+        and "Log-sampled parameters on their log10 scale" in shown
+    )
     with pytest.raises(ValueError, match="unknown parameter.*the study has: dropout, lr, wd"):
         study_importance(storage=url, study="plain", params=["momentum"])
     with pytest.raises(ValueError, match="no study named 'other'.*plain"):
@@ -265,7 +323,9 @@ def test_a_default_report_folder_of_another_storage_is_not_overwritten(tmp_path:
         write_synthetic_study(url, name="same", variants=("V", "CIFG"), trials=12, failed=0, running=0)
     assert build_report(storage=first, name=None, out_dir=None, refits=0) == tmp_path / "same" / "report.html"
     build_report(storage=first, name=None, out_dir=None, refits=0)  # its own folder: rewritten
-    with pytest.raises(OdysseyError, match=r"holds the report of another storage \(sqlite:///.*a\.db\); choose a folder with --out"):
+    with pytest.raises(
+        OdysseyError, match=r"holds the report of another storage \(sqlite:///.*a\.db\); choose a folder with --out"
+    ):
         build_report(storage=second, name=None, out_dir=None, refits=0)
     assert build_report(storage=second, name=None, out_dir=tmp_path / "b", refits=0) == tmp_path / "b" / "report.html"
 
@@ -293,11 +353,17 @@ def test_report_analyses_conditional_parameters_where_they_exist(tmp_path: Path)
     trials = pd.read_csv(tmp_path / "trials.csv")
     sgd = int(trials["params_momentum"].notna().sum())
     importance = pd.read_csv(tmp_path / "importance.csv")
-    assert dict(importance.groupby("space")["trials"].first()) == {"all trials": 60, "trials with momentum (optimizer = sgd)": sgd}
+    assert dict(importance.groupby("space")["trials"].first()) == {
+        "all trials": 60,
+        "trials with momentum (optimizer = sgd)": sgd,
+    }
     whole = importance[importance.space == "all trials"]
     assert "optimizer" in set(whole["term"]) and not any("momentum" in json.loads(p) for p in whole["params"])
     text = (tmp_path / "report.md").read_text()
-    assert f"#### Sub-space: trials with momentum (optimizer = sgd) ({sgd} trials)" in text and "#### All trials (60 trials)" in text
+    assert (
+        f"#### Sub-space: trials with momentum (optimizer = sgd) ({sgd} trials)" in text
+        and "#### All trials (60 trials)" in text
+    )
     assert "| optimizer | one of [sgd, adam] |" in text and "| momentum | 0 to 0.99, when optimizer = sgd |" in text
     assert path.is_file()
 
@@ -308,9 +374,15 @@ def test_a_far_value_is_written_at_the_edge_of_the_variant_boxes_not_drawn_to_sc
     from odyssey.analysis.variant_stats import best_trials, variant_tests
 
     rng = np.random.default_rng(0)
-    rows = [{"task": "t", "variant": v, "number": n, "value": x, "test_metric": x, "parameter_count": 100.0} for v in ("V", "NFG") for n, x in enumerate(rng.uniform(0.4, 1.6, 40))]
+    rows = [
+        {"task": "t", "variant": v, "number": n, "value": x, "test_metric": x, "parameter_count": 100.0}
+        for v in ("V", "NFG")
+        for n, x in enumerate(rng.uniform(0.4, 1.6, 40))
+    ]
     plain = pd.DataFrame(rows)
-    far = pd.concat([plain, pd.DataFrame([{**rows[0], "number": 99, "value": 50.0, "test_metric": 50.0}])], ignore_index=True)
+    far = pd.concat(
+        [plain, pd.DataFrame([{**rows[0], "number": 99, "value": 50.0, "test_metric": 50.0}])], ignore_index=True
+    )
     for frame, expected in ((plain, []), (far, ["1 off the scale: 50"])):
         fig = plots.variant_boxplots(frame, best_trials(frame), variant_tests(frame), metric="cer")
         ax = fig.axes[0]
@@ -325,13 +397,26 @@ def test_the_variant_figure_is_the_same_each_time_it_is_drawn_from_the_same_tria
     from odyssey.analysis.variant_stats import best_trials, variant_tests
 
     rng = np.random.default_rng(1)
-    frame = pd.DataFrame([{"task": "t", "variant": v, "number": n, "value": x, "test_metric": x, "parameter_count": 100.0} for v in ("V", "NP") for n, x in enumerate(rng.uniform(0.4, 1.0, 30))])
+    frame = pd.DataFrame(
+        [
+            {"task": "t", "variant": v, "number": n, "value": x, "test_metric": x, "parameter_count": 100.0}
+            for v in ("V", "NP")
+            for n, x in enumerate(rng.uniform(0.4, 1.0, 30))
+        ]
+    )
     drawn = []
     for seed in (1, 2):
         np.random.seed(seed)  # whatever else in the process used the global generator
-        drawn.append(plots.png_bytes(plots.variant_boxplots(frame, best_trials(frame), variant_tests(frame), metric="cer")))
+        drawn.append(
+            plots.png_bytes(plots.variant_boxplots(frame, best_trials(frame), variant_tests(frame), metric="cer"))
+        )
     assert drawn[0] == drawn[1]
-    dots = plots.variant_boxplots(frame, best_trials(frame), variant_tests(frame), metric="cer").axes[0].collections[-1].get_offsets()
+    dots = (
+        plots.variant_boxplots(frame, best_trials(frame), variant_tests(frame), metric="cer")
+        .axes[0]
+        .collections[-1]
+        .get_offsets()
+    )
     assert len(dots) == len(frame) and sorted(np.asarray(dots)[:, 1]) == sorted(frame["test_metric"])
     assert np.all(np.abs(np.asarray(dots)[:, 0] - np.repeat([0, 1], 30)) <= 0.2)  # over its own variant's box
 
@@ -355,7 +440,9 @@ def test_the_report_is_built_in_memory_and_written_at_the_end(tmp_path, monkeypa
             build_report(storage=storage, name=None, out_dir=tmp_path / "failed", refits=0)
     assert [p for p in (tmp_path / "failed").rglob("*")] == []
 
-    assembled = report_module.assemble_report(analyse_study(load_odyssey_trials(storage, "demo"), refits=0), source="memory")
+    assembled = report_module.assemble_report(
+        analyse_study(load_odyssey_trials(storage, "demo"), refits=0), source="memory"
+    )
     files = assembled.files()
     assert {p.name for p in tmp_path.iterdir()} == {"failed"}  # nothing written yet
     out = tmp_path / "out"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 import numpy as np
-import pandas as pd
 import optuna
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -38,7 +38,15 @@ def _cells(spec: dict[str, tuple[float, int]], *, task: str = "toy", seed: int =
         value = 0.3 + rng.gamma(2.0, 0.1, n)
         test = value + offset + rng.normal(0, 0.005, n)
         rows += [
-            {"task": task, "variant": variant, "number": i, "state": "COMPLETE", "value": v, "test_metric": t, "parameter_count": 1000 + len(variant)}
+            {
+                "task": task,
+                "variant": variant,
+                "number": i,
+                "state": "COMPLETE",
+                "value": v,
+                "test_metric": t,
+                "parameter_count": 1000 + len(variant),
+            }
             for i, (v, t) in enumerate(zip(value, test))
         ]
     return pd.DataFrame(rows)
@@ -54,14 +62,18 @@ def test_vanilla_first_then_the_papers_order_then_others():
 
 
 def test_best_trials_are_chosen_by_validation_not_test():
-    frame = pd.DataFrame({"task": "t", "variant": "V", "number": range(10), "value": np.arange(10.0), "test_metric": -np.arange(10.0)})
+    frame = pd.DataFrame(
+        {"task": "t", "variant": "V", "number": range(10), "value": np.arange(10.0), "test_metric": -np.arange(10.0)}
+    )
     frame = pd.concat([frame] * 3, ignore_index=True).assign(number=range(30))
     best = best_trials(frame)
     assert sorted(best["value"]) == [0.0, 0.0, 0.0]
 
 
 def test_welch_against_vanilla_on_the_best_ten_percent():
-    tests = variant_tests(_cells({"V": (0, 200), "NFG": (0.05, 200), "CIFG": (0, 200), "NP": (-0.05, 200)})).set_index("variant")
+    tests = variant_tests(_cells({"V": (0, 200), "NFG": (0.05, 200), "CIFG": (0, 200), "NP": (-0.05, 200)})).set_index(
+        "variant"
+    )
     assert list(tests.index) == ["V", "NFG", "NP", "CIFG"]
     assert tests.loc["NFG", "direction"] == "worse" and tests.loc["NFG", "significant"]
     assert tests.loc["NP", "direction"] == "better" and tests.loc["NP", "significant"]
@@ -70,7 +82,9 @@ def test_welch_against_vanilla_on_the_best_ten_percent():
     # The same numbers as scipy's Welch test on the 20 best by validation.
     frame = _cells({"V": (0, 200), "NFG": (0.05, 200), "CIFG": (0, 200), "NP": (-0.05, 200)})
     best = best_trials(frame)
-    expected = stats.ttest_ind(best[best.variant == "NFG"].test_metric, best[best.variant == "V"].test_metric, equal_var=False)
+    expected = stats.ttest_ind(
+        best[best.variant == "NFG"].test_metric, best[best.variant == "V"].test_metric, equal_var=False
+    )
     assert tests.loc["NFG", "p"] == pytest.approx(expected.pvalue)
     assert tests.loc["NFG", "t"] == pytest.approx(expected.statistic)
     assert tests.loc["NFG", "difference"] == pytest.approx(tests.loc["NFG", "mean"] - tests.loc["V", "mean"])
@@ -94,7 +108,16 @@ def test_constant_cells_are_not_different_rather_than_nan():
     assert row["p"] == 1.0 and not row["significant"]
 
 
-def _terms(lr: float, pair: float, *, spread: float = 0.01, floor: float = 0.005, hidden: float | None = None, momentum: float = 0.004, noise: float = 0.03) -> pd.DataFrame:
+def _terms(
+    lr: float,
+    pair: float,
+    *,
+    spread: float = 0.01,
+    floor: float = 0.005,
+    hidden: float | None = None,
+    momentum: float = 0.004,
+    noise: float = 0.03,
+) -> pd.DataFrame:
     """An importance table as terms_table gives it: intervals of ± 2 spread, one noise floor for all;
     and a row of a kind the claims do not read (the importance table may add one for the unexplained variance)."""
     hidden = 0.9 - lr - pair - momentum - noise if hidden is None else hidden
@@ -109,7 +132,18 @@ def _terms(lr: float, pair: float, *, spread: float = 0.01, floor: float = 0.005
     ]
     table = pd.DataFrame(
         [
-            {"term": t, "kind": k, "params": p, "mean": m, "std": spread, "low": max(m - 2 * spread, 0.0), "high": m + 2 * spread, "floor": floor, "space": "all trials", "trials": 400}
+            {
+                "term": t,
+                "kind": k,
+                "params": p,
+                "mean": m,
+                "std": spread,
+                "low": max(m - 2 * spread, 0.0),
+                "high": m + 2 * spread,
+                "floor": floor,
+                "space": "all trials",
+                "trials": 400,
+            }
             for t, k, p, m in rows
         ]
     )
@@ -120,11 +154,15 @@ def _terms(lr: float, pair: float, *, spread: float = 0.01, floor: float = 0.005
 def _curves(rise: float, *, std: float = 0.001) -> pd.DataFrame:
     """The marginal curve of input noise (importance.curves_table's columns): `rise` from 0 to 1."""
     x = np.linspace(0.0, 1.0, 5)
-    return pd.DataFrame({"param": "input_noise", "x": x, "mean": 0.5 + rise * x, "std": std, "space": "all trials", "trials": 400})
+    return pd.DataFrame(
+        {"param": "input_noise", "x": x, "mean": 0.5 + rise * x, "std": std, "space": "all trials", "trials": 400}
+    )
 
 
 def _claims(tests, terms=None, curves=None) -> pd.DataFrame:
-    return check_claims(tests, {"toy": terms} if terms is not None else {}, {"toy": curves} if curves is not None else None).set_index("claim")
+    return check_claims(
+        tests, {"toy": terms} if terms is not None else {}, {"toy": curves} if curves is not None else None
+    ).set_index("claim")
 
 
 PAPERLIKE = {"V": (0, 200), "NFG": (0.05, 200), "NOAF": (0.05, 200), "CIFG": (0, 200), "NP": (0, 200)}
@@ -136,11 +174,22 @@ def test_claims_agree_on_data_shaped_like_the_papers():
     claims = _claims(tests, _terms(0.7, 0.03, spread=0.003, momentum=0.002), _curves(0.05))
     assert (claims["verdict"] == AGREES).all(), claims[["verdict", "finding"]]
     assert claims["evidence"].str.len().gt(10).all() and claims["finding"].str.len().gt(10).all()
-    assert claims.loc["CIFG is no different from V", "finding"].startswith("CIFG: the same as V within ±0.02 (difference ")
-    assert re.fullmatch(r"NFG: worse than V by 0\.0[45]\d* \[0\.0\d+, 0\.0\d+\], adjusted p < 0\.001; the paper found it worse", claims.loc["NFG is worse than V", "finding"])
+    assert claims.loc["CIFG is no different from V", "finding"].startswith(
+        "CIFG: the same as V within ±0.02 (difference "
+    )
+    assert re.fullmatch(
+        r"NFG: worse than V by 0\.0[45]\d* \[0\.0\d+, 0\.0\d+\], adjusted p < 0\.001; the paper found it worse",
+        claims.loc["NFG is worse than V", "finding"],
+    )
     lr = claims.loc["the learning rate explains more than 2/3 of the variance"]
-    assert "0.700 [0.694, 0.706], noise floor 0.005 of the variance over 400 trials" in lr["evidence"] and "more than 2/3" in lr["finding"]
-    assert "second only to log10(learning_rate)" in claims.loc["hidden size is the second most important hyperparameter", "finding"]
+    assert (
+        "0.700 [0.694, 0.706], noise floor 0.005 of the variance over 400 trials" in lr["evidence"]
+        and "more than 2/3" in lr["finding"]
+    )
+    assert (
+        "second only to log10(learning_rate)"
+        in claims.loc["hidden size is the second most important hyperparameter", "finding"]
+    )
 
 
 def test_a_significantly_better_variant_reads_as_better_not_as_a_claim_that_does_not_hold():
@@ -148,7 +197,10 @@ def test_a_significantly_better_variant_reads_as_better_not_as_a_claim_that_does
     claims = _claims(variant_tests(_cells({"V": (0, 200), "NFG": (-0.05, 200)})))
     row = claims.loc["NFG is worse than V"]
     assert row["verdict"] == DISAGREES
-    assert re.fullmatch(r"NFG: better than V by 0\.05\d* \[0\.0\d+, 0\.0\d+\], adjusted p < 0\.001; the paper found it worse", row["finding"]), row["finding"]
+    assert re.fullmatch(
+        r"NFG: better than V by 0\.05\d* \[0\.0\d+, 0\.0\d+\], adjusted p < 0\.001; the paper found it worse",
+        row["finding"],
+    ), row["finding"]
     assert "does not hold" not in row["finding"] + row["verdict"]
     assert claims.loc["no variant is better than V", "verdict"] == DISAGREES
 
@@ -165,8 +217,14 @@ def test_not_different_is_not_agreement_unless_equivalence_is_shown():
     claims = _claims(tests)
     cifg = claims.loc["CIFG is no different from V"]
     assert cifg["verdict"] == UNDECIDED
-    assert re.search(r"not decided \(difference [+-][0-9.e-]+ \[.+\], adjusted p [0-9.]+\): this budget detects differences of [0-9.]+ or more; about [0-9,]+ trials per cell would decide it", cifg["finding"]), cifg["finding"]
-    assert claims.loc["NP is no different from V", "verdict"] == UNCHECKED and "at least 21" in claims.loc["NP is no different from V", "finding"]
+    assert re.search(
+        r"not decided \(difference [+-][0-9.e-]+ \[.+\], adjusted p [0-9.]+\): this budget detects differences of [0-9.]+ or more; about [0-9,]+ trials per cell would decide it",
+        cifg["finding"],
+    ), cifg["finding"]
+    assert (
+        claims.loc["NP is no different from V", "verdict"] == UNCHECKED
+        and "at least 21" in claims.loc["NP is no different from V", "finding"]
+    )
     wide = _claims(variant_tests(_cells({"V": (0, 40), "CIFG": (0, 40)}), margins={"toy": 1.0}))
     assert wide.loc["CIFG is no different from V", "verdict"] == AGREES
 
@@ -175,7 +233,10 @@ def test_a_variant_better_than_vanilla_fails_the_headline_claim_by_name():
     claim = "no variant is better than V"
     better = _claims(variant_tests(_cells({"V": (0, 200), "NP": (-0.05, 200), "CIFG": (0, 200)})))
     assert better.loc[claim, "verdict"] == DISAGREES
-    assert re.match(r"NP: better than V by 0\.0[45]", better.loc[claim, "finding"]) and "CIFG" not in better.loc[claim, "finding"]
+    assert (
+        re.match(r"NP: better than V by 0\.0[45]", better.loc[claim, "finding"])
+        and "CIFG" not in better.loc[claim, "finding"]
+    )
     same = _claims(variant_tests(_cells({"V": (0, 200), "NP": (0.05, 200), "CIFG": (0, 10)})))
     assert same.loc[claim, "verdict"] == AGREES
     assert same.loc[claim, "evidence"].startswith("1 variant tested (1 could not be)"), same.loc[claim, "evidence"]
@@ -195,7 +256,9 @@ def test_importance_claims_as_the_paper_states_them():
     assert verdicts(_terms(0.40, 0.03))[lr] == DISAGREES  # the largest, but not more than 2/3: not the paper's claim
     hidden = "hidden size is the second most important hyperparameter"
     assert verdicts(_terms(0.7, 0.03, hidden=0.003, momentum=0.1))[hidden] == DISAGREES  # third, behind momentum
-    assert verdicts(_terms(0.7, 0.03, hidden=0.02, momentum=0.025, noise=0.0))[hidden] == UNDECIDED  # momentum's interval overlaps
+    assert (
+        verdicts(_terms(0.7, 0.03, hidden=0.02, momentum=0.025, noise=0.0))[hidden] == UNDECIDED
+    )  # momentum's interval overlaps
     assert verdicts(_terms(0.1, 0.03, hidden=0.6))[hidden] == DISAGREES  # first
     momentum = "momentum is negligible (under 1% of the variance)"
     assert verdicts(_terms(0.7, 0.03, momentum=0.001, spread=0.002))[momentum] == AGREES
@@ -237,7 +300,9 @@ def test_two_one_sided_tests_are_the_interval_inside_the_margin():
         difference, se, df = _welch_parts(a, b)
         half = stats.t.ppf(0.95, df) * se  # the 90% interval: each side at 5%
         for margin in (0.5, 1.0, 1.5):
-            assert (tost(difference, se, df, margin) < 0.05) == (difference - half > -margin and difference + half < margin)
+            assert (tost(difference, se, df, margin) < 0.05) == (
+                difference - half > -margin and difference + half < margin
+            )
     # Each one-sided p is scipy's one-sided Welch test against the shifted group.
     a, b = rng.normal(0.2, 1, 20), rng.normal(0, 1, 20)
     lower = stats.ttest_ind(a + 0.8, b, equal_var=False, alternative="greater").pvalue
@@ -293,14 +358,23 @@ def test_null_studies_rarely_call_a_variant_different_and_never_call_it_the_same
         agreements += int((same["verdict"] == AGREES).sum())
         verdicts |= set(tests["verdict"])
         undecided = same[same["verdict"] == UNDECIDED]["finding"]
-        assert undecided.str.contains(r"this budget detects differences of [0-9.]+ or more; about [0-9,]+ trials per cell would decide it").all()
+        assert undecided.str.contains(
+            r"this budget detects differences of [0-9.]+ or more; about [0-9,]+ trials per cell would decide it"
+        ).all()
     assert different <= 4, different
     assert agreements == 0 and "equivalent" not in verdicts
 
 
 @pytest.mark.slow
 def test_paired_null_studies_rarely_call_a_variant_different():
-    different = sum(bool(variant_tests(_synthetic(seed, offsets=NULL, trials=50, paired=True), paired=True)["significant"].eq(True).any()) for seed in range(20))
+    different = sum(
+        bool(
+            variant_tests(_synthetic(seed, offsets=NULL, trials=50, paired=True), paired=True)["significant"]
+            .eq(True)
+            .any()
+        )
+        for seed in range(20)
+    )
     assert different <= 4, different
 
 
@@ -329,7 +403,9 @@ def test_paired_studies_test_the_slots_both_variants_completed():
     mine = frame[frame["variant"] == "NFG"].set_index("slot")["test_metric"]
     vanilla = frame[frame["variant"] == "V"].set_index("slot")["test_metric"].loc[mine.index]
     expected = stats.ttest_rel(mine, vanilla)
-    assert nfg["p"] == pytest.approx(expected.pvalue) and nfg["all_difference"] == pytest.approx((mine - vanilla).mean())
+    assert nfg["p"] == pytest.approx(expected.pvalue) and nfg["all_difference"] == pytest.approx(
+        (mine - vanilla).mean()
+    )
     # The pairing takes the draws out: over all trials, unpaired, the interval of NFG's +0.12 spans the
     # learning rate's spread between the cells' draws; on the same draws it is the noise's alone.
     unpaired = variant_tests(frame).set_index("variant").loc["NFG"]
@@ -340,7 +416,10 @@ def test_paired_studies_test_the_slots_both_variants_completed():
 def test_the_summary_says_in_plain_words_what_differs_and_what_is_open():
     tests = variant_tests(_cells({"V": (0, 200), "NFG": (0.05, 200), "CIFG": (0, 30)}))
     lines = summary(tests, check_claims(tests, {}), {"toy": "error"})
-    assert re.match(r"toy \(test error, lower is better; the difference to V with its 95% interval\): worse than V: NFG \(0\.0[45]\d* \[0\.0\d+, 0\.0\d+\]\); ", lines[0]), lines[0]
+    assert re.match(
+        r"toy \(test error, lower is better; the difference to V with its 95% interval\): worse than V: NFG \(0\.0[45]\d* \[0\.0\d+, 0\.0\d+\]\); ",
+        lines[0],
+    ), lines[0]
     assert "not decided: CIFG (these trials detect differences of about" in lines[0]
     assert lines[1].startswith("The paper's findings, checked task by task: ") and "'Not decided' means" in lines[-1]
 

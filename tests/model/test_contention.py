@@ -10,10 +10,10 @@ import sys
 
 import pytest
 import torch
+from test_kernel import SCHEDULES, outputs_and_grads, problem, randomised
 
 from odyssey import VARIANTS, resolve_variant
 from odyssey.model.kernel import function
-from test_kernel import SCHEDULES, outputs_and_grads, problem, randomised
 
 SWITCHES = {**VARIANTS, "CIFG+NP": resolve_variant("CIFG+NP"), "NIG+NOAF+FGR": resolve_variant("NIG+NOAF+FGR")}
 
@@ -73,7 +73,9 @@ def test_tuned_calls_beside_busy_cores_match_one_thread(kernel, team, busy_cores
     before = kernel.team_counts()
     for call in range(80):
         assert identical(outputs_and_grads(model, "fast", *args), expected), f"call {call} differs from one thread"
-    assert sum(after - first for after, first in zip(kernel.team_counts(), before)) >= 80  # every call was counted: the tuner ran
+    assert (
+        sum(after - first for after, first in zip(kernel.team_counts(), before)) >= 80
+    )  # every call was counted: the tuner ran
 
 
 # What a team call measured, as on_team tells the tuner: barrier waits that slept, steps, the call's

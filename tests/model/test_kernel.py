@@ -20,14 +20,20 @@ SHAPES = [(5, 3), (20, 4), (40, 9)]
 # schedule gets several (test_every_variant_matches_the_reference already holds every gradient of
 # every schedule to the gradchecked reference's); ODYSSEY_FULL_TESTS=1 gradchecks every pair.
 FULL = os.environ.get("ODYSSEY_FULL_TESTS") == "1"
-GRADCHECKED = [(name, schedule) for k, name in enumerate(SWITCHES) for schedule in (SCHEDULES if FULL else [list(SCHEDULES)[k % len(SCHEDULES)]])]
+GRADCHECKED = [
+    (name, schedule)
+    for k, name in enumerate(SWITCHES)
+    for schedule in (SCHEDULES if FULL else [list(SCHEDULES)[k % len(SCHEDULES)]])
+]
 
 
 @pytest.fixture
 def knobs(kernel, monkeypatch):
     """Set the schedule, instruction set and team size for one test; all restored afterwards."""
     yield lambda schedule=0, isa="auto", team=0: (
-        monkeypatch.setattr(function, "SCHEDULE", schedule), kernel.use_isa(isa), kernel.set_team(team)
+        monkeypatch.setattr(function, "SCHEDULE", schedule),
+        kernel.use_isa(isa),
+        kernel.set_team(team),
     )
     kernel.use_isa("auto")
     kernel.set_team(0)
@@ -119,11 +125,15 @@ def test_gradcheck_float64_on_the_kernel(knobs, name, schedule):
         direction.backend = "fast"
     names = [n for n, _ in model.named_parameters()]
     x = torch.randn(4, 2, 7, dtype=torch.float64, requires_grad=True)
-    state = tuple(torch.randn(2, 2, s, dtype=torch.float64, requires_grad=True) for s in model.directions[0].state_sizes)
+    state = tuple(
+        torch.randn(2, 2, s, dtype=torch.float64, requires_grad=True) for s in model.directions[0].state_sizes
+    )
 
     def run(x, *values):
         params = dict(zip(names, values[: len(names)]))
-        out, final = torch.func.functional_call(model, params, (x, values[len(names) :]), {"lengths": torch.tensor([4, 2])})
+        out, final = torch.func.functional_call(
+            model, params, (x, values[len(names) :]), {"lengths": torch.tensor([4, 2])}
+        )
         return (out, *final)
 
     values = [p.detach().requires_grad_() for p in model.parameters()] + list(state)
@@ -158,7 +168,9 @@ def test_inference_and_repeated_backward(knobs):
     for direction in reference.directions:
         direction.backend = "reference"
     with torch.no_grad():
-        assert_all_close(model(x, state, lengths=lengths)[0:1], reference(x, state, lengths=lengths)[0:1], torch.float32)
+        assert_all_close(
+            model(x, state, lengths=lengths)[0:1], reference(x, state, lengths=lengths)[0:1], torch.float32
+        )
     with torch.inference_mode():
         model(x, state, lengths=lengths)
 

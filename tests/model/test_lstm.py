@@ -43,8 +43,12 @@ def test_np_from_torch_matches_nn_lstm(bidirectional):
     ((out_ref * target).sum() + h_ref.sum() + c_ref.sum()).backward()
     ((out * target).sum() + h.sum() + c.sum()).backward()
     for suffix, direction in zip(("", "_reverse"), ours.directions):
-        torch.testing.assert_close(direction.weight_ih.grad, getattr(ref, f"weight_ih_l0{suffix}").grad, atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(direction.weight_hh.grad, getattr(ref, f"weight_hh_l0{suffix}").grad, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            direction.weight_ih.grad, getattr(ref, f"weight_ih_l0{suffix}").grad, atol=1e-5, rtol=1e-5
+        )
+        torch.testing.assert_close(
+            direction.weight_hh.grad, getattr(ref, f"weight_hh_l0{suffix}").grad, atol=1e-5, rtol=1e-5
+        )
         # One bias where torch has two: each of torch's receives the same gradient as ours.
         torch.testing.assert_close(direction.bias.grad, getattr(ref, f"bias_ih_l0{suffix}").grad, atol=1e-5, rtol=1e-5)
 
@@ -212,7 +216,11 @@ def test_every_combination_is_refused_for_a_reason_or_runs_alike_on_both_backend
     for variant in COMBINATIONS:
         parts = set(variant.split("+"))
         gateless = {"NIG", "NFG", "NOG"} <= parts
-        reasons = [("CIFG" in parts and parts & {"NIG", "NFG"}, "coupled_gates"), (gateless and "FGR" in parts, "FGR feeds"), (gateless and "NP" in parts, "NP removes")]
+        reasons = [
+            ("CIFG" in parts and parts & {"NIG", "NFG"}, "coupled_gates"),
+            (gateless and "FGR" in parts, "FGR feeds"),
+            (gateless and "NP" in parts, "NP removes"),
+        ]
         expected = [message for refused, message in reasons if refused]
         if expected:
             with pytest.raises(ValueError, match=expected[0]):
@@ -333,7 +341,9 @@ def test_gradgradcheck_float64(name, backend):
     names = [n for n, _ in model.named_parameters()]
 
     def run(x, *values):
-        out, state = torch.func.functional_call(model, dict(zip(names, values)), (x,), {"lengths": torch.tensor([3, 2])})
+        out, state = torch.func.functional_call(
+            model, dict(zip(names, values)), (x,), {"lengths": torch.tensor([3, 2])}
+        )
         return (out, *state)
 
     values = [p.detach().requires_grad_() for p in model.parameters()]
@@ -450,7 +460,11 @@ def test_a_trace_of_the_reference_says_it_runs_one_length_only():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         traced = torch.jit.trace(use(model, "reference"), example, check_trace=False)
-    said = [str(w.message) for w in caught if issubclass(w.category, torch.jit.TracerWarning) and "odyssey.LSTM" in str(w.message)]
+    said = [
+        str(w.message)
+        for w in caught
+        if issubclass(w.category, torch.jit.TracerWarning) and "odyssey.LSTM" in str(w.message)
+    ]
     assert said and "runs only inputs of exactly 5 steps" in said[0]
     torch.testing.assert_close(traced(example)[0], model(example)[0])
     with pytest.raises(RuntimeError, match="Expected 5 elements in a list"):

@@ -59,7 +59,12 @@ def randomised(model: LSTM) -> LSTM:
 
 # --- test_modules: the nn.LSTM samples of common_modules ----------------------------------------
 
-SAMPLES = [(bias, batch_first, bidirectional) for bias in (False, True) for batch_first in (False, True) for bidirectional in (False, True)]
+SAMPLES = [
+    (bias, batch_first, bidirectional)
+    for bias in (False, True)
+    for batch_first in (False, True)
+    for bidirectional in (False, True)
+]
 
 
 def sample_pair(seed: int, backend: str, **options) -> tuple[nn.LSTM, LSTM, int]:
@@ -101,7 +106,9 @@ def test_unbatched_input_is_a_batch_of_one(backend, bias, batch_first, bidirecti
         close(out, out_ref)
         close(h, h_ref)
         close(c, c_ref)
-        batched = ours(x.unsqueeze(0 if batch_first else 1), None if state is None else tuple(s.unsqueeze(1) for s in state))
+        batched = ours(
+            x.unsqueeze(0 if batch_first else 1), None if state is None else tuple(s.unsqueeze(1) for s in state)
+        )
         close(out, batched[0].squeeze(0 if batch_first else 1))
 
 
@@ -167,7 +174,9 @@ def test_non_contiguous_tensors(backend, variant):
     state = tuple(torch.randn(2, 2, s) for s in model.directions[0].state_sizes)
     expected = model(x, state)
     x_strided = torch.randn(2, 5, 3).transpose(0, 1).copy_(x)
-    state_strided = tuple(torch.randn(2, 2, 2 * s)[..., ::2].copy_(s_) for s, s_ in zip(model.directions[0].state_sizes, state))
+    state_strided = tuple(
+        torch.randn(2, 2, 2 * s)[..., ::2].copy_(s_) for s, s_ in zip(model.directions[0].state_sizes, state)
+    )
     assert not x_strided.is_contiguous() and not any(s.is_contiguous() for s in state_strided)
     weight = model.weight_hh_l1
     model.weight_hh_l1 = nn.Parameter(weight.detach().t().contiguous().t())  # same values, transposed layout
@@ -228,7 +237,9 @@ def test_forward_errors(backend, variant):
     model = LSTM(3, 4, num_layers=2, variant=variant, backend=backend)
     sizes = model.directions[0].state_sizes
     good = tuple(torch.zeros(2, 2, s) for s in sizes)
-    with pytest.raises(ValueError, match=r"RNN input dtype .* does not match weight dtype .* Convert input: input\.to\("):
+    with pytest.raises(
+        ValueError, match=r"RNN input dtype .* does not match weight dtype .* Convert input: input\.to\("
+    ):
         model(torch.randn(5, 2, 3, dtype=torch.float64))
     with pytest.raises(ValueError, match="Expected input to be 2D or 3D, got 4D instead"):
         model(torch.randn(5, 2, 3, 1))
@@ -238,7 +249,9 @@ def test_forward_errors(backend, variant):
         model(torch.randn(0, 2, 3))
     for k in range(len(sizes)):
         wrong_batch = tuple(torch.zeros(2, 3 if j == k else 2, s) for j, s in enumerate(sizes))
-        with pytest.raises(RuntimeError, match=rf"Expected hidden\[{k}\] size \(2, 2, {sizes[k]}\), got \[2, 3, {sizes[k]}\]"):
+        with pytest.raises(
+            RuntimeError, match=rf"Expected hidden\[{k}\] size \(2, 2, {sizes[k]}\), got \[2, 3, {sizes[k]}\]"
+        ):
             model(torch.randn(5, 2, 3), wrong_batch)
         wrong_layers = tuple(torch.zeros(1 if j == k else 2, 2, s) for j, s in enumerate(sizes))
         with pytest.raises(RuntimeError, match=rf"Expected hidden\[{k}\] size"):

@@ -80,10 +80,16 @@ def test_the_committed_report_regenerates_from_the_committed_storage(regenerated
         assert len(fresh) == len(committed), f"{table}: {len(fresh)} rows regenerated, {len(committed)} committed"
         for column in committed.columns:
             if pd.api.types.is_numeric_dtype(committed[column]) and pd.api.types.is_numeric_dtype(fresh[column]):
-                pd.testing.assert_series_equal(fresh[column], committed[column], check_exact=False, rtol=1e-6, atol=1e-9, obj=f"{table}:{column}")
+                pd.testing.assert_series_equal(
+                    fresh[column], committed[column], check_exact=False, rtol=1e-6, atol=1e-9, obj=f"{table}:{column}"
+                )
             else:
-                assert fresh[column].fillna("").astype(str).tolist() == committed[column].fillna("").astype(str).tolist(), f"{table}:{column}"
-    assert sorted(p.name for p in (regenerated / "figures").iterdir()) == sorted(p.name for p in (REPORT / "figures").iterdir())
+                assert (
+                    fresh[column].fillna("").astype(str).tolist() == committed[column].fillna("").astype(str).tolist()
+                ), f"{table}:{column}"
+    assert sorted(p.name for p in (regenerated / "figures").iterdir()) == sorted(
+        p.name for p in (REPORT / "figures").iterdir()
+    )
 
 
 def _p(value: float) -> str:
@@ -97,7 +103,11 @@ def _verdict(row: pd.Series) -> str:
 
 
 def _interval(row: pd.Series) -> str:
-    return f"{row['difference']:+.3g} [{row['low']:+.3g}, {row['high']:+.3g}]" if math.isfinite(row["difference"]) else "n/a"
+    return (
+        f"{row['difference']:+.3g} [{row['low']:+.3g}, {row['high']:+.3g}]"
+        if math.isfinite(row["difference"])
+        else "n/a"
+    )
 
 
 def test_the_documents_numbers_are_the_reports():
@@ -112,10 +122,14 @@ def test_the_documents_numbers_are_the_reports():
         row = row.iloc[0]
         cells = [c.strip() for c in rest.split("|")]
         assert cells[0] == f"{int(row['complete'])}", f"{task}/{variant}: complete trials"
-        assert cells[1] == (f"{row['mean']:.4g}" if math.isfinite(row["mean"]) else "n/a"), f"{task}/{variant}: mean of the best 10%"
+        assert cells[1] == (f"{row['mean']:.4g}" if math.isfinite(row["mean"]) else "n/a"), (
+            f"{task}/{variant}: mean of the best 10%"
+        )
         if variant != "V":
             assert cells[2] == _interval(row), f"{task}/{variant}: difference and its interval"
-            assert cells[3] == _p(row["p"]) and cells[4] == _p(row["p_adjusted"]), f"{task}/{variant}: p, raw and Holm-adjusted"
+            assert cells[3] == _p(row["p"]) and cells[4] == _p(row["p_adjusted"]), (
+                f"{task}/{variant}: p, raw and Holm-adjusted"
+            )
             assert cells[5] == _verdict(row), f"{task}/{variant}: verdict"
     claims = pd.read_csv(REPORT / "claims.csv")
     quoted = 0
@@ -123,7 +137,9 @@ def test_the_documents_numbers_are_the_reports():
         line = re.search(rf"^\| {re.escape(claim)} \| (.+) \|$", text, flags=re.M)
         assert line, f"replication/README.md does not give the verdicts on {claim!r}"
         by_task = dict(zip(verdicts["task"], verdicts["verdict"]))
-        assert [c.strip() for c in line.group(1).split("|")] == [by_task.get(t, "—") for t in ("chorales", "speech", "handwriting")], claim
+        assert [c.strip() for c in line.group(1).split("|")] == [
+            by_task.get(t, "—") for t in ("chorales", "speech", "handwriting")
+        ], claim
         quoted += 1
     assert quoted == claims["claim"].nunique()
     for figure in re.findall(r"\]\((report/figures/[^)]+)\)", text):
@@ -145,7 +161,16 @@ def test_the_documents_other_numbers_are_what_its_script_writes(regenerated: Pat
     storage, the regenerated report and the committed retraining output, is the document's."""
     text = DOCUMENT.read_text()
     quoted = supplement.blocks(URL, regenerated)  # the working directory is the copy's (see `regenerated`)
-    assert {"status", "cost", "table:claims", "table:count", "table:step", "table:handwriting", "table:each", "table:each-40"} <= set(quoted)
+    assert {
+        "status",
+        "cost",
+        "table:claims",
+        "table:count",
+        "table:step",
+        "table:handwriting",
+        "table:each",
+        "table:each-40",
+    } <= set(quoted)
     for name, block in quoted.items():
         shown = re.search(rf"<!-- {re.escape(name)} -->\n(.*?)<!-- end -->", text, flags=re.S)
         assert shown, f"replication/README.md has no {name} block"
@@ -154,20 +179,29 @@ def test_the_documents_other_numbers_are_what_its_script_writes(regenerated: Pat
     readme = (ROOT / "README.md").read_text()
     for name, block in supplement.readme_blocks(URL, regenerated).items():
         shown = re.search(rf"<!-- {re.escape(name)} -->\n(.*?)<!-- end -->", readme, flags=re.S)
-        assert shown and shown.group(1).strip() == block, f"README.md's {name} paragraph is not what supplement.py writes"
+        assert shown and shown.group(1).strip() == block, (
+            f"README.md's {name} paragraph is not what supplement.py writes"
+        )
 
 
 def test_a_retraining_that_came_back_different_is_refused_not_averaged(tmp_path: Path, supplement):
     """The same run printed twice (V in both halves of a --from each retraining) comes from the same seed;
     two different results mean the halves ran on different code or machines, and the table would mix them."""
     header = "variant | trial (of its cell) | hidden | stored test | retrained test | epochs | best epoch | seconds"
-    half = [header, "V | NP 33 | 139 | - | 0.5692 | 12 | 11 | 51", "NFG | NP 33 | 139 | - | diverged: training loss became nan in epoch 3 | | | 7"]
+    half = [
+        header,
+        "V | NP 33 | 139 | - | 0.5692 | 12 | 11 | 51",
+        "NFG | NP 33 | 139 | - | diverged: training loss became nan in epoch 3 | | | 7",
+    ]
     agreeing = tmp_path / "agreeing.txt"
     agreeing.write_text("\n".join(half + half + ["V | NOG 8 | 163 | - | 0.6305 | 12 | 12 | 55"]))
     runs = supplement._runs(agreeing)
     assert len(runs) == 3 and runs["test"].isna().sum() == 1
     table = supplement._same_configurations(agreeing).splitlines()
-    assert table[2].startswith("| V | 2 of 2 | 0.5998 |") and table[3] == "| NFG | 0 of 1 | n/a | n/a | n/a | n/a | 0 of 0 |"
+    assert (
+        table[2].startswith("| V | 2 of 2 | 0.5998 |")
+        and table[3] == "| NFG | 0 of 1 | n/a | n/a | n/a | n/a | 0 of 0 |"
+    )
     differing = tmp_path / "differing.txt"
     differing.write_text("\n".join(half + [half[1].replace("0.5692", "0.5693")]))
     with pytest.raises(SystemExit, match=r"differing.txt: V on NP 33 retrained to 0.5692 and to 0.5693"):

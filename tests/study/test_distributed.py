@@ -18,7 +18,6 @@ from optuna.trial import TrialState
 
 from odyssey.storage import mask_url, open_storage
 
-
 STUDY = """
 name = "dist"
 tasks = ["adding"]
@@ -81,7 +80,12 @@ def test_workers_starting_together_on_a_new_sqlite_file_all_open_it(tmp_path):
     opener = "import sys, time\nfrom odyssey.storage import open_storage\nwhile time.time() < float(sys.argv[2]): pass\nopen_storage(sys.argv[1])"
     for attempt in range(2):
         url, start_at = f"sqlite:///{tmp_path}/race{attempt}.db", time.time() + 3
-        openers = [subprocess.Popen([sys.executable, "-W", "ignore", "-c", opener, url, str(start_at)], stderr=subprocess.PIPE, text=True) for _ in range(4)]
+        openers = [
+            subprocess.Popen(
+                [sys.executable, "-W", "ignore", "-c", opener, url, str(start_at)], stderr=subprocess.PIPE, text=True
+            )
+            for _ in range(4)
+        ]
         errors = [p.communicate()[1] for p in openers]
         assert all(p.returncode == 0 for p in openers), errors
 
@@ -91,7 +95,16 @@ def assert_planned_exactly_once(storage: str, planned: int) -> list[optuna.trial
     completed = []
     for name, trials in all_trials(storage).items():
         done = [t for t in trials if t.state == TrialState.COMPLETE]
-        table = [(t.number, t.state.name, t.system_attrs.get("odyssey_slot"), t.system_attrs.get("retry_history"), t.user_attrs.get("worker")) for t in trials]
+        table = [
+            (
+                t.number,
+                t.state.name,
+                t.system_attrs.get("odyssey_slot"),
+                t.system_attrs.get("retry_history"),
+                t.user_attrs.get("worker"),
+            )
+            for t in trials
+        ]
         assert sorted(t.system_attrs["odyssey_slot"] for t in done) == list(range(planned)), (name, table)
         assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)], (name, table)
         completed += done
@@ -214,14 +227,23 @@ def test_errors_after_finished_work_lose_nothing(tmp_path, cache, cli, start):
     blocked = tmp_path / "a-file"  # a folder cannot be made under a file, even by root
     blocked.write_text("")
     result = run(study, "--checkpoint-dir", str(blocked / "checkpoints"))
-    assert result.returncode == 2 and "the checkpoint folder" in result.stderr and "cannot write there" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert (
+        result.returncode == 2
+        and "the checkpoint folder" in result.stderr
+        and "cannot write there" in result.stderr
+        and len(result.stderr.strip().splitlines()) == 1
+    )
 
     missing = tmp_path / "timit.toml"
-    missing.write_text('name = "dist"\ntasks = ["timit"]\nvariants = ["V"]\ntrials = 1\n[task_options.timit]\npath = "/no/such/timit"\n')
+    missing.write_text(
+        'name = "dist"\ntasks = ["timit"]\nvariants = ["V"]\ntrials = 1\n[task_options.timit]\npath = "/no/such/timit"\n'
+    )
     result = run(missing, "--extend")
     assert result.returncode == 2 and "/no/such/timit" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
-    after = {n: [(t.number, t.value) for t in ts if t.state == TrialState.COMPLETE] for n, ts in all_trials(storage).items()}
+    after = {
+        n: [(t.number, t.value) for t in ts if t.state == TrialState.COMPLETE] for n, ts in all_trials(storage).items()
+    }
     assert {n: v for n, v in after.items() if n in before} == before
 
 

@@ -29,7 +29,9 @@ def test_a_trial_costs_its_epochs_times_the_power_law_between_the_two_sizes():
     patience, most = _trial_seconds({4: 1.0, 16: 4.0}, fixed, study)
     assert (patience, most) == pytest.approx((2 * 2 * 2.0, 10 * 2.0))
     capped = replace(study, training=replace(study.training, max_seconds=5.0))
-    assert _trial_seconds({4: 1.0, 16: 4.0}, fixed, capped) == pytest.approx((3 * 2.0, 3 * 2.0))  # stops after the epoch past 5 s
+    assert _trial_seconds({4: 1.0, 16: 4.0}, fixed, capped) == pytest.approx(
+        (3 * 2.0, 3 * 2.0)
+    )  # stops after the epoch past 5 s
     # Drawn log-uniformly over [4, 16], the mean of linear costs lies between the two ends, below their middle.
     patience, _ = _trial_seconds({4: 1.0, 16: 4.0}, study.space["hidden_size"], study)
     assert 4 * 1.0 < patience < 4 * 2.5
@@ -69,7 +71,7 @@ def test_the_estimate_command(tmp_path, cache, cli):
     path = tmp_path / "tiny.toml"
     path.write_text(
         'name = "tiny"\ntasks = ["adding"]\nvariants = ["NP"]\ntrials = 3\n[training]\nbatch_size = 8\nmax_epochs = 4\n'
-        'patience = 2\n[space]\nhidden_size = { low = 4, high = 8, log = true }\n'
+        "patience = 2\n[space]\nhidden_size = { low = 4, high = 8, log = true }\n"
         "[task_options.adding]\nlength = 10\ntrain = 16\nvalidation = 8\ntest = 8\n"
     )
     result = cli("estimate", str(path), "--jobs", "2", timeout=300)

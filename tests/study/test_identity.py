@@ -4,9 +4,9 @@ import optuna
 import pytest
 
 from odyssey.errors import ConfigError
+from odyssey.storage import open_storage
 from odyssey.study import cells
 from odyssey.study.runner import prepare_study
-from odyssey.storage import open_storage
 from odyssey.study.studyfile import StudyFileError, parse_study
 
 BASE = {"name": "same", "tasks": ["adding"], "variants": ["V"], "trials": 2, "training": {"max_epochs": 1}}
@@ -51,7 +51,16 @@ def test_extend_accepts_more_trials_tasks_and_variants_and_new_tasks_options(sto
     cell = optuna.load_study(study_name="same/adding/V", storage=storage)
     assert len(cell.trials) == 3 and cell.user_attrs["study_spec"]["trials"] == 3
     with pytest.raises(cells.StudyMismatch, match="task_options.adding"):  # options of a task that already ran
-        cells.prepare(spec(trials=3, variants=["V", "CIFG"], tasks=["adding", "copy"], task_options={"adding": {"length": 9}, "copy": {"delay": 5}}), storage, extend=True)
+        cells.prepare(
+            spec(
+                trials=3,
+                variants=["V", "CIFG"],
+                tasks=["adding", "copy"],
+                task_options={"adding": {"length": 9}, "copy": {"delay": 5}},
+            ),
+            storage,
+            extend=True,
+        )
 
 
 def test_prepare_checks_task_options_before_creating_anything(tmp_path):
@@ -64,7 +73,12 @@ def test_prepare_checks_task_options_before_creating_anything(tmp_path):
 
 @pytest.mark.parametrize(
     "names, expected",
-    [(["cifg"], ("CIFG",)), (["NP+CIFG", "V"], ("CIFG+NP", "V")), (["np + nig", "fgr"], ("NIG+NP", "FGR")), (["V+NP"], ("NP",))],
+    [
+        (["cifg"], ("CIFG",)),
+        (["NP+CIFG", "V"], ("CIFG+NP", "V")),
+        (["np + nig", "fgr"], ("NIG+NP", "FGR")),
+        (["V+NP"], ("NP",)),
+    ],
 )
 def test_variant_names_are_canonical(names, expected):
     assert spec(variants=names).variants == expected
@@ -80,7 +94,9 @@ def test_checkpoint_identity_separates_studies_protocols_slots_and_parameters():
     from odyssey.study.worker import checkpoint_identity
 
     base = checkpoint_identity(spec(), "adding", "V", 0, {"learning_rate": 0.1})
-    assert base == checkpoint_identity(spec(trials=5, description="more"), "adding", "V", 0, {"learning_rate": 0.1})  # extending keeps it
+    assert base == checkpoint_identity(
+        spec(trials=5, description="more"), "adding", "V", 0, {"learning_rate": 0.1}
+    )  # extending keeps it
     for other in (
         checkpoint_identity(spec(name="other"), "adding", "V", 0, {"learning_rate": 0.1}),
         checkpoint_identity(spec(training={"max_epochs": 2}), "adding", "V", 0, {"learning_rate": 0.1}),

@@ -8,8 +8,8 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
-from odyssey.study import cells, queue
 from odyssey.storage import open_storage
+from odyssey.study import cells, queue
 from odyssey.study.studyfile import parse_study
 
 X = {"x": FloatDistribution(0, 1)}
@@ -27,7 +27,14 @@ ME, PEER = queue.Worker.this_process(), queue.Worker.this_process()
 def add(study: optuna.Study, slot: int, params: dict | None = None) -> None:
     """Queue slot `slot` (again, if it is queued already: as two machines racing would)."""
     params = {"x": 0.5} if params is None else params
-    study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING, params=params, distributions={k: X[k] for k in params}, system_attrs={queue.SLOT: slot}))
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=TrialState.WAITING,
+            params=params,
+            distributions={k: X[k] for k in params},
+            system_attrs={queue.SLOT: slot},
+        )
+    )
 
 
 def other_worker_takes(study: optuna.Study, number: int) -> None:
@@ -199,7 +206,9 @@ def test_two_processes_taking_one_queued_trial_at_once_on_sqlite_one_wins(tmp_pa
 def test_a_claimed_trial_beats_on_the_databases_clock_and_goes_stale_there(study, monkeypatch):
     add(study, 0)
     trial = claim(study)
-    assert queue.BEAT not in study._storage.get_trial(trial._trial_id).system_attrs  # Optuna's heartbeat, not the wall-clock one
+    assert (
+        queue.BEAT not in study._storage.get_trial(trial._trial_id).system_attrs
+    )  # Optuna's heartbeat, not the wall-clock one
     rdb = study._storage._backend
     monkeypatch.setattr(rdb, "grace_period", -1)  # as if the worker had not beaten for longer than the grace
     assert rdb._get_stale_trial_ids(study._study_id) == [trial._trial_id]

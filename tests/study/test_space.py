@@ -13,9 +13,15 @@ import torch
 from odyssey.model.network import SequenceNetwork
 from odyssey.study.space import PAPER_SPACE, Choice, ParamRange, distributions, draw, inactive, suggest, trial_settings
 from odyssey.study.studyfile import StudyFileError, load_study_file
-from odyssey.training.config import OPTIMIZERS, SPACE_KEYS, TRAINING_KEYS, TrainingConfig, space_setting, stored_training
+from odyssey.training.config import (
+    OPTIMIZERS,
+    SPACE_KEYS,
+    TRAINING_KEYS,
+    TrainingConfig,
+    space_setting,
+    stored_training,
+)
 from odyssey.training.optim import BUILDERS, build_optimizer
-
 
 BASE = """
 name = "s"
@@ -52,13 +58,35 @@ def test_a_stored_training_table_holds_what_it_held_before_one_schema():
 
 
 def test_trial_settings_give_one_config_with_the_values_over_the_training_table():
-    values = {"learning_rate": 0.01, "hidden_size": 9, "one_minus_momentum": 0.25, "input_noise": 0.1,
-              "batch_size": 4, "num_layers": 2, "dropout": 0.2, "optimizer": "sgd", "weight_decay": 1e-4, "gradient_clip": 1.0, "forget_bias": 1.0}
+    values = {
+        "learning_rate": 0.01,
+        "hidden_size": 9,
+        "one_minus_momentum": 0.25,
+        "input_noise": 0.1,
+        "batch_size": 4,
+        "num_layers": 2,
+        "dropout": 0.2,
+        "optimizer": "sgd",
+        "weight_decay": 1e-4,
+        "gradient_clip": 1.0,
+        "forget_bias": 1.0,
+    }
     config = trial_settings(TrainingConfig(max_epochs=3), values)
     assert (config.learning_rate, config.hidden_size, config.momentum, config.input_noise) == (0.01, 9, 0.75, 0.1)
-    assert (config.batch_size, config.num_layers, config.dropout, config.optimizer, config.weight_decay, config.gradient_clip, config.forget_bias, config.max_epochs) == (
-        4, 2, 0.2, "sgd", 1e-4, 1.0, 1.0, 3)
-    config = trial_settings(TrainingConfig(), {k: values[k] for k in ("learning_rate", "hidden_size", "input_noise")} | {"optimizer": "adam"})
+    assert (
+        config.batch_size,
+        config.num_layers,
+        config.dropout,
+        config.optimizer,
+        config.weight_decay,
+        config.gradient_clip,
+        config.forget_bias,
+        config.max_epochs,
+    ) == (4, 2, 0.2, "sgd", 1e-4, 1.0, 1.0, 3)
+    config = trial_settings(
+        TrainingConfig(),
+        {k: values[k] for k in ("learning_rate", "hidden_size", "input_noise")} | {"optimizer": "adam"},
+    )
     assert config.momentum == 0.0 and config.optimizer == "adam"
 
 
@@ -85,7 +113,11 @@ def test_a_fixed_log_scaled_value_is_queued_exactly():
 
 
 def test_steps_and_choices_draw_on_their_grid_and_match_their_distributions():
-    space = {"batch_size": ParamRange(8, 64, integer=True, step=8), "dropout": ParamRange(0.0, 0.5, step=0.1), "optimizer": Choice(("sgd", "adam"))}
+    space = {
+        "batch_size": ParamRange(8, 64, integer=True, step=8),
+        "dropout": ParamRange(0.0, 0.5, step=0.1),
+        "optimizer": Choice(("sgd", "adam")),
+    }
     dists = distributions(space)
     for seed in range(30):
         values = draw(space, np.random.default_rng(seed))
@@ -111,24 +143,42 @@ def test_suggest_asks_momentum_only_of_sgd_trials():
 @pytest.mark.parametrize(
     "text, expected",
     [
-        ("[space]\nnum_layers = { choices = [1, 2] }\ndropout = { low = 0.0, high = 0.5, step = 0.1 }\noptimizer = { choices = ['sgd', 'adam'] }\n", None),
-        ("[space]\noptimizer = 'rmsprop'\n", "'space.optimizer': optimizer must be one of 'sgd', 'adam', got 'rmsprop'"),
+        (
+            "[space]\nnum_layers = { choices = [1, 2] }\ndropout = { low = 0.0, high = 0.5, step = 0.1 }\noptimizer = { choices = ['sgd', 'adam'] }\n",
+            None,
+        ),
+        (
+            "[space]\noptimizer = 'rmsprop'\n",
+            "'space.optimizer': optimizer must be one of 'sgd', 'adam', got 'rmsprop'",
+        ),
         ("[space]\noptimizer = { choices = [] }\n", "'space.optimizer.choices' must be a non-empty list"),
         ("[space]\nnum_layers = { choices = [1, 1] }\n", "must be a non-empty list of different values"),
         ("[space]\nnum_layers = { choices = [1, 2.5] }\n", "'space.num_layers.choices' must hold whole numbers"),
         ("[space]\nnum_layers = 0\n", "'space.num_layers' must lie where num_layers is at least 1"),
         ("[space]\ndropout = { low = 0.0, high = 1.0 }\n", "'space.dropout' must lie where dropout is in [0, 1)"),
         ("[space]\nbatch_size = { low = 8, high = 60, step = 8 }\n", "must be a multiple of step 8"),
-        ("[space]\nbatch_size = { low = 8, high = 64, step = 8, log = true }\n", "cannot be both log-scaled and stepped"),
-        ("[space]\nbatch_size = { low = 8, high = 64, step = 2.5 }\n", "'space.batch_size.step' must be a whole number > 0"),
+        (
+            "[space]\nbatch_size = { low = 8, high = 64, step = 8, log = true }\n",
+            "cannot be both log-scaled and stepped",
+        ),
+        (
+            "[space]\nbatch_size = { low = 8, high = 64, step = 2.5 }\n",
+            "'space.batch_size.step' must be a whole number > 0",
+        ),
         ("[space]\ndropout = { low = 0.1, high = 0.2, grid = 3 }\n", "unknown key 'space.dropout.grid'"),
         ("[space]\nlayers = 2\n", "unknown key 'space.layers'"),
-        ("[training]\nnum_layers = 2\n[space]\nnum_layers = { choices = [1, 2] }\n", "'num_layers' is set under both [training] and [space]"),
+        (
+            "[training]\nnum_layers = 2\n[space]\nnum_layers = { choices = [1, 2] }\n",
+            "'num_layers' is set under both [training] and [space]",
+        ),
         ("[training]\nlearning_rate = 0.1\n", "'learning_rate' belongs under [space], not [training]"),
         ("[training]\noptimizer = 'adamw'\n", "'training.optimizer' must be one of 'sgd', 'adam', got 'adamw'"),
         ("[training]\ndropout = 1.5\n", "'training.dropout' must be in [0, 1), got 1.5"),
         ("[training]\ngradient_clip = -1\n", "'training.gradient_clip' must be a number > 0"),
-        ("[training]\noptimizer = 'adam'\n[space]\none_minus_momentum = 0.1\n", "'space.one_minus_momentum' applies only with optimizer 'sgd'"),
+        (
+            "[training]\noptimizer = 'adam'\n[space]\none_minus_momentum = 0.1\n",
+            "'space.one_minus_momentum' applies only with optimizer 'sgd'",
+        ),
     ],
 )
 def test_space_and_training_keys_are_checked_with_one_line_errors(tmp_path, text, expected):
@@ -149,8 +199,18 @@ def test_a_fixed_adam_drops_momentum_from_the_space_and_the_spec_stays_as_before
     assert spec.canonical()["training"]["optimizer"] == "adam" and "dropout" not in spec.canonical()["training"]
     plain = load(tmp_path, "")
     stored = plain.canonical()
-    assert set(stored["training"]) == {"batch_size", "max_epochs", "patience", "eval_batch_size", "max_seconds", "forget_bias", "divergence_factor"}
-    assert "task_sources" not in stored and all(set(v) == {"low", "high", "log", "integer"} for v in stored["space"].values())
+    assert set(stored["training"]) == {
+        "batch_size",
+        "max_epochs",
+        "patience",
+        "eval_batch_size",
+        "max_seconds",
+        "forget_bias",
+        "divergence_factor",
+    }
+    assert "task_sources" not in stored and all(
+        set(v) == {"low", "high", "log", "integer"} for v in stored["space"].values()
+    )
 
 
 def test_stacked_layers_dropout_adam_clipping_and_weight_decay_train():
@@ -159,15 +219,27 @@ def test_stacked_layers_dropout_adam_clipping_and_weight_decay_train():
 
     task = make_task("adding", seed=0, length=6, train=32, validation=8, test=8)
     torch.manual_seed(0)
-    net = SequenceNetwork(input_size=2, hidden_size=5, output_size=1, variant="CIFG", bidirectional=True, num_layers=3, dropout=0.3)
-    assert net.lstm.num_layers == 3 and net.lstm.dropout == 0.3 and net.lstm.switches.coupled_gates  # every layer of the cell's variant
+    net = SequenceNetwork(
+        input_size=2, hidden_size=5, output_size=1, variant="CIFG", bidirectional=True, num_layers=3, dropout=0.3
+    )
+    assert (
+        net.lstm.num_layers == 3 and net.lstm.dropout == 0.3 and net.lstm.switches.coupled_gates
+    )  # every layer of the cell's variant
     assert net.lstm.weight_ih_l1.shape == (15, 10) and net.lstm.weight_ih_l2_reverse.shape == (15, 10)
     x, lengths = torch.randn(6, 4, 2), torch.tensor([6, 5, 3, 1])
     net.eval()
     assert torch.equal(net(x, lengths), net(x, lengths))  # dropout only while training
     net.train()
     assert not torch.equal(net(x, lengths), net(x, lengths))
-    config = TrainingConfig(learning_rate=0.01, hidden_size=5, batch_size=8, max_epochs=2, optimizer="adam", gradient_clip=0.5, weight_decay=1e-3)
+    config = TrainingConfig(
+        learning_rate=0.01,
+        hidden_size=5,
+        batch_size=8,
+        max_epochs=2,
+        optimizer="adam",
+        gradient_clip=0.5,
+        weight_decay=1e-3,
+    )
     assert isinstance(build_optimizer(net, config), torch.optim.Adam)
     assert train(net, task, config=config, seed=0).epochs == 2
     sgd = build_optimizer(net, TrainingConfig(learning_rate=0.1, hidden_size=5, momentum=0.9, weight_decay=0.01))
@@ -223,7 +295,10 @@ def test_a_study_searching_layers_dropout_and_the_optimizer_stores_momentum_only
     cli("run", "layers.toml", cwd=tmp_path)
     trials = optuna.load_study(study_name="layers/adding/V", storage=f"sqlite:///{tmp_path}/results/layers.db").trials
     assert [t.state.name for t in trials] == ["COMPLETE"] * 8
-    assert {t.params["optimizer"] for t in trials} == {"sgd", "adam"} and {t.params["num_layers"] for t in trials} == {1, 2}
+    assert {t.params["optimizer"] for t in trials} == {"sgd", "adam"} and {t.params["num_layers"] for t in trials} == {
+        1,
+        2,
+    }
     for t in trials:
         sgd = t.params["optimizer"] == "sgd"
         assert ("one_minus_momentum" in t.params) == sgd

@@ -12,8 +12,12 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+
 def cells(storage: str) -> dict[str, list[optuna.trial.FrozenTrial]]:
-    return {s.study_name: optuna.load_study(study_name=s.study_name, storage=storage).trials for s in optuna.get_all_study_summaries(storage)}
+    return {
+        s.study_name: optuna.load_study(study_name=s.study_name, storage=storage).trials
+        for s in optuna.get_all_study_summaries(storage)
+    }
 
 
 def states(trials) -> list[TrialState]:
@@ -60,8 +64,8 @@ def test_paired_draws_give_every_variant_of_a_task_the_same_configuration_in_eac
     drew 2 of 50 that train within 12 epochs and NFG 15, which decided their comparison. Paired
     draws share each slot's configuration between a task's variants; random keeps them apart."""
     from odyssey.record import cell_name
-    from odyssey.study.cells import prepare
     from odyssey.storage import open_storage
+    from odyssey.study.cells import prepare
     from odyssey.study.studyfile import load_study_file
 
     queued = {}
@@ -74,7 +78,13 @@ def test_paired_draws_give_every_variant_of_a_task_the_same_configuration_in_eac
         storage = open_storage(f"sqlite:///{folder}/s.db")
         prepare(spec, storage)
         queued[sampler] = {
-            variant: [t.params for t in sorted(optuna.load_study(study_name=cell_name("tiny", "vowels", variant), storage=storage).trials, key=lambda t: t.number)]
+            variant: [
+                t.params
+                for t in sorted(
+                    optuna.load_study(study_name=cell_name("tiny", "vowels", variant), storage=storage).trials,
+                    key=lambda t: t.number,
+                )
+            ]
             for variant in spec.variants
         }
         assert all(len(slots) == 4 for slots in queued[sampler].values())
@@ -146,7 +156,9 @@ STOPS = {  # how the run is stopped: (signal, jobs, whom)
 
 
 @pytest.mark.parametrize("stop", STOPS)
-def test_stopped_mid_trial_then_resumed_completes_each_trial_once(tmp_path, cache, stop, tiny_study, cli, odyssey_command):
+def test_stopped_mid_trial_then_resumed_completes_each_trial_once(
+    tmp_path, cache, stop, tiny_study, cli, odyssey_command
+):
     sig, jobs, whom = STOPS[stop]
     study = tiny_study(batch_size=2, max_epochs=5)
     db = tmp_path / "results" / "tiny.db"
@@ -165,7 +177,10 @@ def test_stopped_mid_trial_then_resumed_completes_each_trial_once(tmp_path, cach
         assert proc.returncode == 130 and "run the same command to resume" in message and "Traceback" not in message
     if whom == "worker":  # a warning, and the run finishes the study
         assert proc.returncode == 0 and "Traceback" not in message, message
-        assert "warning: worker" in message and "killed by SIGKILL (out of memory?); its trial went back to the queue" in message
+        assert (
+            "warning: worker" in message
+            and "killed by SIGKILL (out of memory?); its trial went back to the queue" in message
+        )
 
     cli("run", str(study), cwd=tmp_path)
     found = cells(f"sqlite:///{db}")
@@ -174,7 +189,9 @@ def test_stopped_mid_trial_then_resumed_completes_each_trial_once(tmp_path, cach
     failed = [(f, trials) for trials in found.values() for f in trials if f.state == TrialState.FAIL]
     assert 1 <= len(failed) <= jobs  # the trials running at the stop, each retried once
     retries = [next(t for t in trials if t.system_attrs.get("retry_history") == [f.number]) for f, trials in failed]
-    assert all(retry.state == TrialState.COMPLETE and retry.params == f.params for retry, (f, _) in zip(retries, failed))
+    assert all(
+        retry.state == TrialState.COMPLETE and retry.params == f.params for retry, (f, _) in zip(retries, failed)
+    )
     assert max(retry.user_attrs["resumed_from_epoch"] for retry in retries) >= 2
     assert all(retry.user_attrs["epochs"] == 5 for retry in retries)
     killed = 1 if sig == signal.SIGKILL else 0  # only a death spends one of the study's retries
@@ -210,14 +227,22 @@ def test_killed_workers_are_replaced_and_the_run_succeeds(tmp_path, cache, tiny_
     study = tiny_study(batch_size=2, max_epochs=4)
     db = tmp_path / "results" / "tiny.db"
     command = [*odyssey_command, "run", str(study), "--jobs", "2"]
-    proc = subprocess.Popen(command, cwd=tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     for pid in _wait_for_two_workers(proc, db):
         os.kill(pid, signal.SIGKILL)
     proc.wait(timeout=300)
     message = proc.stderr.read().decode()
     assert proc.returncode == 0 and "Traceback" not in message and "error" not in message, message
     deaths = [line for line in message.splitlines() if line.startswith("warning: worker")]
-    assert len(deaths) == 2 and all(line.endswith("its trial went back to the queue; a new worker takes its place") for line in deaths), message
+    assert len(deaths) == 2 and all(
+        line.endswith("its trial went back to the queue; a new worker takes its place") for line in deaths
+    ), message
     complete = [t for trials in cells(f"sqlite:///{db}").values() for t in trials if t.state == TrialState.COMPLETE]
     assert len(complete) == 4
 
@@ -228,12 +253,20 @@ def test_workers_die_with_a_killed_run(tmp_path, cache, tiny_study, odyssey_comm
     study = tiny_study(batch_size=2, max_epochs=50, trials=200)  # orphans would train for many minutes
     db = tmp_path / "results" / "tiny.db"
     command = [*odyssey_command, "run", str(study), "--jobs", "2"]
-    proc = subprocess.Popen(command, cwd=tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     workers = _wait_for_two_workers(proc, db)
     proc.kill()
     proc.wait(timeout=60)
     try:
-        deadline = time.monotonic() + 60  # a clean stop: each worker queues its trial again, then exits (about a second)
+        deadline = (
+            time.monotonic() + 60
+        )  # a clean stop: each worker queues its trial again, then exits (about a second)
         while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not any(_alive(pid) for pid in workers)
@@ -248,8 +281,14 @@ def test_bad_inputs_are_one_line_errors(tmp_path, cache, tiny_study, cli):
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "x"\ntasks = ["vowels"]\nvariants = ["V"]\ntrials = 1\nepochs = 3\n')
     result = cli("run", str(bad), cwd=tmp_path, check=False)
-    assert result.returncode == 2 and result.stderr.strip() == f"error: {bad}: unknown key 'epochs'; expected one of " + result.stderr.split("expected one of ")[1].strip()
+    assert (
+        result.returncode == 2
+        and result.stderr.strip()
+        == f"error: {bad}: unknown key 'epochs'; expected one of " + result.stderr.split("expected one of ")[1].strip()
+    )
     result = cli("status", "--storage", f"sqlite:///{tmp_path}/absent.db", cwd=tmp_path, check=False)
     assert result.returncode == 2 and "no storage yet" in result.stderr and "Traceback" not in result.stderr
-    result = cli("run", str(tiny_study()), "--storage", "postgresql://user:secret@127.0.0.1:1/db", cwd=tmp_path, check=False)
+    result = cli(
+        "run", str(tiny_study()), "--storage", "postgresql://user:secret@127.0.0.1:1/db", cwd=tmp_path, check=False
+    )
     assert result.returncode == 2 and "secret" not in result.stderr and "***" in result.stderr

@@ -87,11 +87,26 @@ def test_analysis_settings_are_not_part_of_the_studys_identity(tmp_path, root):
         (('variants = ["V", "CIFG+NP"]', 'variants = ["V", "V"]'), "lists a name twice"),
         (("seed = 7", "seed = 7\n[task_options.vowels]\nx = 1"), "task the study does not run"),
         (("seed = 7", "seed = 7\n[analysis]\nmargin = 0.1"), "unknown key 'analysis.margin'"),
-        (("seed = 7", "seed = 7\n[analysis]\nequivalence_margin = 0"), "'analysis.equivalence_margin' must be a number > 0"),
-        (("seed = 7", "seed = 7\n[analysis]\nequivalence_margin = \"small\""), "'analysis.equivalence_margin' must be a number > 0"),
-        (("seed = 7", "seed = 7\n[analysis]\nequivalence_margin = true"), "'analysis.equivalence_margin' must be a number > 0"),
-        (("seed = 7", "seed = 7\n[analysis.equivalence_margin]\nadding = -1"), "'analysis.equivalence_margin.adding' must be a number > 0"),
-        (("seed = 7", "seed = 7\n[analysis.equivalence_margin]\nvowels = 0.1"), "'analysis.equivalence_margin.vowels' is for a task the study does not run"),
+        (
+            ("seed = 7", "seed = 7\n[analysis]\nequivalence_margin = 0"),
+            "'analysis.equivalence_margin' must be a number > 0",
+        ),
+        (
+            ("seed = 7", 'seed = 7\n[analysis]\nequivalence_margin = "small"'),
+            "'analysis.equivalence_margin' must be a number > 0",
+        ),
+        (
+            ("seed = 7", "seed = 7\n[analysis]\nequivalence_margin = true"),
+            "'analysis.equivalence_margin' must be a number > 0",
+        ),
+        (
+            ("seed = 7", "seed = 7\n[analysis.equivalence_margin]\nadding = -1"),
+            "'analysis.equivalence_margin.adding' must be a number > 0",
+        ),
+        (
+            ("seed = 7", "seed = 7\n[analysis.equivalence_margin]\nvowels = 0.1"),
+            "'analysis.equivalence_margin.vowels' is for a task the study does not run",
+        ),
         (("seed = 7", "seed = 7\nanalysis = 3"), "'analysis' must be a table"),
     ],
 )
@@ -120,7 +135,9 @@ def test_shipped_studies_load(tmp_path, monkeypatch, root):
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # their paths are written from their own folder: no "found in the current folder" warning
+        warnings.simplefilter(
+            "error"
+        )  # their paths are written from their own folder: no "found in the current folder" warning
         for path in sorted(tmp_path.joinpath("studies").glob("*.toml")):
             spec = load_study_file(path)
             assert spec.cells(), path
@@ -128,22 +145,33 @@ def test_shipped_studies_load(tmp_path, monkeypatch, root):
 
 
 def test_tasks_of_your_own_need_a_source_and_a_name_of_their_own(tmp_path):
-    with pytest.raises(StudyFileError, match="unknown task 'mine'.*or a task of your own with \\[task_options.mine\\] source"):
+    with pytest.raises(
+        StudyFileError, match="unknown task 'mine'.*or a task of your own with \\[task_options.mine\\] source"
+    ):
         load_study_file(write(tmp_path, GOOD.replace('["adding"]', '["mine"]')))
     with pytest.raises(StudyFileError, match="task 'adding' is built in"):
         load_study_file(write(tmp_path, GOOD + '[task_options.adding]\nsource = "files"\n'))
     with pytest.raises(StudyFileError, match="'source' must be \"files\" or an import path"):
-        load_study_file(write(tmp_path, GOOD.replace('["adding"]', '["mine"]') + '[task_options.mine]\nsource = "data.npz"\n'))
+        load_study_file(
+            write(tmp_path, GOOD.replace('["adding"]', '["mine"]') + '[task_options.mine]\nsource = "data.npz"\n')
+        )
     with pytest.raises(StudyFileError, match="source \"files\" needs option 'path'"):
-        load_study_file(write(tmp_path, GOOD.replace('["adding"]', '["mine"]') + '[task_options.mine]\nsource = "files"\n'))
+        load_study_file(
+            write(tmp_path, GOOD.replace('["adding"]', '["mine"]') + '[task_options.mine]\nsource = "files"\n')
+        )
     with pytest.raises(StudyFileError, match="no such file or folder"):
-        load_study_file(write(tmp_path, GOOD.replace('["adding"]', '["mine"]') + '[task_options.mine]\nsource = "files"\npath = "absent.npz"\n'))
+        load_study_file(
+            write(
+                tmp_path,
+                GOOD.replace('["adding"]', '["mine"]') + '[task_options.mine]\nsource = "files"\npath = "absent.npz"\n',
+            )
+        )
 
 
 def test_a_byte_order_mark_at_the_start_of_a_study_file_is_read(tmp_path):
     """Issue 25: a UTF-8 BOM (Windows editors write one) was 'Invalid statement'."""
     path = tmp_path / "bom.toml"
-    path.write_bytes(b"\xef\xbb\xbf" + 'name = "bom"\ntasks = ["vowels"]\nvariants = ["V"]\ntrials = 1\n'.encode())
+    path.write_bytes(b"\xef\xbb\xbf" + b'name = "bom"\ntasks = ["vowels"]\nvariants = ["V"]\ntrials = 1\n')
     assert load_study_file(path).name == "bom"
 
 
@@ -151,7 +179,10 @@ def test_a_number_of_trials_that_would_take_days_to_queue_is_refused_with_the_re
     """Issue 25: trials = 100000000 queued silently at about 90 a second."""
     path = tmp_path / "huge.toml"
     path.write_text('name = "huge"\ntasks = ["vowels"]\nvariants = ["V"]\ntrials = 100000000\n')
-    with pytest.raises(StudyFileError, match=r"'trials' must be between 1 and 10,000 per \(task, variant\), got 100,000,000; every trial is queued"):
+    with pytest.raises(
+        StudyFileError,
+        match=r"'trials' must be between 1 and 10,000 per \(task, variant\), got 100,000,000; every trial is queued",
+    ):
         load_study_file(path)
     path.write_text(path.read_text().replace("100000000", "10000"))
     assert load_study_file(path).trials == 10_000

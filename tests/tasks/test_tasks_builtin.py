@@ -133,7 +133,10 @@ def test_handwriting_targets_are_text_lines_shorter_than_the_pen_trace(tasks):
         assert batch.target_lengths.sum() == batch.targets.numel()
         assert (batch.targets >= 1).all() and (batch.targets < task.output_size).all()
         assert (batch.lengths > 5 * batch.target_lengths).all()
-        texts = ["".join(task.class_names[i - 1] for i in t) for t in torch.split(batch.targets, batch.target_lengths.tolist())]
+        texts = [
+            "".join(task.class_names[i - 1] for i in t)
+            for t in torch.split(batch.targets, batch.target_lengths.tolist())
+        ]
         assert all(text.strip() and text[0].isalpha() for text in texts)
     assert make_task("handwriting", time=False, **SMALL["handwriting"]).input_size == 3
 

@@ -28,7 +28,6 @@ from odyssey.tasks.core.pen import pen_features
 from odyssey.tasks.core.sequences import Dataset, Sequences, batch_indices, split_by_fractions
 from odyssey.tasks.core.task import SequenceTask
 
-
 pytestmark = pytest.mark.usefixtures("cache")  # task data in each test's own folder
 
 
@@ -51,8 +50,15 @@ def test_best_path_merges_repeats_then_drops_blanks(frames, decoded):
 
 @pytest.mark.parametrize(
     "a, b, distance",
-    [("kitten", "sitting", 3), ("flaw", "lawn", 2), ("", "abc", 3), ("abc", "", 3), ("abc", "abc", 0),
-     ([1, 2, 3, 4], [2, 3, 4, 5], 2), ("intention", "execution", 5)],
+    [
+        ("kitten", "sitting", 3),
+        ("flaw", "lawn", 2),
+        ("", "abc", 3),
+        ("abc", "", 3),
+        ("abc", "abc", 0),
+        ([1, 2, 3, 4], [2, 3, 4, 5], 2),
+        ("intention", "execution", 5),
+    ],
 )
 def test_edit_distance_hand_cases(a, b, distance):
     assert edit_distance(a, b) == distance
@@ -67,7 +73,9 @@ def test_edit_distance_matches_textbook_dynamic_programme():
         table[:, 0], table[0, :] = range(len(a) + 1), range(len(b) + 1)
         for i in range(1, len(a) + 1):
             for j in range(1, len(b) + 1):
-                table[i, j] = min(table[i - 1, j] + 1, table[i, j - 1] + 1, table[i - 1, j - 1] + (a[i - 1] != b[j - 1]))
+                table[i, j] = min(
+                    table[i - 1, j] + 1, table[i, j - 1] + 1, table[i - 1, j - 1] + (a[i - 1] != b[j - 1])
+                )
         assert edit_distance(a, b) == table[-1, -1]
 
 
@@ -141,7 +149,9 @@ def test_shuffled_batches_cover_everything_and_follow_the_generator():
     lengths = np.random.default_rng(0).integers(1, 100, 1000)
 
     def epoch(seed):
-        return [b.tolist() for b in batch_indices(lengths, 8, shuffle=True, generator=torch.Generator().manual_seed(seed))]
+        return [
+            b.tolist() for b in batch_indices(lengths, 8, shuffle=True, generator=torch.Generator().manual_seed(seed))
+        ]
 
     assert epoch(1) == epoch(1) and epoch(1) != epoch(2)
     assert sorted(i for b in epoch(1) for i in b) == list(range(1000))
@@ -346,7 +356,7 @@ def import_circle(root: Path) -> list[str] | None:
         state[name] = "open"
         for target in sorted(edges[name]):
             if state.get(target) == "open":
-                return [*path[path.index(target):], target] if target in path else [name, target]
+                return [*path[path.index(target) :], target] if target in path else [name, target]
             if target not in state and (circle := visit(target, [*path, target])):
                 return circle
         state[name] = "done"

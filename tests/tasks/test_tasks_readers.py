@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from rich.console import Console
 
 from odyssey.console import print_task_table
@@ -28,9 +27,16 @@ pytestmark = pytest.mark.usefixtures("cache")  # task data in each test's own fo
 
 def write_sphere(path: Path, samples: np.ndarray, big_endian: bool = False, coding: str = "pcm") -> None:
     fields = [
-        "NIST_1A", "   1024", "database_id -s5 TIMIT", f"sample_count -i {len(samples)}",
-        f"sample_rate -i {RATE}", "channel_count -i 1", "sample_n_bytes -i 2",
-        f"sample_byte_format -s2 {'10' if big_endian else '01'}", f"sample_coding -s{len(coding)} {coding}", "end_head",
+        "NIST_1A",
+        "   1024",
+        "database_id -s5 TIMIT",
+        f"sample_count -i {len(samples)}",
+        f"sample_rate -i {RATE}",
+        "channel_count -i 1",
+        "sample_n_bytes -i 2",
+        f"sample_byte_format -s2 {'10' if big_endian else '01'}",
+        f"sample_coding -s{len(coding)} {coding}",
+        "end_head",
     ]
     header = ("\n".join(fields) + "\n").encode().ljust(1024, b" ")
     path.write_bytes(header + samples.astype(">i2" if big_endian else "<i2").tobytes())
@@ -163,8 +169,12 @@ def make_iam(root: Path, split_lists: bool = False) -> Path:
             xml.write_text(stroke_xml(strokes))
     if split_lists:
         # the lists name forms or single lines
-        lists = {"trainset.txt": "a01-000u b02-010", "testset_v.txt": "a01-001w", "testset_t.txt": "c03-003a-01",
-                 "testset_f.txt": "c03-003a-02"}
+        lists = {
+            "trainset.txt": "a01-000u b02-010",
+            "testset_v.txt": "a01-001w",
+            "testset_t.txt": "c03-003a-01",
+            "testset_f.txt": "c03-003a-02",
+        }
         for name, entries in lists.items():
             (root / name).write_text(entries.replace(" ", "\n") + "\n")
     return root

@@ -77,7 +77,9 @@ def test_labels_make_a_sequence_classification_read_from_both_directions(tmp_pat
     batch = next(task.batches("train", 5))
     assert batch.targets.shape == (5,)
     torch.manual_seed(0)
-    net = SequenceNetwork(input_size=2, hidden_size=4, output_size=3, variant="V", bidirectional=True, readout=task.readout)
+    net = SequenceNetwork(
+        input_size=2, hidden_size=4, output_size=3, variant="V", bidirectional=True, readout=task.readout
+    )
     out = net(batch.inputs, batch.lengths)
     features, _ = net.lstm(batch.inputs, lengths=batch.lengths)
     b = int(batch.lengths.argmin())
@@ -91,7 +93,9 @@ def test_labels_make_a_sequence_classification_read_from_both_directions(tmp_pat
 def test_frame_targets_are_regression_or_multilabel_when_all_zero_or_one(tmp_path):
     inputs, lengths = sequences(20)
     real = write_npz(tmp_path / "real.npz", inputs=inputs, lengths=lengths, frame_targets=inputs[:, :1] * 2.0)
-    binary = write_npz(tmp_path / "binary.npz", inputs=inputs, lengths=lengths, frame_targets=(inputs > 5).astype(np.float32))
+    binary = write_npz(
+        tmp_path / "binary.npz", inputs=inputs, lengths=lengths, frame_targets=(inputs > 5).astype(np.float32)
+    )
     regression, multilabel = files_task(real), files_task(binary)
     assert (regression.metric_name, regression.output_size) == ("mse", 1)
     assert (multilabel.metric_name, multilabel.output_size) == ("nll", 2)
@@ -108,7 +112,9 @@ def test_label_sequences_make_a_ctc_task_with_the_blank_added(tmp_path):
     label_lengths = np.minimum(lengths, 3)
     rng = np.random.default_rng(1)
     flat = rng.integers(0, 4, int(label_lengths.sum()))
-    task = files_task(write_npz(tmp_path / "d.npz", inputs=inputs, lengths=lengths, label_sequences=flat, label_lengths=label_lengths))
+    task = files_task(
+        write_npz(tmp_path / "d.npz", inputs=inputs, lengths=lengths, label_sequences=flat, label_lengths=label_lengths)
+    )
     assert (task.metric_name, task.output_size) == ("cer", 5)
     all_targets = np.concatenate([t for s in ("train", "validation", "test") for t in task._targets[s]])
     assert all_targets.min() >= 1 and sorted(np.unique(all_targets - 1)) == sorted(np.unique(flat))
@@ -139,7 +145,11 @@ def test_a_split_array_or_a_folder_fixes_the_split_and_carving_is_seeded(tmp_pat
 def test_the_split_sequences_are_the_files_own_in_order(tmp_path):
     inputs, lengths = sequences(6)
     split = np.array([1, 0, 2, 0, 1, 2])
-    task = files_task(write_npz(tmp_path / "d.npz", inputs=inputs, lengths=lengths, frame_labels=np.arange(len(inputs)) % 2, split=split))
+    task = files_task(
+        write_npz(
+            tmp_path / "d.npz", inputs=inputs, lengths=lengths, frame_labels=np.arange(len(inputs)) % 2, split=split
+        )
+    )
     starts = np.r_[0, np.cumsum(lengths)[:-1]]
     restored = [x.numpy() * task.input_std + task.input_mean for x in task._inputs["validation"]]
     expected = [inputs[starts[i] : starts[i] + lengths[i]] for i in (0, 4)]
@@ -152,7 +162,11 @@ def test_the_split_sequences_are_the_files_own_in_order(tmp_path):
 def _with(**changes):
     def build():
         inputs, lengths = sequences(20)
-        arrays = {"inputs": inputs, "lengths": lengths, "frame_labels": np.zeros(len(inputs), np.int64) + (np.arange(len(inputs)) % 2)}
+        arrays = {
+            "inputs": inputs,
+            "lengths": lengths,
+            "frame_labels": np.zeros(len(inputs), np.int64) + (np.arange(len(inputs)) % 2),
+        }
         for key, value in changes.items():
             if value is None:
                 arrays.pop(key)
@@ -177,31 +191,97 @@ BAD = [
     ("missing lengths", _with(lengths=None), {}, ["array 'lengths'", "missing"]),
     ("no targets", _with(frame_labels=None), {}, ["no targets"]),
     ("lengths do not sum", _with(lengths=_set("lengths", 3, 100)), {}, ["array 'lengths'", "sums to"]),
-    ("an empty sequence", _with(lengths=lambda a: np.r_[a["lengths"][:4], 0, a["lengths"][4:]]), {}, ["array 'lengths' index 4", "at least one step"]),
+    (
+        "an empty sequence",
+        _with(lengths=lambda a: np.r_[a["lengths"][:4], 0, a["lengths"][4:]]),
+        {},
+        ["array 'lengths' index 4", "at least one step"],
+    ),
     ("float lengths", _with(lengths=lambda a: a["lengths"].astype(float)), {}, ["array 'lengths'", "integers"]),
     ("nan input", _with(inputs=_set("inputs", (17, 1), np.nan)), {}, ["array 'inputs' index 17, column 1", "nan"]),
     ("inf input", _with(inputs=_set("inputs", (5, 0), np.inf)), {}, ["array 'inputs' index 5, column 0", "inf"]),
-    ("one-dimensional inputs", _with(inputs=lambda a: a["inputs"][:, 0]), {}, ["array 'inputs'", "(total_steps, features)"]),
+    (
+        "one-dimensional inputs",
+        _with(inputs=lambda a: a["inputs"][:, 0]),
+        {},
+        ["array 'inputs'", "(total_steps, features)"],
+    ),
     ("negative label", _with(frame_labels=_set("frame_labels", 9, -1)), {}, ["array 'frame_labels' index 9", "is -1"]),
-    ("label beyond the classes", _with(frame_labels=_set("frame_labels", 11, 2), classes=np.array(["a", "b"])), {}, ["array 'frame_labels' index 11", "is 2", "2 classes"]),
-    ("labels of the wrong length", _with(frame_labels=lambda a: a["frame_labels"][:-1]), {}, ["array 'frame_labels'", "shape"]),
-    ("split out of range", _with(split=lambda a: np.r_[np.zeros(15, int), 1, 3, 2, 2, 2]), {}, ["array 'split' index 16", "is 3"]),
+    (
+        "label beyond the classes",
+        _with(frame_labels=_set("frame_labels", 11, 2), classes=np.array(["a", "b"])),
+        {},
+        ["array 'frame_labels' index 11", "is 2", "2 classes"],
+    ),
+    (
+        "labels of the wrong length",
+        _with(frame_labels=lambda a: a["frame_labels"][:-1]),
+        {},
+        ["array 'frame_labels'", "shape"],
+    ),
+    (
+        "split out of range",
+        _with(split=lambda a: np.r_[np.zeros(15, int), 1, 3, 2, 2, 2]),
+        {},
+        ["array 'split' index 16", "is 3"],
+    ),
     ("an empty split", _with(split=lambda a: np.r_[np.zeros(15, int), np.ones(5, int)]), {}, ["test split is empty"]),
-    ("an empty carved split", _with(lengths=lambda a: np.r_[a["lengths"][:3], a["lengths"][3:].sum()]), {}, ["split is empty"]),
+    (
+        "an empty carved split",
+        _with(lengths=lambda a: np.r_[a["lengths"][:3], a["lengths"][3:].sum()]),
+        {},
+        ["split is empty"],
+    ),
     ("an unknown array", _with(label=np.zeros(20)), {}, ["array 'label'", "not one odyssey reads"]),
-    ("a kind without its array", _with(), {"kind": "sequence_class"}, ["kind 'sequence_class' needs array 'labels'", "it has frame_labels"]),
-    ("multilabel that is not 0/1", _with(frame_labels=None, frame_targets=lambda a: a["inputs"][:, :1].copy()), {"kind": "frame_multilabel"}, ["array 'frame_targets' index 0, column 0", "0/1"]),
-    ("nan target", _with(frame_labels=None, frame_targets=_set("inputs", (3, 1), np.nan)), {}, ["array 'frame_targets' index 3, column 1", "nan"]),
+    (
+        "a kind without its array",
+        _with(),
+        {"kind": "sequence_class"},
+        ["kind 'sequence_class' needs array 'labels'", "it has frame_labels"],
+    ),
+    (
+        "multilabel that is not 0/1",
+        _with(frame_labels=None, frame_targets=lambda a: a["inputs"][:, :1].copy()),
+        {"kind": "frame_multilabel"},
+        ["array 'frame_targets' index 0, column 0", "0/1"],
+    ),
+    (
+        "nan target",
+        _with(frame_labels=None, frame_targets=_set("inputs", (3, 1), np.nan)),
+        {},
+        ["array 'frame_targets' index 3, column 1", "nan"],
+    ),
     ("two targets", _with(labels=np.zeros(20, np.int64)), {}, ["several targets", "kind"]),
     ("one class only", _with(frame_labels=lambda a: np.zeros_like(a["frame_labels"])), {}, ["at least two classes"]),
-    ("ctc without lengths", _with(frame_labels=None, label_sequences=np.ones(5, np.int64)), {}, ["missing array 'label_lengths'"]),
-    ("ctc lengths do not sum", _with(frame_labels=None, label_sequences=np.ones(5, np.int64), label_lengths=np.ones(20, np.int64)), {}, ["array 'label_lengths'", "sums to 20", "holds 5"]),
-    ("ctc longer than its sequence", _with(frame_labels=None, label_sequences=lambda a: np.ones(int(a["lengths"][0]) + 20, np.int64), label_lengths=lambda a: np.r_[a["lengths"][0] + 1, np.ones(19, int)]), {}, ["array 'label_lengths' index 0", "more labels than the sequence has steps"]),
+    (
+        "ctc without lengths",
+        _with(frame_labels=None, label_sequences=np.ones(5, np.int64)),
+        {},
+        ["missing array 'label_lengths'"],
+    ),
+    (
+        "ctc lengths do not sum",
+        _with(frame_labels=None, label_sequences=np.ones(5, np.int64), label_lengths=np.ones(20, np.int64)),
+        {},
+        ["array 'label_lengths'", "sums to 20", "holds 5"],
+    ),
+    (
+        "ctc longer than its sequence",
+        _with(
+            frame_labels=None,
+            label_sequences=lambda a: np.ones(int(a["lengths"][0]) + 20, np.int64),
+            label_lengths=lambda a: np.r_[a["lengths"][0] + 1, np.ones(19, int)],
+        ),
+        {},
+        ["array 'label_lengths' index 0", "more labels than the sequence has steps"],
+    ),
 ]
 
 
 @pytest.mark.parametrize("case, build, options, expected", BAD, ids=[case for case, *_ in BAD])
-def test_bad_data_is_one_line_naming_the_file_the_array_and_the_first_bad_index(tmp_path, case, build, options, expected):
+def test_bad_data_is_one_line_naming_the_file_the_array_and_the_first_bad_index(
+    tmp_path, case, build, options, expected
+):
     path = write_npz(tmp_path / "bad.npz", **build())
     with pytest.raises(DataError) as err:
         files_task(path, **options)
@@ -282,7 +362,11 @@ def test_a_table_with_text_labels_sequence_labels_and_a_split_column(tmp_path):
     assert task.class_names == ["down", "up"]
     per_sequence = frame.copy()
     per_sequence["y"] = per_sequence["sequence"].str[1:].astype(int) % 3
-    per_sequence["split"] = np.where(per_sequence["sequence"].isin(["s0", "s1"]), "test", np.where(per_sequence["sequence"] == "s2", "validation", "train"))
+    per_sequence["split"] = np.where(
+        per_sequence["sequence"].isin(["s0", "s1"]),
+        "test",
+        np.where(per_sequence["sequence"] == "s2", "validation", "train"),
+    )
     per_sequence.to_csv(tmp_path / "p.csv", index=False)
     task = files_task(tmp_path / "p.csv", target="y", kind="sequence_class", features=["x1", "x2"])
     assert task.metric_name == "error_rate" and [task.sizes()[s] for s in ("train", "validation", "test")] == [21, 1, 2]
@@ -294,10 +378,18 @@ def test_a_label_constant_within_every_sequence_needs_a_kind(tmp_path):
     per_sequence = long_table(labels="text")
     per_sequence["y"] = np.where(per_sequence["sequence"].str[1:].astype(int) % 2 == 0, "walk", "sit")
     per_sequence.to_csv(tmp_path / "p.csv", index=False)
-    with pytest.raises(ConfigError, match=r"p.csv: column 'y' is the same on every row of each sequence: set kind = \"sequence_class\""):
+    with pytest.raises(
+        ConfigError, match=r"p.csv: column 'y' is the same on every row of each sequence: set kind = \"sequence_class\""
+    ):
         files_task(tmp_path / "p.csv", target="y", features=["x1", "x2"])
-    assert files_task(tmp_path / "p.csv", target="y", features=["x1", "x2"], kind="sequence_class").metric_name == "error_rate"
-    assert files_task(tmp_path / "p.csv", target="y", features=["x1", "x2"], kind="frame_class").metric_name == "frame_error"
+    assert (
+        files_task(tmp_path / "p.csv", target="y", features=["x1", "x2"], kind="sequence_class").metric_name
+        == "error_rate"
+    )
+    assert (
+        files_task(tmp_path / "p.csv", target="y", features=["x1", "x2"], kind="frame_class").metric_name
+        == "frame_error"
+    )
 
 
 def test_a_header_only_table_and_a_truncated_or_foreign_npz_are_one_line(tmp_path):
@@ -311,7 +403,10 @@ def test_a_header_only_table_and_a_truncated_or_foreign_npz_are_one_line(tmp_pat
     for name in ("cut.npz", "text.npz"):
         with pytest.raises(DataError) as err:
             files_task(tmp_path / name)
-        assert str(err.value) == f"{tmp_path / name}: not an .npz (no complete zip archive: truncated, or another format?); write it with numpy.savez"
+        assert (
+            str(err.value)
+            == f"{tmp_path / name}: not an .npz (no complete zip archive: truncated, or another format?); write it with numpy.savez"
+        )
     np.savez(tmp_path / "objects.npz", inputs=np.array([[1.0], "a"], dtype=object), lengths=np.array([2]))
     with pytest.raises(DataError, match="objects.npz: holds an object array") as err:
         files_task(tmp_path / "objects.npz")
@@ -321,13 +416,50 @@ def test_a_header_only_table_and_a_truncated_or_foreign_npz_are_one_line(tmp_pat
 TABLE_BAD = [
     ("missing column", lambda f: f.drop(columns=["x2"]), {"features": ["x1", "x2"], "target": "y"}, ["no column 'x2'"]),
     ("no target option", lambda f: f, {}, ["needs option 'target'"]),
-    ("nan feature", lambda f: f.assign(x1=f["x1"].where(f.index != 7)), {"features": ["x1", "x2"], "target": "y"}, ["column 'x1', line 9", "nan"]),
-    ("text feature", lambda f: f.assign(x2=f["x2"].astype(str).where(f.index != 4, "oops")), {"features": ["x1", "x2"], "target": "y"}, ["column 'x2', line 6", "'oops'"]),
-    ("a step twice", lambda f: f.assign(step=f["step"].where(f.index != 3, f.loc[f["sequence"] == f.loc[3, "sequence"], "step"].drop(3).iloc[0])), {"target": "y", "features": ["x1", "x2"]}, ["column 'step'", "comes twice"]),
-    ("negative label", lambda f: f.assign(y=f["y"].where(f.index != 10, -2)), {"target": "y", "features": ["x1", "x2"]}, ["column 'y', line 12", "is -2"]),
-    ("empty target", lambda f: f.assign(z=f["z"].where(f.index != 2)), {"target": "z", "features": ["x1", "x2"]}, ["column 'z', line 4", "empty"]),
-    ("label changes within a sequence", lambda f: f, {"target": "y", "kind": "sequence_class", "features": ["x1", "x2"]}, ["column 'y', sequence", "changes within the sequence"]),
-    ("bad split value", lambda f: f.assign(split=np.where(f.index == 5, "holdout", "train")), {"target": "y", "features": ["x1", "x2"]}, ["column 'split', line 7", "'holdout'"]),
+    (
+        "nan feature",
+        lambda f: f.assign(x1=f["x1"].where(f.index != 7)),
+        {"features": ["x1", "x2"], "target": "y"},
+        ["column 'x1', line 9", "nan"],
+    ),
+    (
+        "text feature",
+        lambda f: f.assign(x2=f["x2"].astype(str).where(f.index != 4, "oops")),
+        {"features": ["x1", "x2"], "target": "y"},
+        ["column 'x2', line 6", "'oops'"],
+    ),
+    (
+        "a step twice",
+        lambda f: f.assign(
+            step=f["step"].where(f.index != 3, f.loc[f["sequence"] == f.loc[3, "sequence"], "step"].drop(3).iloc[0])
+        ),
+        {"target": "y", "features": ["x1", "x2"]},
+        ["column 'step'", "comes twice"],
+    ),
+    (
+        "negative label",
+        lambda f: f.assign(y=f["y"].where(f.index != 10, -2)),
+        {"target": "y", "features": ["x1", "x2"]},
+        ["column 'y', line 12", "is -2"],
+    ),
+    (
+        "empty target",
+        lambda f: f.assign(z=f["z"].where(f.index != 2)),
+        {"target": "z", "features": ["x1", "x2"]},
+        ["column 'z', line 4", "empty"],
+    ),
+    (
+        "label changes within a sequence",
+        lambda f: f,
+        {"target": "y", "kind": "sequence_class", "features": ["x1", "x2"]},
+        ["column 'y', sequence", "changes within the sequence"],
+    ),
+    (
+        "bad split value",
+        lambda f: f.assign(split=np.where(f.index == 5, "holdout", "train")),
+        {"target": "y", "features": ["x1", "x2"]},
+        ["column 'split', line 7", "'holdout'"],
+    ),
     ("ctc", lambda f: f, {"target": "y", "kind": "ctc", "features": ["x1", "x2"]}, ["write an .npz"]),
 ]
 
@@ -418,7 +550,9 @@ def test_a_factory_task_runs_under_two_jobs_and_a_changed_factory_is_refused(tmp
     write_factory(tmp_path)
     study = tmp_path / "own.toml"
     # Two cells, so the two workers start apart (as in test_study.py's --jobs runs).
-    text = STUDY.format(trials=2, options='source = "mypkg.tasks:make"\nsequences = 16').replace('variants = ["V"]', 'variants = ["V", "CIFG"]')
+    text = STUDY.format(trials=2, options='source = "mypkg.tasks:make"\nsequences = 16').replace(
+        'variants = ["V"]', 'variants = ["V", "CIFG"]'
+    )
     study.write_text(text)
     cli("run", str(study), "--jobs", "2", cwd=tmp_path)
     storage = f"sqlite:///{tmp_path}/results/own.db"
@@ -427,10 +561,17 @@ def test_a_factory_task_runs_under_two_jobs_and_a_changed_factory_is_refused(tmp
         assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"], cell
         assert all(t.user_attrs["task"] == "mine" and t.user_attrs["metric"] == "frame_error" for t in trials)
     stored = optuna.load_study(study_name="own/mine/V", storage=storage).user_attrs["study_spec"]
-    assert stored["task_sources"]["mine"]["source"] == "mypkg.tasks:make" and len(stored["task_sources"]["mine"]["module_sha256"]) == 64
+    assert (
+        stored["task_sources"]["mine"]["source"] == "mypkg.tasks:make"
+        and len(stored["task_sources"]["mine"]["module_sha256"]) == 64
+    )
     write_factory(tmp_path, extra="\n# a changed factory\n")
     result = cli("run", str(study), cwd=tmp_path, check=False)
-    assert result.returncode == 2 and "the source of task 'mine''s factory (mypkg.tasks:make) changed since study 'own' stored its trials" in result.stderr, result.stderr
+    assert (
+        result.returncode == 2
+        and "the source of task 'mine''s factory (mypkg.tasks:make) changed since study 'own' stored its trials"
+        in result.stderr
+    ), result.stderr
     assert "sha256" not in result.stderr and "--extend" not in result.stderr
 
 
@@ -455,8 +596,13 @@ def test_a_changed_factory_or_data_file_changes_the_stored_spec(tmp_path, monkey
 def test_factory_errors_are_one_line(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
-    write_factory(tmp_path, extra="\ndef not_a_task(*, seed=0):\n    return 42\n\ndef no_seed(*, size: int = 1):\n    return None\n")
-    with pytest.raises(ConfigError, match=r"cannot import 'nopkg.tasks' for source 'nopkg.tasks:make'.*ModuleNotFoundError"):
+    write_factory(
+        tmp_path,
+        extra="\ndef not_a_task(*, seed=0):\n    return 42\n\ndef no_seed(*, size: int = 1):\n    return None\n",
+    )
+    with pytest.raises(
+        ConfigError, match=r"cannot import 'nopkg.tasks' for source 'nopkg.tasks:make'.*ModuleNotFoundError"
+    ):
         make_task("mine", source="nopkg.tasks:make")
     with pytest.raises(ConfigError, match="has no function 'absent'"):
         make_task("mine", source="mypkg.tasks:absent")
@@ -476,7 +622,11 @@ def test_factory_errors_are_one_line(tmp_path, monkeypatch):
     study.write_text(STUDY.format(trials=1, options='source = "nopkg.tasks:make"'))
     with pytest.raises(StudyFileError) as err:
         load_study_file(study)
-    assert "[task_options.mine]" in str(err.value) and "cannot import 'nopkg.tasks'" in str(err.value) and "\n" not in str(err.value)
+    assert (
+        "[task_options.mine]" in str(err.value)
+        and "cannot import 'nopkg.tasks'" in str(err.value)
+        and "\n" not in str(err.value)
+    )
 
 
 def test_changed_data_names_the_file_and_what_to_do_not_hashes_or_extend(tmp_path, cli, storage_url):
@@ -497,15 +647,27 @@ def test_changed_data_names_the_file_and_what_to_do_not_hashes_or_extend(tmp_pat
 def test_an_error_in_your_factory_is_one_line_naming_your_file_and_line(tmp_path, monkeypatch):
     """Issue 25: an exception in the user's own factory was shown as a bug in odyssey."""
     monkeypatch.syspath_prepend(str(tmp_path))
-    write_factory(tmp_path, extra="\ndef broken(*, seed=0):\n    folder = 'data'\n    raise FileNotFoundError(f'{folder}/train.csv')\n"
-                  "\ndef no_splits(*, seed=0):\n    return SequenceTask('x', Dataset({}), FramewiseClassification(2))\n")
+    write_factory(
+        tmp_path,
+        extra="\ndef broken(*, seed=0):\n    folder = 'data'\n    raise FileNotFoundError(f'{folder}/train.csv')\n"
+        "\ndef no_splits(*, seed=0):\n    return SequenceTask('x', Dataset({}), FramewiseClassification(2))\n",
+    )
     tasks = tmp_path / "mypkg" / "tasks.py"
     line = tasks.read_text().splitlines().index("    raise FileNotFoundError(f'{folder}/train.csv')") + 1
     with pytest.raises(ConfigError) as err:
         make_task("mine", source="mypkg.tasks:broken")
-    assert str(err.value) == f"task 'mine': mypkg.tasks:broken raised FileNotFoundError: data/train.csv (at {tasks}:{line} in broken)"
-    line = tasks.read_text().splitlines().index("    return SequenceTask('x', Dataset({}), FramewiseClassification(2))") + 1
-    with pytest.raises(ConfigError, match=rf"raised ValueError: a dataset needs the splits .* \(at {re.escape(str(tasks))}:{line} in no_splits\)"):
+    assert (
+        str(err.value)
+        == f"task 'mine': mypkg.tasks:broken raised FileNotFoundError: data/train.csv (at {tasks}:{line} in broken)"
+    )
+    line = (
+        tasks.read_text().splitlines().index("    return SequenceTask('x', Dataset({}), FramewiseClassification(2))")
+        + 1
+    )
+    with pytest.raises(
+        ConfigError,
+        match=rf"raised ValueError: a dataset needs the splits .* \(at {re.escape(str(tasks))}:{line} in no_splits\)",
+    ):
         make_task("mine", source="mypkg.tasks:no_splits")  # odyssey's error, raised where your code called it
 
 
@@ -516,7 +678,9 @@ def readme_commands(root: Path, section: str) -> list[str]:
     text = (root / "README.md").read_text()
     body = text.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```bash\n(.*?)```", body, re.S)
-    return [line.strip() for block in blocks for line in block.splitlines() if line.strip() and not line.startswith("#")]
+    return [
+        line.strip() for block in blocks for line in block.splitlines() if line.strip() and not line.startswith("#")
+    ]
 
 
 def test_the_readme_numpy_example_is_the_shipped_script(root):
@@ -530,7 +694,9 @@ def test_the_readme_numpy_example_is_the_shipped_script(root):
 def test_the_readme_commands_run_as_written_on_a_copy_of_the_repository(tmp_path, section, cli, root, full_tests):
     """On a copy of examples/ and studies/; trimmed to one trial of one epoch unless ODYSSEY_FULL_TESTS=1."""
     for folder in ("examples", "studies"):
-        shutil.copytree(root / folder, tmp_path / folder, ignore=shutil.ignore_patterns("*.npz", "*.csv", "__pycache__"))
+        shutil.copytree(
+            root / folder, tmp_path / folder, ignore=shutil.ignore_patterns("*.npz", "*.csv", "__pycache__")
+        )
     commands = readme_commands(root, section)
     assert commands, section
     if not full_tests:
@@ -577,7 +743,9 @@ def test_relative_paths_in_a_study_file_are_read_from_its_folder_from_any_curren
     result = cli("prepare", str(study), cwd=elsewhere)
     assert "warning" not in result.stderr, result.stderr
     assert (project / "results" / "own.db").is_file() and not (elsewhere / "results").exists()
-    assert "mine" in cli("status", str(study), cwd=tmp_path).stdout  # status finds the storage from the study file's folder too
+    assert (
+        "mine" in cli("status", str(study), cwd=tmp_path).stdout
+    )  # status finds the storage from the study file's folder too
 
 
 def test_a_path_found_only_from_the_current_folder_is_read_from_there_with_one_warning(tmp_path, monkeypatch):
@@ -591,10 +759,16 @@ def test_a_path_found_only_from_the_current_folder_is_read_from_there_with_one_w
     study = tmp_path / "studies" / "own.toml"
     study.write_text(STUDY.format(trials=1, options='source = "files"\npath = "examples/d.npz"'))
     monkeypatch.chdir(tmp_path)
-    with pytest.warns(OdysseyWarning, match=r"'task_options\.mine\.path' 'examples/d\.npz' is not in the study file's folder .* write '\.\./examples/d\.npz'") as seen:
+    with pytest.warns(
+        OdysseyWarning,
+        match=r"'task_options\.mine\.path' 'examples/d\.npz' is not in the study file's folder .* write '\.\./examples/d\.npz'",
+    ) as seen:
         spec = load_study_file("studies/own.toml")
     assert len(seen) == 1
-    assert spec.options_for("mine")["path"] == "examples/d.npz" and spec.canonical()["task_options"]["mine"]["path"] == "examples/d.npz"
+    assert (
+        spec.options_for("mine")["path"] == "examples/d.npz"
+        and spec.canonical()["task_options"]["mine"]["path"] == "examples/d.npz"
+    )
     study.write_text(STUDY.format(trials=1, options='source = "files"\npath = "../examples/d.npz"'))
     monkeypatch.chdir(tmp_path / "examples")  # written as the warning says: found from any folder, without a warning
     import warnings
@@ -603,17 +777,24 @@ def test_a_path_found_only_from_the_current_folder_is_read_from_there_with_one_w
         warnings.simplefilter("error")
         moved = load_study_file(tmp_path / "studies" / "own.toml")
     assert Path(moved.options_for("mine")["path"]).resolve() == (tmp_path / "examples" / "d.npz").resolve()
-    assert moved.canonical()["task_options"]["mine"]["path"] == "../examples/d.npz"  # the stored spec is what the file says
+    assert (
+        moved.canonical()["task_options"]["mine"]["path"] == "../examples/d.npz"
+    )  # the stored spec is what the file says
     assert moved.task_sources == spec.task_sources  # the same data file, the same hash
 
 
 def test_a_factory_option_annotated_as_a_path_is_read_from_the_study_files_folder(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
-    write_factory(tmp_path, extra="\nimport os\ndef with_file(*, seed: int = 0, table: str | os.PathLike = '', label: str = 'x'):\n    return make(seed=seed)\n")
+    write_factory(
+        tmp_path,
+        extra="\nimport os\ndef with_file(*, seed: int = 0, table: str | os.PathLike = '', label: str = 'x'):\n    return make(seed=seed)\n",
+    )
     (tmp_path / "studies").mkdir()
     (tmp_path / "studies" / "t.csv").write_text("x\n")
     study = tmp_path / "studies" / "own.toml"
-    study.write_text(STUDY.format(trials=1, options='source = "mypkg.tasks:with_file"\ntable = "t.csv"\nlabel = "t.csv"'))
+    study.write_text(
+        STUDY.format(trials=1, options='source = "mypkg.tasks:with_file"\ntable = "t.csv"\nlabel = "t.csv"')
+    )
     spec = load_study_file(study)
     assert spec.options_for("mine")["table"] == str(tmp_path / "studies" / "t.csv")
     assert spec.options_for("mine")["label"] == "t.csv"  # a plain string option is no path
@@ -639,8 +820,8 @@ def test_validation_and_test_holding_the_same_sequences_score_the_chosen_model_a
     """Issue 25's low validation error against test was the data's, not the evaluation's: validation is scored on
     its own split and averaged as test is, so the two splits holding the same sequences give one number."""
     from odyssey.study.worker import network_for
-    from odyssey.training.config import TrainingConfig
     from odyssey.training import train
+    from odyssey.training.config import TrainingConfig
 
     inputs, lengths = sequences(60)
     labels = (np.add.reduceat(inputs[:, 0], np.r_[0, np.cumsum(lengths)[:-1]]) / lengths > 5).astype(np.int64)

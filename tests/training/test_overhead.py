@@ -35,10 +35,14 @@ def test_the_unmasked_next_step_loss_is_the_masked_one_bit_for_bit():
 def test_train_epoch_sums_the_losses_as_python_did(noise):
     task = make_task("adding", length=10, train=40, validation=8, test=8)
     torch.manual_seed(0)
-    model = SequenceNetwork(input_size=task.input_size, hidden_size=6, output_size=task.output_size, variant="V", bidirectional=False)
+    model = SequenceNetwork(
+        input_size=task.input_size, hidden_size=6, output_size=task.output_size, variant="V", bidirectional=False
+    )
     twin = copy.deepcopy(model)
     optimizers = [torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9, nesterov=True) for m in (model, twin)]
-    mean = train_epoch(model, task, optimizers[0], batch_size=1, noise=noise, generator=torch.Generator().manual_seed(3), epoch=1)
+    mean = train_epoch(
+        model, task, optimizers[0], batch_size=1, noise=noise, generator=torch.Generator().manual_seed(3), epoch=1
+    )
     generator, total, count = torch.Generator().manual_seed(3), 0.0, 0
     for batch in task.batches("train", 1, shuffle=True, generator=generator):  # the loop as it was
         optimizers[1].zero_grad(set_to_none=True)
@@ -52,9 +56,13 @@ def test_train_epoch_sums_the_losses_as_python_did(noise):
 
 def test_a_non_finite_loss_stops_the_epoch():
     task = make_task("adding", length=10, train=40, validation=8, test=8)
-    model = SequenceNetwork(input_size=task.input_size, hidden_size=6, output_size=task.output_size, variant="V", bidirectional=False)
+    model = SequenceNetwork(
+        input_size=task.input_size, hidden_size=6, output_size=task.output_size, variant="V", bidirectional=False
+    )
     with torch.no_grad():
         model.head.bias.fill_(float("nan"))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     with pytest.raises(Diverged, match="training loss became nan in epoch 4"):
-        train_epoch(model, task, optimizer, batch_size=1, noise=0.0, generator=torch.Generator().manual_seed(0), epoch=4)
+        train_epoch(
+            model, task, optimizer, batch_size=1, noise=0.0, generator=torch.Generator().manual_seed(0), epoch=4
+        )

@@ -5,10 +5,10 @@ import math
 import pytest
 import torch
 
-from odyssey.training import checkpoint
-from odyssey.training.config import TrainingConfig
 from odyssey.model.network import SequenceNetwork
 from odyssey.tasks import make_task
+from odyssey.training import checkpoint
+from odyssey.training.config import TrainingConfig
 from odyssey.training.loop import Diverged, _check_divergence, evaluate, train
 
 
@@ -19,7 +19,13 @@ def task():
 
 def network(task, seed=0):
     torch.manual_seed(seed)
-    return SequenceNetwork(input_size=task.input_size, hidden_size=8, output_size=task.output_size, variant="V", bidirectional=task.bidirectional)
+    return SequenceNetwork(
+        input_size=task.input_size,
+        hidden_size=8,
+        output_size=task.output_size,
+        variant="V",
+        bidirectional=task.bidirectional,
+    )
 
 
 HP = dict(learning_rate=0.05, hidden_size=8, momentum=0.9, input_noise=0.1)
@@ -45,7 +51,13 @@ def test_resuming_from_a_checkpoint_gives_the_uninterrupted_result(task, tmp_pat
     whole = train(network(task), task, config=config, seed=3)
 
     path = tmp_path / "trial.pt"
-    first = train(network(task), task, config=TrainingConfig(**HP, batch_size=8, max_epochs=2, patience=10), seed=3, checkpoint_path=path)
+    first = train(
+        network(task),
+        task,
+        config=TrainingConfig(**HP, batch_size=8, max_epochs=2, patience=10),
+        seed=3,
+        checkpoint_path=path,
+    )
     assert first.epochs == 2 and path.exists()
     # A fresh process would rebuild the model from its seed, then load the checkpoint over it.
     resumed = train(network(task, seed=99), task, config=config, seed=3, checkpoint_path=path)
@@ -58,15 +70,25 @@ def test_resuming_from_a_checkpoint_gives_the_uninterrupted_result(task, tmp_pat
 def test_a_damaged_checkpoint_restarts_from_zero_with_a_warning(task, tmp_path, damage):
     path = tmp_path / "trial.pt"
     config = TrainingConfig(**HP, batch_size=8, max_epochs=2, patience=10)
-    train(network(task), task, config=TrainingConfig(**HP, batch_size=8, max_epochs=1, patience=10), seed=3, checkpoint_path=path)
+    train(
+        network(task),
+        task,
+        config=TrainingConfig(**HP, batch_size=8, max_epochs=1, patience=10),
+        seed=3,
+        checkpoint_path=path,
+    )
     if damage == "truncate":
         path.write_bytes(path.read_bytes()[:100])
     elif damage == "garbage":
         path.write_bytes(b"not a checkpoint")
     else:
-        other = SequenceNetwork(input_size=task.input_size, hidden_size=5, output_size=1, variant="NP", bidirectional=False)
+        other = SequenceNetwork(
+            input_size=task.input_size, hidden_size=5, output_size=1, variant="NP", bidirectional=False
+        )
         optimizer = torch.optim.SGD(other.parameters(), lr=0.1)
-        checkpoint.save(path, checkpoint.TrainingState(epoch=1), model=other, optimizer=optimizer, generator=torch.Generator())
+        checkpoint.save(
+            path, checkpoint.TrainingState(epoch=1), model=other, optimizer=optimizer, generator=torch.Generator()
+        )
     fresh = train(network(task), task, config=config, seed=3)
     with pytest.warns(UserWarning, match="checkpoint unreadable"):
         restarted = train(network(task), task, config=config, seed=3, checkpoint_path=path)
@@ -93,11 +115,16 @@ def test_an_error_rate_of_zero_in_the_first_epoch_is_not_a_baseline_for_divergen
 
 
 def test_an_exploding_loss_is_divergence_and_the_reason_says_why():
-    with pytest.raises(Diverged, match=r"training loss became 2000 in epoch 3, more than 1000 times the first epoch's 1 \(divergence_factor\)"):
+    with pytest.raises(
+        Diverged,
+        match=r"training loss became 2000 in epoch 3, more than 1000 times the first epoch's 1 \(divergence_factor\)",
+    ):
         _epochs(losses=[1.0, 0.5, 2000.0], metrics=[0.5, 0.4, 0.5])
     with pytest.raises(Diverged, match="training loss became inf in epoch 2: not a finite number"):
         _epochs(losses=[1.0, math.inf], metrics=[0.5, 0.4])
-    with pytest.raises(Diverged, match="validation error_rate became nan in epoch 2: the network's outputs are no longer finite"):
+    with pytest.raises(
+        Diverged, match="validation error_rate became nan in epoch 2: the network's outputs are no longer finite"
+    ):
         _epochs(losses=[1.0, 0.9], metrics=[0.5, math.nan])
     _epochs(losses=[0.0, 5.0], metrics=[0.5, 0.4])  # nothing to compare a loss with but 0: only the finite check
 
@@ -111,13 +138,30 @@ def test_a_checkpoint_of_another_training_with_the_same_shapes_is_not_resumed(ta
     """After a storage reset, say: a leftover checkpoint at the same path must not resume an unrelated trial."""
     path = tmp_path / "trial.pt"
     config = TrainingConfig(**HP, batch_size=8, max_epochs=2, patience=10)
-    mine, leftover = {"cell": "s/adding/V", "slot": 0, "params": {"lr": 0.1}}, {"cell": "s/adding/V", "slot": 0, "params": {"lr": 0.3}}
-    train(network(task), task, config=TrainingConfig(**HP, batch_size=8, max_epochs=1, patience=10), seed=3, checkpoint_path=path, checkpoint_identity=leftover)
+    mine, leftover = (
+        {"cell": "s/adding/V", "slot": 0, "params": {"lr": 0.1}},
+        {"cell": "s/adding/V", "slot": 0, "params": {"lr": 0.3}},
+    )
+    train(
+        network(task),
+        task,
+        config=TrainingConfig(**HP, batch_size=8, max_epochs=1, patience=10),
+        seed=3,
+        checkpoint_path=path,
+        checkpoint_identity=leftover,
+    )
     fresh = train(network(task), task, config=config, seed=3)
     with pytest.warns(UserWarning, match="checkpoint of another training"):
         restarted = train(network(task), task, config=config, seed=3, checkpoint_path=path, checkpoint_identity=mine)
     assert restarted.resumed_from == 0 and restarted.validation == pytest.approx(fresh.validation, rel=1e-5)
-    again = train(network(task), task, config=TrainingConfig(**HP, batch_size=8, max_epochs=3, patience=10), seed=3, checkpoint_path=path, checkpoint_identity=mine)
+    again = train(
+        network(task),
+        task,
+        config=TrainingConfig(**HP, batch_size=8, max_epochs=3, patience=10),
+        seed=3,
+        checkpoint_path=path,
+        checkpoint_identity=mine,
+    )
     assert again.resumed_from == 2  # its own checkpoint resumes
 
 
@@ -150,6 +194,8 @@ def test_a_studys_worker_trains_with_denormals_flushed(tmp_path, monkeypatch, ca
 
     monkeypatch.setattr(worker, "train", train)
     study = tmp_path / "tiny.toml"
-    study.write_text('name = "tiny"\ntasks = ["adding"]\nvariants = ["V"]\ntrials = 1\n[training]\nmax_epochs = 1\n[task_options.adding]\nlength = 12\ntrain = 16\nvalidation = 8\ntest = 8\n')
+    study.write_text(
+        'name = "tiny"\ntasks = ["adding"]\nvariants = ["V"]\ntrials = 1\n[training]\nmax_epochs = 1\n[task_options.adding]\nlength = 12\ntrain = 16\nvalidation = 8\ntest = 8\n'
+    )
     runner.run(load_study_file(study), storage_url=f"sqlite:///{tmp_path}/tiny.db", progress=False)
     assert seen == [False] and _denormal_survives()

@@ -13,11 +13,11 @@ import importlib.util
 import os
 import shutil
 import sys
-import time
 import sysconfig
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from types import ModuleType
 
@@ -41,7 +41,7 @@ class KernelUnavailable(RuntimeError):
 _loaded: dict[str, ModuleType | KernelUnavailable] = {}
 
 
-@lru_cache(maxsize=None)  # every forward asks for the kernel: hash the sources once per process
+@cache  # every forward asks for the kernel: hash the sources once per process
 def build_name() -> str:
     digest = hashlib.sha256()
     for name in SOURCES + HEADERS:
@@ -100,7 +100,10 @@ def _load(directory: Path) -> ModuleType:
                 print(f"odyssey: the cached C++ LSTM kernel did not load ({err}); rebuilding it", file=sys.stderr)
                 shutil.rmtree(directory)
                 directory.mkdir(parents=True)
-        print(f"odyssey: compiling the C++ LSTM kernel into {directory} (first use only, about half a minute)", file=sys.stderr)
+        print(
+            f"odyssey: compiling the C++ LSTM kernel into {directory} (first use only, about half a minute)",
+            file=sys.stderr,
+        )
         started = time.monotonic()
         try:
             module = _compile(name, directory)
@@ -115,7 +118,9 @@ def _load(directory: Path) -> ModuleType:
 def _compile(name: str, directory: Path) -> ModuleType:
     from torch.utils import cpp_extension
 
-    (directory / "lock").unlink(missing_ok=True)  # torch's own lock file, left behind if a build was killed; we hold the real lock
+    (directory / "lock").unlink(
+        missing_ok=True
+    )  # torch's own lock file, left behind if a build was killed; we hold the real lock
     return cpp_extension.load(
         name=name,
         sources=[str(CSRC / s) for s in SOURCES],

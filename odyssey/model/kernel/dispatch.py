@@ -61,12 +61,16 @@ def use_kernel(backend: str | None, inputs: Tensor) -> bool:
     reason = unsupported(inputs)
     if choice == "fast":
         if reason is not None:
-            raise ValueError(f"backend 'fast' runs float32/float64 on CPU outside torch.compile and torch.func: {reason}")
+            raise ValueError(
+                f"backend 'fast' runs float32/float64 on CPU outside torch.compile and torch.func: {reason}"
+            )
         load()  # raises KernelUnavailable with the compiler's message
         return True
     if reason is not None:
         if inputs.device.type != "cpu":  # a user on a GPU should know this is the slow path
-            _warn_once(inputs.device.type, f"odyssey.LSTM on {inputs.device.type}: {reason}; running the autograd reference")
+            _warn_once(
+                inputs.device.type, f"odyssey.LSTM on {inputs.device.type}: {reason}; running the autograd reference"
+            )
         return False
     return _kernel_builds()
 
@@ -84,7 +88,11 @@ def _kernel_builds() -> bool:
         load()
         return True
     except KernelUnavailable as error:
-        _warn_once("build", f"{error}; falling back to the slower reference LSTM (set {ENV}=reference to silence this)", KernelFallback)
+        _warn_once(
+            "build",
+            f"{error}; falling back to the slower reference LSTM (set {ENV}=reference to silence this)",
+            KernelFallback,
+        )
         return False
 
 

@@ -8,7 +8,7 @@ and results as the reference.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import torch
 from torch import Tensor
@@ -23,10 +23,11 @@ from .build import load
 SCHEDULE = 0
 
 
-@lru_cache(maxsize=None)
+@cache
 def layout(switches: VariantSwitches, hidden_size: int) -> tuple[int, ...]:
     """The switches as the C++ Layout reads them: sizes, then where each gate's rows, peephole and fed-back
     activation sit (-1 where the variant has none), then the flags."""
+
     def where(names: tuple[str, ...]) -> list[int]:
         return [names.index(g) if g in names else -1 for g in ("i", "f", "o")]
 
@@ -81,7 +82,9 @@ def _batched(*grads: Tensor | None) -> bool:
     return legacy or torch._C._functorch.maybe_current_level() is not None
 
 
-def _backward_through_reference(ctx, grads: tuple[Tensor | None, ...], *, create_graph: bool) -> tuple[Tensor | None, ...]:
+def _backward_through_reference(
+    ctx, grads: tuple[Tensor | None, ...], *, create_graph: bool
+) -> tuple[Tensor | None, ...]:
     """The gradients of (x, W_ih, b, W_hh, W_gg, peepholes, h0, c0, gates0) through the autograd
     reference, run again from the saved inputs: with create_graph as a graph of their own, so that a
     gradient penalty or a Hessian-vector product sees every path; without, for a batched backward."""
@@ -103,7 +106,9 @@ def _backward_through_reference(ctx, grads: tuple[Tensor | None, ...], *, create
     return tuple(next(found) if w else None for w in wanted)
 
 
-def forward_sequence(direction, inputs: Tensor, state: tuple[Tensor, ...], mask: Tensor | None) -> tuple[Tensor, tuple[Tensor, ...]]:
+def forward_sequence(
+    direction, inputs: Tensor, state: tuple[Tensor, ...], mask: Tensor | None
+) -> tuple[Tensor, tuple[Tensor, ...]]:
     """`VariantDirection.forward` on the kernel: inputs (T, B, I), state (h, c) or (h, c, gates), mask
     (T, B, 1) with True on real steps (any pattern: a False step holds the state). Weights that are
     not contiguous (a transposed copy, say) run on a contiguous copy that passes gradients back."""

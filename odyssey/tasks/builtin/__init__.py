@@ -5,7 +5,7 @@ memory probes (adding, copy). Each module is one task; espeak and words serve th
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ..core.task import SequenceTask
 from . import adding, chorales, copying, handwriting, speech, vowels

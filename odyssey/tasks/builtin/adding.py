@@ -22,7 +22,9 @@ def make(
     """Adding problem (generated): sum of two marked numbers."""
     counts = {"train": train, "validation": validation, "test": test}
     if length < 2 or min(counts.values()) < 1:
-        raise ConfigError(f"adding: length must be at least 2 and train, validation and test at least 1, got length={length}, {', '.join(f'{k}={v}' for k, v in counts.items())}")
+        raise ConfigError(
+            f"adding: length must be at least 2 and train, validation and test at least 1, got length={length}, {', '.join(f'{k}={v}' for k, v in counts.items())}"
+        )
     splits = {}
     for number, split in enumerate(SPLITS):
         rng = np.random.default_rng([seed, number])  # cheap to make: generated afresh, not cached

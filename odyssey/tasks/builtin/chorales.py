@@ -37,8 +37,7 @@ def _build(pieces: int | None) -> Dataset:
     rolls = [roll_from_chords(_quarter_note_chords(corpus.parse(n, forceSource=True))) for n in names]
     parts = split_by_fractions(len(rolls), PAPER_SPLIT, SPLIT_SEED)
     splits = {
-        split: next_step_pairs(rolls[i] for i in part)
-        for split, part in zip(("train", "validation", "test"), parts)
+        split: next_step_pairs(rolls[i] for i in part) for split, part in zip(("train", "validation", "test"), parts)
     }
     return Dataset(splits=splits, classes=KEY_NAMES)
 

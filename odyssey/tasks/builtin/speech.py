@@ -47,11 +47,16 @@ def make(
     if features not in EXTRACTORS:
         raise DataError(f"speech: features must be one of {sorted(EXTRACTORS)}, got {features!r}")
     settings = dict(
-        format=FORMAT, seed=seed, speakers=speakers, utterances=utterances_per_speaker,
-        words=(min_words, max_words), features=features,
+        format=FORMAT,
+        seed=seed,
+        speakers=speakers,
+        utterances=utterances_per_speaker,
+        words=(min_words, max_words),
+        features=features,
     )
     dataset = cached(
-        "speech", settings,
+        "speech",
+        settings,
         lambda: _build(seed, speakers, utterances_per_speaker, (min_words, max_words), features),
     )
     return SequenceTask("speech", dataset, FramewiseClassification(len(dataset.classes)), bidirectional=True)

@@ -6,8 +6,9 @@ The trainer knows nothing about a task beyond this file, and nothing about the m
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import torch
 

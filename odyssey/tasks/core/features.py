@@ -74,7 +74,9 @@ def deltas(features: np.ndarray, width: int = DELTA_WINDOW) -> np.ndarray:
     """Regression slopes over +-width frames (HTK's formula), edges padded by repetition."""
     padded = np.pad(features, ((width, width), (0, 0)), mode="edge")
     n = len(features)
-    slope = sum(k * (padded[width + k : width + k + n] - padded[width - k : width - k + n]) for k in range(1, width + 1))
+    slope = sum(
+        k * (padded[width + k : width + k + n] - padded[width - k : width - k + n]) for k in range(1, width + 1)
+    )
     return slope / (2 * sum(k * k for k in range(1, width + 1)))
 
 

@@ -106,8 +106,13 @@ class CTCTranscription:
         log_probs = outputs.float().log_softmax(-1)
         # zero_infinity: a line too short for its text would otherwise turn the whole batch to inf.
         return F.ctc_loss(
-            log_probs, batch.targets.to(outputs.device), batch.lengths, batch.target_lengths,
-            blank=self.blank, reduction="mean", zero_infinity=True,
+            log_probs,
+            batch.targets.to(outputs.device),
+            batch.lengths,
+            batch.target_lengths,
+            blank=self.blank,
+            reduction="mean",
+            zero_infinity=True,
         )
 
     def decode(self, outputs: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:

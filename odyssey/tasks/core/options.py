@@ -7,7 +7,7 @@ import inspect
 import os
 import types
 import typing
-from typing import Callable
+from collections.abc import Callable
 
 from ...errors import ConfigError
 
@@ -70,12 +70,23 @@ def _matches(value, hint) -> bool:
 
 
 def _describe(hint) -> str:
-    names = {type(None): "None", os.PathLike: "a path", str: "a string", int: "an integer", float: "a number", bool: "true/false"}
+    names = {
+        type(None): "None",
+        os.PathLike: "a path",
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "true/false",
+    }
     described = []
     for arm in _arms(hint):
         if typing.get_origin(arm) is list:
             (item,) = typing.get_args(arm) or (object,)
-            described.append(f"a list of {_describe(item).removeprefix('a ').removeprefix('an ')}s" if item is not object else "a list")
+            described.append(
+                f"a list of {_describe(item).removeprefix('a ').removeprefix('an ')}s"
+                if item is not object
+                else "a list"
+            )
         else:
             described.append(names.get(arm, getattr(arm, "__name__", str(arm))))
     return " or ".join(described)

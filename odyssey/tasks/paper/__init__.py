@@ -4,7 +4,7 @@ JSB Chorales, each split as Greff et al. split it; wavfile reads TIMIT's audio.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ..core.task import SequenceTask
 from . import iam_ondb, jsb, timit

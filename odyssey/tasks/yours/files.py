@@ -39,7 +39,13 @@ import numpy as np
 
 from ...errors import ConfigError, DataError, first_line
 from ..core.base import SPLITS
-from ..core.objectives import CTCTranscription, FramewiseClassification, FramewiseRegression, NextStepBinary, SequenceClassification
+from ..core.objectives import (
+    CTCTranscription,
+    FramewiseClassification,
+    FramewiseRegression,
+    NextStepBinary,
+    SequenceClassification,
+)
 from ..core.sequences import Dataset, Sequences, split_by_fractions
 from ..core.task import SequenceTask
 from .places import Where, first_bad
@@ -52,7 +58,17 @@ KINDS = {
     "ctc": ("label_sequences", "label_lengths"),
 }
 TARGETS = ("frame_labels", "labels", "frame_targets", "label_sequences")
-ARRAYS = ("inputs", "lengths", "frame_labels", "labels", "frame_targets", "label_sequences", "label_lengths", "split", "classes")
+ARRAYS = (
+    "inputs",
+    "lengths",
+    "frame_labels",
+    "labels",
+    "frame_targets",
+    "label_sequences",
+    "label_lengths",
+    "split",
+    "classes",
+)
 NPZ, TABLES = (".npz",), (".csv", ".parquet", ".pq")
 TABLE_ONLY = ("features", "target", "sequence", "step")
 
@@ -88,12 +104,18 @@ def make(
     parts = {split: read_file(file, kind=kind, table=table) for split, file in files.items()}
     kinds = {part.kind for part in parts.values()}
     if len(kinds) > 1:
-        raise DataError(f"{path}: the split files hold different kinds of targets ({', '.join(f'{s}: {p.kind}' for s, p in parts.items())})")
-    if kind is None and all(f.suffix.lower() in TABLES for f in files.values()) and _one_label_per_sequence(parts.values()):
+        raise DataError(
+            f"{path}: the split files hold different kinds of targets ({', '.join(f'{s}: {p.kind}' for s, p in parts.items())})"
+        )
+    if (
+        kind is None
+        and all(f.suffix.lower() in TABLES for f in files.values())
+        and _one_label_per_sequence(parts.values())
+    ):
         # Over every file: a split file may hold sequences of one label only (a test file of one class), the data set not.
         raise ConfigError(
-            f"{path}: column {target!r} is the same on every row of each sequence: set kind = \"sequence_class\" "
-            f"(a label per sequence, read at its end) or kind = \"frame_class\" (a label per step) under the task's options"
+            f'{path}: column {target!r} is the same on every row of each sequence: set kind = "sequence_class" '
+            f'(a label per sequence, read at its end) or kind = "frame_class" (a label per step) under the task\'s options'
         )
     if len(parts) == 1:
         (part,) = parts.values()
@@ -101,7 +123,9 @@ def make(
     else:
         for split, part in parts.items():
             if part.split is not None:
-                raise DataError(f"{part.where('split')}: a folder's files are the split already; {split} cannot hold another")
+                raise DataError(
+                    f"{part.where('split')}: a folder's files are the split already; {split} cannot hold another"
+                )
     return _task(parts, bidirectional)
 
 
@@ -119,7 +143,9 @@ def data_files(path: Path) -> dict[str, Path]:
             matches = [path / f"{split}{suffix}" for suffix in NPZ + TABLES if (path / f"{split}{suffix}").is_file()]
             if len(matches) != 1:
                 what = "none" if not matches else " and ".join(m.name for m in matches)
-                raise DataError(f"{path}: a data folder holds one file per split, {split}.npz, .csv or .parquet; found {what} for {split}")
+                raise DataError(
+                    f"{path}: a data folder holds one file per split, {split}.npz, .csv or .parquet; found {what} for {split}"
+                )
             found[split] = matches[0]
         return found
     if not path.exists():
@@ -141,15 +167,25 @@ class Part:
     classes: list[str] | None  # names given in the file, else None
     size: int  # output units for regression/multi-label, highest class + 1 for classes
 
-    def carve(self, validation_fraction: float, test_fraction: float, seed: int) -> dict[str, "Part"]:
+    def carve(self, validation_fraction: float, test_fraction: float, seed: int) -> dict[str, Part]:
         """Train, validation and test parts: by the file's split, else at random with `seed`."""
         if self.split is not None:
             chosen = [np.flatnonzero(self.split == n) for n in range(len(SPLITS))]
         else:
             fractions = (1 - validation_fraction - test_fraction, validation_fraction, test_fraction)
             chosen = split_by_fractions(len(self.inputs), fractions, seed)
-        return {s: Part(self.where, self.kind, [self.inputs[i] for i in c], [self.targets[i] for i in c], None, self.classes, self.size)
-                for s, c in zip(SPLITS, chosen)}
+        return {
+            s: Part(
+                self.where,
+                self.kind,
+                [self.inputs[i] for i in c],
+                [self.targets[i] for i in c],
+                None,
+                self.classes,
+                self.size,
+            )
+            for s, c in zip(SPLITS, chosen)
+        }
 
 
 def read_file(file: Path, *, kind: str | None, table: dict) -> Part:
@@ -164,16 +200,22 @@ def read_file(file: Path, *, kind: str | None, table: dict) -> Part:
 
 def _read_npz(file: Path) -> tuple[dict[str, np.ndarray], Where]:
     if not zipfile.is_zipfile(file):  # numpy would try it as a pickle and hint at allow_pickle
-        raise DataError(f"{file}: not an .npz (no complete zip archive: truncated, or another format?); write it with numpy.savez")
+        raise DataError(
+            f"{file}: not an .npz (no complete zip archive: truncated, or another format?); write it with numpy.savez"
+        )
     try:
         with np.load(file, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
     except ValueError as err:
         if "pickle" in str(err):
-            raise DataError(f"{file}: holds an object array (numpy.savez of lists or strings of mixed length); save plain numeric arrays") from None
+            raise DataError(
+                f"{file}: holds an object array (numpy.savez of lists or strings of mixed length); save plain numeric arrays"
+            ) from None
         raise DataError(f"{file}: not a readable .npz of plain arrays ({first_line(err)})") from None
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:  # a damaged member of a whole archive
-        raise DataError(f"{file}: not a readable .npz ({type(err).__name__}: {first_line(err)}); write it again with numpy.savez") from None
+        raise DataError(
+            f"{file}: not a readable .npz ({type(err).__name__}: {first_line(err)}); write it again with numpy.savez"
+        ) from None
     return arrays, Where(file)
 
 
@@ -187,7 +229,9 @@ def _check(a: dict[str, np.ndarray], where: Where, kind: str | None) -> Part:
             raise DataError(f"{file}: missing array '{name}'")
     inputs, lengths = a["inputs"], a["lengths"]
     if inputs.ndim != 2 or not _numeric(inputs):
-        raise DataError(f"{where('inputs')} must be numbers of shape (total_steps, features), got {inputs.dtype} {inputs.shape}")
+        raise DataError(
+            f"{where('inputs')} must be numbers of shape (total_steps, features), got {inputs.dtype} {inputs.shape}"
+        )
     _integers(a, "lengths", where, shape=(None,))
     if len(lengths) == 0:
         raise DataError(f"{where('lengths')} is empty: the file holds no sequences")
@@ -204,7 +248,11 @@ def _check(a: dict[str, np.ndarray], where: Where, kind: str | None) -> Part:
     if "classes" in a:
         if kind not in ("frame_class", "sequence_class", "ctc"):
             raise DataError(f"{where('classes')} names classes, but the targets are {kind}")
-        if a["classes"].ndim != 1 or a["classes"].dtype.kind not in "US" or len(set(a["classes"].tolist())) != len(a["classes"]):
+        if (
+            a["classes"].ndim != 1
+            or a["classes"].dtype.kind not in "US"
+            or len(set(a["classes"].tolist())) != len(a["classes"])
+        ):
             raise DataError(f"{where('classes')} must be different names, shape (K,)")
         names = [str(c) for c in a["classes"]]
     if kind in ("frame_class", "sequence_class"):
@@ -218,31 +266,47 @@ def _check(a: dict[str, np.ndarray], where: Where, kind: str | None) -> Part:
         label_lengths = _integers(a, "label_lengths", where, shape=(n,))
         first_bad(label_lengths < 0, "label_lengths", where, "is {}; a length cannot be negative", label_lengths)
         if int(label_lengths.sum()) != len(flat):
-            raise DataError(f"{where('label_lengths')} sums to {int(label_lengths.sum())}, but 'label_sequences' holds {len(flat)} labels")
+            raise DataError(
+                f"{where('label_lengths')} sums to {int(label_lengths.sum())}, but 'label_sequences' holds {len(flat)} labels"
+            )
         _labels_in_range(flat, "label_sequences", where, names)
-        first_bad(label_lengths > lengths, "label_lengths", where, "is {}, more labels than the sequence has steps (CTC needs at least one step per label)", label_lengths)
+        first_bad(
+            label_lengths > lengths,
+            "label_lengths",
+            where,
+            "is {}, more labels than the sequence has steps (CTC needs at least one step per label)",
+            label_lengths,
+        )
         targets = [t + 1 for t in np.split(flat, np.cumsum(label_lengths)[:-1])]  # 0 is CTC's blank
         size = len(names) if names else int(flat.max(initial=-1)) + 1
     else:
         values = a["frame_targets"]
         if not _numeric(values) or values.ndim not in (1, 2) or len(values) != steps:
-            raise DataError(f"{where('frame_targets')} must be numbers of shape (total_steps,) or (total_steps, K) with total_steps {steps}, got {values.dtype} {values.shape}")
+            raise DataError(
+                f"{where('frame_targets')} must be numbers of shape (total_steps,) or (total_steps, K) with total_steps {steps}, got {values.dtype} {values.shape}"
+            )
         values = values.reshape(steps, -1).astype(np.float32)
         bad = ~np.isfinite(values)
         if bad.any():
             row, column = np.argwhere(bad)[0]
-            raise DataError(f"{where('frame_targets', int(row), int(column))} is {values[row, column]}; targets must be finite")
+            raise DataError(
+                f"{where('frame_targets', int(row), int(column))} is {values[row, column]}; targets must be finite"
+            )
         if kind == "frame_multilabel":
             bad = (values != 0) & (values != 1)
             if bad.any():
                 row, column = np.argwhere(bad)[0]
-                raise DataError(f"{where('frame_targets', int(row), int(column))} is {values[row, column]}; kind 'frame_multilabel' needs 0/1 values")
+                raise DataError(
+                    f"{where('frame_targets', int(row), int(column))} is {values[row, column]}; kind 'frame_multilabel' needs 0/1 values"
+                )
         targets = np.split(values, np.cumsum(lengths)[:-1])
         size = values.shape[1]
     split = None
     if "split" in a:
         split = _integers(a, "split", where, shape=(n,))
-        first_bad((split < 0) | (split > 2), "split", where, "is {}; expected 0 (train), 1 (validation) or 2 (test)", split)
+        first_bad(
+            (split < 0) | (split > 2), "split", where, "is {}; expected 0 (train), 1 (validation) or 2 (test)", split
+        )
     return Part(where, kind, np.split(inputs, np.cumsum(lengths)[:-1]), targets, split, names, size)
 
 
@@ -256,11 +320,17 @@ def _kind(a: dict, where: Where, kind: str | None) -> str:
             raise DataError(f"{where.file}: kind {kind!r} needs array '{missing[0]}', which the file lacks ({has})")
         return kind
     if not held:
-        raise DataError(f"{where.file}: no targets; expected one of frame_labels, labels, frame_targets, label_sequences + label_lengths")
+        raise DataError(
+            f"{where.file}: no targets; expected one of frame_labels, labels, frame_targets, label_sequences + label_lengths"
+        )
     if len(held) > 1:
-        raise DataError(f"{where.file}: several targets ({', '.join(held)}); choose one with option kind = {' or '.join(repr(k) for k in KINDS)}")
+        raise DataError(
+            f"{where.file}: several targets ({', '.join(held)}); choose one with option kind = {' or '.join(repr(k) for k in KINDS)}"
+        )
     if held[0] == "label_sequences" and "label_lengths" not in a:
-        raise DataError(f"{where.file}: missing array 'label_lengths' (CTC targets are label_sequences + label_lengths)")
+        raise DataError(
+            f"{where.file}: missing array 'label_lengths' (CTC targets are label_sequences + label_lengths)"
+        )
     if held[0] == "frame_targets":
         values = a["frame_targets"]
         binary = _numeric(values) and bool(np.isin(values, (0, 1)).all())
@@ -274,7 +344,11 @@ def _numeric(array: np.ndarray) -> bool:
 
 def _integers(a: dict, name: str, where: Where, *, shape: tuple) -> np.ndarray:
     array = a[name]
-    if array.dtype.kind not in "iu" or array.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, array.shape)):
+    if (
+        array.dtype.kind not in "iu"
+        or array.ndim != len(shape)
+        or any(s is not None and s != d for s, d in zip(shape, array.shape))
+    ):
         expected = "(" + ", ".join("n" if s is None else str(s) for s in shape) + ",)"
         raise DataError(f"{where(name)} must be integers of shape {expected}, got {array.dtype} {array.shape}")
     return array.astype(np.int64)
@@ -283,13 +357,21 @@ def _integers(a: dict, name: str, where: Where, *, shape: tuple) -> np.ndarray:
 def _labels_in_range(labels: np.ndarray, name: str, where: Where, names: list[str] | None) -> None:
     first_bad(labels < 0, name, where, "is {}; labels count from 0", labels)
     if names is not None:
-        first_bad(labels >= len(names), name, where, f"is {{}}; 'classes' names {len(names)} classes (0..{len(names) - 1})", labels)
+        first_bad(
+            labels >= len(names),
+            name,
+            where,
+            f"is {{}}; 'classes' names {len(names)} classes (0..{len(names) - 1})",
+            labels,
+        )
 
 
 def _task(parts: dict[str, Part], bidirectional: bool) -> SequenceTask:
     for split, part in parts.items():
         if not part.inputs:
-            raise DataError(f"{part.where.file}: the {split} split is empty; give more sequences, other fractions or a split with every part")
+            raise DataError(
+                f"{part.where.file}: the {split} split is empty; give more sequences, other fractions or a split with every part"
+            )
     first = next(iter(parts.values()))
     kind, where = first.kind, first.where
     widths = {p.inputs[0].shape[1] for p in parts.values()}
@@ -314,8 +396,10 @@ def _task(parts: dict[str, Part], bidirectional: bool) -> SequenceTask:
     }[kind](size)
     if kind != "ctc" and kind.endswith("class") and size < 2:
         raise DataError(f"{where.file}: every label is {size - 1}; classification needs at least two classes")
-    dataset = Dataset({s: Sequences(list(p.inputs), list(p.targets)) for s, p in parts.items()},
-                      classes=[] if kind == "frame_regression" else classes)
+    dataset = Dataset(
+        {s: Sequences(list(p.inputs), list(p.targets)) for s, p in parts.items()},
+        classes=[] if kind == "frame_regression" else classes,
+    )
     return SequenceTask("files", dataset, objective, bidirectional=bidirectional)
 
 

@@ -24,7 +24,9 @@ def read_table(file: Path, *, kind: str | None, features, target, sequence: str,
     if frame.empty:
         raise DataError(f"{file}: no rows{' below the header' if columns else ''}; a long table needs a row per step")
     if target is None:
-        raise ConfigError(f"{file}: a table needs option 'target' (its target column, or a list of them); its columns: {', '.join(map(str, columns))}")
+        raise ConfigError(
+            f"{file}: a table needs option 'target' (its target column, or a list of them); its columns: {', '.join(map(str, columns))}"
+        )
     targets = [target] if isinstance(target, str) else list(target)
     has_split = "split" in columns and "split" not in targets and "split" not in (features or [])
     if features is None:
@@ -45,10 +47,23 @@ def read_table(file: Path, *, kind: str | None, features, target, sequence: str,
     repeated = np.flatnonzero((codes[1:] == codes[:-1]) & (steps_sorted[1:] == steps_sorted[:-1]))
     if len(repeated):
         row = int(order[repeated[0] + 1])
-        raise DataError(f"{file}: column {step!r}, {lines.line(row)}: step {steps_sorted[repeated[0] + 1]!r} of sequence {ids[codes[repeated[0]]]!r} comes twice")
+        raise DataError(
+            f"{file}: column {step!r}, {lines.line(row)}: step {steps_sorted[repeated[0] + 1]!r} of sequence {ids[codes[repeated[0]]]!r} comes twice"
+        )
     starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
-    where = Where(file, rows=order, ids=np.asarray(ids),
-                  columns={"inputs": features, "frame_labels": targets, "frame_targets": targets, "labels": targets, "split": ["split"], "lengths": [sequence]})
+    where = Where(
+        file,
+        rows=order,
+        ids=np.asarray(ids),
+        columns={
+            "inputs": features,
+            "frame_labels": targets,
+            "frame_targets": targets,
+            "labels": targets,
+            "split": ["split"],
+            "lengths": [sequence],
+        },
+    )
     for column, name in enumerate(features):
         if not pd.api.types.is_numeric_dtype(frame[name]):
             text = frame[name].to_numpy()[order]
@@ -62,13 +77,21 @@ def read_table(file: Path, *, kind: str | None, features, target, sequence: str,
         if missing.any():
             raise DataError(f"{where('frame_targets', int(np.flatnonzero(missing)[0]), column)} is empty")
     if kind == "ctc":
-        raise ConfigError(f"{file}: CTC targets (a label string per sequence) do not fit a long table; write an .npz with label_sequences and label_lengths")
-    numeric = all(pd.api.types.is_numeric_dtype(values[c]) and not pd.api.types.is_bool_dtype(values[c]) for c in targets)
+        raise ConfigError(
+            f"{file}: CTC targets (a label string per sequence) do not fit a long table; write an .npz with label_sequences and label_lengths"
+        )
+    numeric = all(
+        pd.api.types.is_numeric_dtype(values[c]) and not pd.api.types.is_bool_dtype(values[c]) for c in targets
+    )
     whole = numeric and all(pd.api.types.is_integer_dtype(values[c]) for c in targets)
-    classes = kind in ("frame_class", "sequence_class") or (kind is None and len(targets) == 1 and (whole or not numeric))
+    classes = kind in ("frame_class", "sequence_class") or (
+        kind is None and len(targets) == 1 and (whole or not numeric)
+    )
     if not classes:
         if not numeric:
-            raise DataError(f"{where('frame_targets')} holds text; real-valued targets (kind {kind or 'frame_regression'!r}) need numbers")
+            raise DataError(
+                f"{where('frame_targets')} holds text; real-valued targets (kind {kind or 'frame_regression'!r}) need numbers"
+            )
         arrays["frame_targets"] = values.to_numpy(np.float64)
     else:
         if len(targets) > 1:
@@ -78,7 +101,9 @@ def read_table(file: Path, *, kind: str | None, features, target, sequence: str,
             labels = column.to_numpy(np.int64)
         elif numeric:
             floats = column.to_numpy(np.float64)
-            first_bad(floats != np.round(floats), "frame_labels", where, "is {}; class labels are whole numbers", floats)
+            first_bad(
+                floats != np.round(floats), "frame_labels", where, "is {}; class labels are whole numbers", floats
+            )
             labels = floats.astype(np.int64)
         else:  # names: the classes are every name, sorted
             names = sorted(column.astype(str).unique())
@@ -87,7 +112,9 @@ def read_table(file: Path, *, kind: str | None, features, target, sequence: str,
         if kind == "sequence_class":
             changes = np.flatnonzero((codes[1:] == codes[:-1]) & (labels[1:] != labels[:-1]))
             if len(changes):
-                raise DataError(f"{where('labels', int(codes[changes[0]]))}: the label changes within the sequence ({lines.line(int(order[changes[0] + 1]))}); kind 'sequence_class' needs one label per sequence")
+                raise DataError(
+                    f"{where('labels', int(codes[changes[0]]))}: the label changes within the sequence ({lines.line(int(order[changes[0] + 1]))}); kind 'sequence_class' needs one label per sequence"
+                )
             arrays["labels"] = labels[starts]
         else:
             arrays["frame_labels"] = labels
@@ -101,12 +128,16 @@ def _load_table(file: Path) -> pd.DataFrame:
         if file.suffix.lower() == ".csv":
             return pd.read_csv(file)
         if importlib.util.find_spec("pyarrow") is None and importlib.util.find_spec("fastparquet") is None:
-            raise DataError(f"{file}: reading Parquet needs pyarrow: pip install pyarrow (or 'odyssey[parquet]'), or save the table as CSV")
+            raise DataError(
+                f"{file}: reading Parquet needs pyarrow: pip install pyarrow (or 'odyssey[parquet]'), or save the table as CSV"
+            )
         return pd.read_parquet(file)
     except DataError:
         raise
     except Exception as err:  # noqa: BLE001 - pandas' parser errors have many types; the file is what is wrong
-        raise DataError(f"{file}: cannot read the table ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
+        raise DataError(
+            f"{file}: cannot read the table ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+        ) from None
 
 
 def _split_column(values: np.ndarray, codes: np.ndarray, starts: np.ndarray, where: Where) -> np.ndarray:
@@ -114,7 +145,9 @@ def _split_column(values: np.ndarray, codes: np.ndarray, starts: np.ndarray, whe
     numbers = np.array([words.get(str(v).strip().lower().removesuffix(".0"), -1) for v in values])
     bad = np.flatnonzero(numbers < 0)
     if len(bad):
-        raise DataError(f"{where.file}: column 'split', {where.line(int(where.rows[bad[0]]))} is {values[bad[0]]!r}; expected 0/1/2 or train/validation/test")
+        raise DataError(
+            f"{where.file}: column 'split', {where.line(int(where.rows[bad[0]]))} is {values[bad[0]]!r}; expected 0/1/2 or train/validation/test"
+        )
     changes = np.flatnonzero((codes[1:] == codes[:-1]) & (numbers[1:] != numbers[:-1]))
     if len(changes):
         raise DataError(f"{where('split', int(codes[changes[0]]))}: the split changes within the sequence")

@@ -16,8 +16,8 @@ import re
 import sys
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ...errors import ConfigError
 from . import files
@@ -30,7 +30,9 @@ def factory_path(task: str, source: object) -> tuple[str, str]:
     """(module, function) of `source`, or a one-line ConfigError saying what a source is."""
     module, sep, function = source.partition(":") if isinstance(source, str) else ("", "", "")
     if not sep or not _IMPORT_PATH.fullmatch(module) or not function.isidentifier():
-        raise ConfigError(f"task {task!r}: 'source' must be \"files\" or an import path \"module:function\" (e.g. \"mypkg.tasks:make\"), got {source!r}")
+        raise ConfigError(
+            f'task {task!r}: \'source\' must be "files" or an import path "module:function" (e.g. "mypkg.tasks:make"), got {source!r}'
+        )
     return module, function
 
 
@@ -48,7 +50,9 @@ def load_factory(task: str, source: str) -> Callable:
         module = importlib.import_module(module_name)
     except Exception as err:  # noqa: BLE001 - any failure to import the user's module is theirs to fix, in one line
         detail = f"{type(err).__name__}: {err}".splitlines()[0]
-        raise ConfigError(f"task {task!r}: cannot import {module_name!r} for source {source!r} from {os.getcwd()} ({detail})") from None
+        raise ConfigError(
+            f"task {task!r}: cannot import {module_name!r} for source {source!r} from {os.getcwd()} ({detail})"
+        ) from None
     factory = getattr(module, function, None)
     if not callable(factory):
         raise ConfigError(f"task {task!r}: module {module_name!r} has no function {function!r} (source {source!r})")
@@ -68,7 +72,9 @@ def identity(task: str, options: dict) -> dict[str, object] | None:
     if source == FILES:
         path = options.get("path")
         if not isinstance(path, (str, os.PathLike)):
-            raise ConfigError(f"task {task!r}: source \"files\" needs option 'path' (an .npz, .csv, .parquet or a folder of them)")
+            raise ConfigError(
+                f"task {task!r}: source \"files\" needs option 'path' (an .npz, .csv, .parquet or a folder of them)"
+            )
         found = files.data_files(Path(path))
         return {"source": FILES, "sha256": {split: _file_hash(file) for split, file in sorted(found.items())}}
     module_name, _ = factory_path(task, source)
@@ -80,7 +86,9 @@ def identity(task: str, options: dict) -> dict[str, object] | None:
     else:
         reason = "no such module"
     if spec is None:
-        raise ConfigError(f"task {task!r}: cannot import {module_name!r} for source {source!r} from {os.getcwd()} ({reason})")
+        raise ConfigError(
+            f"task {task!r}: cannot import {module_name!r} for source {source!r} from {os.getcwd()} ({reason})"
+        )
     origin = Path(spec.origin) if spec.origin and spec.has_location else None
     return {"source": source, "module_sha256": _file_hash(origin) if origin and origin.is_file() else None}
 
@@ -103,7 +111,11 @@ def path_options(task: str, options: dict) -> list[str]:
 
 
 def _is_path_hint(hint) -> bool:
-    arms = typing.get_args(hint) if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union else (hint,)
+    arms = (
+        typing.get_args(hint)
+        if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
+        else (hint,)
+    )
     return any(isinstance(arm, type) and issubclass(arm, (os.PathLike, Path)) for arm in arms)
 
 
