@@ -146,7 +146,8 @@ def print_importance(
     seed: int = 0,
     refits: int | None = None,
 ) -> None:
-    """`odyssey importance`: the shares of every set of trials as tables, CSV or JSON; refits None: the library's default."""
+    """`odyssey importance`: the shares of every set of trials as tables, CSV or JSON; refits None:
+    the library's default."""
     from .analysis.importance import (
         FORMATS,
         importance_csv,

@@ -6,7 +6,8 @@ They subclass ValueError so that library callers catching ValueError keep workin
 
 
 class OdysseyError(ValueError):
-    """Something the user gave (a study file, option, path, dataset, storage) that cannot be used; one line says what and where."""
+    """Something the user gave (a study file, option, path, dataset, storage) that cannot be used; one
+    line says what and where."""
 
 
 class ConfigError(OdysseyError):
@@ -14,7 +15,8 @@ class ConfigError(OdysseyError):
 
 
 class DataError(OdysseyError):
-    """A dataset the user pointed to that cannot be read: names the file, the array or field, and the first bad index."""
+    """A dataset the user pointed to that cannot be read: names the file, the array or field,
+    and the first bad index."""
 
 
 class Interrupted(OdysseyError):

@@ -24,7 +24,8 @@ def cell_name(study_name: str, task: str, variant: str) -> str:
 
 
 def derive_seed(*parts: object) -> int:
-    """A seed from names and numbers: (seed, task, variant, slot) seeds a trial's training, (seed, cell, slot) its draw."""
+    """A seed from names and numbers: (seed, task, variant, slot) seeds a trial's training,
+    (seed, cell, slot) its draw."""
     return int.from_bytes(hashlib.sha256("/".join(map(str, parts)).encode()).digest()[:4], "little")
 
 

@@ -67,7 +67,8 @@ def check_folder(url: str, *, create: bool, reading: bool = False) -> Path | Non
     path = sqlite_path(url) or journal_path(url)
     if reading and path is not None and not path.exists():
         raise StorageError(
-            f"{url}: no storage yet (the file {path} does not exist): run the study first (odyssey run STUDY.toml), or give the --storage it ran with"
+            f"{url}: no storage yet (the file {path} does not exist): run the study first (odyssey run STUDY.toml), "
+            "or give the --storage it ran with"
         )
     if path is not None and not path.parent.is_dir():
         if not create:

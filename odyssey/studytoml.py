@@ -81,11 +81,13 @@ def analysis_settings(table: dict, tasks: tuple[str, ...], where: str) -> Analys
         for task, value in margin.items():
             if task not in tasks:
                 raise StudyFileError(
-                    f"{where}: 'analysis.equivalence_margin.{task}' is for a task the study does not run; its tasks are {', '.join(tasks)}"
+                    f"{where}: 'analysis.equivalence_margin.{task}' is for a task the study does not run; its tasks "
+                    f"are {', '.join(tasks)}"
                 )
             if not positive(value):
                 raise StudyFileError(
-                    f"{where}: 'analysis.equivalence_margin.{task}' must be a number > 0 in the metric's units, got {value!r}"
+                    f"{where}: 'analysis.equivalence_margin.{task}' must be a number > 0 in the metric's units, got "
+                    f"{value!r}"
                 )
         return AnalysisSettings({task: float(value) for task, value in margin.items()})
     if not positive(margin):

@@ -84,7 +84,10 @@ def variant_finding(row: pd.Series) -> str:
             f"{name}: the same as {VANILLA} within ±{_number(row['margin'])} (difference {_effect(row, signed=True)}, "
             f"adjusted p of equivalence {_p(row['p_equivalence_adjusted'])})"
         )
-    return f"{name}: not decided (difference {_effect(row, signed=True)}, adjusted p {_p(row['p_adjusted'])}): {_budget(row)}"
+    return (
+        f"{name}: not decided (difference {_effect(row, signed=True)}, adjusted p {_p(row['p_adjusted'])}): "
+        f"{_budget(row)}"
+    )
 
 
 def _evidence(row: pd.Series) -> str:
@@ -95,12 +98,13 @@ def _evidence(row: pd.Series) -> str:
         else f"Welch's t-test, best {row['top']} vs {row['vanilla_top']} trials"
     )
     return (
-        f"{design}: t = {row['t']:.3g}, p = {row['p']:.3g}, Holm-adjusted {row['p_adjusted']:.3g}; "
-        f"best-10% test mean {row['mean']:.4g} vs {row['vanilla_mean']:.4g} for {VANILLA} ({row['difference']:+.3g} "
-        f"[{row['low']:.3g}, {row['high']:.3g}], {row['difference_sd']:+.2f} pooled SDs); all trials {row['all_difference']:+.3g} "
-        f"[{row['all_low']:.3g}, {row['all_high']:.3g}]; equivalence margin ±{row['margin']:.3g}, two one-sided tests p = "
-        f"{row['p_equivalence']:.3g} (adjusted {row['p_equivalence_adjusted']:.3g}); detectable {row['detectable']:.3g} "
-        f"({row['detectable_sd']:.2f} pooled SDs, {POWER:.0%} power at the corrected level)"
+        f"{design}: t = {row['t']:.3g}, p = {row['p']:.3g}, Holm-adjusted {row['p_adjusted']:.3g}; best-10% test "
+        f"mean {row['mean']:.4g} vs {row['vanilla_mean']:.4g} for {VANILLA} ({row['difference']:+.3g} "
+        f"[{row['low']:.3g}, {row['high']:.3g}], {row['difference_sd']:+.2f} pooled SDs); all trials "
+        f"{row['all_difference']:+.3g} [{row['all_low']:.3g}, {row['all_high']:.3g}]; equivalence margin "
+        f"±{row['margin']:.3g}, two one-sided tests p = {row['p_equivalence']:.3g} (adjusted "
+        f"{row['p_equivalence_adjusted']:.3g}); detectable {row['detectable']:.3g} ({row['detectable_sd']:.2f} "
+        f"pooled SDs, {POWER:.0%} power at the corrected level)"
     )
 
 
@@ -283,10 +287,14 @@ def _noise_hurts(_tests, terms, curves) -> tuple[str, str, str]:
     rise = last["mean"] - first["mean"]
     band = first["std"] + last["std"]
     evidence = (
-        f"{noise['term']}: {_interval(noise)}; marginal metric {first['mean']:.4g} ± {first['std']:.2g} at {first['x']:.3g} "
-        f"and {last['mean']:.4g} ± {last['std']:.2g} at {last['x']:.3g} (± std over halves of the trials)"
+        f"{noise['term']}: {_interval(noise)}; marginal metric {first['mean']:.4g} ± {first['std']:.2g} at "
+        f"{first['x']:.3g} and {last['mean']:.4g} ± {last['std']:.2g} at {last['x']:.3g} (± std over halves of the "
+        "trials)"
     )
-    change = f"from the least to the most input noise the predicted metric goes from {first['mean']:.4g} to {last['mean']:.4g}"
+    change = (
+        f"from the least to the most input noise the predicted metric goes from {first['mean']:.4g} to "
+        f"{last['mean']:.4g}"
+    )
     if not _real(noise):
         return (
             UNDECIDED,
@@ -365,7 +373,8 @@ def summary(tests: pd.DataFrame, claims: pd.DataFrame, metrics: dict[str, str]) 
         tested = rows[rows["verdict"] != ""]
         if tested.empty:
             lines.append(
-                f"{task}: no variant could be compared with {VANILLA} ({rows['note'].iloc[-1] if len(rows) else 'no trials'})."
+                f"{task}: no variant could be compared with {VANILLA} "
+                f"({rows['note'].iloc[-1] if len(rows) else 'no trials'})."
             )
             continue
         parts = []
@@ -388,12 +397,12 @@ def summary(tests: pd.DataFrame, claims: pd.DataFrame, metrics: dict[str, str]) 
             parts.append(
                 "not decided: "
                 + ", ".join(open_["variant"])
-                + f" (these trials detect differences of about {open_['detectable'].median():.3g} or more; the table says what each needs)"
+                + f" (these trials detect differences of about {open_['detectable'].median():.3g} or more; the table "
+                "says what each needs)"
             )
         lines.append(
-            f"{task} (test {metrics.get(task, 'metric')}, lower is better; the difference to {VANILLA} with its 95% interval): "
-            + "; ".join(parts)
-            + "."
+            f"{task} (test {metrics.get(task, 'metric')}, lower is better; the difference to {VANILLA} with its 95% "
+            "interval): " + "; ".join(parts) + "."
         )
     if len(claims):
         counts = claims["verdict"].value_counts()

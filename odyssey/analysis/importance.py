@@ -37,8 +37,9 @@ FORMATS = ("table", "csv", "json")
 ALL_TRIALS = "all trials"
 SCALE_NOTE = "log-sampled parameters on their log10 scale, categorical ones as equally weighted choices"
 SHARES_NOTE = (
-    "shares divide the variance of the forest's mean prediction over the space (the objective without its noise, as the forest "
-    "sees it); the noise row is the share of the trials' own variance that no parameter explains (out of bag)"
+    "shares divide the variance of the forest's mean prediction over the space (the objective without its noise, as "
+    "the forest sees it); the noise row is the share of the trials' own variance that no parameter explains (out of "
+    "bag)"
 )
 
 
@@ -58,7 +59,8 @@ class Importance:
 
     @property
     def note(self) -> str:
-        """What a reader must know beside the numbers: dropped parameters, a constant target, trials that outweigh the rest."""
+        """What a reader must know beside the numbers: dropped parameters, a constant target, trials
+        that outweigh the rest."""
         notes = [
             f"{self.trials} trials ({self.space})",
             SCALE_NOTE,
@@ -96,7 +98,8 @@ def _check_finite(rows: pd.DataFrame, target: str) -> None:
         first = bad.iloc[0]
         study = f" of study {first['study']!r}" if "study" in bad.columns else ""
         raise OdysseyError(
-            f"trial {int(first['number'])}{study} has {target} {first[target]}; fANOVA needs finite values (fix or delete that trial)"
+            f"trial {int(first['number'])}{study} has {target} {first[target]}; fANOVA needs finite values (fix or "
+            "delete that trial)"
         )
 
 
@@ -148,9 +151,9 @@ def dominant_trials(rows: pd.DataFrame, y: np.ndarray) -> str:
 
     one = len(positions) == 1
     return (
-        f"{' and '.join(who(k) for k in positions)} {'carries' if one else 'carry'} {share:.2f} of the objective's variance: "
-        f"the shares mostly say where {'that trial lies' if one else 'those trials lie'}, not how the others vary "
-        "(an objective capped or on a log scale would say more)"
+        f"{' and '.join(who(k) for k in positions)} {'carries' if one else 'carry'} {share:.2f} of the objective's "
+        f"variance: the shares mostly say where {'that trial lies' if one else 'those trials lie'}, not how the "
+        "others vary (an objective capped or on a log scale would say more)"
     )
 
 
@@ -208,7 +211,8 @@ def analyse(
             kept.append((narrowed, column))
     if not kept:
         raise TooFewTrials(
-            f"no parameter varies over these {len(rows)} trials ({space}): nothing to analyse; left out: {'; '.join(dropped)}"
+            f"no parameter varies over these {len(rows)} trials ({space}): nothing to analyse; left out: "
+            f"{'; '.join(dropped)}"
         )
     used = [s for s, _ in kept]
     lows, highs = np.array([s.low for s in used]), np.array([s.high for s in used])
@@ -403,7 +407,8 @@ def terms_table(result: Importance) -> pd.DataFrame:
 
 
 def curves_table(result: Importance) -> pd.DataFrame:
-    """Marginal prediction vs each parameter on its analysis scale, with its spread over the resamples (NaN without them)."""
+    """Marginal prediction vs each parameter on its analysis scale, with its spread over the
+    resamples (NaN without them)."""
     fa, u = result.fanova, result.uncertainty
     return pd.concat(
         [
@@ -533,7 +538,8 @@ def importance_csv(table: pd.DataFrame) -> str:
 def importance_tables(
     table: pd.DataFrame, spaces: list[dict[str, object]], *, study: str
 ) -> list[tuple[str, list[dict[str, str]]]]:
-    """`odyssey importance`: per space, a title (trials, what was left out) and its rows as text; no rows when not computed."""
+    """`odyssey importance`: per space, a title (trials, what was left out) and its rows as text; no
+    rows when not computed."""
     from .render import cell_text
 
     shown = []
@@ -550,7 +556,9 @@ def importance_tables(
             f"; {n}" for n in notes
         )
         part = part.drop(columns=["params", "space", "trials"]).assign(
-            distinguishable=lambda t: t["distinguishable"].map(lambda v: "" if v is None else "yes" if v else "no")
+            distinguishable=lambda t: t["distinguishable"].map(
+                lambda flag: "" if flag is None else "yes" if flag else "no"
+            )
         )
         shown.append((title, [{k: cell_text(v) for k, v in row.items()} for row in part.to_dict(orient="records")]))
     return shown

@@ -75,7 +75,8 @@ def _numeric(value: object) -> bool:
 def to_html(blocks: list[Block], *, title: str) -> str:
     esc = html.escape
     parts = [
-        f"<!doctype html>\n<html><head><meta charset='utf-8'><title>{esc(title)}</title><style>{CSS}</style></head><body>"
+        "<!doctype html>\n<html><head><meta "
+        f"charset='utf-8'><title>{esc(title)}</title><style>{CSS}</style></head><body>"
     ]
     for block in blocks:
         if isinstance(block, Heading):
@@ -94,7 +95,8 @@ def to_html(blocks: list[Block], *, title: str) -> str:
         else:
             data = base64.b64encode(block.png).decode("ascii")
             parts.append(
-                f"<figure><img src='data:image/png;base64,{data}' alt='{esc(block.caption)}'><figcaption>{esc(block.caption)}</figcaption></figure>"
+                f"<figure><img src='data:image/png;base64,{data}' "
+                f"alt='{esc(block.caption)}'><figcaption>{esc(block.caption)}</figcaption></figure>"
             )
     return "\n".join([*parts, "</body></html>\n"])
 

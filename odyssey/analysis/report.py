@@ -33,8 +33,9 @@ from .variant_stats import ALPHA, CONFIDENCE, MARGIN_SD, MIN_TOP, PAIRED, POWER,
 
 FIGURES = "figures"
 TEST_COLUMNS = [
-    "variant", "parameters", "complete", "top", "mean", "difference", "low", "high", "difference_sd", "all_difference", "all_low", "all_high",
-    "p", "p_adjusted", "margin", "p_equivalence_adjusted", "verdict", "detectable", "trials_needed", "note",
+    "variant", "parameters", "complete", "top", "mean", "difference", "low", "high", "difference_sd",
+    "all_difference", "all_low", "all_high", "p", "p_adjusted", "margin", "p_equivalence_adjusted", "verdict",
+    "detectable", "trials_needed", "note",
 ]  # fmt: skip
 
 
@@ -99,11 +100,12 @@ def _importance_blocks(task: TaskAnalysis, stem: str, tables: dict[str, list[pd.
         blocks.append(Text(f"Not computed: {task.importance}."))
     blocks.append(
         Text(
-            f"Functional ANOVA of the validation {task.metric} over the complete trials of all variants, on random forests; "
-            f"{SCALE_NOTE}. Parameters that exist only in some trials (conditional ones) are analysed on the trials "
-            "that have them, together with their parents; each table says how many trials it used. Shares divide the variance "
-            "of the forest's mean prediction (the metric without its noise); 'higher order' is what single parameters and "
-            "pairs leave of it, and 'noise' is the share of the trials' own variance that no parameter explains."
+            f"Functional ANOVA of the validation {task.metric} over the complete trials of all variants, on random "
+            f"forests; {SCALE_NOTE}. Parameters that exist only in some trials (conditional ones) are analysed on "
+            "the trials that have them, together with their parents; each table says how many trials it used. "
+            "Shares divide the variance of the forest's mean prediction (the metric without its noise); 'higher "
+            "order' is what single parameters and pairs leave of it, and 'noise' is the share of the trials' own "
+            "variance that no parameter explains."
         )
     )
     for k, (space, result) in enumerate(task.spaces):
@@ -158,7 +160,10 @@ def _space_blocks(
             if len(ranked) > len(drawn)
             else "every pair"
         )
-        caption = f"{label}: pairwise marginals of validation {task.metric} for {which}, largest first; total (left) and interaction only (right)"
+        caption = (
+            f"{label}: pairwise marginals of validation {task.metric} for {which}, largest first; total (left) and "
+            "interaction only (right)"
+        )
         blocks.append(
             _figure(
                 plots.pair_heatmaps(shown, metric=task.metric, order=drawn, choices=choices), f"{stem}-pairs", caption
@@ -180,21 +185,22 @@ def _variant_blocks(task: TaskAnalysis, analysis: StudyAnalysis, stem: str) -> l
             "(the study is paired: slot k of every variant trained the same configuration); the best "
             f"{TOP_FRACTION:.0%} of each cell by validation value are shown beside it as the paper's numbers"
             if paired
-            else f"Welch's t-test of each variant's test {task.metric} against {VANILLA}'s on the best {TOP_FRACTION:.0%} of each "
-            f"cell's trials by validation value (at least {MIN_TOP} needed), as the paper does"
+            else f"Welch's t-test of each variant's test {task.metric} against {VANILLA}'s on the best "
+            f"{TOP_FRACTION:.0%} of each cell's trials by validation value (at least {MIN_TOP} needed), as the paper "
+            "does"
         )
         blocks.append(
             Text(
-                f"{design}. Lower is better: a negative difference is an improvement. 'difference' [low, high] is the "
-                f"difference of the best-{TOP_FRACTION:.0%} means with its {CONFIDENCE:.0%} interval ('difference_sd' in pooled "
-                "standard deviations), 'all_difference' the same over all complete trials"
+                f"{design}. Lower is better: a negative difference is an improvement. 'difference' [low, high] is "
+                f"the difference of the best-{TOP_FRACTION:.0%} means with its {CONFIDENCE:.0%} interval "
+                "('difference_sd' in pooled standard deviations), 'all_difference' the same over all complete trials"
                 + (" (paired: over the common slots)" if paired else "")
                 + ". All tests of this report are one family: 'p_adjusted' is Holm's, and a variant is 'worse' or "
                 f"'better' only where it is below {ALPHA}. A variant is 'equivalent' only where two one-sided tests, "
-                f"Holm-adjusted too, put the difference inside ±'margin' ({_margin_source(analysis)}); otherwise it is "
-                f"'not decided': 'detectable' is the difference these trials find {POWER:.0%} of the time at the corrected "
-                "level, and 'trials_needed' the complete trials per cell that would decide it either way. Every column is "
-                "in variant_stats.csv."
+                f"Holm-adjusted too, put the difference inside ±'margin' ({_margin_source(analysis)}); otherwise it "
+                f"is 'not decided': 'detectable' is the difference these trials find {POWER:.0%} of the time at the "
+                "corrected level, and 'trials_needed' the complete trials per cell that would decide it either way. "
+                "Every column is in variant_stats.csv."
             )
         )
     complete = analysis.trials.complete()
@@ -217,13 +223,16 @@ def _variant_blocks(task: TaskAnalysis, analysis: StudyAnalysis, stem: str) -> l
 
 def _margin_source(analysis: StudyAnalysis) -> str:
     if analysis.margins is None:
-        return f"by default one standard deviation of {VANILLA}'s best {TOP_FRACTION:.0%}: the study file states none under [analysis] equivalence_margin"
+        return (
+            f"by default one standard deviation of {VANILLA}'s best {TOP_FRACTION:.0%}: the study file states none "
+            "under [analysis] equivalence_margin"
+        )
     return (
         "as the study file's [analysis] equivalence_margin states"
         if not isinstance(analysis.margins, dict)
         else (
-            f"as the study file's [analysis] equivalence_margin states for {', '.join(sorted(analysis.margins))}; for other tasks, "
-            f"{MARGIN_SD:g} standard deviation of {VANILLA}'s best {TOP_FRACTION:.0%}"
+            f"as the study file's [analysis] equivalence_margin states for {', '.join(sorted(analysis.margins))}; "
+            f"for other tasks, {MARGIN_SD:g} standard deviation of {VANILLA}'s best {TOP_FRACTION:.0%}"
         )
     )
 
@@ -252,10 +261,11 @@ def _document(
         *settings_blocks(analysis.trials, study_file=study_file),
         Heading("The paper's findings on this data"),
         Text(
-            "Each of the paper's findings that this study can speak to, with odyssey's verdict: 'agrees', 'disagrees', 'not "
-            "decided' (the data cannot separate the answer) or 'cannot be checked'. Variant findings are decided by the "
-            "corrected tests below, with what their budget can detect; importance findings by the intervals and noise "
-            "floors of the shares (below). 'finding' says what the data show, 'evidence' the numbers behind it."
+            "Each of the paper's findings that this study can speak to, with odyssey's verdict: 'agrees', "
+            "'disagrees', 'not decided' (the data cannot separate the answer) or 'cannot be checked'. Variant "
+            "findings are decided by the corrected tests below, with what their budget can detect; importance "
+            "findings by the intervals and noise floors of the shares (below). 'finding' says what the data show, "
+            "'evidence' the numbers behind it."
         ),
         Table(analysis.claims) if len(analysis.claims) else Text("No complete trials yet: nothing to check."),
         Heading("Trials per cell"),

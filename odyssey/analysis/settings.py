@@ -82,13 +82,15 @@ def settings_blocks(trials: Trials, *, study_file: Path | None) -> list[Block]:
         return [
             *blocks,
             Text(
-                f"{source.capitalize()}; the cells store no study settings (not written by `odyssey run`?). {_versions(trials)}"
+                f"{source.capitalize()}; the cells store no study settings (not written by `odyssey run`?). "
+                f"{_versions(trials)}"
             ),
         ]
     if len(specs) > 1:
         blocks.append(
             Text(
-                f"The cells store {len(specs)} different settings (a study extended with --extend, or cells of different files); each is shown with its cells."
+                f"The cells store {len(specs)} different settings (a study extended with --extend, or cells of "
+                "different files); each is shown with its cells."
             )
         )
     for spec, cells in specs.values():

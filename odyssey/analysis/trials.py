@@ -43,7 +43,8 @@ class Trials:
 
 
 def open_existing(storage: str | BaseStorage) -> BaseStorage:
-    """A storage URL that must already exist (or an open storage); ValueError (one line) when it does not or cannot be reached."""
+    """A storage URL that must already exist (or an open storage); ValueError (one line) when it does
+    not or cannot be reached."""
     if isinstance(storage, str):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats: we only read
@@ -188,7 +189,8 @@ def study_trials(study: optuna.Study, *, target=None) -> Trials:
     FrozenTrial -> float) is the value, else the objective of a single-objective study."""
     if target is None and len(study.directions) > 1:
         raise OdysseyError(
-            f"study {study.study_name!r} has {len(study.directions)} objectives: give a target, e.g. target=lambda t: t.values[0]"
+            f"study {study.study_name!r} has {len(study.directions)} objectives: give a target, "
+            "e.g. target=lambda t: t.values[0]"
         )
     trials = study.get_trials(deepcopy=False)
     rows = [_row(t, study=study.study_name, task=study.study_name, variant="") for t in trials]

@@ -70,11 +70,12 @@ class Uncertainty:
 
     def describe(self) -> str:
         return (
-            f"{LEVEL:.0%} intervals from {self.replicates} analyses of random halves of the trials: from the share to where it heads "
-            "if its bias falls as 1/sqrt(trials) (from its move between half and all of them), widened by 1.645 spreads; "
-            f"noise floor: the share a term reaches (95th percentile) where it is truly zero, from {self.nulls} refits "
-            f"on sign-flipped out-of-bag residuals (main effects) and {self.nulls} on the forest's main effects plus such residuals "
-            "(pairs, higher order); a share is distinguishable from zero when it is 1.645 spreads above its floor"
+            f"{LEVEL:.0%} intervals from {self.replicates} analyses of random halves of the trials: from the share "
+            "to where it heads if its bias falls as 1/sqrt(trials) (from its move between half and all of them), "
+            "widened by 1.645 spreads; noise floor: the share a term reaches (95th percentile) where it is truly "
+            f"zero, from {self.nulls} refits on sign-flipped out-of-bag residuals (main effects) and {self.nulls} on "
+            "the forest's main effects plus such residuals (pairs, higher order); a share is distinguishable from "
+            "zero when it is 1.645 spreads above its floor"
         )
 
 

@@ -60,9 +60,10 @@ WELCH, PAIRED = "best 10%, Welch", "paired slots, t-test"
 
 COLUMNS = [
     "task", "variant", "parameters", "complete", "top", "mean", "vanilla_top", "vanilla_mean",
-    "test", "pairs", "difference", "low", "high", "difference_sd", "all_difference", "all_low", "all_high", "all_difference_sd",
-    "direction", "t", "p", "p_adjusted", "significant", "margin", "p_equivalence", "p_equivalence_adjusted", "equivalent", "verdict",
-    "pooled_sd", "detectable_sd", "detectable", "trials_needed", "note",
+    "test", "pairs", "difference", "low", "high", "difference_sd", "all_difference", "all_low", "all_high",
+    "all_difference_sd", "direction", "t", "p", "p_adjusted", "significant", "margin", "p_equivalence",
+    "p_equivalence_adjusted", "equivalent", "verdict", "pooled_sd", "detectable_sd", "detectable", "trials_needed",
+    "note",
 ]  # fmt: skip
 
 
@@ -214,7 +215,8 @@ def _margin(margins: float | Mapping[str, float] | None, task: str, vanilla_top:
 def _refusal(label: str, complete: int, *, fraction: float, min_top: int) -> str:
     return (
         f"{label} has {complete} complete trials (best {fraction:.0%}: {top_count(complete, fraction=fraction)}); "
-        f"the t-test needs {min_top} in the best {fraction:.0%}, i.e. at least {needed_for(min_top, fraction=fraction)} complete trials"
+        f"the t-test needs {min_top} in the best {fraction:.0%}, i.e. at least "
+        f"{needed_for(min_top, fraction=fraction)} complete trials"
     )
 
 

@@ -33,10 +33,15 @@ class VariantSwitches:
         # as without them under a second name (a study would run one network as two cells), and FGR
         # would carry a gate state of width 0.
         if not (self.input_gate or self.forget_gate or self.output_gate):
-            for switched, name, what in ((self.gate_recurrence, "FGR", "feeds the previous step's gate activations back into the gates"), (not self.peepholes, "NP", "removes the gates' peepholes")):  # fmt: skip
+            no_effect = (
+                (self.gate_recurrence, "FGR", "feeds the previous step's gate activations back into the gates"),
+                (not self.peepholes, "NP", "removes the gates' peepholes"),
+            )
+            for switched, name, what in no_effect:
                 if switched:
                     raise ValueError(
-                        f"{name} {what}, but NIG+NFG+NOG leaves no gate: the network is the same without {name}; leave {name} out"
+                        f"{name} {what}, but NIG+NFG+NOG leaves no gate: the network is the same without {name}; "
+                        f"leave {name} out"
                     )
 
     @property

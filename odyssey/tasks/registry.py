@@ -29,7 +29,8 @@ def make_task(name: str, *, seed: int = 0, **options) -> SequenceTask:
     source = options.pop("source", None)
     if source is None and name not in TASKS:
         raise ConfigError(
-            f'unknown task {name!r}; known tasks: {", ".join(TASKS)}; or a task of your own, with option source = "files" or "module:function"'
+            f"unknown task {name!r}; known tasks: {', '.join(TASKS)}; or a task of your own, with option source = "
+            '"files" or "module:function"'
         )
     if source is not None and name in TASKS:
         raise ConfigError(f"task {name!r} is built in; give a task of your own (source {source!r}) another name")
@@ -45,14 +46,16 @@ def make_task(name: str, *, seed: int = 0, **options) -> SequenceTask:
     if source is not None:
         if not isinstance(task, Task):
             raise ConfigError(
-                f"task {name!r}: {source} returned {type(task).__name__}, not a task (build an odyssey.tasks.SequenceTask)"
+                f"task {name!r}: {source} returned {type(task).__name__}, not a task (build an "
+                "odyssey.tasks.SequenceTask)"
             )
         task.name = name  # the study's name for it: cells, seeds and checkpoints use it
     return task
 
 
 def _call_yours(name: str, source: str, factory, seed: int, options: dict) -> SequenceTask:
-    """Your factory's own errors are yours to fix: one line naming the exception and where in your code it was raised."""
+    """Your factory's own errors are yours to fix: one line naming the exception and where in
+    your code it was raised."""
     try:
         return factory(seed=seed, **options)
     except OdysseyError:

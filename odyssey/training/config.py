@@ -30,7 +30,8 @@ class Setting(NamedTuple):
     # (key, values): searched only while that other key has one of these values (momentum only for
     # SGD); elsewhere it is not drawn, and the trial records it as inactive.
     only_if: tuple[str, tuple] | None
-    later: bool  # added after the first study files: a stored spec leaves it out at its default, so theirs keep their digest
+    # Added after the first study files: a stored spec leaves it out at its default, so theirs keep their digest.
+    later: bool
     field: str = ""  # the field's name (the index below fills it in)
 
 

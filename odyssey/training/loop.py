@@ -94,7 +94,8 @@ def train_epoch(
     epoch: int,
     clip: float | None = None,
 ) -> float:
-    """One pass over the training split, an optimizer step per batch (gradient norm clipped to `clip`); the mean training loss.
+    """One pass over the training split, an optimizer step per batch (gradient norm clipped to `clip`); the mean
+    training loss.
 
     The losses add up in a float64 tensor (what summing `loss.item()` in Python computed, without a
     read-out per step); a non-finite loss raises Diverged within FINITE_CHECK_STEPS steps."""
@@ -140,8 +141,8 @@ def _check_divergence(
         )
     if state.first_loss > 0 and train_loss > factor * state.first_loss:
         raise Diverged(
-            f"training loss became {train_loss:.4g} in epoch {state.epoch}, more than {factor:g} times the first epoch's"
-            f" {state.first_loss:.4g} (divergence_factor)"
+            f"training loss became {train_loss:.4g} in epoch {state.epoch}, more than {factor:g} times the first "
+            f"epoch's {state.first_loss:.4g} (divergence_factor)"
         )
 
 

@@ -108,7 +108,10 @@ def _load(directory: Path) -> ModuleType:
         try:
             module = _compile(name, directory)
         except Exception as err:  # noqa: BLE001 - compiler missing, ninja missing, compile or link error
-            reason = f"odyssey's C++ LSTM kernel is unavailable: {str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__}"
+            reason = (
+                "odyssey's C++ LSTM kernel is unavailable: "
+                f"{str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__}"
+            )
             failure.write_text(f"{reason}\n{_tools()}")
             raise KernelUnavailable(reason) from None
         print(f"odyssey: compiled the C++ LSTM kernel in {time.monotonic() - started:.0f} s", file=sys.stderr)

@@ -23,7 +23,8 @@ _warned: set[str] = set()  # what "auto" has already warned about, once per proc
 
 
 class KernelFallback(RuntimeWarning):
-    """The kernel is unavailable and the reference path runs instead (a study's runner reports it once, its workers not again)."""
+    """The kernel is unavailable and the reference path runs instead (a study's runner reports it once,
+    its workers not again)."""
 
 
 def check_backend(backend: str | None) -> str | None:

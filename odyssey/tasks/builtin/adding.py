@@ -23,7 +23,8 @@ def make(
     counts = {"train": train, "validation": validation, "test": test}
     if length < 2 or min(counts.values()) < 1:
         raise ConfigError(
-            f"adding: length must be at least 2 and train, validation and test at least 1, got length={length}, {', '.join(f'{k}={v}' for k, v in counts.items())}"
+            f"adding: length must be at least 2 and train, validation and test at least 1, got length={length}, "
+            f"{', '.join(f'{k}={v}' for k, v in counts.items())}"
         )
     splits = {}
     for number, split in enumerate(SPLITS):

@@ -93,7 +93,8 @@ def make(
         raise ConfigError(f"option 'kind' must be one of {', '.join(KINDS)}, got {kind!r}")
     if not (0 < validation_fraction < 1 and 0 < test_fraction < 1 and validation_fraction + test_fraction < 1):
         raise ConfigError(
-            f"options 'validation_fraction' and 'test_fraction' must be > 0 and sum to < 1, got {validation_fraction} and {test_fraction}"
+            "options 'validation_fraction' and 'test_fraction' must be > 0 and sum to < 1, got "
+            f"{validation_fraction} and {test_fraction}"
         )
     table = {"features": features, "target": target, "sequence": sequence, "step": step}
     files = data_files(Path(path))
@@ -105,17 +106,20 @@ def make(
     kinds = {part.kind for part in parts.values()}
     if len(kinds) > 1:
         raise DataError(
-            f"{path}: the split files hold different kinds of targets ({', '.join(f'{s}: {p.kind}' for s, p in parts.items())})"
+            f"{path}: the split files hold different kinds of targets "
+            f"({', '.join(f'{s}: {p.kind}' for s, p in parts.items())})"
         )
     if (
         kind is None
         and all(f.suffix.lower() in TABLES for f in files.values())
         and _one_label_per_sequence(parts.values())
     ):
-        # Over every file: a split file may hold sequences of one label only (a test file of one class), the data set not.
+        # Over every file: a split file may hold sequences of one label only (a test file of one
+        # class), the data set not.
         raise ConfigError(
-            f'{path}: column {target!r} is the same on every row of each sequence: set kind = "sequence_class" '
-            f'(a label per sequence, read at its end) or kind = "frame_class" (a label per step) under the task\'s options'
+            f'{path}: column {target!r} is the same on every row of each sequence: set kind = "sequence_class" (a '
+            'label per sequence, read at its end) or kind = "frame_class" (a label per step) under the task\'s '
+            "options"
         )
     if len(parts) == 1:
         (part,) = parts.values()
@@ -130,7 +134,8 @@ def make(
 
 
 def _one_label_per_sequence(parts) -> bool:
-    """Labels per step that never change within a sequence, where some sequence is longer than a step (where the two kinds differ)."""
+    """Labels per step that never change within a sequence, where some sequence is longer than a step (where
+    the two kinds differ)."""
     sequences = [t for part in parts if part.kind == "frame_class" for t in part.targets]
     return bool(sequences) and any(len(t) > 1 for t in sequences) and all((t == t[0]).all() for t in sequences)
 
@@ -144,7 +149,8 @@ def data_files(path: Path) -> dict[str, Path]:
             if len(matches) != 1:
                 what = "none" if not matches else " and ".join(m.name for m in matches)
                 raise DataError(
-                    f"{path}: a data folder holds one file per split, {split}.npz, .csv or .parquet; found {what} for {split}"
+                    f"{path}: a data folder holds one file per split, {split}.npz, .csv or .parquet; found {what} "
+                    f"for {split}"
                 )
             found[split] = matches[0]
         return found
@@ -209,7 +215,8 @@ def _read_npz(file: Path) -> tuple[dict[str, np.ndarray], Where]:
     except ValueError as err:
         if "pickle" in str(err):
             raise DataError(
-                f"{file}: holds an object array (numpy.savez of lists or strings of mixed length); save plain numeric arrays"
+                f"{file}: holds an object array (numpy.savez of lists or strings of mixed length); save plain "
+                "numeric arrays"
             ) from None
         raise DataError(f"{file}: not a readable .npz of plain arrays ({first_line(err)})") from None
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:  # a damaged member of a whole archive
@@ -267,7 +274,8 @@ def _check(a: dict[str, np.ndarray], where: Where, kind: str | None) -> Part:
         first_bad(label_lengths < 0, "label_lengths", where, "is {}; a length cannot be negative", label_lengths)
         if int(label_lengths.sum()) != len(flat):
             raise DataError(
-                f"{where('label_lengths')} sums to {int(label_lengths.sum())}, but 'label_sequences' holds {len(flat)} labels"
+                f"{where('label_lengths')} sums to {int(label_lengths.sum())}, but 'label_sequences' holds "
+                f"{len(flat)} labels"
             )
         _labels_in_range(flat, "label_sequences", where, names)
         first_bad(
@@ -283,7 +291,8 @@ def _check(a: dict[str, np.ndarray], where: Where, kind: str | None) -> Part:
         values = a["frame_targets"]
         if not _numeric(values) or values.ndim not in (1, 2) or len(values) != steps:
             raise DataError(
-                f"{where('frame_targets')} must be numbers of shape (total_steps,) or (total_steps, K) with total_steps {steps}, got {values.dtype} {values.shape}"
+                f"{where('frame_targets')} must be numbers of shape (total_steps,) or (total_steps, K) with "
+                f"total_steps {steps}, got {values.dtype} {values.shape}"
             )
         values = values.reshape(steps, -1).astype(np.float32)
         bad = ~np.isfinite(values)
@@ -297,7 +306,8 @@ def _check(a: dict[str, np.ndarray], where: Where, kind: str | None) -> Part:
             if bad.any():
                 row, column = np.argwhere(bad)[0]
                 raise DataError(
-                    f"{where('frame_targets', int(row), int(column))} is {values[row, column]}; kind 'frame_multilabel' needs 0/1 values"
+                    f"{where('frame_targets', int(row), int(column))} is {values[row, column]}; kind "
+                    "'frame_multilabel' needs 0/1 values"
                 )
         targets = np.split(values, np.cumsum(lengths)[:-1])
         size = values.shape[1]
@@ -321,11 +331,13 @@ def _kind(a: dict, where: Where, kind: str | None) -> str:
         return kind
     if not held:
         raise DataError(
-            f"{where.file}: no targets; expected one of frame_labels, labels, frame_targets, label_sequences + label_lengths"
+            f"{where.file}: no targets; expected one of frame_labels, labels, frame_targets, label_sequences + "
+            "label_lengths"
         )
     if len(held) > 1:
         raise DataError(
-            f"{where.file}: several targets ({', '.join(held)}); choose one with option kind = {' or '.join(repr(k) for k in KINDS)}"
+            f"{where.file}: several targets ({', '.join(held)}); choose one with option kind = "
+            f"{' or '.join(repr(k) for k in KINDS)}"
         )
     if held[0] == "label_sequences" and "label_lengths" not in a:
         raise DataError(
@@ -370,7 +382,8 @@ def _task(parts: dict[str, Part], bidirectional: bool) -> SequenceTask:
     for split, part in parts.items():
         if not part.inputs:
             raise DataError(
-                f"{part.where.file}: the {split} split is empty; give more sequences, other fractions or a split with every part"
+                f"{part.where.file}: the {split} split is empty; give more sequences, other fractions or a split "
+                "with every part"
             )
     first = next(iter(parts.values()))
     kind, where = first.kind, first.where

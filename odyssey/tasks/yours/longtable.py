@@ -25,7 +25,8 @@ def read_table(file: Path, *, kind: str | None, features, target, sequence: str,
         raise DataError(f"{file}: no rows{' below the header' if columns else ''}; a long table needs a row per step")
     if target is None:
         raise ConfigError(
-            f"{file}: a table needs option 'target' (its target column, or a list of them); its columns: {', '.join(map(str, columns))}"
+            f"{file}: a table needs option 'target' (its target column, or a list of them); its columns: "
+            f"{', '.join(map(str, columns))}"
         )
     targets = [target] if isinstance(target, str) else list(target)
     has_split = "split" in columns and "split" not in targets and "split" not in (features or [])
@@ -48,7 +49,8 @@ def read_table(file: Path, *, kind: str | None, features, target, sequence: str,
     if len(repeated):
         row = int(order[repeated[0] + 1])
         raise DataError(
-            f"{file}: column {step!r}, {lines.line(row)}: step {steps_sorted[repeated[0] + 1]!r} of sequence {ids[codes[repeated[0]]]!r} comes twice"
+            f"{file}: column {step!r}, {lines.line(row)}: step {steps_sorted[repeated[0] + 1]!r} of sequence "
+            f"{ids[codes[repeated[0]]]!r} comes twice"
         )
     starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
     where = Where(
@@ -78,7 +80,8 @@ def read_table(file: Path, *, kind: str | None, features, target, sequence: str,
             raise DataError(f"{where('frame_targets', int(np.flatnonzero(missing)[0]), column)} is empty")
     if kind == "ctc":
         raise ConfigError(
-            f"{file}: CTC targets (a label string per sequence) do not fit a long table; write an .npz with label_sequences and label_lengths"
+            f"{file}: CTC targets (a label string per sequence) do not fit a long table; write an .npz with "
+            "label_sequences and label_lengths"
         )
     numeric = all(
         pd.api.types.is_numeric_dtype(values[c]) and not pd.api.types.is_bool_dtype(values[c]) for c in targets
@@ -90,7 +93,8 @@ def read_table(file: Path, *, kind: str | None, features, target, sequence: str,
     if not classes:
         if not numeric:
             raise DataError(
-                f"{where('frame_targets')} holds text; real-valued targets (kind {kind or 'frame_regression'!r}) need numbers"
+                f"{where('frame_targets')} holds text; real-valued targets (kind {kind or 'frame_regression'!r}) "
+                "need numbers"
             )
         arrays["frame_targets"] = values.to_numpy(np.float64)
     else:
@@ -113,7 +117,8 @@ def read_table(file: Path, *, kind: str | None, features, target, sequence: str,
             changes = np.flatnonzero((codes[1:] == codes[:-1]) & (labels[1:] != labels[:-1]))
             if len(changes):
                 raise DataError(
-                    f"{where('labels', int(codes[changes[0]]))}: the label changes within the sequence ({lines.line(int(order[changes[0] + 1]))}); kind 'sequence_class' needs one label per sequence"
+                    f"{where('labels', int(codes[changes[0]]))}: the label changes within the sequence "
+                    f"({lines.line(int(order[changes[0] + 1]))}); kind 'sequence_class' needs one label per sequence"
                 )
             arrays["labels"] = labels[starts]
         else:
@@ -129,7 +134,8 @@ def _load_table(file: Path) -> pd.DataFrame:
             return pd.read_csv(file)
         if importlib.util.find_spec("pyarrow") is None and importlib.util.find_spec("fastparquet") is None:
             raise DataError(
-                f"{file}: reading Parquet needs pyarrow: pip install pyarrow (or 'odyssey[parquet]'), or save the table as CSV"
+                f"{file}: reading Parquet needs pyarrow: pip install pyarrow (or 'odyssey[parquet]'), or save the "
+                "table as CSV"
             )
         return pd.read_parquet(file)
     except DataError:
@@ -146,7 +152,8 @@ def _split_column(values: np.ndarray, codes: np.ndarray, starts: np.ndarray, whe
     bad = np.flatnonzero(numbers < 0)
     if len(bad):
         raise DataError(
-            f"{where.file}: column 'split', {where.line(int(where.rows[bad[0]]))} is {values[bad[0]]!r}; expected 0/1/2 or train/validation/test"
+            f"{where.file}: column 'split', {where.line(int(where.rows[bad[0]]))} is {values[bad[0]]!r}; expected "
+            "0/1/2 or train/validation/test"
         )
     changes = np.flatnonzero((codes[1:] == codes[:-1]) & (numbers[1:] != numbers[:-1]))
     if len(changes):

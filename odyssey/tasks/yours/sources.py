@@ -31,7 +31,8 @@ def factory_path(task: str, source: object) -> tuple[str, str]:
     module, sep, function = source.partition(":") if isinstance(source, str) else ("", "", "")
     if not sep or not _IMPORT_PATH.fullmatch(module) or not function.isidentifier():
         raise ConfigError(
-            f'task {task!r}: \'source\' must be "files" or an import path "module:function" (e.g. "mypkg.tasks:make"), got {source!r}'
+            f'task {task!r}: \'source\' must be "files" or an import path "module:function" (e.g. '
+            f'"mypkg.tasks:make"), got {source!r}'
         )
     return module, function
 
