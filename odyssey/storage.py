@@ -47,6 +47,13 @@ def journal_path(url: str) -> Path | None:
     return Path(url.removeprefix(JOURNAL)) if url.startswith(JOURNAL) else None
 
 
+def checkpoint_folder(url: str, name: str) -> Path:
+    """Where study `name` keeps its per-epoch checkpoints by default: beside an SQLite storage, under ./results
+    for a server storage (share it for cross-machine resume)."""
+    path = sqlite_path(url)
+    return (path.parent if path is not None else Path("results")) / name / "checkpoints"
+
+
 def _postgres_driver(url: str) -> str:
     """`postgresql://` with whichever driver is installed (SQLAlchemy would insist on psycopg 3)."""
     if not url.startswith("postgresql://"):

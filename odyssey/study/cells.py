@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import optuna
@@ -18,7 +17,7 @@ import optuna
 from ..errors import ConfigError
 from ..optuna_private import storage_of, study_id_of
 from ..record import QUEUED, STUDY, STUDY_HASH, STUDY_SPEC, TASK, VARIANT, cell_name, derive_seed
-from ..storage import open_storage, sqlite_path
+from ..storage import open_storage
 from . import queue
 from .space import distributions, draw
 from .studyfile import StudyFile
@@ -28,12 +27,6 @@ CREATOR_WAIT_SECONDS = 10  # how long a cell's queue may stand still before anot
 
 class StudyMismatch(ConfigError):
     """The study file changed under a storage that already holds its trials."""
-
-
-def default_checkpoint_dir(study_file: StudyFile, storage_url: str) -> Path:
-    """Beside an SQLite storage; under ./results for a server storage (share it for cross-machine resume)."""
-    path = sqlite_path(storage_url)
-    return (path.parent if path is not None else Path("results")) / study_file.name / "checkpoints"
 
 
 def _sampler(study_file: StudyFile) -> optuna.samplers.BaseSampler:

@@ -278,6 +278,16 @@ def recover(cell: optuna.Study, *, retries: int, dead: frozenset[str] = frozense
             requeue(cell, trial, retries=retries)
 
 
+def slot_of(trial: optuna.Trial) -> int:
+    """The planned slot a claimed trial fills (its number where it was queued without one, as TPE's are)."""
+    return storage_of(trial.study).get_trial(trial_id_of(trial)).system_attrs.get(SLOT, trial.number)
+
+
+def give_back(trial: optuna.Trial, *, retries: int) -> bool:
+    """A claimed trial this worker will not finish: failed, and its slot queued again (see fail_and_requeue)."""
+    return fail_and_requeue(trial.study, storage_of(trial.study).get_trial(trial_id_of(trial)), retries=retries)
+
+
 # --- heartbeats -------------------------------------------------------------------------------
 
 
@@ -288,6 +298,10 @@ def beat(storage, trial_id: int) -> None:
 
 class Heartbeat:
     """Beats for a trial in the background while it trains, and notices when it was finished elsewhere."""
+
+    @classmethod
+    def of(cls, trial: optuna.Trial) -> Heartbeat:
+        return cls(storage_of(trial.study), trial_id_of(trial))
 
     def __init__(self, storage, trial_id: int, interval: float = HEARTBEAT_SECONDS) -> None:
         self.superseded = threading.Event()

@@ -18,9 +18,9 @@ from optuna.trial import TrialState
 
 from ..errors import Interrupted, OdysseyError, OdysseyWarning, WorkerDied, WorkerFailed, first_line
 from ..record import FAILURE, WORKER, cell_name
-from ..storage import check_folder, mask_url, writable_folder
+from ..storage import check_folder, checkpoint_folder, mask_url, writable_folder
 from . import queue
-from .cells import default_checkpoint_dir, open_study_storage, prepare
+from .cells import open_study_storage, prepare
 from .status import cell_rows, status_rows
 from .stopping import STOP, die_with_parent
 from .studyfile import StudyFile
@@ -144,15 +144,16 @@ def run(
     cells() reads the status rows afresh and running() says whether trials still train (the CLI
     passes odyssey.console.watch); None shows nothing.
     """
-    url = storage_url or study_file.default_storage
-    checkpoint_dir = checkpoint_dir or default_checkpoint_dir(study_file, url)
+    default = study_file.default_storage
+    url = storage_url or default
     with STOP.installed():
         try:
             check_backend()
-            check_folder(url, create=url == study_file.default_storage)
+            checkpoint_dir = checkpoint_dir or checkpoint_folder(url, study_file.name)
+            check_folder(url, create=url == default)
             writable_folder(checkpoint_dir, "the checkpoint folder")
             storage = open_and_prepare(study_file, url, extend=extend)
-            unfinished = sum(r["planned"] - r["complete"] - r["failed"] for r in status_rows(url, study_file.name))
+            unfinished = _unfinished(url, study_file.name)
             jobs = min(jobs if force_jobs else min(jobs, cores()), max(unfinished, 1))
             if unfinished:
                 build_kernel()

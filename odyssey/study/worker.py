@@ -14,8 +14,7 @@ from optuna.trial import TrialState
 
 from ..errors import ConfigError, first_line
 from ..model.network import SequenceNetwork, parameter_count
-from ..optuna_private import storage_of, trial_id_of
-from ..record import FAILURE, INTERRUPTED, PROGRESS, SLOT, cell_name, derive_seed, result_attrs, start_attrs
+from ..record import FAILURE, INTERRUPTED, PROGRESS, cell_name, derive_seed, result_attrs, start_attrs
 from ..tasks import Task, make_task
 from ..training import checkpoint
 from ..training.config import TrainingConfig
@@ -85,27 +84,19 @@ def network_for(task: Task, variant: str, config: TrainingConfig) -> SequenceNet
 def run_trial(
     trial: optuna.Trial, *, study_file: StudyFile, task: Task, variant: str, checkpoint_dir: Path, stop: threading.Event
 ) -> TrialOutcome:
-    cell, storage, trial_id = trial.study, storage_of(trial.study), trial_id_of(trial)
+    """Train one claimed trial and store its result; a crash gives its slot back, resuming from its checkpoint."""
+    cell, slot = trial.study, queue.slot_of(trial)
     values = suggest(trial, study_file.space)
     config = trial_settings(study_file.training, values)
-    slot = storage.get_trial(trial_id).system_attrs.get(SLOT, trial.number)
-    seed = derive_seed(study_file.seed, task.name, variant, slot)
+    unused = inactive(study_file.space, values)  # conditional parameters whose condition this trial does not meet
+    seed, name = derive_seed(study_file.seed, task.name, variant, slot), cell_name(study_file.name, task.name, variant)
     torch.manual_seed(seed)
     model = network_for(task, variant, config)
-    attrs = start_attrs(
-        task=task.name,
-        variant=variant,
-        metric=task.metric_name,
-        parameter_count=parameter_count(model),
-        versions=versions(),
-        inactive=inactive(study_file.space, values),  # conditional parameters whose condition this trial does not meet
-    )
-    for key, value in attrs.items():
-        trial.set_user_attr(key, value)
     path = checkpoint_path(checkpoint_dir, task.name, variant, slot)
-    name = cell_name(study_file.name, task.name, variant)
+    identity = checkpoint_identity(study_file, task.name, variant, slot, trial.params)
+    _record_start(trial, task=task, variant=variant, model=model, inactive=unused)
 
-    with queue.Heartbeat(storage, trial_id) as heartbeat:
+    with queue.Heartbeat.of(trial) as heartbeat:
 
         def on_epoch(epoch: int, metric: float, best: float) -> None:
             if heartbeat.superseded.is_set():
@@ -115,7 +106,6 @@ def run_trial(
             trial.set_user_attr(PROGRESS, {"epoch": epoch, "validation": metric, "best": best})
 
         try:
-            identity = checkpoint_identity(study_file, task.name, variant, slot, trial.params)
             result = train(
                 model,
                 task,
@@ -138,7 +128,7 @@ def run_trial(
                     trial.set_user_attr(INTERRUPTED, True)
                 except optuna.exceptions.UpdateFinishedTrialError:
                     raise err from None
-            queue.fail_and_requeue(cell, storage.get_trial(trial_id), retries=study_file.retries)
+            queue.give_back(trial, retries=study_file.retries)
             raise
     results = result_attrs(
         test_metric=result.test,
@@ -154,13 +144,29 @@ def run_trial(
     return TrialOutcome(name, trial.number, "COMPLETE", result.validation)
 
 
+def _record_start(
+    trial: optuna.Trial, *, task: Task, variant: str, model: torch.nn.Module, inactive: list[str]
+) -> None:
+    """What status and the report read while the trial trains: its cell, metric, size and versions."""
+    attrs = start_attrs(
+        task=task.name,
+        variant=variant,
+        metric=task.metric_name,
+        parameter_count=parameter_count(model),
+        versions=versions(),
+        inactive=inactive,
+    )
+    for key, value in attrs.items():
+        trial.set_user_attr(key, value)
+
+
 def _claim(cell: optuna.Study, me: queue.Worker, retries: int) -> optuna.Trial | queue.Busy | None:
     """A stop landing while a trial is claimed waits for the claim to finish, then gives the trial back at once."""
     with STOP.shielded():
         trial = queue.claim(cell, worker=me, retries=retries)
         if isinstance(trial, optuna.Trial) and STOP.event.is_set():
             trial.set_user_attr(INTERRUPTED, True)
-            queue.fail_and_requeue(cell, storage_of(cell).get_trial(trial_id_of(trial)), retries=retries)
+            queue.give_back(trial, retries=retries)
     if STOP.event.is_set():
         raise KeyboardInterrupt
     return trial
@@ -202,11 +208,10 @@ def _work(
     study_file: StudyFile, storage_url: str, *, checkpoint_dir: Path, worker: int, token: str | None
 ) -> list[TrialOutcome]:
     stop = STOP.event
-    me = queue.Worker.this_process(token)
-    storage = open_study_storage(study_file, storage_url)
-    cells = load_cells(study_file, storage)
     tasks = build_tasks(study_file)
-    order = study_file.cells()
+    me = queue.Worker.this_process(token)
+    cells = load_cells(study_file, open_study_storage(study_file, storage_url))
+    order = list(cells)  # the study file's (task, variant) order
     order = order[worker % len(order) :] + order[: worker % len(order)]
     outcomes: list[TrialOutcome] = []
     while order:
