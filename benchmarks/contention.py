@@ -144,7 +144,8 @@ def main() -> None:
 
     threads = f"{args.threads} torch threads" if args.threads else f"torch's default threads ({os.cpu_count()} cores)"
     print(
-        f"V, T={args.steps}, B={args.batch}, I={args.inputs}, H={args.hidden}, forward + backward, {threads} per process; "
+        f"V, T={args.steps}, B={args.batch}, I={args.inputs}, H={args.hidden}, forward + backward, "
+        f"{threads} per process; "
         f"median over {args.rounds} round(s) of {args.seconds:g} s windows (each process's mean)"
     )
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
@@ -168,7 +169,8 @@ def report(policy: str, models: list[str], runs: dict[tuple[str, str], list[list
     mean = statistics.fmean
     print(f"\nOpenMP wait policy: {policy} {' '.join(f'{k}={v}' for k, v in POLICIES[policy].items())}\n")
     print(
-        "| model | setting | ms/step (median) | slowdown (median) | slowdown / nn.LSTM's (median of rounds) | per round |"
+        "| model | setting | ms/step (median) | slowdown (median) | "
+        "slowdown / nn.LSTM's (median of rounds) | per round |"
     )
     print("|---|---|---|---|---|---|")
     slow = {
@@ -185,7 +187,8 @@ def report(policy: str, models: list[str], runs: dict[tuple[str, str], list[list
                 f"{r:.2f}" for r in (slow[name, model] if model == REFERENCE or name == "alone" else ratios)
             )
             print(
-                f"| {model} | {name} | {ms:.1f} | {median(slow[name, model]):.2f}x | {against} | {rounds if name != 'alone' else ''} |"
+                f"| {model} | {name} | {ms:.1f} | {median(slow[name, model]):.2f}x | {against} | "
+                f"{rounds if name != 'alone' else ''} |"
             )
     # Where "alone" is not alone (others' work on the machine), the slowdowns swing with their load;
     # a step against nn.LSTM's in the same setting and round is steadier.
@@ -207,7 +210,8 @@ def report(policy: str, models: list[str], runs: dict[tuple[str, str], list[list
         pair = median(a / b for a, b in zip(slow["two at once", model], slow["two at once", REFERENCE]))
         alone = median(mean(run) for run in runs["alone", model])
         print(
-            f"{model}: two at once slow down {pair:.2f}x as much as nn.LSTM's pair (target <= 1.2); alone {alone:.1f} ms/step"
+            f"{model}: two at once slow down {pair:.2f}x as much as nn.LSTM's pair (target <= 1.2); "
+            f"alone {alone:.1f} ms/step"
         )
 
 

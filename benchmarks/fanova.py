@@ -121,10 +121,12 @@ def main() -> None:
     whole_s = best_of(1, lambda: analyse(rows, scales=scales))
     bare_s = best_of(1, lambda: analyse(rows, scales=scales, refits=0))
     print(
-        f"in this process (best of {args.repeats}): read {read_s:.2f} s, forest fit {fit_s:.2f} s, decomposition with all pairs {all_s:.2f} s;"
+        f"in this process (best of {args.repeats}): read {read_s:.2f} s, forest fit {fit_s:.2f} s, "
+        f"decomposition with all pairs {all_s:.2f} s;"
     )
     print(
-        f"  the whole analysis {whole_s:.2f} s, of which the resamples and the noise floors' refits {whole_s - bare_s:.2f} s"
+        f"  the whole analysis {whole_s:.2f} s, of which the resamples and the noise floors' refits "
+        f"{whole_s - bare_s:.2f} s"
     )
 
 

@@ -171,7 +171,8 @@ def _grid(name: str, active: bool = True) -> np.ndarray:
 def true_shares(
     study: Analytic, params: tuple[str, ...], fixed: dict[str, float] | None = None, averaged: tuple[str, ...] = ()
 ) -> dict[str, float]:
-    """Exact shares (to quadrature) of the mean objective over `params`, with `fixed` held and `averaged` integrated out first."""
+    """Exact shares (to quadrature) of the mean objective over `params`, with `fixed` held and
+    `averaged` integrated out first."""
     names = (*params, *averaged)
     grids = [_grid(n, n not in study.ignores) for n in names]
     mesh = np.meshgrid(*grids, indexing="ij")
@@ -284,7 +285,8 @@ def score(results: list[tuple[str, Importance | str]], truth: dict[str, dict[str
 
 
 def optuna_errors(frame: pd.DataFrame, study: Analytic, truth: dict[str, float]) -> tuple[float, float, float]:
-    """Max main-share error of Optuna's fANOVA (normalize=False) and PED-ANOVA, and fANOVA's seconds, on the all-trials parameters."""
+    """Max main-share error of Optuna's fANOVA (normalize=False) and PED-ANOVA, and fANOVA's seconds,
+    on the all-trials parameters."""
     import optuna
     from optuna.distributions import CategoricalDistribution, FloatDistribution
 
@@ -337,7 +339,8 @@ def main() -> None:
     parser.add_argument("--csv", type=Path, help="also write every term's row here")
     args = parser.parse_args()
     print(
-        f"{'study':<12} {'trials':>6} {'max|err|':>8} {'cover':>6} {'FP':>8} {'FN':>8} {'same':>5} {'s':>6} {'optuna':>7} {'opt s':>6} {'PED':>6}"
+        f"{'study':<12} {'trials':>6} {'max|err|':>8} {'cover':>6} {'FP':>8} {'FN':>8} {'same':>5} {'s':>6} "
+        f"{'optuna':>7} {'opt s':>6} {'PED':>6}"
     )
     totals: dict[int, dict[str, list]] = {}
     every = []

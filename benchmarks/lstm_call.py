@@ -70,10 +70,12 @@ def main() -> None:
         f"float32 matmul peak {peak:.0f} GFLOP/s"
     )
     print(
-        f"T={args.steps}, I={args.inputs}; time = median of per-round (variant / nn.LSTM), alternated, {rounds} rounds\n"
+        f"T={args.steps}, I={args.inputs}; time = median of per-round (variant / nn.LSTM), alternated, "
+        f"{rounds} rounds\n"
     )
     print(
-        "| H | B | nn.LSTM ms | nn.LSTM GFLOP/s | variant | ms | time vs nn.LSTM | GFLOP/s | % of peak | saved memory vs nn.LSTM |"
+        "| H | B | nn.LSTM ms | nn.LSTM GFLOP/s | variant | ms | time vs nn.LSTM | GFLOP/s | % of peak | "
+        "saved memory vs nn.LSTM |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     misses = []
@@ -86,11 +88,11 @@ def main() -> None:
                 training_step(reference, x), {n: training_step(m, x) for n, m in models.items()},
                 rounds=rounds, sample_s=sample_s, clock=clock,
             )  # fmt: skip
-            ref_memory = saved_bytes(lambda: reference(x))
+            ref_memory = saved_bytes(lambda reference=reference, x=x: reference(x))
             ref_flops = flops(VARIANTS["NP"], args.steps, batch, args.inputs, hidden)
             for name, (own, ratio) in results.items():
                 rate = flops(VARIANTS[name], args.steps, batch, args.inputs, hidden) / own / 1e9
-                memory = saved_bytes(lambda: models[name](x)) / ref_memory
+                memory = saved_bytes(lambda model=models[name], x=x: model(x)) / ref_memory
                 print(
                     f"| {hidden} | {batch} | {ref_time * 1e3:.2f} | {ref_flops / ref_time / 1e9:.1f} | {name} | "
                     f"{own * 1e3:.2f} | {ratio:.2f}x | {rate:.1f} | {100 * rate / peak:.0f}% | {memory:.2f}x |",
@@ -98,7 +100,8 @@ def main() -> None:
                 )
                 if ratio > target(name, batch) or memory > 1.5:
                     misses.append(
-                        f"{name} H={hidden} B={batch}: {ratio:.2f}x time (target {target(name, batch)}x), {memory:.2f}x memory"
+                        f"{name} H={hidden} B={batch}: {ratio:.2f}x time (target {target(name, batch)}x), "
+                        f"{memory:.2f}x memory"
                     )
     print("\nall targets met" if not misses else "\nmissed:\n  " + "\n  ".join(misses))
 

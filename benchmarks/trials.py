@@ -119,8 +119,8 @@ def main() -> None:
             for label, times in seconds.items():
                 wall = statistics.median(times)
                 print(
-                    f"| {name} | {trials} | {label.format(cores=cores)} | {wall:.1f} | {trials / (wall * cores / 3600):.0f} | "
-                    f"{first / wall:.2f}x |",
+                    f"| {name} | {trials} | {label.format(cores=cores)} | {wall:.1f} | "
+                    f"{trials / (wall * cores / 3600):.0f} | {first / wall:.2f}x |",
                     flush=True,
                 )
 

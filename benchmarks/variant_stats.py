@@ -36,7 +36,8 @@ NULL = {variant: 0.0 for variant in PAPER_OFFSETS}
 
 
 def simulate(studies: int, *, offsets: dict[str, float], trials: int, paired: bool) -> tuple[int, Counter, Counter]:
-    """(studies calling any variant different, cells per verdict "worse" / "better" by variant, cells "equivalent" by variant)."""
+    """(studies calling any variant different, cells per verdict "worse" / "better" by variant,
+    cells "equivalent" by variant)."""
     different, found, same = 0, Counter(), Counter()
     for seed in range(studies):
         storage = optuna.storages.InMemoryStorage()
@@ -65,7 +66,8 @@ def main() -> None:
         start = time.perf_counter()
         different, _, same = simulate(args.null, offsets=NULL, trials=50, paired=paired)
         print(
-            f"null, {design}: {different} of {args.null} studies called a variant different; {sum(same.values())} cells called equivalent ({time.perf_counter() - start:.0f} s)"
+            f"null, {design}: {different} of {args.null} studies called a variant different; "
+            f"{sum(same.values())} cells called equivalent ({time.perf_counter() - start:.0f} s)"
         )
         trials = 50 if paired else args.trials
         _, found, _ = simulate(args.paper, offsets=PAPER_OFFSETS, trials=trials, paired=paired)

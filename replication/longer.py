@@ -98,7 +98,8 @@ def retrain(args: argparse.Namespace) -> None:
         except Diverged as err:  # as the study counts it: a failed trial, left out of the statistics
             tests.setdefault(variant, []).append(math.nan)
             print(
-                f"{variant} | {row['variant']} {row['number']} | {config.hidden_size} | {stored} | diverged: {err} | | | {time.perf_counter() - start:.0f}"
+                f"{variant} | {row['variant']} {row['number']} | {config.hidden_size} | {stored} | "
+                f"diverged: {err} | | | {time.perf_counter() - start:.0f}"
             )
             continue
         tests.setdefault(variant, []).append(result.test)
@@ -122,7 +123,8 @@ def retrain(args: argparse.Namespace) -> None:
             else (" | " if args.source else "")
         )
         print(
-            f"{variant} | {done.sum()} of {len(mine)} | {mine[done].mean():.4g} | {mine[done].mean() - np.nanmean(reference):+.3g} | {welch:.2g}{paired}"
+            f"{variant} | {done.sum()} of {len(mine)} | {mine[done].mean():.4g} | "
+            f"{mine[done].mean() - np.nanmean(reference):+.3g} | {welch:.2g}{paired}"
         )
 
 

@@ -306,8 +306,8 @@ def _variants(tests: pd.DataFrame, task: str) -> str:
             ]
         )
     header = [
-        "task", "variant", "complete", "test mean, best 10%", "vs V [95%]", "p", "p, Holm", "odyssey", "paper", "agrees?",
-        "detects (SDs)", "trials to decide",
+        "task", "variant", "complete", "test mean, best 10%", "vs V [95%]", "p", "p, Holm", "odyssey", "paper",
+        "agrees?", "detects (SDs)", "trials to decide",
     ]  # fmt: skip
     return _table(header, rows)
 
@@ -383,22 +383,24 @@ def summary_paragraph(tests: pd.DataFrame, claims: pd.DataFrame, frame: pd.DataF
     }
     detects = tests.loc[tests["variant"] != VANILLA, "detectable_sd"].median()
     return (
-        "[`replication/`](replication/README.md) compares the paper's findings with odyssey's, claim by claim and task by "
-        "task, on the paper's three kinds of task (real Bach chorales, synthetic speech and handwriting): 9 variants x 3 tasks x 50 "
-        f"random-search trials (`replication/study.toml`; {len(frame):,} trials, {done['seconds'].sum() / 3600:.1f} CPU-hours), "
-        "with corrected p-values, differences with 95% intervals, equivalence tests, importance shares with intervals, box plots "
-        f"and marginals. Of the paper's {pairs} verdicts on a variant against vanilla, odyssey's tests (Holm-corrected over all "
-        f'{pairs}; "no different" only where two one-sided tests show it) agree with {total["agrees"]}, disagree with '
-        f"{total['disagrees']} and leave {total['not decided']} not decided: 5 best trials against 5 detect only differences of "
+        "[`replication/`](replication/README.md) compares the paper's findings with odyssey's, claim by claim and "
+        "task by task, on the paper's three kinds of task (real Bach chorales, synthetic speech and handwriting): "
+        "9 variants x 3 tasks x 50 random-search trials "
+        f"(`replication/study.toml`; {len(frame):,} trials, {done['seconds'].sum() / 3600:.1f} CPU-hours), "
+        "with corrected p-values, differences with 95% intervals, equivalence tests, importance shares with intervals, "
+        f"box plots and marginals. Of the paper's {pairs} verdicts on a variant against vanilla, odyssey's tests "
+        f'(Holm-corrected over all {pairs}; "no different" only where two one-sided tests show it) agree with '
+        f"{total['agrees']}, disagree with {total['disagrees']} and leave {total['not decided']} not decided: "
+        "5 best trials against 5 detect only differences of "
         f"about {detects:.1f} pooled SDs after the correction. Told apart from V: "
         + "; ".join(differences)
         + ". The paper's "
         "importance findings, task by task: "
         + "; ".join(f"{claim}: {said}" for claim, said in verdicts.items())
         + ". The "
-        "retraining the document adds (each cell's best configurations, longer training) is reported beside these counts, "
-        "not in them: on handwriting every variant was retrained on the same nine configurations, but on chorales and speech "
-        "only the variants that disagreed were, so counting those would move verdicts one way only."
+        "retraining the document adds (each cell's best configurations, longer training) is reported beside these "
+        "counts, not in them: on handwriting every variant was retrained on the same nine configurations, but on "
+        "chorales and speech only the variants that disagreed were, so counting those would move verdicts one way only."
     )
 
 
@@ -471,7 +473,10 @@ def _status(frame: pd.DataFrame, planned: int) -> str:
 def _cost(frame: pd.DataFrame, planned: int) -> str:
     done = frame[frame["state"] == "COMPLETE"]
     hours = done["seconds"].sum() / 3600
-    spent = f"{hours:.2f} CPU-hours of training in the {len(done):,} complete trials (their `seconds`; storage writes, start-up and the failed trials not included)"
+    spent = (
+        f"{hours:.2f} CPU-hours of training in the {len(done):,} complete trials "
+        "(their `seconds`; storage writes, start-up and the failed trials not included)"
+    )
     left = planned - int(frame["state"].isin(["COMPLETE", "FAIL"]).sum())
     if not left:
         tasks = done.groupby("task")["seconds"].sum() / 3600
@@ -586,7 +591,7 @@ def write(document: Path, quoted: dict[str, str]) -> None:
     for name, block in quoted.items():
         text, found = re.subn(
             rf"(<!-- {re.escape(name)} -->\n).*?(<!-- end -->)",
-            lambda m: m.group(1) + block + "\n" + m.group(2),
+            lambda m, block=block: m.group(1) + block + "\n" + m.group(2),
             text,
             flags=re.S,
         )

@@ -41,11 +41,13 @@ PREPARED = "sqlite:///{tmp}/prepared.db"
         # issue 25: these said "the folder results does not exist (create it, or check the path)"
         (
             ["status", "{study}"],
-            "sqlite:///results/tiny.db: no storage yet (the file results/tiny.db does not exist): run the study first (odyssey run STUDY.toml)",
+            "sqlite:///results/tiny.db: no storage yet (the file results/tiny.db does not exist): "
+            "run the study first (odyssey run STUDY.toml)",
         ),
         (
             ["report", "{study}"],
-            "sqlite:///results/tiny.db: no storage yet (the file results/tiny.db does not exist): run the study first (odyssey run STUDY.toml)",
+            "sqlite:///results/tiny.db: no storage yet (the file results/tiny.db does not exist): "
+            "run the study first (odyssey run STUDY.toml)",
         ),
         # issue 25: SQLAlchemy's "Can't load plugin: sqlalchemy.dialects:postgres"
         (
@@ -125,7 +127,8 @@ print("stopping" if STOP.event.is_set() else "not stopping")
 
 
 def test_a_stop_python_could_not_raise_prints_no_traceback_and_other_lost_errors_still_do(root):
-    """A SIGTERM inside a weakref callback: Python prints "Exception ignored in ..." and a traceback of odyssey's handler."""
+    """A SIGTERM inside a weakref callback: Python prints "Exception ignored in ..." and a traceback of
+    odyssey's handler."""
     result = subprocess.run([sys.executable, "-c", LOST_STOP], cwd=root, capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "stopping", result.stderr
     assert "KeyboardInterrupt" not in result.stderr and "stopping.py" not in result.stderr, result.stderr
@@ -280,7 +283,8 @@ def test_a_read_only_storage_is_one_line_and_status_still_reads_it(
         assert (
             code == 2
             and err
-            == f"error: {storage_url}: cannot write to the storage, so odyssey run and prepare cannot use it (status and report only read it): the file {tmp_path / 's.db'} is read-only\n"
+            == f"error: {storage_url}: cannot write to the storage, so odyssey run and prepare cannot use it "
+            f"(status and report only read it): the file {tmp_path / 's.db'} is read-only\n"
         )
         assert "tiny/vowels/V" in cli("status", "--storage", storage_url, cwd=tmp_path).stdout
     finally:
@@ -289,7 +293,8 @@ def test_a_read_only_storage_is_one_line_and_status_still_reads_it(
 
 
 def test_a_stop_that_python_could_not_raise_still_stops_at_the_next_epoch(tmp_path, cache, monkeypatch, tiny_study):
-    """SIGINT raised inside a destructor is swallowed ("Exception ignored in ..."): the run must still stop, exit 130."""
+    """SIGINT raised inside a destructor is swallowed ("Exception ignored in ..."): the run must still
+    stop, exit 130."""
     from odyssey.errors import Interrupted
     from odyssey.study import runner, worker
     from odyssey.study.stopping import STOP

@@ -24,8 +24,15 @@ third_party = set()
 for name in modules:
     tree = ast.parse(open(importlib.util.find_spec(name).origin, encoding="utf-8").read())
     for node in tree.body:
-        roots = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module] if isinstance(node, ast.ImportFrom) and not node.level else []
-        third_party |= {r.split(".")[0] for r in roots if r.split(".")[0] not in sys.stdlib_module_names | {"odyssey", "__future__"}}
+        if isinstance(node, ast.Import):
+            roots = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            roots = [node.module]
+        else:
+            roots = []
+        third_party |= {
+            r.split(".")[0] for r in roots if r.split(".")[0] not in sys.stdlib_module_names | {"odyssey", "__future__"}
+        }
 for name in sorted(third_party):
     importlib.import_module(name)
 
@@ -47,7 +54,9 @@ after = state()
 print(len(modules), "modules")
 for key in before:
     if key == "warnings.filters" and before[key] != after[key]:
-        print(f"{key} changed: added {[f for f in after[key] if f not in before[key]]}, removed {[f for f in before[key] if f not in after[key]]}")
+        added = [f for f in after[key] if f not in before[key]]
+        removed = [f for f in before[key] if f not in after[key]]
+        print(f"{key} changed: added {added}, removed {removed}")
     elif before[key] != after[key]:
         print(f"{key} changed: {before[key]!r} -> {after[key]!r}")
 """

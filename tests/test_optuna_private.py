@@ -95,7 +95,8 @@ def test_the_rdb_models_have_the_tables_and_columns_the_sql_names():
         )
         missing = columns - {c.name for c in getattr(models, model).__table__.columns}
         assert not missing, (
-            f"{OPTUNA}: {model} ({getattr(models, model).__tablename__}) lost the columns {sorted(missing)} that optuna_private's SQL names"
+            f"{OPTUNA}: {model} ({getattr(models, model).__tablename__}) lost the columns {sorted(missing)} "
+            "that optuna_private's SQL names"
         )
     kinds = {kind.name for kind in models.TrialValueModel.TrialValueType}
     assert {"INF_POS", "INF_NEG"} <= kinds, (

@@ -11,8 +11,9 @@ def cells(**complete):
 
 def test_six_trials_per_cell_say_what_each_answer_needs():
     assert budget_gaps(cells(V=6, CIFG=6, NFG=5), paired=False) == [
-        "Too small to answer everything for task mydata: a test of a variant against V needs 21 complete trials in both cells, "
-        "these have fewer: V 6, CIFG 6, NFG 5; importance needs 20 complete trials of the task, it has 17. Raise 'trials' and run again with --extend."
+        "Too small to answer everything for task mydata: a test of a variant against V needs 21 complete trials "
+        "in both cells, these have fewer: V 6, CIFG 6, NFG 5; importance needs 20 complete trials of the task, "
+        "it has 17. Raise 'trials' and run again with --extend."
     ]
 
 
@@ -20,6 +21,7 @@ def test_paired_studies_need_three_slots_and_a_large_enough_study_says_nothing()
     assert budget_gaps(cells(V=8, CIFG=8, NFG=8), paired=True) == []
     assert budget_gaps(cells(V=30, NOG=30), paired=False) == []
     assert budget_gaps(cells(V=2, NOG=8), paired=True)[0].endswith(
-        "these have fewer: V 2; importance needs 20 complete trials of the task, it has 10. Raise 'trials' and run again with --extend."
+        "these have fewer: V 2; importance needs 20 complete trials of the task, it has 10. "
+        "Raise 'trials' and run again with --extend."
     )
     assert "no vanilla (V) cell" in budget_gaps(cells(NOG=40), paired=False)[0]

@@ -94,7 +94,8 @@ def test_report_opens_in_plain_words_and_decides_on_corrected_tests(report: Path
     assert text.index("## In short") < text.index("## Study settings") < text.index("## The paper's findings")
     short = text[text.index("## In short") : text.index("## Study settings")]
     assert re.search(
-        r"toy \(test error, lower is better; the difference to V with its 95% interval\): worse than V: NFG \([0-9.]+ \[[0-9.]+, [0-9.]+\]\); not decided: NP, CIFG \(",
+        r"toy \(test error, lower is better; the difference to V with its 95% interval\): "
+        r"worse than V: NFG \([0-9.]+ \[[0-9.]+, [0-9.]+\]\); not decided: NP, CIFG \(",
         short,
     ), short
     assert (

@@ -1,4 +1,5 @@
-"""Variants against vanilla (one Holm-corrected family, equivalence by two one-sided tests, paired slots) and the paper's claims checked on them."""
+"""Variants against vanilla (one Holm-corrected family, equivalence by two one-sided tests, paired slots)
+and the paper's claims checked on them."""
 
 from __future__ import annotations
 
@@ -218,7 +219,8 @@ def test_not_different_is_not_agreement_unless_equivalence_is_shown():
     cifg = claims.loc["CIFG is no different from V"]
     assert cifg["verdict"] == UNDECIDED
     assert re.search(
-        r"not decided \(difference [+-][0-9.e-]+ \[.+\], adjusted p [0-9.]+\): this budget detects differences of [0-9.]+ or more; about [0-9,]+ trials per cell would decide it",
+        r"not decided \(difference [+-][0-9.e-]+ \[.+\], adjusted p [0-9.]+\): "
+        r"this budget detects differences of [0-9.]+ or more; about [0-9,]+ trials per cell would decide it",
         cifg["finding"],
     ), cifg["finding"]
     assert (
@@ -417,7 +419,8 @@ def test_the_summary_says_in_plain_words_what_differs_and_what_is_open():
     tests = variant_tests(_cells({"V": (0, 200), "NFG": (0.05, 200), "CIFG": (0, 30)}))
     lines = summary(tests, check_claims(tests, {}), {"toy": "error"})
     assert re.match(
-        r"toy \(test error, lower is better; the difference to V with its 95% interval\): worse than V: NFG \(0\.0[45]\d* \[0\.0\d+, 0\.0\d+\]\); ",
+        r"toy \(test error, lower is better; the difference to V with its 95% interval\): "
+        r"worse than V: NFG \(0\.0[45]\d* \[0\.0\d+, 0\.0\d+\]\); ",
         lines[0],
     ), lines[0]
     assert "not decided: CIFG (these trials detect differences of about" in lines[0]

@@ -236,9 +236,9 @@ def test_every_combination_is_refused_for_a_reason_or_runs_alike_on_both_backend
             (out.square().sum() + sum(s.sum() for s in state)).backward()
             results.append([out, *state, inputs.grad, *(p.grad for p in model.parameters())])
         for got, expected_value in zip(*results, strict=True):
-            torch.testing.assert_close(got, expected_value, msg=lambda m: f"{variant}: {m}")
+            torch.testing.assert_close(got, expected_value, msg=lambda m, variant=variant: f"{variant}: {m}")
         steps, _ = plain_reference(model.directions[0], x[:, 0])
-        torch.testing.assert_close(out[:, 0, :3], torch.stack(steps), msg=lambda m: f"{variant}: {m}")
+        torch.testing.assert_close(out[:, 0, :3], torch.stack(steps), msg=lambda m, variant=variant: f"{variant}: {m}")
     assert accepted == 255 - 96 - 12  # CIFG refuses 96, a gateless FGR or NP 12 more
 
 
@@ -437,12 +437,15 @@ def test_batched_backward_matches_the_reference(backend):
         torch.manual_seed(14)
         model = use(randomise(LSTM(3, 4, bidirectional=True, variant="FGR")).double(), which)
         x = torch.randn(5, 2, 3, dtype=torch.float64, requires_grad=True)
-        jacobian = torch.autograd.functional.jacobian(lambda x: model(x, lengths=lengths)[0], x, vectorize=True)
+        jacobian = torch.autograd.functional.jacobian(
+            lambda x, model=model: model(x, lengths=lengths)[0], x, vectorize=True
+        )
         out, _ = model(x, lengths=lengths)
         vectors = torch.randn(3, *out.shape, dtype=torch.float64)
         wrt = [x, model.weight_hh_l0, model.weight_gg_l0_reverse]
         batched = torch.autograd.grad(out, wrt, vectors, is_grads_batched=True, retain_graph=True)
-        mapped = torch.func.vmap(lambda v: torch.autograd.grad(out, wrt, v, retain_graph=True))(vectors)
+        vjp = torch.func.vmap(lambda v, out=out, wrt=wrt: torch.autograd.grad(out, wrt, v, retain_graph=True))
+        mapped = vjp(vectors)
         one = torch.autograd.grad(out, wrt, vectors[1])
         results[which] = [jacobian, *batched, *mapped, *one]
         for many, single in zip(batched, one):
@@ -533,8 +536,11 @@ def test_the_networks_call_and_fgr_state_shapes():
 def test_a_checkpoint_from_before_num_layers_still_loads():
     torch.manual_seed(12)
     model = randomise(LSTM(3, 4, bidirectional=True, variant="FGR"))
-    old = {f"directions.{int(direction.reverse)}.{part}": getattr(model, part + direction.suffix)
-           for direction in model.directions for part in ("weight_ih", "weight_hh", "bias", "peephole", "weight_gg")}  # fmt: skip
+    old = {
+        f"directions.{int(direction.reverse)}.{part}": getattr(model, part + direction.suffix)
+        for direction in model.directions
+        for part in ("weight_ih", "weight_hh", "bias", "peephole", "weight_gg")
+    }
     fresh = LSTM(3, 4, bidirectional=True, variant="FGR")
     fresh.load_state_dict(old)
     x = torch.randn(5, 2, 3)

@@ -77,7 +77,10 @@ def all_trials(url: str) -> dict[str, list[optuna.trial.FrozenTrial]]:
 
 def test_workers_starting_together_on_a_new_sqlite_file_all_open_it(tmp_path):
     """SQLite reports the schema race as "table ... already exists": the losers must retry."""
-    opener = "import sys, time\nfrom odyssey.storage import open_storage\nwhile time.time() < float(sys.argv[2]): pass\nopen_storage(sys.argv[1])"
+    opener = (
+        "import sys, time\nfrom odyssey.storage import open_storage\n"
+        "while time.time() < float(sys.argv[2]): pass\nopen_storage(sys.argv[1])"
+    )
     for attempt in range(2):
         url, start_at = f"sqlite:///{tmp_path}/race{attempt}.db", time.time() + 3
         openers = [
@@ -236,7 +239,8 @@ def test_errors_after_finished_work_lose_nothing(tmp_path, cache, cli, start):
 
     missing = tmp_path / "timit.toml"
     missing.write_text(
-        'name = "dist"\ntasks = ["timit"]\nvariants = ["V"]\ntrials = 1\n[task_options.timit]\npath = "/no/such/timit"\n'
+        'name = "dist"\ntasks = ["timit"]\nvariants = ["V"]\ntrials = 1\n'
+        '[task_options.timit]\npath = "/no/such/timit"\n'
     )
     result = run(missing, "--extend")
     assert result.returncode == 2 and "/no/such/timit" in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -42,18 +42,20 @@ def test_every_space_key_maps_to_a_field_and_every_optimizer_has_a_builder():
     assert tuple(BUILDERS) == OPTIMIZERS
     assert list(SPACE_KEYS)[:4] == list(PAPER_SPACE)  # drawn first, in the paper's order, as before
     # The order of drawing: random-search values depend on it, so reordering TrainingConfig's fields must not change it.
-    assert SPACE_KEYS == ("learning_rate", "hidden_size", "one_minus_momentum", "input_noise", "batch_size", "num_layers",
-                          "dropout", "forget_bias", "optimizer", "weight_decay", "gradient_clip")  # fmt: skip
+    assert SPACE_KEYS == ("learning_rate", "hidden_size", "one_minus_momentum", "input_noise", "batch_size",
+                          "num_layers", "dropout", "forget_bias", "optimizer", "weight_decay",
+                          "gradient_clip")  # fmt: skip
 
 
 def test_a_stored_training_table_holds_what_it_held_before_one_schema():
     """Study files stored before one schema keep their digest: [training] never holds the searched
     fields, and the settings added later only where set."""
-    assert set(TRAINING_KEYS) == {"batch_size", "max_epochs", "patience", "eval_batch_size", "max_seconds", "forget_bias",
-                                  "divergence_factor", "optimizer", "weight_decay", "gradient_clip", "num_layers", "dropout"}  # fmt: skip
+    assert set(TRAINING_KEYS) == {"batch_size", "max_epochs", "patience", "eval_batch_size", "max_seconds",
+                                  "forget_bias", "divergence_factor", "optimizer", "weight_decay", "gradient_clip",
+                                  "num_layers", "dropout"}  # fmt: skip
     assert stored_training(TrainingConfig(learning_rate=0.5, hidden_size=3, momentum=0.5, input_noise=0.5)) == {
-        "batch_size": 1, "max_epochs": 150, "patience": 15, "eval_batch_size": 64, "max_seconds": None, "forget_bias": 0.0,
-        "divergence_factor": 1e3}  # fmt: skip
+        "batch_size": 1, "max_epochs": 150, "patience": 15, "eval_batch_size": 64, "max_seconds": None,
+        "forget_bias": 0.0, "divergence_factor": 1e3}  # fmt: skip
     assert stored_training(TrainingConfig(dropout=0.1))["dropout"] == 0.1
 
 
@@ -144,7 +146,8 @@ def test_suggest_asks_momentum_only_of_sgd_trials():
     "text, expected",
     [
         (
-            "[space]\nnum_layers = { choices = [1, 2] }\ndropout = { low = 0.0, high = 0.5, step = 0.1 }\noptimizer = { choices = ['sgd', 'adam'] }\n",
+            "[space]\nnum_layers = { choices = [1, 2] }\ndropout = { low = 0.0, high = 0.5, step = 0.1 }\n"
+            "optimizer = { choices = ['sgd', 'adam'] }\n",
             None,
         ),
         (

@@ -223,7 +223,8 @@ def _wait_for_two_workers(proc: subprocess.Popen, db: Path) -> set[int]:
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
 def test_killed_workers_are_replaced_and_the_run_succeeds(tmp_path, cache, tiny_study, odyssey_command):
-    """Issue 25: both workers of --jobs 2 SIGKILLed: only their replacements can finish the study, in the same run, exit 0."""
+    """Issue 25: both workers of --jobs 2 SIGKILLed: only their replacements can finish the study, in
+    the same run, exit 0."""
     study = tiny_study(batch_size=2, max_epochs=4)
     db = tmp_path / "results" / "tiny.db"
     command = [*odyssey_command, "run", str(study), "--jobs", "2"]

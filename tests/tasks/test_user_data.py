@@ -374,7 +374,8 @@ def test_a_table_with_text_labels_sequence_labels_and_a_split_column(tmp_path):
 
 
 def test_a_label_constant_within_every_sequence_needs_a_kind(tmp_path):
-    """Issue 25: a text label per recording was trained per step unless `kind` was set; now the file says which to choose."""
+    """Issue 25: a text label per recording was trained per step unless `kind` was set; now the file
+    says which to choose."""
     per_sequence = long_table(labels="text")
     per_sequence["y"] = np.where(per_sequence["sequence"].str[1:].astype(int) % 2 == 0, "walk", "sit")
     per_sequence.to_csv(tmp_path / "p.csv", index=False)
@@ -405,7 +406,8 @@ def test_a_header_only_table_and_a_truncated_or_foreign_npz_are_one_line(tmp_pat
             files_task(tmp_path / name)
         assert (
             str(err.value)
-            == f"{tmp_path / name}: not an .npz (no complete zip archive: truncated, or another format?); write it with numpy.savez"
+            == f"{tmp_path / name}: not an .npz (no complete zip archive: truncated, or another format?); "
+            "write it with numpy.savez"
         )
     np.savez(tmp_path / "objects.npz", inputs=np.array([[1.0], "a"], dtype=object), lengths=np.array([2]))
     with pytest.raises(DataError, match="objects.npz: holds an object array") as err:
@@ -534,7 +536,12 @@ def make(*, seed: int = 0, sequences: int = 24, scale: float = 1.0) -> SequenceT
         xs = [scale * rng.normal(size=(int(rng.integers(3, 6)), 1)).astype(np.float32) for _ in range(n)]
         return Sequences(xs, [(x[:, 0] > 0).astype(np.int64) for x in xs])
 
-    return SequenceTask("signs", Dataset({{"train": split(sequences), "validation": split(6), "test": split(6)}}), FramewiseClassification(2), bidirectional=False)
+    return SequenceTask(
+        "signs",
+        Dataset({{"train": split(sequences), "validation": split(6), "test": split(6)}}),
+        FramewiseClassification(2),
+        bidirectional=False,
+    )
 {extra}
 '''
 
@@ -639,7 +646,8 @@ def test_changed_data_names_the_file_and_what_to_do_not_hashes_or_extend(tmp_pat
     for extend in ([], ["--extend"]):
         result = cli("prepare", str(study), "--storage", storage_url, *extend, cwd=tmp_path, check=False)
         assert result.returncode == 2 and result.stderr == (
-            "error: the data of task 'mine', d.npz changed since study 'own' stored its trials; they belong to the old one: "
+            "error: the data of task 'mine', d.npz changed since study 'own' stored its trials; "
+            "they belong to the old one: "
             "restore it, or give the study a new name (or --storage) to start one on the new data\n"
         ), result.stderr
 
@@ -761,7 +769,8 @@ def test_a_path_found_only_from_the_current_folder_is_read_from_there_with_one_w
     monkeypatch.chdir(tmp_path)
     with pytest.warns(
         OdysseyWarning,
-        match=r"'task_options\.mine\.path' 'examples/d\.npz' is not in the study file's folder .* write '\.\./examples/d\.npz'",
+        match=r"'task_options\.mine\.path' 'examples/d\.npz' is not in the study file's folder .* "
+        r"write '\.\./examples/d\.npz'",
     ) as seen:
         spec = load_study_file("studies/own.toml")
     assert len(seen) == 1
@@ -787,7 +796,8 @@ def test_a_factory_option_annotated_as_a_path_is_read_from_the_study_files_folde
     monkeypatch.syspath_prepend(str(tmp_path))
     write_factory(
         tmp_path,
-        extra="\nimport os\ndef with_file(*, seed: int = 0, table: str | os.PathLike = '', label: str = 'x'):\n    return make(seed=seed)\n",
+        extra="\nimport os\ndef with_file(*, seed: int = 0, table: str | os.PathLike = '', label: str = 'x'):\n"
+        "    return make(seed=seed)\n",
     )
     (tmp_path / "studies").mkdir()
     (tmp_path / "studies" / "t.csv").write_text("x\n")
@@ -809,7 +819,8 @@ def test_a_small_validation_split_of_sequence_labels_is_a_warning_saying_why(tmp
     study.write_text(STUDY.format(trials=1, options='source = "files"\npath = "d.npz"\nvalidation_fraction = 0.2'))
     result = cli("prepare", str(study), "--storage", storage_url, cwd=tmp_path)
     assert result.stderr.startswith(
-        "warning: task 'mine': its validation split holds 8 sequences, each one error or none: the error rate moves in steps of 0.125 "
+        "warning: task 'mine': its validation split holds 8 sequences, each one error or none: "
+        "the error rate moves in steps of 0.125 "
     ), result.stderr
     write_npz(tmp_path / "d.npz", inputs=inputs, lengths=lengths, frame_labels=(inputs[:, 0] > 5).astype(np.int64))
     result = cli("prepare", str(study), "--storage", f"sqlite:///{tmp_path}/f.db", cwd=tmp_path)

@@ -195,7 +195,8 @@ def test_a_studys_worker_trains_with_denormals_flushed(tmp_path, monkeypatch, ca
     monkeypatch.setattr(worker, "train", train)
     study = tmp_path / "tiny.toml"
     study.write_text(
-        'name = "tiny"\ntasks = ["adding"]\nvariants = ["V"]\ntrials = 1\n[training]\nmax_epochs = 1\n[task_options.adding]\nlength = 12\ntrain = 16\nvalidation = 8\ntest = 8\n'
+        'name = "tiny"\ntasks = ["adding"]\nvariants = ["V"]\ntrials = 1\n[training]\nmax_epochs = 1\n'
+        "[task_options.adding]\nlength = 12\ntrain = 16\nvalidation = 8\ntest = 8\n"
     )
     runner.run(load_study_file(study), storage_url=f"sqlite:///{tmp_path}/tiny.db", progress=False)
     assert seen == [False] and _denormal_survives()
