@@ -135,7 +135,8 @@ def status(
     storage: StorageOpt = None,
     name: Annotated[str | None, typer.Option(help="The study's name, when the storage holds several.")] = None,
 ) -> None:
-    """Show, per (task, variant), complete / running / failed / remaining trials and the best value; then why each failed trial failed."""
+    # One line on purpose: the docstring is the command's help, and typer's rich help keeps its line breaks.
+    """Show, per (task, variant), complete / running / failed / remaining trials and the best value; then why each failed trial failed."""  # noqa: E501
     from odyssey.console import print_lines, print_rows
     from odyssey.study.status import status_report
     from odyssey.study.studyfile import resolve_storage
@@ -166,7 +167,8 @@ RefitsOpt = Annotated[
     int | None,
     typer.Option(
         min=0,
-        help="Resamples behind each interval and refits behind each noise floor; default 12 (the output says); 0: shares only, no intervals or floors.",
+        help="Resamples behind each interval and refits behind each noise floor; default 12 (the output says); "
+        "0: shares only, no intervals or floors.",
         show_default=False,
     ),
 ]
@@ -201,7 +203,8 @@ def importance(
     refits: RefitsOpt = None,
     seed: SeedOpt = None,
 ) -> None:
-    """Variance shares of each hyperparameter and pair (fANOVA; log-sampled ones in log10), with intervals, noise floors and trial counts."""
+    # One line on purpose: the docstring is the command's help, and typer's rich help keeps its line breaks.
+    """Variance shares of each hyperparameter and pair (fANOVA; log-sampled ones in log10), with intervals, noise floors and trial counts."""  # noqa: E501
     from odyssey.console import print_importance
 
     print_importance(
@@ -218,14 +221,14 @@ def report(
     refits: RefitsOpt = None,
     seed: SeedOpt = None,
 ) -> None:
-    """Write report.html (self-contained), report.md, figures and CSV tables: settings, variants, importance, the paper's claims."""
+    # One line on purpose: the docstring is the command's help, and typer's rich help keeps its line breaks.
+    """Write report.html (self-contained), report.md, figures and CSV tables: settings, variants, importance, the paper's claims."""  # noqa: E501
     from odyssey.analysis.report import build_report
     from odyssey.study.studyfile import resolve_storage
 
     url, name = resolve_storage(study, storage, name)
-    typer.echo(
-        f"wrote {build_report(storage=url, name=name, out_dir=out, study_file=study, **_given(refits=refits, seed=seed))}"
-    )
+    written = build_report(storage=url, name=name, out_dir=out, study_file=study, **_given(refits=refits, seed=seed))
+    typer.echo(f"wrote {written}")
 
 
 def main() -> None:

@@ -136,7 +136,8 @@ def _changed_sources(changes: list[tuple[str, object, object]], current: dict) -
             said.append(f"the data of task {task!r}, {where}{split}")
         elif parts[2] == "module_sha256":
             said.append(
-                f"the source of task {task!r}'s factory ({(current.get('task_sources', {}).get(task) or {}).get('source', '?')})"
+                f"the source of task {task!r}'s factory "
+                f"({(current.get('task_sources', {}).get(task) or {}).get('source', '?')})"
             )
     return list(dict.fromkeys(said))
 
@@ -161,7 +162,8 @@ def check_change(name: str, stored: dict, current: dict, *, extend: bool) -> Non
 
 
 def _queue(cell: optuna.Study, study_file: StudyFile, task: str, variant: str, *, created: bool) -> None:
-    """Queue the cell's slots: its creator does; another process only completes a queue that stands still (its creator died) or grew (--extend)."""
+    """Queue the cell's slots: its creator does; another process only completes a queue that stands still (its
+    creator died) or grew (--extend)."""
     if not created and _queued(cell) >= study_file.trials:
         return
     dists = distributions(study_file.space)

@@ -6,8 +6,9 @@ validation split (and, once per trial, the test split), timed through `train()` 
 torch thread (what each of `--jobs N` workers uses), with its checkpoint at each epoch's end; with
 `share` below 1, each split's pass is timed over that share of its batches and scaled up by
 frames. Not counted: what the study's storage costs per trial (claiming it, recording results and
-progress) and each worker's start (importing torch, loading the data). Between the two hidden sizes the time per epoch follows the power law through the
-two points, averaged over the hidden sizes the space draws. How many epochs a trial runs is not
+progress) and each worker's start (importing torch, loading the data). Between the two hidden sizes
+the time per epoch follows the power law through the two points, averaged over the hidden sizes the
+space draws. How many epochs a trial runs is not
 known before it runs, so the projection gives two assumptions: every trial runs to `max_epochs`
 (the most it can cost), and every trial improves for `patience` epochs and then stops after
 `patience` more (2 x patience, at most max_epochs). `max_seconds` caps both.
@@ -51,8 +52,10 @@ class _Share:
     def __init__(self, task, share: float, *, batch_sizes: tuple[int, int]) -> None:
         self._task, self._share = task, share
         train, evaluation = batch_sizes
-        self._frames = {(split, size): [int(b.lengths.sum()) for b in task.batches(split, size)]
-                        for split, size in (("train", train), ("validation", evaluation), ("test", evaluation))}  # fmt: skip
+        self._frames = {
+            (split, size): [int(b.lengths.sum()) for b in task.batches(split, size)]
+            for split, size in (("train", train), ("validation", evaluation), ("test", evaluation))
+        }
         self.seconds = {"train": 0.0, "validation": 0.0, "test": 0.0}  # per split, scaled to all of its frames
         self.timed = 0.0  # the passes' own seconds, unscaled
 
@@ -80,18 +83,16 @@ def epoch_seconds(
     an untimed batch of each split, and the seconds of its one evaluation on the test split."""
     import torch
 
-    from ..model.network import SequenceNetwork
     from ..training.loop import Diverged, train
     from .space import applies, trial_settings
+    from .worker import network_for
 
     values = {name: _typical(r) for name, r in study_file.space.items()} | {"hidden_size": hidden}
     config = trial_settings(
         study_file.training, {k: v for k, v in values.items() if applies(k, values)}
     )  # as a trial would
     torch.manual_seed(0)
-    model = SequenceNetwork(input_size=task.input_size, hidden_size=hidden, output_size=task.output_size, variant=variant,
-                            bidirectional=task.bidirectional, forget_bias=config.forget_bias, num_layers=config.num_layers,
-                            dropout=config.dropout, readout=getattr(task, "readout", "frames"))  # fmt: skip
+    model = network_for(task, variant, config)  # config.hidden_size is `hidden`
     config = replace(config, max_epochs=epochs, patience=epochs, max_seconds=None)
     sizes = (config.batch_size, config.eval_batch_size)
     train(model, _Share(task, 0.0, batch_sizes=sizes), config=replace(config, max_epochs=1), seed=0)  # warms up
@@ -138,7 +139,8 @@ def estimate(
 
 
 def _typical(r: Param) -> object:
-    """A typical value: a range's geometric middle on a log scale, else its middle (whole for integers); a choice's first."""
+    """A typical value: a range's geometric middle on a log scale, else its middle (whole for integers); a
+    choice's first."""
     if isinstance(r, Choice):
         return r.choices[0]
     middle = math.sqrt(r.low * r.high) if r.log else (r.low + r.high) / 2
@@ -182,14 +184,18 @@ def summary(
     for cost in costs:
         row = {"task": cost.task, "variant": cost.variant}
         row |= {f"s/epoch H={h}": s for h, s in cost.epoch_seconds.items()}
-        row |= {f"s/trial ({patience_epochs} ep.)": cost.patience_seconds, f"s/trial ({training.max_epochs} ep.)": cost.max_seconds,
-                f"CPU-h ({patience_epochs} ep.)": study_file.trials * cost.patience_seconds / 3600}  # fmt: skip
+        row |= {
+            f"s/trial ({patience_epochs} ep.)": cost.patience_seconds,
+            f"s/trial ({training.max_epochs} ep.)": cost.max_seconds,
+            f"CPU-h ({patience_epochs} ep.)": study_file.trials * cost.patience_seconds / 3600,
+        }
         rows.append(row)
     hours = [study_file.trials * sum(getattr(c, f) for c in costs) / 3600 for f in ("patience_seconds", "max_seconds")]
     cap = f", each capped at max_seconds = {training.max_seconds:g}" if training.max_seconds is not None else ""
     trials = study_file.trials * len(costs)
     lines = [
-        f"{trials:,} trials ({study_file.trials} per cell){cap}; timed on one torch thread; storage writes and worker starts not included",
+        f"{trials:,} trials ({study_file.trials} per cell){cap}; timed on one torch thread; "
+        "storage writes and worker starts not included",
         f"if every trial stops after 2 x patience = {patience_epochs} epochs: {_span(hours[0])} CPU",
         f"if every trial runs max_epochs = {training.max_epochs}: {_span(hours[1])} CPU (the most it can cost)",
     ]

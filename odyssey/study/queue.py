@@ -125,7 +125,8 @@ class Worker:
 
 
 def dead_here(stamp: dict) -> bool:
-    """True only when certain: a worker of this boot and PID namespace whose process is gone (or whose pid was reused)."""
+    """True only when certain: a worker of this boot and PID namespace whose process is gone (or whose pid was
+    reused)."""
     here = _namespace()
     if (
         stamp.get("namespace") != here or here.startswith("/") or here.endswith("/")
@@ -164,7 +165,8 @@ def _prune_surplus(cell: optuna.Study, trial_id: int) -> None:
 
 
 def discard_duplicates(cell: optuna.Study, trials: list[FrozenTrial]) -> None:
-    """Prune queued trials whose slot another trial holds; taking them first, so one another worker took is never touched."""
+    """Prune queued trials whose slot another trial holds; taking them first, so one another worker took is never
+    touched."""
     held = {t.number for t in slot_trials(trials)}
     for t in trials:
         if t.state == TrialState.WAITING and t.number not in held and _take(cell, trial_id_of(t)):
@@ -181,7 +183,8 @@ BUSY = Busy()
 def claim(
     cell: optuna.Study, *, worker: Worker, retries: int, dead: frozenset[str] = frozenset()
 ) -> optuna.Trial | Busy | None:
-    """Take the lowest free slot of the cell: a Trial; BUSY while slots run elsewhere; None once every slot is finished."""
+    """Take the lowest free slot of the cell: a Trial; BUSY while slots run elsewhere; None once every slot is
+    finished."""
     recover(cell, retries=retries, dead=dead)
     trials = cell.get_trials(deepcopy=False)
     discard_duplicates(cell, trials)
@@ -206,7 +209,8 @@ def finish(
     value: float | None = None,
     state: TrialState = TrialState.COMPLETE,
 ) -> bool:
-    """Record a trial's result; False (nothing written) if it was finished meanwhile, e.g. failed as stale while its worker stalled."""
+    """Record a trial's result; False (nothing written) if it was finished meanwhile, e.g. failed as stale while its
+    worker stalled."""
     try:
         for key, item in attrs.items():
             storage_of(cell).set_trial_user_attr(trial_id_of(trial), key, item)
@@ -231,7 +235,8 @@ def requeue(cell: optuna.Study, trial: FrozenTrial, *, retries: int) -> None:
     if crashes > retries:
         state = TrialState.FAIL
         user_attrs[FAILURE] = (
-            f"its worker died {crashes} times while training it (out of memory?); not retried again (retries = {retries})"
+            f"its worker died {crashes} times while training it (out of memory?); "
+            f"not retried again (retries = {retries})"
         )
     cell.add_trial(
         optuna.trial.create_trial(

@@ -56,17 +56,18 @@ def warn_coarse_validation(study_file: StudyFile, tasks: dict) -> None:
             and count < FEW_VALIDATION_SEQUENCES
         ):
             warnings.warn(
-                f"task {name!r}: its validation split holds {count} sequences, each one error or none: the error rate moves in "
-                f"steps of {1 / count:.3f} and each trial's best epoch on it (the objective) reads low against the test split; "
-                f"give it {FEW_VALIDATION_SEQUENCES} or more (option validation_fraction, or a split column with whole recordings, "
-                "or subjects, in each split)",
+                f"task {name!r}: its validation split holds {count} sequences, each one error or none: "
+                f"the error rate moves in steps of {1 / count:.3f} and each trial's best epoch on it (the objective) "
+                f"reads low against the test split; give it {FEW_VALIDATION_SEQUENCES} or more "
+                "(option validation_fraction, or a split column with whole recordings, or subjects, in each split)",
                 OdysseyWarning,
                 stacklevel=2,
             )
 
 
 def open_and_prepare(study_file: StudyFile, url: str, *, extend: bool):
-    """One path for `prepare` and `run`: every task option and dataset is checked (and cached) before any cell exists."""
+    """One path for `prepare` and `run`: every task option and dataset is checked (and cached) before any cell
+    exists."""
     warn_coarse_validation(study_file, build_tasks(study_file))
     storage = open_study_storage(study_file, url, create_folder=url == study_file.default_storage)
     prepare(study_file, storage, extend=extend)
@@ -83,7 +84,8 @@ def prepare_study(
 
 
 def build_kernel() -> None:
-    """Compile the C++ kernel now, with its own progress line, so no trial's time includes it; a failure is said once, here."""
+    """Compile the C++ kernel now, with its own progress line, so no trial's time includes it; a failure is said
+    once, here."""
     from ..model.kernel import KernelUnavailable, load
     from ..model.kernel.dispatch import chosen_backend
 
@@ -241,7 +243,8 @@ def _run_workers(
     idle_deaths = 0
 
     def running() -> bool:
-        """Whether any worker is alive; a worker killed by a signal has its trial retried now, not after the heartbeat grace."""
+        """Whether any worker is alive; a worker killed by a signal has its trial retried now, not after the
+        heartbeat grace."""
         nonlocal idle_deaths
         for n, w in enumerate(workers):
             if w.exitcode is None or w.exitcode >= 0 or tokens[n] in handled:
@@ -277,7 +280,8 @@ def _run_workers(
         raise WorkerFailed("; ".join(failures or ["a worker exited with an error"]))
     if left := _unfinished(url, study_file.name):
         raise WorkerFailed(
-            f"{left} trials are unfinished: the workers kept dying (see the warnings above); run the same command to resume"
+            f"{left} trials are unfinished: the workers kept dying (see the warnings above); "
+            "run the same command to resume"
         )
 
 

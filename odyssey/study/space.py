@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Union
 
 import numpy as np
 
@@ -69,7 +68,7 @@ class Choice:
         return {"choices": list(self.choices)}
 
 
-Param = Union[ParamRange, Choice]
+Param = ParamRange | Choice
 
 
 # The paper's distributions: searched unless a study file says otherwise.

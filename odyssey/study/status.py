@@ -47,7 +47,8 @@ def cell_rows(storage, name: str | None = None) -> list[dict[str, object]]:
                 "now": "; ".join(f"epoch {p['epoch']}: {p['validation']:.4g}" for p in running if p) or "",
                 "seconds": [t.user_attrs.get(SECONDS, math.nan) for t in complete],
                 "failures": [
-                    f"{summary.study_name} trial {t.number}: {t.user_attrs.get(FAILURE, 'its worker stopped (retry pending)')}"
+                    f"{summary.study_name} trial {t.number}: "
+                    f"{t.user_attrs.get(FAILURE, 'its worker stopped (retry pending)')}"
                     for t in slot_trials(trials)
                     if t.state == TrialState.FAIL
                 ],

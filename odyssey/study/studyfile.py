@@ -136,8 +136,9 @@ def parse_study(raw: dict, *, where: str = "<study>", path: Path | None = None) 
     trials = _typed(raw, "trials", int, where)
     if not 1 <= trials <= MAX_TRIALS:
         raise StudyFileError(
-            f"{where}: 'trials' must be between 1 and {MAX_TRIALS:,} per (task, variant), got {trials:,}; every trial is queued in the "
-            "storage before any starts (about 90 a second on SQLite), and the paper ran 200 (more later, with --extend)"
+            f"{where}: 'trials' must be between 1 and {MAX_TRIALS:,} per (task, variant), got {trials:,}; "
+            "every trial is queued in the storage before any starts (about 90 a second on SQLite), "
+            "and the paper ran 200 (more later, with --extend)"
         )
     sampler = _typed(raw, "sampler", str, where, "random")
     if sampler not in SAMPLERS:
@@ -209,8 +210,9 @@ def locate(written: str, base: Path | None, where: str, what: str) -> str:
         return str(beside)
     advice = Path(os.path.relpath(given.resolve(), base.resolve())).as_posix()
     warnings.warn(
-        f"{where}: {what} {written!r} is not in the study file's folder ({base}) but in the current folder, so it is read from there; "
-        f"relative paths are read from the study file's folder: write {advice!r} (or an absolute path) to run it from any folder",
+        f"{where}: {what} {written!r} is not in the study file's folder ({base}) but in the current folder, "
+        "so it is read from there; relative paths are read from the study file's folder: "
+        f"write {advice!r} (or an absolute path) to run it from any folder",
         OdysseyWarning,
         stacklevel=2,
     )
@@ -300,7 +302,8 @@ def _space(table: dict, training: TrainingConfig, given: set[str], where: str) -
     for key in table:
         if key in given:
             raise StudyFileError(
-                f"{where}: '{key}' is set under both [training] and [space]; keep one (a value in [training] fixes it, [space] may search it)"
+                f"{where}: '{key}' is set under both [training] and [space]; "
+                "keep one (a value in [training] fixes it, [space] may search it)"
             )
     space = {**PAPER_SPACE, **{key: _param(key, value, where) for key, value in table.items()}}
     fixed = {name: getattr(training, name) for name in TRAINING_KEYS}
@@ -310,7 +313,8 @@ def _space(table: dict, training: TrainingConfig, given: set[str], where: str) -
             if key in table:
                 allowed = " or ".join(repr(v) for v in condition[1])
                 raise StudyFileError(
-                    f"{where}: 'space.{key}' applies only with {condition[0]} {allowed}, and [training] sets {condition[0]} = {fixed[condition[0]]!r}"
+                    f"{where}: 'space.{key}' applies only with {condition[0]} {allowed}, "
+                    f"and [training] sets {condition[0]} = {fixed[condition[0]]!r}"
                 )
             del space[key]
     return {key: space[key] for key in SPACE_KEYS if key in space}
@@ -336,7 +340,8 @@ def _param(key: str, value, where: str) -> Param:
         value = {"low": value, "high": value}  # a fixed value, not searched
     if not isinstance(value, dict):
         raise StudyFileError(
-            f"{where}: '{name}' must be a number, {{ low = ..., high = ..., log = ..., step = ... }} or {{ choices = [...] }}, got {value!r}"
+            f"{where}: '{name}' must be a number, {{ low = ..., high = ..., log = ..., step = ... }} "
+            f"or {{ choices = [...] }}, got {value!r}"
         )
     _no_unknown(value, {"low", "high", "log", "step"}, where, f"{name}.")
     for bound in ("low", "high"):
