@@ -30,7 +30,8 @@ import optuna
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from odyssey.analysis.fanova import decompose_forest, fit_forest  # noqa: E402
+from odyssey.analysis.fanova import decompose_forest  # noqa: E402
+from odyssey.analysis.forest import fit_forest  # noqa: E402
 from odyssey.analysis.importance import analyse, choose_scales  # noqa: E402
 from odyssey.analysis.synthetic import write_synthetic_study  # noqa: E402
 from odyssey.analysis.trials import PARAM_PREFIX, load_optuna_trials, open_existing  # noqa: E402

@@ -40,7 +40,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from odyssey.analysis.importance import ALL_TRIALS, PAIR_SIGN, Importance, analyse_spaces, terms_table  # noqa: E402
+from odyssey.analysis.importance import ALL_TRIALS, PAIR_SIGN, Importance, analyse_spaces  # noqa: E402
+from odyssey.analysis.importance_tables import terms_table  # noqa: E402
 from odyssey.analysis.scales import Scale  # noqa: E402
 from odyssey.analysis.trials import PARAM_PREFIX  # noqa: E402
 

@@ -148,7 +148,7 @@ def print_importance(
 ) -> None:
     """`odyssey importance`: the shares of every set of trials as tables, CSV or JSON; refits None:
     the library's default."""
-    from .analysis.importance import (
+    from .analysis.importance_tables import (
         FORMATS,
         importance_csv,
         importance_document,

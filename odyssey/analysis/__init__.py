@@ -25,10 +25,10 @@ _WHERE = {
     "analyse_spaces": ".importance",
     "choose_scales": ".importance",
     "largest_shares": ".importance",
-    "terms_table": ".importance",
+    "terms_table": ".importance_tables",
     "Scale": ".scales",
     "decompose_forest": ".fanova",
-    "fit_forest": ".fanova",
+    "fit_forest": ".forest",
     # inside Optuna (docs/importance.md)
     "FanovaImportanceEvaluator": ".evaluator",
     "study_fanova": ".evaluator",

@@ -21,7 +21,8 @@ import pandas as pd
 from optuna.importance import BaseImportanceEvaluator
 from optuna.trial import FrozenTrial
 
-from .importance import Importance, analyse, analyse_spaces, choose_scales, curves_table, surfaces_table, terms_table
+from .importance import Importance, analyse, analyse_spaces, choose_scales
+from .importance_tables import curves_table, surfaces_table, terms_table
 from .trials import PARAM_PREFIX, TooFewTrials, study_trials
 from .uncertainty import REFITS
 

@@ -23,7 +23,8 @@ from ..storage import mask_url, sqlite_path, writable_folder
 from ..studytoml import load_analysis_settings
 from . import plots
 from .budget import budget_gaps
-from .importance import PAIR_SIGN, SCALE_NOTE, Importance, curves_table, surfaces_table, terms_table
+from .importance import PAIR_SIGN, SCALE_NOTE, Importance
+from .importance_tables import curves_table, surfaces_table, terms_table
 from .render import Block, Heading, Image, Table, Text, to_html, to_markdown
 from .settings import settings_blocks
 from .study_analysis import StudyAnalysis, TaskAnalysis, analyse_study

@@ -8,7 +8,8 @@ import pandas as pd
 
 from ..record import STUDY_SPEC
 from .claims import check_claims, summary
-from .importance import Importance, analyse_spaces, choose_scales, curves_table, terms_table
+from .importance import Importance, analyse_spaces, choose_scales
+from .importance_tables import curves_table, terms_table
 from .trials import Trials
 from .uncertainty import REFITS
 from .variant_stats import best_trials, variant_order, variant_tests

@@ -39,7 +39,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .fanova import THREADS, Fanova
+from .fanova import Fanova
+from .forest import THREADS
 
 LEVEL = 0.90  # two-sided interval
 Z_FLOOR = Z_INTERVAL = 1.6449  # the floor: a share that noise alone exceeds 5% of the time (normal quantile)

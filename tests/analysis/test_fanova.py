@@ -13,8 +13,10 @@ import pytest
 from optuna.distributions import FloatDistribution
 from sklearn.tree import DecisionTreeRegressor
 
-from odyssey.analysis.fanova import decompose_forest, decompose_tree, fit_forest, leaf_boxes, predict
-from odyssey.analysis.importance import analyse, choose_scales, terms_table
+from odyssey.analysis.fanova import decompose_forest, decompose_tree, leaf_boxes
+from odyssey.analysis.forest import fit_forest, predict
+from odyssey.analysis.importance import analyse, choose_scales
+from odyssey.analysis.importance_tables import terms_table
 from odyssey.analysis.scales import Scale
 from odyssey.analysis.trials import TooFewTrials, load_optuna_trials
 

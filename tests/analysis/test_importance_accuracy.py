@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from odyssey.analysis.importance import ALL_TRIALS, analyse_spaces, terms_table
+from odyssey.analysis.importance import ALL_TRIALS, analyse_spaces
+from odyssey.analysis.importance_tables import terms_table
 
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("importance_accuracy", ROOT / "benchmarks" / "importance_accuracy.py")

@@ -12,7 +12,8 @@ import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from odyssey.analysis.importance import analyse, analyse_spaces, choose_scales, terms_table
+from odyssey.analysis.importance import analyse, analyse_spaces, choose_scales
+from odyssey.analysis.importance_tables import terms_table
 from odyssey.analysis.trials import study_trials
 from odyssey.console import print_importance
 

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from odyssey.analysis import plots
-from odyssey.analysis.importance import study_importance
+from odyssey.analysis.importance_tables import study_importance
 from odyssey.analysis.report import CSV_NAMES, build_report
 from odyssey.analysis.settings import range_text
 from odyssey.analysis.synthetic import write_synthetic_study
