@@ -81,8 +81,13 @@ def _best(value: float) -> str:
     return "-" if math.isnan(value) else f"{value:.4g}"
 
 
+def _done(row: dict[str, object]) -> int:
+    """A cell's finished slots: complete, failed, pruned."""
+    return row["complete"] + row["failed"] + row.get("pruned", 0)
+
+
 def _progress_table(rows: list[dict[str, object]], *, started: float, done_at_start: int, jobs: int) -> Table:
-    done = sum(r["complete"] + r["failed"] for r in rows)
+    done = sum(_done(r) for r in rows)
     planned = sum(r["planned"] for r in rows)
     elapsed = time.monotonic() - started
     finished_now = done - done_at_start
@@ -93,9 +98,7 @@ def _progress_table(rows: list[dict[str, object]], *, started: float, done_at_st
     for column in ("cell", "done", "failed", "running now", "best"):
         table.add_column(column, justify="left" if column in ("cell", "running now") else "right")
     for r in rows:
-        table.add_row(
-            r["cell"], f"{r['complete'] + r['failed']}/{r['planned']}", str(r["failed"]), r["now"], _best(r["best"])
-        )
+        table.add_row(r["cell"], f"{_done(r)}/{r['planned']}", str(r["failed"]), r["now"], _best(r["best"]))
     return table
 
 
@@ -112,7 +115,7 @@ def watch(
     out = out or Console()
     started = time.monotonic()
     rows = cells()
-    done_at_start = sum(r["complete"] + r["failed"] for r in rows)
+    done_at_start = sum(_done(r) for r in rows)
     if out.is_terminal:
         with Live(
             _progress_table(rows, started=started, done_at_start=done_at_start, jobs=jobs),
@@ -123,11 +126,11 @@ def watch(
                 time.sleep(poll)
                 live.update(_progress_table(cells(), started=started, done_at_start=done_at_start, jobs=jobs))
         return
-    reported = {r["cell"]: r["complete"] + r["failed"] for r in rows}
+    reported = {r["cell"]: _done(r) for r in rows}
     while True:
         alive = running()
         for r in cells():
-            done = r["complete"] + r["failed"]
+            done = _done(r)
             if done != reported[r["cell"]]:
                 reported[r["cell"]] = done
                 out.print(f"{r['cell']}: {done}/{r['planned']} done ({r['failed']} failed), best {_best(r['best'])}")

@@ -61,7 +61,9 @@ TEST_METRIC = "test_metric"
 EPOCHS = "epochs"
 BEST_EPOCH = "best_epoch"
 SECONDS = "seconds"
-STOPPED = "stopped"
+STOPPED = "stopped"  # why its training ended: "max_epochs", "patience", "max_seconds" or PRUNED
+PRUNED = "pruned"  # stopped by the study's pruner ([pruning]): the trial is stored PRUNED
+BEST_VALIDATION = "best_validation"  # a pruned trial's best validation metric (its value is its last epoch's)
 RESUMED_FROM = "resumed_from_epoch"
 
 

@@ -36,6 +36,25 @@ def _sampler(study_file: StudyFile) -> optuna.samplers.BaseSampler:
     return optuna.samplers.RandomSampler(seed=derive_seed(study_file.seed, "random", os.getpid()))
 
 
+def build_pruner(study_file: StudyFile) -> optuna.pruners.BasePruner:
+    """The study's [pruning] as Optuna's pruner; steps are epochs, counted from 1 (worker.run_trial reports them)."""
+    pruning, epochs = study_file.pruning, study_file.training.max_epochs
+    if pruning.pruner == "successive_halving":  # its first rung is at step min_resource: epoch min_epochs
+        return optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=pruning.min_epochs, reduction_factor=pruning.reduction_factor
+        )
+    if pruning.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(
+            min_resource=pruning.min_epochs, max_resource=epochs, reduction_factor=pruning.reduction_factor
+        )
+    if pruning.pruner == "median":
+        # The median pruner stops a trial at the earliest at step == n_warmup_steps. Optuna counts steps from
+        # 0, but a trial reports its epochs from 1 (epoch 1's value is step 1), so min_epochs itself, not
+        # min_epochs - 1, lets every trial train min_epochs epochs first, as the halving pruners' min_resource does.
+        return optuna.pruners.MedianPruner(n_warmup_steps=pruning.min_epochs)
+    return optuna.pruners.NopPruner()
+
+
 def open_study_storage(study_file: StudyFile, url: str, *, create_folder: bool = False):
     """The storage; trials whose heartbeats went stale are retried (up to the study's limit) by whoever notices."""
     return open_storage(
@@ -48,7 +67,10 @@ def open_study_storage(study_file: StudyFile, url: str, *, create_folder: bool =
 def load_cells(study_file: StudyFile, storage) -> dict[tuple[str, str], optuna.Study]:
     return {
         (task, variant): optuna.load_study(
-            study_name=cell_name(study_file.name, task, variant), storage=storage, sampler=_sampler(study_file)
+            study_name=cell_name(study_file.name, task, variant),
+            storage=storage,
+            sampler=_sampler(study_file),
+            pruner=build_pruner(study_file),
         )
         for task, variant in study_file.cells()
     }

@@ -55,15 +55,20 @@ class CellCounts:
     failed: int = 0
     running: int = 0
     waiting: int = 0
+    pruned: int = 0  # stopped early by the study's pruner: finished, as a complete one is
+
+    @property
+    def finished(self) -> int:
+        return self.complete + self.failed + self.pruned
 
     @property
     def remaining(self) -> int:
         """Slots not finished: waiting, running, or not yet queued."""
-        return max(self.planned - self.complete - self.failed, 0)
+        return max(self.planned - self.finished, 0)
 
     @property
     def unstarted(self) -> int:
-        return max(self.planned - self.complete - self.failed - self.running, 0)
+        return max(self.planned - self.finished - self.running, 0)
 
 
 def count(trials: list[FrozenTrial], planned: int) -> CellCounts:
@@ -74,6 +79,7 @@ def count(trials: list[FrozenTrial], planned: int) -> CellCounts:
         failed=states[TrialState.FAIL],
         running=states[TrialState.RUNNING],
         waiting=states[TrialState.WAITING],
+        pruned=states[TrialState.PRUNED],  # slot_trials leaves out the surplus ones, also PRUNED
     )
 
 

@@ -188,7 +188,7 @@ def _run_here(
 
 
 def _unfinished(url: str, name: str) -> int:
-    return sum(r["planned"] - r["complete"] - r["failed"] for r in status_rows(url, name))
+    return sum(r["remaining"] + r["running"] for r in status_rows(url, name))
 
 
 def _run_workers(

@@ -26,7 +26,8 @@ def odyssey_cells(storage, name: str | None = None) -> list[optuna.study.StudySu
 
 
 def cell_rows(storage, name: str | None = None) -> list[dict[str, object]]:
-    """One row per (task, variant): slots complete / running / failed / remaining, best validation value."""
+    """One row per (task, variant): slots complete / running / failed / pruned / remaining, best validation
+    value (of the complete ones)."""
     rows = []
     for summary in odyssey_cells(storage, name):
         cell = optuna.load_study(study_name=summary.study_name, storage=storage)
@@ -41,6 +42,7 @@ def cell_rows(storage, name: str | None = None) -> list[dict[str, object]]:
                 "complete": counts.complete,
                 "running": counts.running,
                 "failed": counts.failed,
+                "pruned": counts.pruned,
                 "remaining": counts.remaining - counts.running,
                 "planned": counts.planned,
                 "best": best,

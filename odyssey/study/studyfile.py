@@ -39,6 +39,24 @@ def default_storage(name: str) -> str:
     return f"sqlite:///results/{name}.db"
 
 
+# none: every trial trains to its end (the paper's protocol); the others are Optuna's pruners over the
+# validation metric each epoch reports (cells.build_pruner builds them).
+PRUNERS = ("none", "successive_halving", "hyperband", "median")
+
+
+@dataclass(frozen=True)
+class Pruning:
+    """The [pruning] table: which of Optuna's pruners stops trials early, from which epoch, how hard."""
+
+    pruner: str = "none"
+    min_epochs: int = 1  # the epochs every trial trains before a pruner may stop it
+    reduction_factor: int = 3  # successive halving and hyperband: 1 in this many trials goes on at each rung
+
+    @property
+    def enabled(self) -> bool:
+        return self.pruner != "none"
+
+
 @dataclass(frozen=True)
 class StudyFile:
     name: str
@@ -56,6 +74,7 @@ class StudyFile:
     # Tasks of your own: what their factory or data files were (sources.identity), so a change is noticed.
     task_sources: dict[str, dict[str, object]] = field(default_factory=dict)
     analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
+    pruning: Pruning = field(default_factory=Pruning)
     path: Path | None = field(default=None, compare=False)
     # The relative paths above as found from the study file's folder (see locate): used to read and
     # write, never stored or hashed, so the digest stays what the file says and studies stored by
@@ -83,6 +102,8 @@ class StudyFile:
         data.pop("analysis")  # how the report reads it, not what the search is: may change at any time
         if not self.task_sources:
             data.pop("task_sources")  # built-in tasks only: the spec stays as it was before tasks of your own
+        if not self.pruning.enabled:
+            data.pop("pruning")  # unpruned, the paper's protocol: the spec stays as it was before [pruning]
         data["space"] = {k: v.stored() for k, v in sorted(self.space.items())}
         # Settings added later are stored only when set, so older study files keep their digest.
         data["training"] = stored_training(self.training)
@@ -175,6 +196,7 @@ def parse_study(raw: dict, *, where: str = "<study>", path: Path | None = None) 
         task_options={task: dict(options) for task, options in task_options.items()},
         task_sources=_task_sources({t: {**o, **located_options.get(t, {})} for t, o in task_options.items()}, where),
         analysis=_analysis(_typed(raw, "analysis", dict, where, {}), tasks, where),
+        pruning=_pruning(_typed(raw, "pruning", dict, where, {}), training, where),
         path=path,
         located_options=located_options,
         located_storage=locate_storage(storage, base, where),
@@ -276,6 +298,25 @@ def _variants(names: tuple[str, ...], where: str) -> tuple[str, ...]:
     if twice:
         raise StudyFileError(f"{where}: 'variants' names one variant twice: {', '.join(twice)}")
     return tuple(canonical)
+
+
+def _pruning(table: dict, training: TrainingConfig, where: str) -> Pruning:
+    """The [pruning] table; pruner = "none" (or no table) is the default whatever else it says, so it
+    leaves the stored spec as it was."""
+    _no_unknown(table, {f.name for f in fields(Pruning)}, where, "pruning.")
+    pruner = _typed(table, "pruner", str, where, Pruning.pruner, prefix="pruning.")
+    if pruner not in PRUNERS:
+        raise StudyFileError(f"{where}: 'pruning.pruner' must be one of {', '.join(PRUNERS)}, got {pruner!r}")
+    min_epochs = _typed(table, "min_epochs", int, where, Pruning.min_epochs, prefix="pruning.")
+    if not 1 <= min_epochs <= training.max_epochs:
+        raise StudyFileError(
+            f"{where}: 'pruning.min_epochs' must be a whole number from 1 to training.max_epochs "
+            f"({training.max_epochs}), got {min_epochs}"
+        )
+    factor = _typed(table, "reduction_factor", int, where, Pruning.reduction_factor, prefix="pruning.")
+    if factor < 2:
+        raise StudyFileError(f"{where}: 'pruning.reduction_factor' must be a whole number >= 2, got {factor}")
+    return Pruning(pruner, min_epochs, factor) if pruner != "none" else Pruning()
 
 
 def _training(table: dict, where: str) -> TrainingConfig:

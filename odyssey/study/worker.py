@@ -14,7 +14,18 @@ from optuna.trial import TrialState
 
 from ..errors import ConfigError, first_line
 from ..model.network import SequenceNetwork, parameter_count
-from ..record import FAILURE, INTERRUPTED, PROGRESS, cell_name, derive_seed, result_attrs, start_attrs
+from ..optuna_private import storage_of, trial_id_of
+from ..record import (
+    BEST_VALIDATION,
+    FAILURE,
+    INTERRUPTED,
+    PROGRESS,
+    PRUNED,
+    cell_name,
+    derive_seed,
+    result_attrs,
+    start_attrs,
+)
 from ..tasks import Task, make_task
 from ..training import checkpoint
 from ..training.config import TrainingConfig
@@ -36,7 +47,8 @@ class Superseded(Exception):
 class TrialOutcome:
     cell: str
     number: int
-    state: str  # "COMPLETE", "FAIL" or "SUPERSEDED" (failed as stale while this worker stalled; its retry runs it)
+    state: str  # "COMPLETE", "PRUNED", "FAIL" or "SUPERSEDED" (failed as stale while this worker stalled; its
+    # retry runs it)
     value: float | None
     reason: str = ""
 
@@ -96,14 +108,33 @@ def run_trial(
     identity = checkpoint_identity(study_file, task.name, variant, slot, trial.params)
     _record_start(trial, task=task, variant=variant, model=model, inactive=unused)
 
+    # The learning curve: each epoch's validation metric as the trial's intermediate value at step `epoch`.
+    # A retry resuming from its checkpoint reports the epochs done before (once: Optuna warns on a step twice).
+    reported = set(storage_of(cell).get_trial(trial_id_of(trial)).intermediate_values)
+
+    def report(epoch: int, metric: float) -> None:
+        if epoch not in reported:
+            trial.report(metric, epoch)
+            reported.add(epoch)
+
+    def pruned() -> str | None:
+        return PRUNED if study_file.pruning.enabled and trial.should_prune() else None
+
+    def on_resume(curve: list[float]) -> str | None:
+        for epoch, metric in enumerate(curve, start=1):
+            report(epoch, metric)
+        return pruned() if curve else None
+
     with queue.Heartbeat.of(trial) as heartbeat:
 
-        def on_epoch(epoch: int, metric: float, best: float) -> None:
+        def on_epoch(epoch: int, metric: float, best: float) -> str | None:
             if heartbeat.superseded.is_set():
                 raise Superseded
             if stop.is_set():  # a stop that landed where Python could not raise it (a destructor, a C call)
                 raise KeyboardInterrupt
+            report(epoch, metric)
             trial.set_user_attr(PROGRESS, {"epoch": epoch, "validation": metric, "best": best})
+            return pruned()
 
         try:
             result = train(
@@ -114,6 +145,7 @@ def run_trial(
                 checkpoint_path=path,
                 checkpoint_identity=identity,
                 on_epoch=on_epoch,
+                on_resume=on_resume,
             )
         except Diverged as err:
             queue.finish(cell, trial, attrs={FAILURE: str(err)}, state=TrialState.FAIL)
@@ -138,10 +170,16 @@ def run_trial(
         stopped=result.stopped,
         resumed_from=result.resumed_from,
     )
-    if not queue.finish(cell, trial, attrs=results, value=result.validation):
+    # A pruned trial is final, as a complete one: its slot is not queued again. Optuna stores its last
+    # reported value as its value; its best epoch's validation and test metrics are in its attributes.
+    state = TrialState.PRUNED if result.stopped == PRUNED else TrialState.COMPLETE
+    if state == TrialState.PRUNED:
+        results[BEST_VALIDATION] = result.validation
+    value = result.validation if state == TrialState.COMPLETE else None
+    if not queue.finish(cell, trial, attrs=results, value=value, state=state):
         return TrialOutcome(name, trial.number, "SUPERSEDED", None, "failed as stale while this worker stalled")
     checkpoint.remove(path)
-    return TrialOutcome(name, trial.number, "COMPLETE", result.validation)
+    return TrialOutcome(name, trial.number, state.name, result.validation)
 
 
 def _record_start(

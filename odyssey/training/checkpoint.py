@@ -26,6 +26,7 @@ class TrainingState:
     first_loss: float | None = None
     seconds: float = 0.0
     best_state: dict = field(default_factory=dict)
+    curve: list[float] = field(default_factory=list)  # the validation metric of each epoch done
 
 
 def save(
@@ -47,6 +48,7 @@ def save(
         "first_loss": state.first_loss,
         "seconds": state.seconds,
         "best_state": state.best_state,
+        "curve": list(state.curve),
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "generator": generator.get_state(),
@@ -93,6 +95,7 @@ def resume(
             first_loss=payload["first_loss"],
             seconds=float(payload["seconds"]),
             best_state=payload["best_state"],
+            curve=[float(v) for v in payload.get("curve", [])],  # none in a checkpoint older than the curve
         )
     except Exception as err:  # noqa: BLE001 - any unreadable checkpoint means "start over"
         model.load_state_dict(fresh)  # undo a half-applied load

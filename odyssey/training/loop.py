@@ -34,11 +34,14 @@ class TrainingResult:
     epochs: int
     best_epoch: int
     seconds: float
-    stopped: str  # "patience", "max_epochs" or "max_seconds"
+    stopped: str  # "patience", "max_epochs", "max_seconds", or the reason on_epoch or on_resume gave (e.g. "pruned")
     resumed_from: int  # the checkpoint's epoch this run continued from (0: a fresh start)
 
 
-EpochCallback = Callable[[int, float, float], None]  # (epoch, validation metric, best so far)
+# (epoch, validation metric, best so far) -> None to go on, or a reason to stop now (the result's `stopped`)
+EpochCallback = Callable[[int, float, float], str | None]
+# The validation metric of each epoch a resumed training has done (its checkpoint's) -> as EpochCallback
+ResumeCallback = Callable[[list[float]], str | None]
 
 
 @contextlib.contextmanager
@@ -155,12 +158,15 @@ def train(
     checkpoint_path: Path | None = None,
     checkpoint_identity: dict | None = None,
     on_epoch: EpochCallback | None = None,
+    on_resume: ResumeCallback | None = None,
 ) -> TrainingResult:
     """The config's optimizer (the paper's Nesterov SGD by default) and Gaussian input noise; early
     stopping on the validation metric.
 
     With a checkpoint path, each epoch's end is saved there and a later call resumes from it, if the
-    checkpoint carries the same `checkpoint_identity` (what the caller says the training is).
+    checkpoint carries the same `checkpoint_identity` (what the caller says the training is), and
+    `on_resume` hears the validation metric of each epoch done so far. A reason to stop from either
+    callback ends the training as early stopping does: the best epoch's weights, its test metric.
     """
     optimizer = build_optimizer(model, config)
     generator = torch.Generator().manual_seed(seed)
@@ -175,7 +181,8 @@ def train(
     resumed_from = state.epoch
     started = time.perf_counter() - state.seconds
     stopped = "max_epochs"
-    while state.epoch < config.max_epochs:
+    reason = on_resume(list(state.curve)) if on_resume is not None and resumed_from else None
+    while state.epoch < config.max_epochs and reason is None:
         train_loss = train_epoch(
             model,
             task,
@@ -188,6 +195,7 @@ def train(
         )
         metric = evaluate(model, task, "validation", batch_size=config.eval_batch_size)
         state.epoch += 1
+        state.curve.append(metric)
         _check_divergence(
             state, train_loss=train_loss, metric=metric, factor=config.divergence_factor, name=task.metric_name
         )
@@ -204,14 +212,15 @@ def train(
                 optimizer=optimizer,
                 generator=generator,
             )
-        if on_epoch is not None:
-            on_epoch(state.epoch, metric, state.best_metric)
+        if on_epoch is not None and (reason := on_epoch(state.epoch, metric, state.best_metric)) is not None:
+            break
         if state.epoch - state.best_epoch >= config.patience:
             stopped = "patience"
             break
         if config.max_seconds is not None and state.seconds >= config.max_seconds:
             stopped = "max_seconds"
             break
+    stopped = reason or stopped
     model.load_state_dict(state.best_state)
     test = evaluate(model, task, "test", batch_size=config.eval_batch_size)
     return TrainingResult(
