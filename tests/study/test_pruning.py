@@ -121,8 +121,9 @@ class StopAfter:
         return self.looks >= self.n
 
 
-def test_a_resumed_trial_has_the_learning_curve_of_an_uninterrupted_one(tmp_path, cache):
-    text = STUDY.format(trials=1).replace("1e-6", "1e-2") + PRUNING.format(pruner="successive_halving")
+@pytest.mark.parametrize("pruner", ["none", "successive_halving"])
+def test_a_resumed_trial_has_the_learning_curve_of_an_uninterrupted_one(tmp_path, cache, pruner):
+    text = STUDY.format(trials=1).replace("1e-6", "1e-2") + PRUNING.format(pruner=pruner)
     curves = {}
     for run in ("straight", "stopped"):
         folder = tmp_path / run
