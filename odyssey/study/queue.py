@@ -294,6 +294,11 @@ def slot_of(trial: optuna.Trial) -> int:
     return storage_of(trial.study).get_trial(trial_id_of(trial)).system_attrs.get(SLOT, trial.number)
 
 
+def curve_of(trial: optuna.Trial) -> dict[int, float]:
+    """The intermediate values a claimed trial reported so far (a retry's copy its parent's), by step."""
+    return storage_of(trial.study).get_trial(trial_id_of(trial)).intermediate_values
+
+
 def give_back(trial: optuna.Trial, *, retries: int) -> bool:
     """A claimed trial this worker will not finish: failed, and its slot queued again (see fail_and_requeue)."""
     return fail_and_requeue(trial.study, storage_of(trial.study).get_trial(trial_id_of(trial)), retries=retries)

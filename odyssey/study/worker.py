@@ -14,7 +14,6 @@ from optuna.trial import TrialState
 
 from ..errors import ConfigError, first_line
 from ..model.network import SequenceNetwork, parameter_count
-from ..optuna_private import storage_of, trial_id_of
 from ..record import (
     BEST_VALIDATION,
     FAILURE,
@@ -110,7 +109,7 @@ def run_trial(
 
     # The learning curve: each epoch's validation metric as the trial's intermediate value at step `epoch`.
     # A retry resuming from its checkpoint reports the epochs done before (once: Optuna warns on a step twice).
-    reported = set(storage_of(cell).get_trial(trial_id_of(trial)).intermediate_values)
+    reported = set(queue.curve_of(trial))
 
     def report(epoch: int, metric: float) -> None:
         if epoch not in reported:
