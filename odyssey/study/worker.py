@@ -129,11 +129,13 @@ def run_trial(
         def on_epoch(epoch: int, metric: float, best: float) -> str | None:
             if heartbeat.superseded.is_set():
                 raise Superseded
-            if stop.is_set():  # a stop that landed where Python could not raise it (a destructor, a C call)
+            with STOP.shielded():  # the epoch's writes to the storage go whole: a stop waits for them
+                report(epoch, metric)
+                trial.set_user_attr(PROGRESS, {"epoch": epoch, "validation": metric, "best": best})
+                verdict = pruned()
+            if stop.is_set():  # a stop that landed here, or where Python could not raise it (a destructor, a C call)
                 raise KeyboardInterrupt
-            report(epoch, metric)
-            trial.set_user_attr(PROGRESS, {"epoch": epoch, "validation": metric, "best": best})
-            return pruned()
+            return verdict
 
         try:
             result = train(
