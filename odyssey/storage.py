@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import random
 import re
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -94,9 +95,10 @@ def writable_folder(directory: Path, what: str) -> None:
         raise OdysseyError(f"{what} {directory}: is a file; expected a folder (it is created if missing)")
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        probe = directory / ".write-test"
-        probe.write_text("")
-        probe.unlink()
+        # A probe of its own: with one fixed name, workers starting at once unlinked each other's probe
+        # (tests/study/test_distributed.py's four workers: "No such file or directory", once in a CI run).
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-test-"):
+            pass
     except OSError as err:
         raise OdysseyError(f"{what} {directory}: cannot write there ({err.strerror or err})") from None
 

@@ -9,6 +9,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -16,7 +17,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from odyssey.storage import mask_url, open_storage
+from odyssey.errors import OdysseyError
+from odyssey.storage import mask_url, open_storage, writable_folder
 
 STUDY = """
 name = "dist"
@@ -267,3 +269,23 @@ def test_two_workers_on_a_journal_storage_without_a_server(tmp_path, cache, cli,
     assert len(assert_planned_exactly_once(storage, 2)) == 4
     shown = cli("status", "--storage", storage, cwd=tmp_path, check=False)
     assert shown.returncode == 0 and "dist/adding/NP" in shown.stdout, shown.stderr
+
+
+def test_workers_starting_at_once_may_all_check_one_checkpoint_folder(tmp_path):
+    """Four workers started together each check that the shared checkpoint folder is writable; with one
+    fixed probe name they unlinked each other's probe and one stopped with "No such file or directory"."""
+    errors = []
+
+    def check() -> None:
+        for _ in range(300):
+            try:
+                writable_folder(tmp_path / "checkpoints", "the checkpoint folder")
+            except OdysseyError as err:
+                errors.append(str(err))
+
+    threads = [threading.Thread(target=check) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors[0]
