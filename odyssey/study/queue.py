@@ -289,19 +289,24 @@ def recover(cell: optuna.Study, *, retries: int, dead: frozenset[str] = frozense
             requeue(cell, trial, retries=retries)
 
 
+def stored(trial: optuna.Trial) -> FrozenTrial:
+    """A claimed trial as the storage holds it now."""
+    return storage_of(trial.study).get_trial(trial_id_of(trial))
+
+
 def slot_of(trial: optuna.Trial) -> int:
     """The planned slot a claimed trial fills (its number where it was queued without one, as TPE's are)."""
-    return storage_of(trial.study).get_trial(trial_id_of(trial)).system_attrs.get(SLOT, trial.number)
+    return stored(trial).system_attrs.get(SLOT, trial.number)
 
 
 def curve_of(trial: optuna.Trial) -> dict[int, float]:
     """The intermediate values a claimed trial reported so far (a retry's copy its parent's), by step."""
-    return storage_of(trial.study).get_trial(trial_id_of(trial)).intermediate_values
+    return stored(trial).intermediate_values
 
 
 def give_back(trial: optuna.Trial, *, retries: int) -> bool:
     """A claimed trial this worker will not finish: failed, and its slot queued again (see fail_and_requeue)."""
-    return fail_and_requeue(trial.study, storage_of(trial.study).get_trial(trial_id_of(trial)), retries=retries)
+    return fail_and_requeue(trial.study, stored(trial), retries=retries)
 
 
 # --- heartbeats -------------------------------------------------------------------------------

@@ -212,13 +212,21 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _wait_for_two_workers(proc: subprocess.Popen, db: Path) -> set[int]:
+def _two_workers_running(
+    study: Path, folder: Path, odyssey_command: list[str]
+) -> tuple[subprocess.Popen, Path, set[int]]:
+    """`odyssey run STUDY --jobs 2` started in `folder`, once both its workers train a trial: the run,
+    its storage and the workers' process ids."""
+    command = [*odyssey_command, "run", str(study), "--jobs", "2"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(command, cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    db = folder / "results" / "tiny.db"
     deadline = time.monotonic() + 120
     while len(pids := _running_workers(db)) < 2:
         assert proc.poll() is None, proc.stderr.read().decode()
         assert time.monotonic() < deadline, "two workers never ran a trial at once"
         time.sleep(0.2)
-    return pids
+    return proc, db, pids
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
@@ -226,16 +234,8 @@ def test_killed_workers_are_replaced_and_the_run_succeeds(tmp_path, cache, tiny_
     """Issue 25: both workers of --jobs 2 SIGKILLed: only their replacements can finish the study, in
     the same run, exit 0."""
     study = tiny_study(batch_size=2, max_epochs=4)
-    db = tmp_path / "results" / "tiny.db"
-    command = [*odyssey_command, "run", str(study), "--jobs", "2"]
-    proc = subprocess.Popen(
-        command,
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    for pid in _wait_for_two_workers(proc, db):
+    proc, db, workers = _two_workers_running(study, tmp_path, odyssey_command)
+    for pid in workers:
         os.kill(pid, signal.SIGKILL)
     proc.wait(timeout=300)
     message = proc.stderr.read().decode()
@@ -252,22 +252,12 @@ def test_killed_workers_are_replaced_and_the_run_succeeds(tmp_path, cache, tiny_
 def test_workers_die_with_a_killed_run(tmp_path, cache, tiny_study, odyssey_command):
     """Issue 25: SIGKILL of `odyssey run --jobs 2` left its workers running as orphans until the study ended."""
     study = tiny_study(batch_size=2, max_epochs=50, trials=200)  # orphans would train for many minutes
-    db = tmp_path / "results" / "tiny.db"
-    command = [*odyssey_command, "run", str(study), "--jobs", "2"]
-    proc = subprocess.Popen(
-        command,
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    workers = _wait_for_two_workers(proc, db)
+    proc, db, workers = _two_workers_running(study, tmp_path, odyssey_command)
     proc.kill()
     proc.wait(timeout=60)
     try:
-        deadline = (
-            time.monotonic() + 60
-        )  # a clean stop: each worker queues its trial again, then exits (about a second)
+        # A clean stop: each worker queues its trial again, then exits (about a second).
+        deadline = time.monotonic() + 60
         while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not any(_alive(pid) for pid in workers)
