@@ -200,6 +200,14 @@ def importance(
         int | None, typer.Option(min=0, help="Which objective of a multi-objective study (from 0).")
     ] = None,
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    budgets: Annotated[
+        bool,
+        typer.Option(
+            "--budgets",
+            help="Importance at each budget level (step) from every trial that reached it, pruned ones too, and "
+            "how far each agrees with the full budget.",
+        ),
+    ] = False,
     refits: RefitsOpt = None,
     seed: SeedOpt = None,
 ) -> None:
@@ -208,7 +216,13 @@ def importance(
     from odyssey.console import print_importance
 
     print_importance(
-        storage=storage, study=study, params=params, objective=objective, fmt=fmt, **_given(refits=refits, seed=seed)
+        storage=storage,
+        study=study,
+        params=params,
+        objective=objective,
+        fmt=fmt,
+        budgets=budgets,
+        **_given(refits=refits, seed=seed),
     )
 
 

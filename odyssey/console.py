@@ -148,15 +148,17 @@ def print_importance(
     fmt: str = "table",
     seed: int = 0,
     refits: int | None = None,
+    budgets: bool = False,
 ) -> None:
     """`odyssey importance`: the shares of every set of trials as tables, CSV or JSON; refits None:
-    the library's default."""
+    the library's default. budgets: the shares at each budget level instead (by_budget.py)."""
     from .analysis.importance_tables import (
         FORMATS,
         importance_csv,
         importance_document,
         importance_footer,
         importance_tables,
+        pruned_note,
         study_importance,
     )
     from .errors import OdysseyError
@@ -164,7 +166,10 @@ def print_importance(
     if fmt not in FORMATS:
         raise OdysseyError(f"unknown format {fmt!r}; use one of: {', '.join(FORMATS)}")
     given = {"refits": refits} if refits is not None else {}
-    table, spaces = study_importance(
+    if budgets:
+        _print_budgets(storage=storage, study=study, params=params, objective=objective, fmt=fmt, seed=seed, **given)
+        return
+    table, spaces, pruned = study_importance(
         storage=storage, study=study, params=params, objective=objective, seed=seed, **given
     )
     if fmt == "csv":
@@ -172,7 +177,7 @@ def print_importance(
     elif fmt == "json":
         print(
             json.dumps(
-                importance_document(table, spaces, study=study, objective=objective, seed=seed),
+                importance_document(table, spaces, study=study, objective=objective, seed=seed, pruned=pruned),
                 indent=2,
                 allow_nan=False,
             )
@@ -181,3 +186,20 @@ def print_importance(
         for title, rows in importance_tables(table, spaces, study=study):
             print_rows(rows, title=title)
         print(importance_footer(spaces, seed=seed))
+    if pruned:  # on stderr under csv and json, whose stdout a program reads
+        print(f"note: {pruned_note(pruned)}", file=sys.stdout if fmt == "table" else sys.stderr)
+
+
+def _print_budgets(*, study: str, fmt: str, seed: int, objective: int | None, **options) -> None:
+    from .analysis.by_budget import budget_document, budget_footer, budget_rows, budget_table, study_budgets
+
+    analysis = study_budgets(study=study, objective=objective, seed=seed, **options)
+    if fmt == "csv":
+        sys.stdout.write(budget_table(analysis).to_csv(index=False))
+    elif fmt == "json":
+        document = budget_document(analysis, study=study, objective=objective, seed=seed)
+        print(json.dumps(document, indent=2, allow_nan=False))
+    else:
+        rows = budget_rows(analysis).to_dict(orient="records")
+        print_rows(rows, title=f"{study}: importance at each {analysis.unit}, and its agreement with the full budget")
+        print(budget_footer(analysis, seed=seed))

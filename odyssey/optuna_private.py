@@ -9,6 +9,7 @@ tests/test_optuna_private.py checks each piece on real storages and names what c
 from __future__ import annotations
 
 from datetime import datetime
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import optuna
@@ -19,7 +20,31 @@ from optuna.trial import FrozenTrial, TrialState
 if TYPE_CHECKING:
     from optuna.study._frozen import FrozenStudy  # what get_all_studies returns; Optuna exports it nowhere public
 
+# What SuccessiveHalvingPruner (and HyperbandPruner's brackets) name the system attribute holding a trial's
+# value at rung k, f"{RUNG_MARK}{k}" (optuna.pruners._successive_halving._completed_rung_key).
+RUNG_MARK = "completed_rung_"
 HEARTBEAT_METHODS = ("get_heartbeat_interval", "record_heartbeat")  # what record_heartbeat calls on a BaseHeartbeat
+
+
+def rung_marks(trial: FrozenTrial) -> dict[str, float]:
+    """The values a halving pruner recorded for a trial, one per rung it judged the trial at."""
+    return {key: value for key, value in trial.system_attrs.items() if key.startswith(RUNG_MARK)}
+
+
+class HyperbandBySlot(optuna.pruners.HyperbandPruner):
+    """Optuna's HyperbandPruner with each trial's bracket drawn from a system attribute (`bracket_key`: the
+    slot) where the trial has one, from its number (Optuna's rule) otherwise. A retry is a new trial with
+    a new number, which Optuna would put in another bracket: one whose rungs its slot was never judged at."""
+
+    def __init__(self, *, bracket_key: str, **options) -> None:
+        super().__init__(**options)
+        self._bracket_key = bracket_key
+
+    def _get_bracket_id(self, study: optuna.Study, trial: FrozenTrial) -> int:
+        # Optuna's own draw (crc32 of the study's name and a number, over the brackets' budgets), of the slot;
+        # a trial's slot is its number wherever it was queued in order, so a first try keeps Optuna's bracket.
+        number = trial.system_attrs.get(self._bracket_key, trial.number)
+        return super()._get_bracket_id(study, SimpleNamespace(number=number))
 
 
 def storage_of(optuna_study: optuna.Study) -> BaseStorage:
@@ -123,3 +148,21 @@ def trial_rows(backend: RDBStorage, study_id: int, *, objective: int = 0) -> lis
         rows = connection.execute(query).all()
     # Enum columns come back as Optuna's enums (TrialState is an IntEnum: pandas would keep only the int).
     return [(r[0], getattr(r[1], "name", r[1]), r[2], getattr(r[3], "name", r[3]), *r[4:]) for r in rows]
+
+
+def intermediate_rows(backend: RDBStorage, study_id: int) -> list[tuple]:
+    """One study's learning curves straight from the tables, in one SELECT: a row per reported
+    value of (trial number, step, value, value type name); the value is None where its type is
+    INF_POS, INF_NEG or NAN (Optuna stores those by type alone). No rows for a study without curves."""
+    import sqlalchemy as sa
+    from optuna.storages._rdb import models
+
+    trials, values = models.TrialModel.__table__, models.TrialIntermediateValueModel.__table__
+    query = (
+        sa.select(trials.c.number, values.c.step, values.c.intermediate_value, values.c.intermediate_value_type)
+        .select_from(values.join(trials, values.c.trial_id == trials.c.trial_id))
+        .where(trials.c.study_id == study_id)
+    )
+    with backend.engine.connect() as connection:
+        rows = connection.execute(query).all()
+    return [(r[0], r[1], r[2], getattr(r[3], "name", r[3])) for r in rows]

@@ -63,6 +63,9 @@ BEST_EPOCH = "best_epoch"
 SECONDS = "seconds"
 STOPPED = "stopped"  # why its training ended: "max_epochs", "patience", "max_seconds" or PRUNED
 PRUNED = "pruned"  # stopped by the study's pruner ([pruning]): the trial is stored PRUNED
+# The epoch its pruner stopped it at, written with the verdict: a retry of a trial stopped or killed before
+# it was stored PRUNED (its test split still to evaluate) stops there too, not at the next rung.
+PRUNED_AT = "pruned_at_epoch"
 BEST_VALIDATION = "best_validation"  # a pruned trial's best validation metric (its value is its last epoch's)
 RESUMED_FROM = "resumed_from_epoch"
 

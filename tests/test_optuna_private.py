@@ -14,11 +14,13 @@ from odyssey import optuna_private
 from odyssey.storage import open_storage
 
 OPTUNA = f"Optuna {optuna.__version__}"
-# The columns optuna_private's SQL names (move_state's UPDATE, trial_rows' SELECT), per Optuna model.
+# The columns optuna_private's SQL names (move_state's UPDATE, trial_rows' and intermediate_rows' SELECTs), per
+# Optuna model.
 COLUMNS = {
     "TrialModel": {"trial_id", "study_id", "number", "state", "datetime_start", "datetime_complete"},
     "TrialValueModel": {"trial_id", "objective", "value", "value_type"},
     "TrialParamModel": {"trial_id", "param_name", "param_value", "distribution_json"},
+    "TrialIntermediateValueModel": {"trial_id", "step", "intermediate_value", "intermediate_value_type"},
 }
 X = {"x": FloatDistribution(0.0, 1.0), "kind": CategoricalDistribution(("a", "b"))}
 
@@ -102,6 +104,11 @@ def test_the_rdb_models_have_the_tables_and_columns_the_sql_names():
     assert {"INF_POS", "INF_NEG"} <= kinds, (
         f"{OPTUNA}: TrialValueModel.TrialValueType has {sorted(kinds)}; analysis/rdb.py reads INF_POS and INF_NEG"
     )
+    kinds = {kind.name for kind in models.TrialIntermediateValueModel.TrialIntermediateValueType}
+    assert {"INF_POS", "INF_NEG", "NAN"} <= kinds, (
+        f"{OPTUNA}: TrialIntermediateValueModel.TrialIntermediateValueType has {sorted(kinds)}; analysis/rdb.py "
+        "reads INF_POS, INF_NEG and NAN"
+    )
 
 
 def test_the_heartbeat_base_class_has_the_methods_record_heartbeat_calls(tmp_path):
@@ -163,3 +170,55 @@ def test_trial_rows_read_what_optuna_reads(tmp_path):
             f"{OPTUNA}: trial_rows read trial {trial.number} as {read}"
         )
     assert (by_trial[1]["kind"], by_trial[2]["value"], by_trial[0]["value"]) == ("INF_POS", 1.5, None)
+
+
+def test_halving_pruners_mark_rungs_and_hyperband_brackets_follow_the_slot():
+    study = optuna.create_study(
+        study_name="hyperband/adding/V", pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource=1)
+    )
+    trial = study.ask()
+    trial.report(0.5, 1)
+    trial.should_prune()
+    marks = optuna_private.rung_marks(study.trials[0])
+    assert marks == {f"{optuna_private.RUNG_MARK}0": 0.5}, (
+        f"{OPTUNA}: SuccessiveHalvingPruner's rung marks are now {study.trials[0].system_attrs} "
+        "(queue.requeue leaves them off a retry, queue.should_prune gives them back)"
+    )
+    _has(optuna.pruners.HyperbandPruner, "_get_bracket_id", "HyperbandBySlot")
+    pruner = optuna_private.HyperbandBySlot(bracket_key="slot", min_resource=1, max_resource=6, reduction_factor=3)
+    study = optuna.create_study(study_name="hyperband/adding/V", pruner=pruner)
+    for attrs in ({"slot": 0}, {}, {"slot": 0}):  # slot 0's trial, a trial of no slot, slot 0's retry
+        study.add_trial(
+            optuna.trial.create_trial(state=TrialState.WAITING, params={}, distributions={}, system_attrs=attrs)
+        )
+    pruner.prune(study, study.trials[0])  # the brackets exist from the first prune on
+    brackets = [pruner._get_bracket_id(study, t) for t in study.trials]
+    # By number, trials 0, 1 and 2 of this cell fall in brackets 1, 0 and 0 (crc32 over budgets 3 + 2).
+    assert brackets == [1, 0, 1], f"{OPTUNA}: HyperbandBySlot's brackets are {brackets}, not [1, 0, 1]"
+
+
+def test_intermediate_rows_read_the_curves_optuna_reads(tmp_path):
+    storage = open_storage(f"sqlite:///{tmp_path / 'curves.db'}")
+    study = _study(storage)
+    curve = {0: 2.0, 1: math.inf, 2: -math.inf, 3: math.nan, 5: 0.5}
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=TrialState.PRUNED,
+            value=0.5,
+            params={"x": 0.1},
+            distributions={"x": X["x"]},
+            intermediate_values=curve,
+        )
+    )
+    rows = optuna_private.intermediate_rows(optuna_private.rdb_backend(storage), optuna_private.study_id_of(study))
+    read = {step: (value, kind) for number, step, value, kind in rows if number == 3}
+    assert len(rows) == len(curve) and {number for number, *_ in rows} == {3}, (
+        f"{OPTUNA}: intermediate_rows read {rows}"
+    )
+    assert read == {
+        0: (2.0, "FINITE"),
+        1: (None, "INF_POS"),
+        2: (None, "INF_NEG"),
+        3: (None, "NAN"),
+        5: (0.5, "FINITE"),
+    }, f"{OPTUNA}: intermediate_rows read {read} where Optuna stored {curve}"

@@ -26,6 +26,8 @@ _WHERE = {
     "choose_scales": ".importance",
     "largest_shares": ".importance",
     "terms_table": ".importance_tables",
+    # importance at each budget level of the learning curves, and its agreement with the full budget
+    "analyse_budgets": ".by_budget",
     "Scale": ".scales",
     "decompose_forest": ".fanova",
     "fit_forest": ".forest",
@@ -48,6 +50,7 @@ __all__ = [
     "Importance",
     "Scale",
     "analyse",
+    "analyse_budgets",
     "analyse_spaces",
     "best_trials",
     "choose_scales",

@@ -161,19 +161,30 @@ def study_importance(
     trees: int = 32,
     seed: int = 0,
     refits: int = REFITS,
-) -> tuple[pd.DataFrame, list[dict[str, object]]]:
+) -> tuple[pd.DataFrame, list[dict[str, object]], int]:
     """Any Optuna study: the terms of every space (all trials, then each conditional sub-space) in
-    one table, and a summary per space. Refuses (TooFewTrials) only when no space can be analysed."""
-    trials = load_optuna_trials(open_existing(storage), study, objective=objective)
+    one table, a summary per space, and how many pruned trials were left out (importance at the
+    full budget is of complete trials, as Optuna's evaluators have it; by_budget.study_budgets
+    uses the pruned ones too). Refuses (TooFewTrials) only when no space can be analysed."""
+    trials = load_optuna_trials(open_existing(storage), study, objective=objective, curves=False)
     spaces = analyse_spaces(
         trials.complete(), scales=choose_scales(trials, params), trees=trees, seed=seed, refits=refits
     )
     done = [r for _, r in spaces if isinstance(r, Importance)]
+    pruned = int((trials.frame["state"] == "PRUNED").sum())
     if not done:
-        raise TooFewTrials(spaces[0][1] if spaces else f"study {study!r} has no complete trials")
-    return pd.concat([terms_table(r) for r in done], ignore_index=True), [
-        space_summary(label, r) for label, r in spaces
-    ]
+        left_out = f" ({pruned_note(pruned)})" if pruned else ""
+        raise TooFewTrials((spaces[0][1] if spaces else f"study {study!r} has no complete trials") + left_out)
+    table = pd.concat([terms_table(r) for r in done], ignore_index=True)
+    return table, [space_summary(label, r) for label, r in spaces], pruned
+
+
+def pruned_note(pruned: int) -> str:
+    """What `odyssey importance` says of the pruned trials it leaves out."""
+    return (
+        f"{pruned} pruned trial{'s' * (pruned != 1)} left out: importance is of the complete trials, at the full "
+        "budget; --budgets analyses every trial at each budget level it reached"
+    )
 
 
 def strict_json(value: object) -> object:
@@ -192,13 +203,20 @@ def strict_json(value: object) -> object:
 
 
 def importance_document(
-    table: pd.DataFrame, spaces: list[dict[str, object]], *, study: str, objective: int | None, seed: int
+    table: pd.DataFrame,
+    spaces: list[dict[str, object]],
+    *,
+    study: str,
+    objective: int | None,
+    seed: int,
+    pruned: int = 0,
 ) -> dict:
     """`odyssey importance --format json`: study_importance's table and summaries, in plain JSON types."""
     document = {
         "study": study,
         "objective": objective or 0,
         "seed": seed,
+        "pruned_left_out": pruned,
         "scales": SCALE_NOTE,
         "shares": SHARES_NOTE,
         "spaces": spaces,

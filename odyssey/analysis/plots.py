@@ -245,6 +245,87 @@ def pair_heatmaps(
     return fig
 
 
+def _budget_axis(ax, budgets: np.ndarray, unit: str) -> None:
+    """Budgets that span a decade or more on a log axis; each one a tick."""
+    if budgets.max() >= 8 * budgets.min() > 0:
+        ax.set_xscale("log")
+        ax.minorticks_off()
+    ax.set_xticks(budgets, [str(int(b)) for b in budgets])
+    ax.set_xlabel(unit)
+
+
+def importance_by_budget(table: pd.DataFrame, *, unit: str, settled: int | None) -> Figure:
+    """Main-effect shares against the budget, whiskers their 90% intervals (hollow: not distinguishable
+    from zero), and below them the two agreements with the full budget, with their intervals. A
+    dotted line marks the budget from which the ranking no longer changes. `table`: one task's rows
+    of by_budget.budget_table."""
+    budgets = np.sort(table["budget"].unique()).astype(float)
+    mains = table[table["kind"] == "main"]
+    with sns.axes_style(STYLE):
+        fig = Figure(figsize=(7.5, 6.4), layout="constrained")
+        top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 2))
+        terms = list(dict.fromkeys(mains["term"]))
+        colours = sns.color_palette("tab10", max(len(terms), 1))
+        for k, (term, colour) in enumerate(zip(terms, colours)):
+            rows = mains[mains["term"] == term].sort_values("budget")
+            # A small sideways shift per term, so that whiskers at one budget do not hide each other.
+            x = rows["budget"].to_numpy(float) * 1.025 ** (k - (len(terms) - 1) / 2)
+            mean = rows["mean"].to_numpy(float)
+            error = np.vstack([mean - rows["low"].to_numpy(float), rows["high"].to_numpy(float) - mean]).clip(0)
+            top.errorbar(x, mean, yerr=np.nan_to_num(error), color=colour, capsize=2, label=term, linewidth=1.2)
+            solid = rows["distinguishable"].fillna(False).astype(bool).to_numpy()
+            top.scatter(x, mean, s=28, color=[colour if d else "white" for d in solid], edgecolors=[colour], zorder=3)
+        top.set(ylabel="main-effect share", ylim=(-0.02, 1.02))
+        levels = table.drop_duplicates("budget").sort_values("budget")
+        for column, label, colour in (
+            ("trial_rank", "trials' rank correlation with the full budget", "#4c72b0"),
+            ("ranking", "importance ranking's correlation with the full budget", "#dd8452"),
+        ):
+            value = levels[f"{column}_correlation"].to_numpy(float)
+            low, high = levels[f"{column}_low"].to_numpy(float), levels[f"{column}_high"].to_numpy(float)
+            error = np.nan_to_num(np.vstack([value - low, high - value]).clip(0))
+            bottom.errorbar(levels["budget"], value, yerr=error, marker="o", color=colour, capsize=2, label=label)
+        bottom.axhline(1.0, color="black", linewidth=0.6)
+        bottom.set(ylabel="Spearman's correlation", ylim=(-1.05, 1.05))
+        if settled is not None:
+            top.axvline(
+                settled, color="black", linestyle=":", linewidth=1.0, label=f"ranking settled ({unit} {settled})"
+            )
+            bottom.axvline(settled, color="black", linestyle=":", linewidth=1.0)
+        if terms:
+            top.legend(fontsize=8, frameon=False, loc="best")
+        bottom.legend(fontsize=8, frameon=False, loc="lower right")
+        _budget_axis(bottom, budgets, unit)
+    return fig
+
+
+def learning_curves(quartiles: pd.DataFrame, *, metric: str, unit: str = "epoch") -> Figure:
+    """One panel per variant: the median of its trials' validation metric at each epoch, the band
+    between the quartiles; vanilla's median, dashed, in every other panel for comparison.
+    `quartiles`: one task's rows of curves.curve_quartiles."""
+    variants = list(dict.fromkeys(quartiles["variant"]))
+    columns = min(3, max(len(variants), 1))
+    rows = -(-max(len(variants), 1) // columns)
+    reference = quartiles[quartiles["variant"] == VANILLA]
+    with sns.axes_style(STYLE):
+        fig = Figure(figsize=(3.4 * columns, 2.6 * rows + 0.4), layout="constrained")
+        axes = fig.subplots(rows, columns, squeeze=False, sharex=True, sharey=True)
+        for ax, variant in zip(axes.flat, variants):
+            part = quartiles[quartiles["variant"] == variant]
+            if variant != VANILLA and len(reference):
+                ax.plot(reference["step"], reference["median"], color="#9e9e9e", linestyle="--", linewidth=1)
+            ax.fill_between(part["step"], part["q25"], part["q75"], color="#4c72b0", alpha=0.25, linewidth=0)
+            ax.plot(part["step"], part["median"], color="#4c72b0")
+            ax.set_title(f"{variant or 'all trials'} ({int(part['trials'].max())} trials)", fontsize=9)
+        for ax in axes.flat[len(variants) :]:
+            ax.set_visible(False)
+        for ax in axes[-1]:
+            ax.set_xlabel(unit)
+        for ax in axes[:, 0]:
+            ax.set_ylabel(f"validation {metric}")
+    return fig
+
+
 def png_bytes(fig: Figure) -> bytes:
     """The figure as a PNG file's bytes (the report writes them, and inlines them in its HTML)."""
     buffer = io.BytesIO()

@@ -23,6 +23,7 @@ from ..storage import mask_url, sqlite_path, writable_folder
 from ..studytoml import load_analysis_settings
 from . import plots
 from .budget import budget_gaps
+from .by_budget import BUDGET_COLUMNS, budget_rows, budget_table
 from .importance import PAIR_SIGN, SCALE_NOTE, Importance
 from .importance_tables import curves_table, surfaces_table, terms_table
 from .render import Block, Heading, Image, Table, Text, to_html, to_markdown
@@ -173,6 +174,65 @@ def _space_blocks(
     return blocks
 
 
+def _budget_blocks(task: TaskAnalysis, stem: str, tables: dict[str, list[pd.DataFrame]]) -> list[Block]:
+    """Importance across budgets, where two budget levels or more have an analysis to compare."""
+    budgets = task.budgets
+    if budgets is None:
+        return []
+    table = budget_table(budgets)
+    tables["importance_by_budget"].append(table)
+    if not budgets.informative:
+        return []
+    unit = budgets.unit
+    return [
+        Heading("Importance across budgets", 3),
+        Text(budgets.statement),
+        Text(
+            f"The importance of each parameter at each budget level, from every trial that reached it (complete or "
+            f"pruned), by its value there: the best validation {task.metric} it reached up to that {unit}. The levels "
+            f"are the {unit}s where the pruner stopped trials (else a handful of {unit}s) and the full budget ({unit} "
+            f"{budgets.full}). Shares are the main effects' with their 90% intervals ('*': distinguishable from zero). "
+            "The trials' rank correlation (Spearman's, over the trials that reached the full budget, 90% bootstrap "
+            "interval) says how well a level ranks the configurations the full budget ranks; the ranking correlation "
+            "compares the main-effect shares with the full budget's, over the parameters that stand above their noise "
+            "floor at either level. The ranking 'no longer changes' from a level when no two levels from it on, the "
+            "full budget included, order two parameters clearly the other way round (the 90% interval of the "
+            "difference of their shares excludes zero at both). Where a pruner stopped trials, later levels see only "
+            "the trials it kept: their shares describe that part of the space. Every term, the interactions' sum and "
+            "the noise included, is in importance_by_budget.csv."
+        ),
+        _figure(
+            plots.importance_by_budget(table, unit=unit, settled=budgets.settled),
+            f"{stem}-budgets",
+            f"{task.task}: main-effect shares of validation {task.metric} at each budget level, with the agreements "
+            f"with the full budget ({unit} {budgets.full})",
+        ),
+        Table(budget_rows(budgets)),
+    ]
+
+
+def _curve_blocks(task: TaskAnalysis, analysis: StudyAnalysis, stem: str) -> list[Block]:
+    """The learning curves per variant, where the trials reported them."""
+    quartiles = analysis.curves
+    part = quartiles[quartiles["task"] == task.task] if quartiles is not None else pd.DataFrame()
+    if part.empty:
+        return []
+    unit = task.budgets.unit if task.budgets is not None else "epoch"
+    return [
+        Heading("Learning curves", 3),
+        Text(
+            f"The validation {task.metric} of each variant's finished trials (complete and pruned) at each {unit}: "
+            f"the median and the quartiles over the trials that reached that {unit} (pruned trials drop out where "
+            f"they were stopped); dashed: {VANILLA}'s median. The numbers are in learning_curves.csv."
+        ),
+        _figure(
+            plots.learning_curves(part, metric=task.metric, unit=unit),
+            f"{stem}-curves",
+            f"{task.task}: validation {task.metric} by {unit} per variant, median and quartiles",
+        ),
+    ]
+
+
 def _variant_blocks(task: TaskAnalysis, analysis: StudyAnalysis, stem: str) -> list[Block]:
     blocks: list[Block] = [Heading("Variants against vanilla", 3)]
     if VANILLA not in set(task.tests["variant"]):
@@ -218,7 +278,20 @@ def _variant_blocks(task: TaskAnalysis, analysis: StudyAnalysis, stem: str) -> l
             f"{task.task}: test {task.metric} per variant; colour marks a difference to {VANILLA} (Holm-adjusted)",
         )
     )
-    blocks.append(Table(task.tests[TEST_COLUMNS].assign(parameters=lambda t: t["parameters"].round().astype("Int64"))))
+    shown = task.tests[TEST_COLUMNS].assign(parameters=lambda t: t["parameters"].round().astype("Int64"))
+    cells = analysis.cells[analysis.cells["task"] == task.task].set_index("variant")
+    if cells["pruned"].any():
+        # Trials stopped early are no sample of the full budget: the tests leave them out, and say how many.
+        blocks.append(
+            Text(
+                "The tests use the complete trials of each cell, those that reached the full budget; 'pruned' counts "
+                "the trials the study's pruner stopped early, which they leave out."
+            )
+        )
+        shown.insert(
+            shown.columns.get_loc("complete") + 1, "pruned", shown["variant"].map(cells["pruned"]).astype("Int64")
+        )
+    blocks.append(Table(shown))
     return blocks
 
 
@@ -255,7 +328,13 @@ def _document(
             f"Storage {source}; written {dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z} by odyssey {__version__}. "
             + ", ".join(f"{int(n)} {state}" for state, n in totals.items())
             + " trials. Statistics use complete trials only; failed trials (diverged, or their worker died more than "
-            "`retries` times; the reason is in trials.csv) are counted, not analysed."
+            "`retries` times; the reason is in trials.csv) are counted, not analysed"
+            + (
+                "; pruned trials (stopped early by the study's pruner) enter the learning curves and the importance "
+                "across budgets only."
+                if totals.get("pruned", 0)
+                else "."
+            )
         ),
         *(Text(line) for line in budget_gaps(analysis.cells, paired=_paired(analysis))),
         *([Heading("In short"), *(Text(line) for line in analysis.summary)] if analysis.summary else []),
@@ -276,7 +355,9 @@ def _document(
         stem = f"{i + 1:02d}-{_slug(task.task)}"
         blocks += [Heading(f"Task {task.task} (metric: {task.metric}, lower is better)")]
         blocks += _variant_blocks(task, analysis, stem)
+        blocks += _curve_blocks(task, analysis, stem)
         blocks += _importance_blocks(task, stem, tables)
+        blocks += _budget_blocks(task, stem, tables)
     blocks += [
         Heading("Files"),
         Text(
@@ -286,7 +367,10 @@ def _document(
     return blocks
 
 
-CSV_NAMES = ("trials", "cells", "variant_stats", "claims", "importance", "marginals", "pairs")
+CSV_NAMES = (
+    "trials", "cells", "variant_stats", "claims", "importance", "marginals", "pairs", "importance_by_budget",
+    "learning_curves",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -312,16 +396,18 @@ class Report:
 
 def assemble_report(analysis: StudyAnalysis, *, source: str, study_file: Path | None = None) -> Report:
     """The report of an analysed study, in memory: its document (figures drawn) and its CSV tables."""
-    tables: dict[str, list[pd.DataFrame]] = {"importance": [], "marginals": [], "pairs": []}
+    tables: dict[str, list[pd.DataFrame]] = {"importance": [], "marginals": [], "pairs": [], "importance_by_budget": []}
     blocks = _document(analysis, source, tables, study_file)
     csvs = {
         "trials": analysis.trials.frame,
         "cells": analysis.cells,
         "variant_stats": analysis.tests,
         "claims": analysis.claims,
+        "learning_curves": analysis.curves if analysis.curves is not None else pd.DataFrame(columns=["task"]),
     }
+    empty = {"importance_by_budget": BUDGET_COLUMNS}
     csvs |= {
-        key: pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["task"])
+        key: pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=empty.get(key, ["task"]))
         for key, parts in tables.items()
     }
     csvs["importance"] = csvs["importance"].assign(

@@ -1,4 +1,5 @@
-"""Everything a report shows, computed from a study's trials: counts, variant tests, importance, claims."""
+"""Everything a report shows, computed from a study's trials: counts, variant tests, importance, claims,
+learning curves and importance across budgets."""
 
 from __future__ import annotations
 
@@ -7,14 +8,17 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ..record import STUDY_SPEC
+from .by_budget import BudgetAnalysis, analyse_budgets
 from .claims import check_claims, summary
+from .curves import curve_quartiles
 from .importance import Importance, analyse_spaces, choose_scales
 from .importance_tables import curves_table, terms_table
 from .trials import Trials
 from .uncertainty import REFITS
 from .variant_stats import best_trials, variant_order, variant_tests
 
-STATES = {"COMPLETE": "complete", "FAIL": "failed", "RUNNING": "running", "WAITING": "waiting"}
+# Complete trials reached the full budget; pruned ones were stopped early by the study's pruner ([pruning]).
+STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "waiting"}
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,7 @@ class TaskAnalysis:
     tests: pd.DataFrame
     spaces: list[tuple[str, Importance | str]]  # all trials first, then each conditional sub-space: result or why none
     times: Importance | str  # training seconds vs the parameters (all trials): marginal curves only
+    budgets: BudgetAnalysis | None = None  # importance at each budget; None: no learning curves
 
     @property
     def importance(self) -> Importance | str:
@@ -41,6 +46,7 @@ class StudyAnalysis:
     claims: pd.DataFrame
     summary: tuple[str, ...] = ()  # the report's opening sentences, in plain words (claims.summary)
     margins: float | dict[str, float] | None = None  # the equivalence margins the study stated (None: the default)
+    curves: pd.DataFrame | None = None  # the learning curves' quartiles per task, variant and epoch (curve_quartiles)
 
 
 def cell_counts(frame: pd.DataFrame) -> pd.DataFrame:
@@ -85,6 +91,7 @@ def analyse_study(
             tests=tests[tests["task"] == task].reset_index(drop=True),
             spaces=analyse_spaces(rows, scales=scales, trees=trees, seed=seed, refits=refits),
             times=_times(rows, scales),
+            budgets=analyse_budgets(trials, task=task, trees=trees, seed=seed, refits=refits),
         )
         for task, rows in complete.groupby("task", sort=True)
     ]
@@ -100,6 +107,7 @@ def analyse_study(
         claims,
         tuple(summary(tests, claims, trials.metrics)),
         margins,
+        curve_quartiles(trials),
     )
 
 

@@ -1,7 +1,8 @@
 """Synthetic odyssey studies with known effects, written the way `odyssey run` writes real ones.
 
 For tests, the fANOVA benchmark and trying a report without training anything: the metric is a
-known function of the hyperparameters and the variant, plus noise.
+known function of the hyperparameters and the variant, plus noise; with `epochs`, each trial also
+reports a learning curve that falls to it, and with a `pruner` Optuna's pruner stops some of them.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState
 
 from ..record import (
+    BEST_VALIDATION,
     EPOCHS,
     FAILURE,
     METRIC,
+    PRUNED,
     SECONDS,
     SLOT,
     STUDY,
@@ -24,6 +27,7 @@ from ..record import (
     TEST_METRIC,
     VARIANT,
     cell_name,
+    result_attrs,
     start_attrs,
 )
 
@@ -62,6 +66,14 @@ def paper_like_metric(params: dict[str, float], variant: str, offsets: dict[str,
     )
 
 
+def learning_curve(final: float, params: dict[str, float], *, epochs: int) -> list[float]:
+    """Each epoch's validation metric, falling in a straight line to `final` at the last epoch; a
+    smaller learning rate starts further above it (by 0.05 at 1e-2, 0.25 at 1e-6), so the learning
+    rate matters more early than late."""
+    gap = 0.05 * (1.0 - np.log10(params["learning_rate"]) - 2.0)
+    return [final + gap * (epochs - e) / max(epochs - 1, 1) for e in range(1, epochs + 1)]
+
+
 def write_synthetic_study(
     storage,
     *,
@@ -77,6 +89,8 @@ def write_synthetic_study(
     conditional: bool = False,
     offsets: dict[str, float] | None = None,
     paired: bool = False,
+    epochs: int = 0,
+    pruner: optuna.pruners.BasePruner | None = None,
 ) -> None:
     """One Optuna study per (task, variant) named "{name}/{task}/{variant}", with the attributes odyssey sets.
 
@@ -84,12 +98,23 @@ def write_synthetic_study(
     trials have (0.1 per unit): a parent and a conditional parameter.
     offsets: each variant's offset of the metric (default PAPER_OFFSETS; all 0 for a null study).
     paired: `sampler = "paired"`: slot k of every variant of a task draws the same parameters.
+    epochs: each finished trial reports a learning curve of this many epochs (`learning_curve`),
+    as odyssey's workers do (step = epoch); 0: none, as studies written before curves existed.
+    pruner: Optuna's pruner, asked after every epoch but the last, as the workers ask it (needs
+    `epochs`); a trial it stops is stored PRUNED with the attributes a pruned odyssey trial has.
     """
+    if pruner is not None and not epochs:
+        raise ValueError("a pruner needs learning curves: give epochs")
     offsets = PAPER_OFFSETS if offsets is None else offsets
     rng = np.random.default_rng(seed)
     for task in tasks:
         for variant in variants:
-            cell = optuna.create_study(storage=storage, study_name=cell_name(name, task, variant), direction="minimize")
+            cell = optuna.create_study(
+                storage=storage,
+                study_name=cell_name(name, task, variant),
+                direction="minimize",
+                pruner=pruner or optuna.pruners.NopPruner(),  # Optuna's default would prune: a MedianPruner
+            )
             spec = {
                 "name": name,
                 "tasks": list(tasks),
@@ -98,7 +123,7 @@ def write_synthetic_study(
                 "sampler": "paired" if paired else "random",
                 "seed": seed,
                 "description": "synthetic: a known function of the hyperparameters plus noise",
-                "training": {"batch_size": 16, "max_epochs": 10, "patience": 3},
+                "training": {"batch_size": 16, "max_epochs": epochs or 10, "patience": 3},
                 "space": {
                     k: {"low": d.low, "high": d.high, "log": d.log, "integer": isinstance(d, IntDistribution)}
                     for k, d in PAPER_DISTRIBUTIONS.items()
@@ -112,7 +137,7 @@ def write_synthetic_study(
                     else {}
                 ),
                 "task_options": {},
-            }
+            } | ({"pruning": {"pruner": type(pruner).__name__}} if pruner is not None else {})
             for key, value in {
                 STUDY: name,
                 TASK: task,
@@ -141,6 +166,19 @@ def write_synthetic_study(
                     versions=versions,
                     inactive=[],
                 )
+                if slot < trials and epochs:
+                    test = value + rng.normal(0, noise)
+                    _train(
+                        cell,
+                        params,
+                        distributions,
+                        attrs | {SECONDS: params["hidden_size"] * 0.5},
+                        slot,
+                        value,
+                        test,
+                        epochs,
+                    )
+                    continue
                 if slot < trials:
                     state, done = (
                         TrialState.COMPLETE,
@@ -160,6 +198,50 @@ def write_synthetic_study(
                         system_attrs={SLOT: slot},
                     )
                 )
+
+
+def _train(
+    cell: optuna.Study,
+    params: dict,
+    distributions: dict,
+    attrs: dict,
+    slot: int,
+    value: float,
+    test: float,
+    epochs: int,
+) -> None:
+    """One trial through Optuna's own loop, as a worker runs it: queued with its parameters, taken,
+    its curve reported epoch by epoch with the cell's pruner asked after each but the last, then told."""
+    cell.add_trial(
+        optuna.trial.create_trial(
+            state=TrialState.WAITING,
+            params=params,
+            distributions=distributions,
+            user_attrs=attrs,
+            system_attrs={SLOT: slot},
+        )
+    )
+    trial = cell.ask()  # takes the waiting trial just queued: the only one
+    for epoch, metric in enumerate(learning_curve(value, params, epochs=epochs), start=1):
+        trial.report(metric, epoch)
+        if epoch < epochs and trial.should_prune():
+            break
+    pruned = epoch < epochs
+    # The curve falls: the best epoch is the last one trained, its test metric the final one's plus what it had left.
+    done = result_attrs(
+        test_metric=test + metric - value,
+        epochs=epoch,
+        best_epoch=epoch,
+        seconds=attrs[SECONDS] * epoch / epochs,
+        stopped=PRUNED if pruned else "max_epochs",
+        resumed_from=0,
+    )
+    for key, item in (done | ({BEST_VALIDATION: metric} if pruned else {})).items():
+        trial.set_user_attr(key, item)
+    if pruned:
+        cell.tell(trial, state=TrialState.PRUNED)
+    else:
+        cell.tell(trial, value)
 
 
 def _draw(distribution, rng: np.random.Generator) -> float:

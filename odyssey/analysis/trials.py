@@ -1,4 +1,5 @@
-"""Optuna storages into one pandas table of trials, with the search space on its analysis scales."""
+"""Optuna storages into one pandas table of trials, with the search space on its analysis scales
+and every trial's learning curve (its intermediate values by step)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ from dataclasses import dataclass, field
 import optuna
 import pandas as pd
 from optuna.storages import BaseStorage
+from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import OdysseyError
 from ..optuna_private import rdb_backend, study_id_of
 from ..record import METRIC, NUMBERS, STUDY, TASK, VARIANT, read_record, slot_trials
 from ..storage import mask_url, open_storage
-from .rdb import read_trials
+from .rdb import read_curves, read_trials
 from .scales import Scale, scale_of
 
 PARAM_PREFIX = "params_"  # as Optuna's own trials_dataframe names parameter columns
@@ -24,6 +26,13 @@ ATTRS = dict.fromkeys(NUMBERS, float)  # the stored results read as numbers (rec
 
 class TooFewTrials(OdysseyError):
     """A statistic refused for lack of trials; the message says how many it needs and how many there are."""
+
+
+def no_curves() -> pd.DataFrame:
+    """The curves of trials that reported none: Trials.curves' columns, no rows."""
+    return pd.DataFrame(
+        {"study": pd.Series(dtype=object), "number": pd.Series(dtype=int), "step": pd.Series(dtype=int)}
+    ).assign(value=pd.Series(dtype=float))
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,10 @@ class Trials:
     scales: dict[str, Scale]
     metrics: dict[str, str]  # task -> metric name ("value" when a study does not say)
     study_attrs: dict[str, dict] = field(default_factory=dict)  # Optuna study name -> its user attributes
+    # Every value a trial reported (`trial.report(value, step)`): a row per (study, number, step, value).
+    # odyssey's workers report each epoch's validation metric at step = epoch (from 1).
+    curves: pd.DataFrame = field(default_factory=no_curves)
+    maximize: bool = False  # the objective is maximised (plain Optuna studies may be): the best value is the largest
 
     def complete(self) -> pd.DataFrame:
         """Finished trials with a validation value: what every statistic is computed on."""
@@ -122,6 +135,17 @@ def _trial_distributions(trials: list[FrozenTrial]):
     return ((param, d) for t in trials for param, d in t.distributions.items())
 
 
+def _curves(trials: list[FrozenTrial], study: str) -> list[tuple[str, int, int, float]]:
+    return [(study, t.number, step, float(v)) for t in trials for step, v in t.intermediate_values.items()]
+
+
+def _curve_frame(rows: list[tuple[str, int, int, float]]) -> pd.DataFrame:
+    if not rows:  # most studies before [pruning] existed: nothing to sort
+        return no_curves()
+    frame = pd.DataFrame(rows, columns=no_curves().columns)
+    return frame.sort_values(["study", "number", "step"], ignore_index=True)
+
+
 def _frame(rows: list[dict[str, object]]) -> pd.DataFrame:
     columns = ["study", "task", "variant", "number", "slot", "state", "value", "failure", "versions", *ATTRS]
     return pd.DataFrame(rows, columns=columns + sorted({k for r in rows for k in r if k.startswith(PARAM_PREFIX)}))
@@ -130,13 +154,14 @@ def _frame(rows: list[dict[str, object]]) -> pd.DataFrame:
 def load_odyssey_trials(storage, name: str) -> Trials:
     """Every cell of the odyssey study `name`; retried and surplus trials left out (they hold no slot)."""
     summaries = [s for s in storage.get_all_studies() if s.user_attrs.get(STUDY) == name]
-    rows, kept, metrics = [], [], {}
+    rows, kept, metrics, curves = [], [], {}, []
     for summary in sorted(summaries, key=lambda s: s.study_name):
         trials = slot_trials(
             optuna.load_study(study_name=summary.study_name, storage=storage).get_trials(deepcopy=False)
         )
         task, variant = _cell(summary)
         rows += [_row(t, study=summary.study_name, task=task, variant=variant) for t in trials]
+        curves += _curves(trials, summary.study_name)
         kept += trials
         metric = summary.user_attrs.get(METRIC) or next(
             (t.user_attrs[METRIC] for t in trials if METRIC in t.user_attrs), None
@@ -149,14 +174,16 @@ def load_odyssey_trials(storage, name: str) -> Trials:
         _merge_scales(_trial_distributions(kept)),
         metrics,
         {s.study_name: s.user_attrs for s in summaries},
+        _curve_frame(curves),
     )
 
 
-def load_optuna_trials(storage, study: str, *, objective: int | None = None) -> Trials:
+def load_optuna_trials(storage, study: str, *, objective: int | None = None, curves: bool = True) -> Trials:
     """Any Optuna study, odyssey's or not: one cell, task and variant named after the study.
 
     objective: which objective of a multi-objective study (required there). On an RDB storage
-    the trials are read with one query (see rdb.py), otherwise through Optuna.
+    the trials are read with one query (see rdb.py), otherwise through Optuna. curves: read the
+    learning curves too (on an RDB storage a second query; importance at the full budget needs none).
     """
     studies = {s.study_name: s for s in storage.get_all_studies()}
     if study not in studies:
@@ -177,16 +204,28 @@ def load_optuna_trials(storage, study: str, *, objective: int | None = None) -> 
         frame = read.assign(**attrs)
         scales = _merge_scales((p, d) for p, ds in distributions.items() for d in ds)
         frame = frame[_frame([]).columns.tolist() + sorted(c for c in frame.columns if c.startswith(PARAM_PREFIX))]
+        curve = read_curves(backend, study_id_of(frozen)).assign(study=study) if curves else no_curves()
+        curve = curve[no_curves().columns] if len(curve) else no_curves()
     else:
         trials = storage.get_all_trials(study_id_of(frozen), deepcopy=False)
         rows = [_row(t, study=study, task=study, variant="", objective=objective) for t in trials]
         frame, scales = _frame(rows), _merge_scales(_trial_distributions(trials))
-    return Trials(study, frame, scales, {study: frozen.user_attrs.get(METRIC, "value")}, {study: frozen.user_attrs})
+        curve = _curve_frame(_curves(trials, study) if curves else [])
+    return Trials(
+        study,
+        frame,
+        scales,
+        {study: frozen.user_attrs.get(METRIC, "value")},
+        {study: frozen.user_attrs},
+        curve,
+        maximize=frozen.directions[objective] == StudyDirection.MAXIMIZE,
+    )
 
 
 def study_trials(study: optuna.Study, *, target=None) -> Trials:
     """An Optuna `Study` in memory, as Optuna's importance evaluators see it: `target(trial)` (a
-    FrozenTrial -> float) is the value, else the objective of a single-objective study."""
+    FrozenTrial -> float) is the value, else the objective of a single-objective study. Without
+    the learning curves: the evaluators, like Optuna's, judge complete trials by their objective."""
     if target is None and len(study.directions) > 1:
         raise OdysseyError(
             f"study {study.study_name!r} has {len(study.directions)} objectives: give a target, "

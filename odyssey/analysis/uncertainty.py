@@ -64,6 +64,7 @@ class Uncertainty:
     curve_std: np.ndarray  # (D, G) the marginal curves' spread over the halves
     surface_std: np.ndarray  # (P, S, S) the pair marginals' spread
     interaction_std: np.ndarray  # (P, S, S) the pure interactions' spread
+    halves: np.ndarray  # (replicates, K) each half's shares: joint draws, for statistics of several shares at once
 
     @property
     def distinguishable(self) -> np.ndarray:
@@ -141,4 +142,5 @@ def estimate(
         curve_std=np.std([a.curves for a in again], axis=0, ddof=1),
         surface_std=np.std([a.surfaces for a in again], axis=0, ddof=1),
         interaction_std=np.std([a.interactions for a in again], axis=0, ddof=1),
+        halves=halved,
     )

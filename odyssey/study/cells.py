@@ -15,8 +15,8 @@ import numpy as np
 import optuna
 
 from ..errors import ConfigError
-from ..optuna_private import storage_of, study_id_of
-from ..record import QUEUED, STUDY, STUDY_HASH, STUDY_SPEC, TASK, VARIANT, cell_name, derive_seed
+from ..optuna_private import HyperbandBySlot, storage_of, study_id_of
+from ..record import QUEUED, SLOT, STUDY, STUDY_HASH, STUDY_SPEC, TASK, VARIANT, cell_name, derive_seed
 from ..storage import open_storage
 from . import queue
 from .space import distributions, draw
@@ -43,9 +43,12 @@ def build_pruner(study_file: StudyFile) -> optuna.pruners.BasePruner:
         return optuna.pruners.SuccessiveHalvingPruner(
             min_resource=pruning.min_epochs, reduction_factor=pruning.reduction_factor
         )
-    if pruning.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(
-            min_resource=pruning.min_epochs, max_resource=epochs, reduction_factor=pruning.reduction_factor
+    if pruning.pruner == "hyperband":  # brackets by slot: a retry meets the rungs its slot's first trial met
+        return HyperbandBySlot(
+            bracket_key=SLOT,
+            min_resource=pruning.min_epochs,
+            max_resource=epochs,
+            reduction_factor=pruning.reduction_factor,
         )
     if pruning.pruner == "median":
         # The median pruner stops a trial at the earliest at step == n_warmup_steps. Optuna counts steps from

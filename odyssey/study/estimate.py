@@ -12,6 +12,12 @@ space draws. How many epochs a trial runs is not
 known before it runs, so the projection gives two assumptions: every trial runs to `max_epochs`
 (the most it can cost), and every trial improves for `patience` epochs and then stops after
 `patience` more (2 x patience, at most max_epochs). `max_seconds` caps both.
+
+With a [pruning] table, the projection under the pruner too: successive halving and hyperband stop
+trials at their rungs (rungs.stop_epochs: 1 in reduction_factor goes on at each), each trial at the
+earlier of that and, for the lower figure, 2 x patience; how many they really prune depends on the
+curves. The median pruner has no such rule: from every trial stopping at min_epochs to the unpruned
+projection.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
+from .rungs import halving_rungs, hyperband_shares, stop_epochs
 from .space import Choice, Param, ParamRange
 from .studyfile import StudyFile
 
@@ -41,6 +48,8 @@ class CellCost:
     test_seconds: dict[int, float]  # hidden size -> seconds of the one evaluation on the test split
     patience_seconds: float  # expected seconds of one trial, 2 x patience epochs
     max_seconds: float  # expected seconds of one trial, max_epochs
+    # Under the study's pruner: (stopping also after 2 x patience, stopping only when pruned); None unpruned.
+    pruned_seconds: tuple[float, float] | None = None
 
 
 class _Share:
@@ -132,8 +141,9 @@ def estimate(
                 h: epoch_seconds(tasks[task_name], variant, h, study_file, epochs=epochs, share=share) for h in sizes
             }
             epoch, test = ({h: t[k] for h, t in timed.items()} for k in (0, 1))
+            pruned = _pruned_seconds(epoch, hidden, study_file, test=test) if study_file.pruning.enabled else None
             costs.append(
-                CellCost(task_name, variant, epoch, test, *_trial_seconds(epoch, hidden, study_file, test=test))
+                CellCost(task_name, variant, epoch, test, *_trial_seconds(epoch, hidden, study_file, test=test), pruned)
             )
         return costs
 
@@ -159,27 +169,62 @@ def _trial_seconds(
 ) -> tuple[float, float]:
     """Expected seconds of a trial under both assumptions (its epochs, then the test split once),
     over the hidden sizes the space draws."""
+    training = study_file.training
+    drawn = _drawn(seconds, hidden, test)
+    return tuple(
+        _expected(*drawn, stops={epochs: 1.0}, max_seconds=training.max_seconds)
+        for epochs in (min(2 * training.patience, training.max_epochs), training.max_epochs)
+    )
+
+
+def _pruned_seconds(
+    seconds: dict[int, float], hidden: ParamRange, study_file: StudyFile, *, test: dict[int, float] | None = None
+) -> tuple[float, float]:
+    """Expected seconds of a trial under the study's pruner: (stopping also after 2 x patience, stopping only
+    when pruned); for the median pruner the range (every trial stops at min_epochs, every one runs max_epochs)."""
+    training = study_file.training
+    patience_epochs = min(2 * training.patience, training.max_epochs)
+    stops = stop_epochs(study_file.pruning, max_epochs=training.max_epochs)
+    if stops is None:  # the median pruner: no closed form
+        stops, patience_epochs = {training.max_epochs: 1.0}, min(patience_epochs, study_file.pruning.min_epochs)
+    capped: dict[int, float] = {}
+    for epochs, share in stops.items():
+        capped[min(epochs, patience_epochs)] = capped.get(min(epochs, patience_epochs), 0.0) + share
+    drawn = _drawn(seconds, hidden, test)
+    return tuple(_expected(*drawn, stops=s, max_seconds=training.max_seconds) for s in (capped, stops))
+
+
+def _drawn(
+    seconds: dict[int, float], hidden: ParamRange, test: dict[int, float] | None
+) -> tuple[np.ndarray, np.ndarray | float]:
+    """The seconds per epoch, and of the test split's one pass, at each hidden size the space draws."""
     rng = np.random.default_rng(0)
     drawn = np.array([hidden.draw(rng) for _ in range(DRAWS)], dtype=float)
-    per_epoch = _power_law(seconds, drawn)
-    once = _power_law(test, drawn) if test else 0.0
-    training = study_file.training
-    expected = []
-    for epochs in (min(2 * training.patience, training.max_epochs), training.max_epochs):
+    return _power_law(seconds, drawn), (_power_law(test, drawn) if test else 0.0)
+
+
+def _expected(
+    per_epoch: np.ndarray, once: np.ndarray | float, *, stops: dict[int, float], max_seconds: float | None
+) -> float:
+    """Mean seconds of a trial that trains `epochs` epochs with probability stops[epochs], then the test split
+    once; `max_seconds` stops it after the epoch that passes it."""
+    expected = 0.0
+    for epochs, share in stops.items():
         run = epochs * np.ones_like(per_epoch)
-        if training.max_seconds is not None:  # stops after the epoch that passes it
-            run = np.minimum(run, np.ceil(training.max_seconds / per_epoch))
-        expected.append(float(np.mean(run * per_epoch + once)))
-    return expected[0], expected[1]
+        if max_seconds is not None:
+            run = np.minimum(run, np.ceil(max_seconds / per_epoch))
+        expected += share * float(np.mean(run * per_epoch + once))
+    return expected
 
 
 def summary(
     study_file: StudyFile, costs: list[CellCost], *, jobs: int | None
 ) -> tuple[list[dict[str, object]], list[str]]:
-    """A row per cell and the closing lines: the study's CPU-hours under each assumption and, with
-    `jobs`, its wall time on this machine."""
-    training = study_file.training
+    """A row per cell and the closing lines: the study's CPU-hours under each assumption (and under its
+    pruner) and, with `jobs`, its wall time on this machine."""
+    training, pruner = study_file.training, study_file.pruning.pruner
     patience_epochs = min(2 * training.patience, training.max_epochs)
+    halving = stop_epochs(study_file.pruning, max_epochs=training.max_epochs) is not None
     rows = []
     for cost in costs:
         row = {"task": cost.task, "variant": cost.variant}
@@ -189,6 +234,11 @@ def summary(
             f"s/trial ({training.max_epochs} ep.)": cost.max_seconds,
             f"CPU-h ({patience_epochs} ep.)": study_file.trials * cost.patience_seconds / 3600,
         }
+        if halving:
+            row |= {
+                f"s/trial ({pruner}, patience)": cost.pruned_seconds[0],
+                f"s/trial ({pruner})": cost.pruned_seconds[1],
+            }
         rows.append(row)
     hours = [study_file.trials * sum(getattr(c, f) for c in costs) / 3600 for f in ("patience_seconds", "max_seconds")]
     cap = f", each capped at max_seconds = {training.max_seconds:g}" if training.max_seconds is not None else ""
@@ -199,12 +249,51 @@ def summary(
         f"if every trial stops after 2 x patience = {patience_epochs} epochs: {_span(hours[0])} CPU",
         f"if every trial runs max_epochs = {training.max_epochs}: {_span(hours[1])} CPU (the most it can cost)",
     ]
+    pruned = None
+    if study_file.pruning.enabled:
+        pruned = [study_file.trials * sum(c.pruned_seconds[k] for c in costs) / 3600 for k in (0, 1)]
+        lines += _pruned_lines(study_file, pruned)
     if jobs is not None:
         cores = os.cpu_count() or 1
         used = min(jobs, cores)
         note = f" ({jobs} jobs on {cores} cores: no faster than {cores})" if jobs > cores else ""
         lines.append(f"with --jobs {jobs}{note}: {_span(hours[0] / used)} to {_span(hours[1] / used)} of wall time")
+        if pruned is not None:
+            lines.append(
+                f"with --jobs {jobs} under the pruner: {_span(pruned[0] / used)} to {_span(pruned[1] / used)} "
+                "of wall time"
+            )
     return rows, lines
+
+
+def _pruned_lines(study_file: StudyFile, hours: list[float]) -> list[str]:
+    """What the pruner is assumed to do, and the CPU-hours under it: (with 2 x patience, without)."""
+    pruning, training = study_file.pruning, study_file.training
+    patience_epochs = min(2 * training.patience, training.max_epochs)
+    stops = stop_epochs(pruning, max_epochs=training.max_epochs)
+    if stops is None:
+        return [
+            f"with pruner = {pruning.pruner}: no closed form (it stops a trial against the median of the curves "
+            f"so far); from {_span(hours[0])} CPU (every trial pruned at min_epochs = {pruning.min_epochs}) to "
+            "the unpruned figures above"
+        ]
+    sizes = dict(
+        min_epochs=pruning.min_epochs, reduction_factor=pruning.reduction_factor, max_epochs=training.max_epochs
+    )
+    at = f"rungs at {', '.join(map(str, halving_rungs(**sizes))) or 'none before max_epochs'} epochs"
+    if pruning.pruner == "hyperband":
+        firsts = [pruning.min_epochs * pruning.reduction_factor**b for b in range(len(hyperband_shares(**sizes)))]
+        at += f", in {len(firsts)} brackets that start judging at {', '.join(map(str, firsts))}"
+    mean = sum(epochs * share for epochs, share in stops.items())
+    capped = sum(min(epochs, patience_epochs) * share for epochs, share in stops.items())
+    return [
+        f"with pruner = {pruning.pruner} (min_epochs = {pruning.min_epochs}, reduction_factor = "
+        f"{pruning.reduction_factor}; {at}): {mean:.1f} epochs per trial, {capped:.1f} with the "
+        "2 x patience stop",
+        f"if the pruner stops trials as its rungs say (1 in {pruning.reduction_factor} goes on at each): "
+        f"{_span(hours[0])} CPU with the 2 x patience stop, {_span(hours[1])} without; how many are pruned "
+        "depends on the curves",
+    ]
 
 
 def _span(hours: float) -> str:

@@ -16,6 +16,7 @@ PID namespace that no longer exists, or one the supervisor saw die, is dead at o
 
 from __future__ import annotations
 
+import copy
 import os
 import threading
 import time
@@ -28,7 +29,15 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from ..optuna_private import move_state, record_heartbeat, storage_of, trial_handle, trial_id_of
+from ..optuna_private import (
+    RUNG_MARK,
+    move_state,
+    record_heartbeat,
+    rung_marks,
+    storage_of,
+    trial_handle,
+    trial_id_of,
+)
 from ..record import (
     BEAT,
     CRASHES,
@@ -234,7 +243,9 @@ def requeue(cell: optuna.Study, trial: FrozenTrial, *, retries: int) -> None:
     """
     history = [*trial.system_attrs.get(RETRY_HISTORY, []), trial.number]
     crashes = trial.system_attrs.get(CRASHES, 0) + (not trial.user_attrs.get(INTERRUPTED, False))
-    system_attrs = {k: v for k, v in trial.system_attrs.items() if k != BEAT}
+    # Not the pruner's rung marks: the failed trial keeps them, and a copy would count the slot twice at each
+    # rung it passed (should_prune judges the retry with them all the same).
+    system_attrs = {k: v for k, v in trial.system_attrs.items() if k != BEAT and not k.startswith(RUNG_MARK)}
     system_attrs |= {FAILED_TRIAL: history[0], RETRY_HISTORY: history, CRASHES: crashes}
     user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in (WORKER, PROGRESS, INTERRUPTED)}
     state = TrialState.WAITING
@@ -302,6 +313,27 @@ def slot_of(trial: optuna.Trial) -> int:
 def curve_of(trial: optuna.Trial) -> dict[int, float]:
     """The intermediate values a claimed trial reported so far (a retry's copy its parent's), by step."""
     return stored(trial).intermediate_values
+
+
+def earlier_marks(trial: optuna.Trial) -> dict[str, float]:
+    """The rung marks of the trials a retry follows in its slot (none for a first try): finished, so read once."""
+    history = set(stored(trial).system_attrs.get(RETRY_HISTORY, []))
+    marks: dict[str, float] = {}
+    for earlier in trial.study.get_trials(deepcopy=False) if history else []:
+        if earlier.number in history:
+            marks |= rung_marks(earlier)
+    return marks
+
+
+def should_prune(trial: optuna.Trial, *, earlier: dict[str, float]) -> bool:
+    """The cell's pruner on the trial as trial.should_prune() asks it, holding the `earlier` rung marks of its
+    slot as its own: a retry is judged at the rungs an uninterrupted trial would meet next, not again at those
+    its slot passed (on a later epoch's value)."""
+    if not earlier:
+        return trial.should_prune()
+    latest = copy.copy(stored(trial))
+    latest.system_attrs = earlier | latest.system_attrs
+    return trial.study.pruner.prune(trial.study, latest)
 
 
 def give_back(trial: optuna.Trial, *, retries: int) -> bool:

@@ -20,6 +20,7 @@ from ..record import (
     INTERRUPTED,
     PROGRESS,
     PRUNED,
+    PRUNED_AT,
     cell_name,
     derive_seed,
     result_attrs,
@@ -110,19 +111,31 @@ def run_trial(
     # The learning curve: each epoch's validation metric as the trial's intermediate value at step `epoch`.
     # A retry resuming from its checkpoint reports the epochs done before (once: Optuna warns on a step twice).
     reported = set(queue.curve_of(trial))
+    # A retry is judged as its slot's uninterrupted trial would be: with the rungs its slot passed, and pruned
+    # where an earlier trial of the slot was pruned but stopped or killed before it was stored PRUNED.
+    earlier, pruned_at = queue.earlier_marks(trial), queue.stored(trial).user_attrs.get(PRUNED_AT)
 
     def report(epoch: int, metric: float) -> None:
         if epoch not in reported:
             trial.report(metric, epoch)
             reported.add(epoch)
 
-    def pruned() -> str | None:
-        return PRUNED if study_file.pruning.enabled and trial.should_prune() else None
+    def pruned(epoch: int) -> str | None:
+        if not study_file.pruning.enabled:
+            return None
+        if pruned_at is not None and epoch >= pruned_at:
+            return PRUNED
+        if epoch >= config.max_epochs:  # the full budget is spent: pruning saves nothing, it would hide a result
+            return None
+        if not queue.should_prune(trial, earlier=earlier):
+            return None
+        trial.set_user_attr(PRUNED_AT, epoch)  # at once: the test split is still to evaluate before it is stored
+        return PRUNED
 
     def on_resume(curve: list[float]) -> str | None:
         for epoch, metric in enumerate(curve, start=1):
             report(epoch, metric)
-        return pruned() if curve else None
+        return pruned(len(curve)) if curve else None
 
     with queue.Heartbeat.of(trial) as heartbeat:
 
@@ -132,7 +145,7 @@ def run_trial(
             with STOP.shielded():  # the epoch's writes to the storage go whole: a stop waits for them
                 report(epoch, metric)
                 trial.set_user_attr(PROGRESS, {"epoch": epoch, "validation": metric, "best": best})
-                verdict = pruned()
+                verdict = pruned(epoch)
             if stop.is_set():  # a stop that landed here, or where Python could not raise it (a destructor, a C call)
                 raise KeyboardInterrupt
             return verdict

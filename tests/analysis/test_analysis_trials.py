@@ -39,11 +39,13 @@ def test_cells_count_slots_not_retries_and_keep_states():
     _add(study, TrialState.FAIL)  # a crashed worker's trial, retried below: its retry holds the slot
     _add(study, TrialState.WAITING, system_attrs={"retry_history": [2]})
     _add(study, TrialState.RUNNING)
+    _add(study, TrialState.PRUNED, stopped="pruned", epochs=2)  # stopped by its pruner: final, and never complete
     trials = load_odyssey_trials(storage, "s")
     assert cell_counts(trials.frame).iloc[0].to_dict() == {
         "task": "chorales",
         "variant": "V",
         "complete": 1,
+        "pruned": 1,
         "failed": 1,
         "running": 1,
         "waiting": 1,

@@ -135,3 +135,27 @@ def test_the_evaluator_warns_when_main_effects_leave_most_of_the_variance_to_int
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # an additive study explains itself: no warning
         optuna.importance.get_param_importances(_study(), evaluator=evaluator)
+
+
+def test_pruned_trials_are_left_out_as_optunas_evaluators_leave_them():
+    """Optuna's evaluators judge complete trials only; so does odyssey's, whatever the pruned ones hold:
+    their last reported value (infinite where a trial blew up) and parameters the complete ones lack."""
+    complete = _study(100)
+    pruned = optuna.create_study()
+    pruned.add_trials(complete.trials)
+    extra = {**DISTS, "dropout": FloatDistribution(0.0, 0.5)}
+    for k, value in enumerate([5.0, float("inf"), 7.0]):
+        pruned.add_trial(
+            optuna.trial.create_trial(
+                state=optuna.trial.TrialState.PRUNED,
+                value=value,
+                params={"learning_rate": 1e-3, "input_noise": 0.1 * k, "dropout": 0.1},
+                distributions=extra,
+                intermediate_values={1: value},
+            )
+        )
+    evaluator = odyssey.FanovaImportanceEvaluator(seed=0)
+    found = optuna.importance.get_param_importances(pruned, evaluator=evaluator)
+    assert found == optuna.importance.get_param_importances(complete, evaluator=evaluator)
+    assert set(found) == set(optuna.importance.get_param_importances(pruned)) == {"learning_rate", "input_noise"}
+    assert len(study_fanova(pruned, refits=0)[0].fanova.shares) and study_fanova(pruned, refits=0)[0].trials == 100

@@ -268,14 +268,19 @@ def _plain_study(url: str) -> None:
 def test_importance_of_any_optuna_study(tmp_path: Path, capsys):
     url = f"sqlite:///{tmp_path / 'plain.db'}"
     _plain_study(url)
-    table, spaces = study_importance(storage=url, study="plain", params=["lr", "dropout"])
-    assert [s["trials"] for s in spaces] == [40] and set(table["term"]) == {
-        "log10(lr)",
-        "dropout",
-        "log10(lr) × dropout",
-        "higher order",
-        "noise",
-    }
+    table, spaces, pruned = study_importance(storage=url, study="plain", params=["lr", "dropout"])
+    assert (
+        pruned == 0
+        and [s["trials"] for s in spaces] == [40]
+        and set(table["term"])
+        == {
+            "log10(lr)",
+            "dropout",
+            "log10(lr) × dropout",
+            "higher order",
+            "noise",
+        }
+    )
     print_importance(storage=url, study="plain", fmt="json")
     data = json.loads(capsys.readouterr().out)
     assert data["spaces"][0]["trials"] == 40 and "log10 scale" in data["scales"]
@@ -450,3 +455,81 @@ def test_the_report_is_built_in_memory_and_written_at_the_end(tmp_path, monkeypa
     assert report_module.write_report(assembled, out=out) == out / "report.html"
     assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == files
     assert sum(p.parent.name == "figures" for p in files) >= 2 and files[Path(".storage")] == b"memory\n"
+
+
+@pytest.fixture(scope="module")
+def pruned_report(tmp_path_factory) -> tuple[Path, optuna.storages.BaseStorage]:
+    """Task toy: V and NFG, 120 trials each, 8 epochs, Optuna's successive halving (rungs at epochs 1, 2,
+    4); task flat: V alone, 20 trials of 3 epochs trained to the end, curves but no pruner."""
+    storage = optuna.storages.InMemoryStorage()
+    halving = optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=2)
+    write_synthetic_study(
+        storage, name="p", tasks=("toy",), variants=("V", "NFG"), trials=120, epochs=8, pruner=halving
+    )
+    write_synthetic_study(storage, name="p", tasks=("flat",), variants=("V",), trials=20, epochs=3, seed=1)
+    out = tmp_path_factory.mktemp("pruned") / "out"
+    return build_report(storage=storage, name="p", out_dir=out, trees=16, refits=4), storage
+
+
+def _finished(storage, task: str, variant: str) -> list[optuna.trial.FrozenTrial]:
+    trials = optuna.load_study(study_name=f"p/{task}/{variant}", storage=storage).trials
+    return [t for t in trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+
+
+def test_a_pruned_study_counts_its_pruned_trials_and_tests_variants_on_the_complete_ones(pruned_report):
+    report, storage = pruned_report
+    out = report.parent
+    cells = pd.read_csv(out / "cells.csv").set_index(["task", "variant"])
+    stats = pd.read_csv(out / "variant_stats.csv").set_index(["task", "variant"])
+    for variant in ("V", "NFG"):
+        states = pd.Series([t.state.name for t in _finished(storage, "toy", variant)]).value_counts()
+        assert cells.loc[("toy", variant), ["complete", "pruned", "failed"]].tolist() == [
+            states["COMPLETE"],
+            states["PRUNED"],
+            1,
+        ]
+        assert stats.loc[("toy", variant), "complete"] == states["COMPLETE"] and states["PRUNED"] > 50
+    text = (out / "report.md").read_text()
+    assert "pruned trials (stopped early by the study's pruner) enter the learning curves" in text
+    assert "| variant | parameters | complete | pruned |" in text
+
+
+def test_a_pruned_study_reports_importance_across_budgets_with_its_table_and_figures(pruned_report):
+    report, storage = pruned_report
+    out = report.parent
+    table = pd.read_csv(out / "importance_by_budget.csv")
+    toy = table[table["task"] == "toy"]
+    assert sorted(toy["budget"].unique()) == [1, 2, 4, 8]  # the pruner's rungs and the full budget
+    finished = _finished(storage, "toy", "V") + _finished(storage, "toy", "NFG")
+    for budget, trials in toy.groupby("budget")["trials"].first().items():
+        assert trials == sum(max(t.intermediate_values) >= budget for t in finished), budget
+    mains = toy[toy["kind"] == "main"]
+    assert mains["floor"].notna().all() and (mains["low"] <= mains["mean"] + 1e-12).all()
+    assert toy.loc[toy["budget"] == 8, "trial_rank_correlation"].eq(1.0).all()
+    assert toy.loc[toy["budget"] == 1, "trial_rank_correlation"].between(-1, 1).all()
+    assert sorted(table.loc[table["task"] == "flat", "budget"].unique()) == [1, 2, 3]  # every epoch, unpruned
+    text = (out / "report.md").read_text()
+    assert text.count("### Importance across budgets") == 2 and text.count("### Learning curves") == 2
+    for stem in ("01-flat", "02-toy"):
+        assert (out / "figures" / f"{stem}-budgets.png").is_file() and (
+            out / "figures" / f"{stem}-curves.png"
+        ).is_file()
+    assert re.search(r"(From epoch \d+ on|keeps changing|cannot be said)", text)
+
+
+def test_the_learning_curves_table_holds_the_quartiles_the_figure_draws(pruned_report):
+    report, storage = pruned_report
+    curves = pd.read_csv(report.parent / "learning_curves.csv").set_index(["task", "variant", "step"])
+    for step in (1, 2, 5, 8):
+        values = [t.intermediate_values[step] for t in _finished(storage, "toy", "V") if step in t.intermediate_values]
+        row = curves.loc[("toy", "V", step)]
+        assert row["trials"] == len(values)
+        quartiles = np.quantile(values, [0.25, 0.5, 0.75])
+        assert row[["q25", "median", "q75"]].tolist() == pytest.approx(quartiles, rel=1e-5)  # CSVs: 6 digits
+
+
+def test_a_study_without_curves_has_no_budget_section_and_empty_budget_tables(report: Path):
+    out = report.parent
+    assert pd.read_csv(out / "importance_by_budget.csv").empty and pd.read_csv(out / "learning_curves.csv").empty
+    assert "Importance across budgets" not in (out / "report.md").read_text()
+    assert not list((out / "figures").glob("*-budgets.png")) and not list((out / "figures").glob("*-curves.png"))

@@ -18,7 +18,9 @@ import pytest
 from optuna.trial import TrialState
 
 from odyssey.errors import OdysseyError
+from odyssey.optuna_private import RUNG_MARK
 from odyssey.storage import mask_url, open_storage, writable_folder
+from odyssey.study.status import status_rows
 
 STUDY = """
 name = "dist"
@@ -42,9 +44,12 @@ learning_rate = {{ low = 1e-3, high = 1e-2, log = true }}
 """
 
 
-def write_study(folder: Path, *, trials: int, epochs: int = 2, batch_size: int = 16, train: int = 64) -> Path:
+def write_study(
+    folder: Path, *, trials: int, epochs: int = 2, batch_size: int = 16, train: int = 64, pruner: str = "none"
+) -> Path:
     path = folder / "dist.toml"
-    path.write_text(STUDY.format(trials=trials, epochs=epochs, batch_size=batch_size, train=train))
+    text = STUDY.format(trials=trials, epochs=epochs, batch_size=batch_size, train=train)
+    path.write_text(text + f'\n[pruning]\npruner = "{pruner}"\nmin_epochs = 1\n' * (pruner != "none"))
     return path
 
 
@@ -95,11 +100,14 @@ def test_workers_starting_together_on_a_new_sqlite_file_all_open_it(tmp_path):
         assert all(p.returncode == 0 for p in openers), errors
 
 
-def assert_planned_exactly_once(storage: str, planned: int) -> list[optuna.trial.FrozenTrial]:
-    """Each cell: `planned` COMPLETE trials, one per slot; nothing RUNNING or WAITING left."""
+def assert_planned_exactly_once(
+    storage: str, planned: int, *, states: tuple[TrialState, ...] = (TrialState.COMPLETE,)
+) -> list[optuna.trial.FrozenTrial]:
+    """Each cell: `planned` trials finished in one of `states` (COMPLETE), one per slot; nothing RUNNING or
+    WAITING left."""
     completed = []
     for name, trials in all_trials(storage).items():
-        done = [t for t in trials if t.state == TrialState.COMPLETE]
+        done = [t for t in trials if t.state in states and not t.user_attrs.get("surplus")]
         table = [
             (
                 t.number,
@@ -163,9 +171,11 @@ def _kill_mid_trial(storage: str, workers: list[subprocess.Popen], rng: random.R
     raise AssertionError("no worker reached a trial's first epoch in time")
 
 
-def _kill_workers_at_random_moments(start, storage: str, tmp_path: Path, *, kills: int, seed: int) -> int:
+def _kill_workers_at_random_moments(
+    start, storage: str, tmp_path: Path, *, kills: int, seed: int, pruner: str = "none"
+) -> int:
     """Two workers; `kills` times SIGKILL one mid-trial, at a random moment of an epoch, and start another."""
-    study = write_study(tmp_path, trials=3, epochs=EPOCHS, batch_size=4, train=1024)
+    study = write_study(tmp_path, trials=3, epochs=EPOCHS, batch_size=4, train=1024, pruner=pruner)
     rng = random.Random(seed)
     workers = [start(study, storage, tmp_path) for _ in range(2)]
     killed = 0
@@ -181,17 +191,26 @@ def _kill_workers_at_random_moments(start, storage: str, tmp_path: Path, *, kill
     return killed
 
 
+FINAL = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
 def _check_resumed(storage: str) -> int:
-    """A killed trial is retried with its parameters and loses at most the epoch it was in."""
+    """A killed trial is retried with its parameters, loses at most the epoch it was in, and reports the
+    learning curve its killed trial reported, value for value; the pruner's rung marks stay with the killed
+    trial (each rung counts a slot once)."""
     resumed = 0
     for trials in all_trials(storage).values():
         by_number = {t.number: t for t in trials}
         for t in trials:
-            if t.state == TrialState.COMPLETE and t.system_attrs.get("retry_history"):
+            # A surplus trial (a second one for a slot another holds) is PRUNED too, and never ran.
+            if t.state in FINAL and t.system_attrs.get("retry_history") and not t.user_attrs.get("surplus"):
                 failed = by_number[t.system_attrs["retry_history"][-1]]
                 assert failed.state == TrialState.FAIL and failed.params == t.params
                 reached = (failed.user_attrs.get("progress") or {}).get("epoch", 0)
                 assert t.user_attrs["resumed_from_epoch"] >= reached
+                curve = failed.intermediate_values
+                assert {step: t.intermediate_values.get(step) for step in curve} == curve, t.number
+                assert not {k for k in failed.system_attrs if k.startswith(RUNG_MARK)} & set(t.system_attrs)
                 resumed += t.user_attrs["resumed_from_epoch"] >= 1
     return resumed
 
@@ -269,6 +288,40 @@ def test_two_workers_on_a_journal_storage_without_a_server(tmp_path, cache, cli,
     assert len(assert_planned_exactly_once(storage, 2)) == 4
     shown = cli("status", "--storage", storage, cwd=tmp_path, check=False)
     assert shown.returncode == 0 and "dist/adding/NP" in shown.stdout, shown.stderr
+
+
+def _storage(backend: str, tmp_path: Path, request) -> str:
+    return f"journal://{tmp_path}/dist.log" if backend == "journal" else request.getfixturevalue("postgres")
+
+
+@pytest.mark.parametrize("backend", ["journal", "postgres"])
+def test_two_workers_finish_each_slot_of_a_pruned_study_once(backend, tmp_path, cache, request, start):
+    """Successive halving from epoch 1 (rungs at epochs 1 and 3 of 4), two workers at once."""
+    study = write_study(tmp_path, trials=6, epochs=4, pruner="successive_halving")
+    storage = _storage(backend, tmp_path, request)
+    for worker in [start(study, storage, tmp_path) for _ in range(2)]:
+        finish(worker)
+    done = assert_planned_exactly_once(storage, 6, states=FINAL)
+    pruned = [t for t in done if t.state == TrialState.PRUNED]
+    assert pruned and all(t.user_attrs["stopped"] == "pruned" and t.user_attrs["epochs"] in (1, 3) for t in pruned)
+    stored = sum(map(len, all_trials(storage).values()))
+    finish(start(study, storage, tmp_path))  # pruned trials are final: nothing is run again
+    assert sum(map(len, all_trials(storage).values())) == stored
+    pruned_per_cell = {
+        cell: sum(t.state == TrialState.PRUNED and not t.user_attrs.get("surplus") for t in trials)
+        for cell, trials in all_trials(storage).items()
+    }
+    shown = {row["cell"]: (row["pruned"], row["remaining"]) for row in status_rows(storage, "dist")}
+    assert shown == {cell: (count, 0) for cell, count in pruned_per_cell.items()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["journal", "postgres"])
+def test_a_killed_worker_of_a_pruned_study_resumes_the_same_curve(backend, tmp_path, cache, request, start):
+    storage = _storage(backend, tmp_path, request)
+    assert _kill_workers_at_random_moments(start, storage, tmp_path, kills=1, seed=11, pruner="successive_halving") == 1
+    assert len(assert_planned_exactly_once(storage, 3, states=FINAL)) == 6
+    assert _check_resumed(storage) >= 1
 
 
 def test_workers_starting_at_once_may_all_check_one_checkpoint_folder(tmp_path):

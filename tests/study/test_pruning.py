@@ -1,8 +1,10 @@
 """Pruned studies ([pruning]): the study file's table, trials stopped by Optuna's pruners and stored
 PRUNED with their learning curves, resumed ones with the same curve, status and importance."""
 
+import contextlib
 import json
 import math
+import threading
 import warnings
 
 import numpy as np
@@ -11,6 +13,8 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
+from odyssey.optuna_private import RUNG_MARK
+from odyssey.storage import open_storage
 from odyssey.study import queue
 from odyssey.study.cells import load_cells, open_study_storage, prepare
 from odyssey.study.studyfile import StudyFileError, load_study_file
@@ -109,6 +113,19 @@ def test_a_pruned_study_stops_bad_trials_early_and_stores_them_pruned(tmp_path, 
     assert values[columns.index("remaining")] == "0"
 
 
+def test_no_trial_is_pruned_at_its_last_epoch(tmp_path, cache, cli):
+    """A rung at max_epochs (here 3 x 2 = 6) would store trials that trained to the end as PRUNED: left
+    out of the variant tests as if stopped early, though pruning them saved nothing."""
+    table = PRUNING.format(pruner="successive_halving") + "min_epochs = 3\nreduction_factor = 2\n"
+    study = write(tmp_path, STUDY.format(trials=10) + table)
+    cli("run", str(study), cwd=tmp_path)
+    trials = optuna.load_study(study_name="pruned/adding/V", storage=f"sqlite:///{tmp_path}/results/pruned.db").trials
+    stopped = {t.number: (t.state.name, t.user_attrs["epochs"]) for t in trials}
+    assert {e for s, e in stopped.values() if s == "PRUNED"} == {3}, stopped
+    assert {e for s, e in stopped.values() if s == "COMPLETE"} == {6}, stopped
+    assert sum(s == "COMPLETE" for s, _ in stopped.values()) >= 2, stopped
+
+
 class StopAfter:
     """A stop event that is set once the worker has looked at it `n` times (once per epoch): the user's
     Ctrl-C landing after epoch n's checkpoint, before its value was reported."""
@@ -121,15 +138,48 @@ class StopAfter:
         return self.looks >= self.n
 
 
-@pytest.mark.parametrize("pruner", ["none", "successive_halving"])
-def test_a_resumed_trial_has_the_learning_curve_of_an_uninterrupted_one(tmp_path, cache, pruner):
+def _marks(trials) -> dict[str, float]:
+    """The pruner's rung marks of a slot's trials, each held by one trial only (a retry does not copy its
+    parent's: each rung counts a slot once)."""
+    held = [{k: v for k, v in t.system_attrs.items() if k.startswith(RUNG_MARK)} for t in trials]
+    marks = {k: v for h in held for k, v in h.items()}
+    assert sum(map(len, held)) == len(marks), held
+    return marks
+
+
+def _storage_url(kind: str, folder, request) -> str:
+    if kind == "postgres":
+        return request.getfixturevalue("postgres")
+    return f"journal://{folder}/s.log" if kind == "journal" else f"sqlite:///{folder}/s.db"
+
+
+def _trials(url: str, cell: str) -> list:
+    return optuna.load_study(study_name=cell, storage=open_storage(url)).trials
+
+
+# "hyperband" as the study's name puts slot 0's trial 0 in bracket 1 (first rung at epoch 3) and its
+# retry, trial 1, in bracket 0 by its number (Optuna's rule: crc32 of "<cell>_<number>" modulo the brackets'
+# budgets 3 + 2); odyssey keeps a retry in its slot's bracket.
+@pytest.mark.parametrize(
+    "pruner, kind",
+    [
+        ("none", "sqlite"),
+        ("successive_halving", "sqlite"),
+        ("hyperband", "sqlite"),
+        ("successive_halving", "journal"),
+        ("hyperband", "postgres"),
+    ],
+)
+def test_a_resumed_trial_has_the_learning_curve_of_an_uninterrupted_one(tmp_path, cache, request, pruner, kind):
     text = STUDY.format(trials=1).replace("1e-6", "1e-2") + PRUNING.format(pruner=pruner)
+    text = text.replace('name = "pruned"', f'name = "{pruner}"')
+    cell_name = f"{pruner}/adding/V"
     curves = {}
     for run in ("straight", "stopped"):
         folder = tmp_path / run
         folder.mkdir()
         study_file = load_study_file(write(folder, text))
-        url = f"sqlite:///{folder}/s.db"
+        url = _storage_url(kind if run == "stopped" else "sqlite", folder, request)  # the reference on SQLite
         storage = open_study_storage(study_file, url)
         prepare(study_file, storage)
         if run == "stopped":
@@ -148,14 +198,50 @@ def test_a_resumed_trial_has_the_learning_curve_of_an_uninterrupted_one(tmp_path
             warnings.simplefilter("always")
             work(study_file, url, checkpoint_dir=folder / "checkpoints")
         assert not [w for w in caught if "already reported" in str(w.message)]
-        trials = optuna.load_study(study_name="pruned/adding/V", storage=url).trials
-        curves[run] = trials[-1]
-    stopped, straight = curves["stopped"], curves["straight"]
+        curves[run] = _trials(url, cell_name)
+    stopped, straight = curves["stopped"][-1], curves["straight"][-1]
     assert stopped.number == 1 and stopped.system_attrs["retry_history"] == [0]
     assert stopped.user_attrs["resumed_from_epoch"] == 3  # epoch 3 was checkpointed, then the stop
     assert stopped.state == straight.state == TrialState.COMPLETE
     assert sorted(stopped.intermediate_values) == list(range(1, 7))
     assert stopped.intermediate_values == pytest.approx(straight.intermediate_values, rel=1e-6)
+    # The pruner judged the slot at the same rungs, on the same epochs' values, as if it had not been stopped.
+    assert _marks(curves["stopped"]) == pytest.approx(_marks(curves["straight"]), rel=1e-6)
+    assert bool(_marks(curves["straight"])) == (pruner != "none")
+
+
+def test_a_trial_pruned_as_it_was_stopped_is_pruned_at_that_epoch_when_resumed(tmp_path, cache):
+    """Seed 1's slot 1 is pruned at epoch 1 (validation 1.17 against slot 0's 0.86): a stop landing with that
+    verdict gave the slot back, and its retry, holding the rung's mark, trained on past the rung."""
+    text = STUDY.format(trials=2) + PRUNING.format(pruner="successive_halving")
+    runs = {}
+    for run in ("straight", "stopped"):
+        folder = tmp_path / run
+        folder.mkdir()
+        study_file = load_study_file(write(folder, text))
+        url = f"sqlite:///{folder}/s.db"
+        storage = open_study_storage(study_file, url)
+        prepare(study_file, storage)
+        if run == "stopped":
+            cell = load_cells(study_file, storage)["adding", "V"]
+            task = build_tasks(study_file)["adding"]
+            for stop in (threading.Event(), StopAfter(1)):  # slot 0 whole, then slot 1 stopped after epoch 1
+                trial = queue.claim(cell, worker=queue.Worker.this_process(), retries=3)
+                with contextlib.suppress(KeyboardInterrupt):
+                    run_trial(
+                        trial,
+                        study_file=study_file,
+                        task=task,
+                        variant="V",
+                        checkpoint_dir=folder / "checkpoints",
+                        stop=stop,
+                    )
+        work(study_file, url, checkpoint_dir=folder / "checkpoints")
+        runs[run] = optuna.load_study(study_name="pruned/adding/V", storage=url).trials
+    straight, stopped = runs["straight"][1], runs["stopped"][-1]
+    assert straight.state == TrialState.PRUNED and straight.user_attrs["epochs"] == 1
+    assert stopped.system_attrs["retry_history"] == [1] and stopped.state == TrialState.PRUNED
+    assert stopped.user_attrs["epochs"] == 1 and sorted(stopped.intermediate_values) == [1]
 
 
 def test_importance_of_a_plain_optuna_study_with_pruned_trials_uses_the_complete_ones(tmp_path, cli, root):
