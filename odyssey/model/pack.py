@@ -56,10 +56,12 @@ class PackedNetwork(nn.Module):
     hidden sizes and dropout may differ. Built from the networks, whose parameters it copies;
     `write_back` copies the trained ones back, exactly, so checkpoints and results stay per trial.
 
-    `pack(inputs, lengths, generators=...)`: inputs (K, T, B, I), each trial its own batch padded to
-    the pack's longest; lengths (K, B) or None; one torch.Generator per trial for dropout while
-    training. Returns (K, T, B, O): trial k's outputs as its network computes them on its own
-    steps, the head's bias past its lengths.
+    `pack(inputs, lengths, generators=..., rows=...)`: inputs (K, T, B, I), each trial its own batch
+    padded to the pack's longest; lengths (K, B) or None; one torch.Generator per trial for dropout
+    while training; rows: how many of its B sequences each trial's batch has (a short last batch of
+    an epoch), the rest being padding (length 1) whose outputs nobody reads, None for all B. Returns
+    (K, T, B, O): trial k's outputs as its network computes them on its own steps, the head's bias
+    past its lengths.
     """
 
     def __init__(self, networks: Sequence[SequenceNetwork]) -> None:
@@ -154,6 +156,11 @@ class PackedNetwork(nn.Module):
                 for name, value in _trial_parameters(network).items():
                     value.copy_(self._parameters[name][k][self.places(name, k)])
 
+    def trial_parameters(self, network: SequenceNetwork) -> dict[str, nn.Parameter]:
+        """A trial's network's parameters under the pack's names (the Parameter objects themselves, as its
+        optimizer knows them)."""
+        return _trial_parameters(network)
+
     def _check_trials(self, networks: Sequence[SequenceNetwork]) -> None:
         sizes = tuple(network.hidden_size for network in networks)
         if sizes != self.hidden_sizes:
@@ -169,14 +176,20 @@ class PackedNetwork(nn.Module):
         )
 
     def forward(
-        self, inputs: Tensor, lengths: Tensor | None = None, *, generators: Sequence[torch.Generator] | None = None
+        self,
+        inputs: Tensor,
+        lengths: Tensor | None = None,
+        *,
+        generators: Sequence[torch.Generator] | None = None,
+        rows: Sequence[int] | None = None,
     ) -> Tensor:
         count, total, batch = self._check_input(inputs, lengths, generators)
+        rows = self._check_rows(rows, count, batch)
         mask = reverse = None
         steps = [total] * count  # each trial's own padded length, which its dropout masks span
         if lengths is not None:
             lengths = torch.as_tensor(lengths, dtype=torch.long).cpu()
-            steps = lengths.amax(dim=1).tolist()
+            steps = [int(own[:n].max()) for own, n in zip(lengths, rows)]
             mask = (torch.arange(total).view(1, total, 1) < lengths.unsqueeze(1)).unsqueeze(-1).to(inputs.device)
             if int(lengths.min()) < total:  # padding, NaN and inf included, reaches no result (as in odyssey.LSTM)
                 inputs = inputs.masked_fill(~mask, 0)
@@ -190,10 +203,10 @@ class PackedNetwork(nn.Module):
             ]
             layer_input = torch.cat(outputs, dim=-1) if self.bidirectional else outputs[0]
             if layer < self.num_layers - 1:  # nn.LSTM's dropout between layers
-                layer_input = self._dropout(layer_input, steps, generators)
+                layer_input = self._dropout(layer_input, steps, rows, generators)
         if self.readout == "last" and self.bidirectional:
             layer_input = self._whole_sequence_at_last_step(layer_input, lengths)
-        features = self._dropout(layer_input, steps, generators)  # the head's
+        features = self._dropout(layer_input, steps, rows, generators)  # the head's
         flat = features.reshape(count, total * batch, -1)
         out = torch.baddbmm(self.head_bias.unsqueeze(1), flat, self.head_weight.transpose(1, 2))
         return out.view(count, total, batch, self.output_size)
@@ -238,21 +251,33 @@ class PackedNetwork(nn.Module):
         backward = torch.where(at_last, backward[:, :1].expand_as(backward), backward)
         return torch.cat([forward, backward], dim=-1)
 
-    def _dropout(self, features: Tensor, steps: list[int], generators: Sequence[torch.Generator] | None) -> Tensor:
+    def _dropout(
+        self, features: Tensor, steps: list[int], rows: list[int], generators: Sequence[torch.Generator] | None
+    ) -> Tensor:
         """Each trial's dropout with its own p, its mask drawn from its own generator as it is drawn alone
-        (module docstring); trials without dropout are left as they are."""
+        (module docstring), over its own rows; trials without dropout are left as they are."""
         if not self.training or not any(self.dropouts):
             return features
         count, total, batch, width = features.shape
         groups, h = self.directions, self.hidden_size
         noise = features.new_ones(count, total, batch, groups, h)
         with torch.no_grad():
-            for k, (p, own_h, own_t, generator) in enumerate(zip(self.dropouts, self.hidden_sizes, steps, generators)):
+            trials = zip(self.dropouts, self.hidden_sizes, steps, rows, generators)
+            for k, (p, own_h, own_t, own_b, generator) in enumerate(trials):
                 if p:
-                    own = features.new_empty(own_t, batch, groups * own_h).bernoulli_(1 - p, generator=generator)
+                    own = features.new_empty(own_t, own_b, groups * own_h).bernoulli_(1 - p, generator=generator)
                     noise[k].zero_()
-                    noise[k, :own_t, :, :, :own_h] = own.div_(1 - p).view(own_t, batch, groups, own_h)
+                    noise[k, :own_t, :own_b, :, :own_h] = own.div_(1 - p).view(own_t, own_b, groups, own_h)
         return features * noise.view(count, total, batch, width)
+
+    @staticmethod
+    def _check_rows(rows: Sequence[int] | None, count: int, batch: int) -> list[int]:
+        if rows is None:
+            return [batch] * count
+        rows = [int(n) for n in rows]
+        if len(rows) != count or not all(1 <= n <= batch for n in rows):
+            raise ValueError(f"rows must be {count} counts in [1, {batch}], got {rows}")
+        return rows
 
     def _check_input(
         self, inputs: Tensor, lengths: Tensor | None, generators: Sequence[torch.Generator] | None

@@ -1,4 +1,5 @@
-"""One trial's training: the settings schema (config, torch-free), the protocol (loop), optimizers, checkpoints.
+"""One trial's training: the settings schema (config, torch-free), the protocol (loop), optimizers, checkpoints;
+trials of one cell trained in lockstep as a pack (pack, pack_optim).
 
 The names below are imported lazily, so that a study file's settings load without torch.
 """
@@ -8,13 +9,24 @@ from .._lazy import resolve
 _WHERE = {
     "TrainingConfig": ".config",
     "Diverged": ".loop",
+    "Member": ".pack",
     "TrainingResult": ".loop",
     "train": ".loop",
+    "train_pack": ".pack",
     "train_epoch": ".loop",
     "training_threads": ".loop",
 }
 
-__all__ = ["Diverged", "TrainingConfig", "TrainingResult", "train", "train_epoch", "training_threads"]
+__all__ = [
+    "Diverged",
+    "Member",
+    "TrainingConfig",
+    "TrainingResult",
+    "train",
+    "train_epoch",
+    "train_pack",
+    "training_threads",
+]
 
 
 def __getattr__(name: str) -> object:

@@ -37,7 +37,10 @@ def save(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     generator: torch.Generator,
+    dropout: torch.Generator | None = None,
 ) -> None:
+    """`dropout`: the generator the trial's dropout draws from; None for torch's global one (a trial
+    trained alone). Either way it is stored as "torch_rng", so a trial resumes alone or in a pack."""
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "identity": json.dumps(identity, sort_keys=True),
@@ -52,7 +55,7 @@ def save(
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "generator": generator.get_state(),
-        "torch_rng": torch.get_rng_state(),
+        "torch_rng": torch.get_rng_state() if dropout is None else dropout.get_state(),
     }
     partial = path.with_name(path.name + ".partial")
     torch.save(payload, partial)
@@ -66,11 +69,13 @@ def resume(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     generator: torch.Generator,
+    dropout: torch.Generator | None = None,
 ) -> TrainingState | None:
     """Restore model, optimizer and RNG from `path`; None when there is nothing usable there.
 
     A checkpoint of another training (`identity` differs: another study, protocol, slot or parameters,
-    e.g. left behind when a storage was reset) is not resumed: the trial starts from zero.
+    e.g. left behind when a storage was reset) is not resumed: the trial starts from zero. `dropout`: as
+    for `save`.
     """
     if not path.exists():
         return None
@@ -86,7 +91,7 @@ def resume(
         model.load_state_dict(payload["model"])
         optimizer.load_state_dict(payload["optimizer"])
         generator.set_state(payload["generator"])
-        torch.set_rng_state(payload["torch_rng"])
+        (torch.set_rng_state if dropout is None else dropout.set_state)(payload["torch_rng"])
         return TrainingState(
             epoch=int(payload["epoch"]),
             best_metric=float(payload["best_metric"]),

@@ -149,6 +149,93 @@ def _check_divergence(
         )
 
 
+@dataclass(frozen=True)
+class Training:
+    """One trial's training as `train` takes it: the model, its settings and seed, its checkpoint and callbacks."""
+
+    model: nn.Module
+    config: TrainingConfig
+    seed: int
+    checkpoint_path: Path | None = None
+    checkpoint_identity: dict | None = None
+    on_epoch: EpochCallback | None = None
+    on_resume: ResumeCallback | None = None
+
+
+class Trial:
+    """One trial's protocol around its training epochs, for `train` and for the packs of pack.py: its
+    optimizer, data-order and noise generator and checkpoint; after each epoch the validation metric,
+    the divergence check, the best weights, the checkpoint, the callbacks and the stopping rules.
+
+    `dropout`: the generator the model's dropout draws from, saved in the checkpoint; None for torch's
+    global one (a trial trained alone draws there)."""
+
+    def __init__(self, training: Training, task: Task, *, dropout: torch.Generator | None = None) -> None:
+        self.training, self.task, self.dropout = training, task, dropout
+        self.model, self.config, path = training.model, training.config, training.checkpoint_path
+        self.optimizer = build_optimizer(self.model, self.config)
+        self.generator = torch.Generator().manual_seed(training.seed)
+        self.state = checkpoint.TrainingState(best_state=copy.deepcopy(self.model.state_dict()))
+        if path is not None:
+            self.state = checkpoint.resume(path, identity=training.checkpoint_identity, **self._saved()) or self.state
+        self.resumed_from = self.state.epoch
+        self.started = time.perf_counter() - self.state.seconds
+        self.stopped = "max_epochs"
+        hear = training.on_resume
+        self.reason = hear(list(self.state.curve)) if hear is not None and self.resumed_from else None
+        self.ended = False  # by patience, max_seconds or a callback's reason
+
+    def _saved(self) -> dict:
+        """What a checkpoint holds besides the TrainingState."""
+        return {"model": self.model, "optimizer": self.optimizer, "generator": self.generator, "dropout": self.dropout}
+
+    @property
+    def done(self) -> bool:
+        return self.ended or self.reason is not None or self.state.epoch >= self.config.max_epochs
+
+    def end_epoch(self, train_loss: float) -> None:
+        """After an epoch of training (the model holds its weights): validate, check, keep the best, save,
+        ask on_epoch, and stop early where the protocol says so. Raises Diverged."""
+        config, state = self.config, self.state
+        metric = evaluate(self.model, self.task, "validation", batch_size=config.eval_batch_size)
+        state.epoch += 1
+        state.curve.append(metric)
+        _check_divergence(
+            state, train_loss=train_loss, metric=metric, factor=config.divergence_factor, name=self.task.metric_name
+        )
+        if metric < state.best_metric:
+            state.best_metric, state.best_epoch = metric, state.epoch
+            state.best_state = copy.deepcopy(self.model.state_dict())
+        state.seconds = time.perf_counter() - self.started
+        training = self.training
+        if training.checkpoint_path is not None:
+            checkpoint.save(training.checkpoint_path, state, identity=training.checkpoint_identity, **self._saved())
+        hear = training.on_epoch
+        if hear is not None and (reason := hear(state.epoch, metric, state.best_metric)) is not None:
+            self.reason = reason
+        elif state.epoch - state.best_epoch >= config.patience:
+            self.stopped = "patience"
+        elif config.max_seconds is not None and state.seconds >= config.max_seconds:
+            self.stopped = "max_seconds"
+        else:
+            return
+        self.ended = True
+
+    def result(self) -> TrainingResult:
+        """The best epoch's weights back in the model, and its test metric."""
+        self.model.load_state_dict(self.state.best_state)
+        test = evaluate(self.model, self.task, "test", batch_size=self.config.eval_batch_size)
+        return TrainingResult(
+            validation=self.state.best_metric,
+            test=test,
+            epochs=self.state.epoch,
+            best_epoch=self.state.best_epoch,
+            seconds=time.perf_counter() - self.started,
+            stopped=self.reason or self.stopped,
+            resumed_from=self.resumed_from,
+        )
+
+
 def train(
     model: nn.Module,
     task: Task,
@@ -168,67 +255,17 @@ def train(
     `on_resume` hears the validation metric of each epoch done so far. A reason to stop from either
     callback ends the training as early stopping does: the best epoch's weights, its test metric.
     """
-    optimizer = build_optimizer(model, config)
-    generator = torch.Generator().manual_seed(seed)
-    state = checkpoint.TrainingState(best_state=copy.deepcopy(model.state_dict()))
-    if checkpoint_path is not None:
-        state = (
-            checkpoint.resume(
-                checkpoint_path, identity=checkpoint_identity, model=model, optimizer=optimizer, generator=generator
-            )
-            or state
-        )
-    resumed_from = state.epoch
-    started = time.perf_counter() - state.seconds
-    stopped = "max_epochs"
-    reason = on_resume(list(state.curve)) if on_resume is not None and resumed_from else None
-    while state.epoch < config.max_epochs and reason is None:
-        train_loss = train_epoch(
+    trial = Trial(Training(model, config, seed, checkpoint_path, checkpoint_identity, on_epoch, on_resume), task)
+    while not trial.done:
+        loss = train_epoch(
             model,
             task,
-            optimizer,
+            trial.optimizer,
             batch_size=config.batch_size,
             noise=config.input_noise,
-            generator=generator,
-            epoch=state.epoch + 1,
+            generator=trial.generator,
+            epoch=trial.state.epoch + 1,
             clip=config.gradient_clip,
         )
-        metric = evaluate(model, task, "validation", batch_size=config.eval_batch_size)
-        state.epoch += 1
-        state.curve.append(metric)
-        _check_divergence(
-            state, train_loss=train_loss, metric=metric, factor=config.divergence_factor, name=task.metric_name
-        )
-        if metric < state.best_metric:
-            state.best_metric, state.best_epoch = metric, state.epoch
-            state.best_state = copy.deepcopy(model.state_dict())
-        state.seconds = time.perf_counter() - started
-        if checkpoint_path is not None:
-            checkpoint.save(
-                checkpoint_path,
-                state,
-                identity=checkpoint_identity,
-                model=model,
-                optimizer=optimizer,
-                generator=generator,
-            )
-        if on_epoch is not None and (reason := on_epoch(state.epoch, metric, state.best_metric)) is not None:
-            break
-        if state.epoch - state.best_epoch >= config.patience:
-            stopped = "patience"
-            break
-        if config.max_seconds is not None and state.seconds >= config.max_seconds:
-            stopped = "max_seconds"
-            break
-    stopped = reason or stopped
-    model.load_state_dict(state.best_state)
-    test = evaluate(model, task, "test", batch_size=config.eval_batch_size)
-    return TrainingResult(
-        validation=state.best_metric,
-        test=test,
-        epochs=state.epoch,
-        best_epoch=state.best_epoch,
-        seconds=time.perf_counter() - started,
-        stopped=stopped,
-        resumed_from=resumed_from,
-    )
+        trial.end_epoch(loss)
+    return trial.result()
