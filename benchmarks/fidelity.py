@@ -54,14 +54,17 @@ patience = 15
 
 [pruning]
 pruner = "{pruner}"
-min_epochs = 1
-reduction_factor = 3
+min_epochs = {min_epochs}
+reduction_factor = {reduction_factor}
 """
 
 
-def study_text(pruner: str, *, trials: int, max_epochs: int, seed: int) -> str:
+def study_text(pruner: str, *, trials: int, max_epochs: int, seed: int, min_epochs: int, reduction_factor: int) -> str:
     variants = "[" + ", ".join(f'"{v}"' for v in VARIANTS) + "]"
-    return STUDY.format(pruner=pruner, variants=variants, trials=trials, max_epochs=max_epochs, seed=seed)
+    return STUDY.format(
+        pruner=pruner, variants=variants, trials=trials, max_epochs=max_epochs, seed=seed, min_epochs=min_epochs,
+        reduction_factor=reduction_factor,
+    )  # fmt: skip
 
 
 def children_cpu() -> float:
@@ -136,18 +139,20 @@ def arm_table(storage: Path, name: str) -> tuple[pd.DataFrame, pd.DataFrame, tup
                 "pruned": int((mine["state"] == "PRUNED").sum()),
                 "epochs": float(mine["epochs"].sum()),
                 "best": float(done["value"].min()) if len(done) else math.nan,
+                "best_slot": int(done.loc[done["value"].idxmin(), "slot"]) if len(done) else -1,
                 "best_10%_mean": float(top[top["variant"] == variant]["test_metric"].mean()),
             }
         )
     return pd.DataFrame(rows), tests, learning_rate_share(complete, trials), frame
 
 
-def pruned_in_best(full: pd.DataFrame, pruned: pd.DataFrame) -> int:
-    """Pruned trials whose slot, trained to the end in the unpruned arm, is in its variant's best 10%."""
+def pruned_in_best(full: pd.DataFrame, pruned: pd.DataFrame) -> tuple[int, int]:
+    """(pruned trials whose slot, trained to the end in the unpruned arm, is in its variant's best 10%;
+    how many slots those best 10% hold)."""
     top = best_trials(full[(full["state"] == "COMPLETE") & full["value"].notna()].reset_index(drop=True))
     best = set(zip(top["variant"], top["slot"]))
     stopped = pruned[pruned["state"] == "PRUNED"]
-    return sum((v, s) in best for v, s in zip(stopped["variant"], stopped["slot"]))
+    return sum((v, s) in best for v, s in zip(stopped["variant"], stopped["slot"])), len(best)
 
 
 def curve_gap(full: dict, cut: dict) -> float:
@@ -162,6 +167,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=40, help="paired slots per variant")
     parser.add_argument("--max-epochs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--min-epochs", type=int, default=1, help="Hyperband's [pruning] min_epochs")
+    parser.add_argument("--reduction-factor", type=int, default=3, help="Hyperband's [pruning] reduction_factor")
     parser.add_argument("--jobs", type=int, default=max(1, min(2, (os.cpu_count() or 2) - 1)))
     parser.add_argument("--out", type=Path, help="folder for the study files, storages and tables (kept)")
     parser.add_argument(
@@ -175,7 +182,10 @@ def main() -> None:
         costs, tables, tests, shares, frames, curve = {}, {}, {}, {}, {}, {}
         for pruner in [args.arm] if args.arm else ARMS:
             study = out / f"fidelity-{pruner}.toml"
-            study.write_text(study_text(pruner, trials=args.trials, max_epochs=args.max_epochs, seed=args.seed))
+            study.write_text(
+                study_text(pruner, trials=args.trials, max_epochs=args.max_epochs, seed=args.seed,
+                           min_epochs=args.min_epochs, reduction_factor=args.reduction_factor)
+            )  # fmt: skip
             storage = out / f"fidelity-{pruner}.db"
             costs[pruner] = run_arm(study, storage, jobs=args.jobs)
         if not all(out.joinpath(f"fidelity-{pruner}.cost").exists() for pruner in ARMS):
@@ -231,13 +241,21 @@ def report(args, out: Path, costs, tables, tests, shares, frames, curve) -> None
         }
     )
     side = tables[none].merge(tables[band], on="variant", suffixes=(f" {none}", f" {band}"))
+    # The verdict of a paired study is a paired t-test over the slots both cells completed: every slot
+    # unpruned, the slots that survived the pruner in both cells otherwise (another population).
     verdicts = {a: tests[a].set_index("variant")["verdict"] for a in ARMS}
     for a in ARMS:
+        indexed = tests[a].set_index("variant")
         side[f"verdict {a}"] = side["variant"].map(verdicts[a]).fillna("")
+        side[f"paired difference {a}"] = side["variant"].map(indexed["all_difference"])
+        side[f"pairs {a}"] = side["variant"].map(indexed["pairs"])
     print(to_markdown([Table(arms), Table(side)]))
     same = all(verdicts[none].get(v) == verdicts[band].get(v) for v in VARIANTS)
     print(f"CPU none / hyperband: {costs[none][0] / costs[band][0]:.2f}x; same verdicts: {'yes' if same else 'no'}")
-    print(f"pruned trials that would have ended in their variant's best 10%: {pruned_in_best(*frames.values())}")
+    lost, best = pruned_in_best(*frames.values())
+    found = (side[f"best_slot {none}"] == side[f"best_slot {band}"]).sum()
+    print(f"pruned trials that would have ended in their variant's best 10%: {lost} of the {best} slots there")
+    print(f"variants whose best configuration the pruned run also trained to the end: {found} of {len(side)}")
     print(f"largest difference between a slot's curves in the two runs: {curve_gap(*curve.values()):.2g}")
     side.to_csv(out / "fidelity.csv", index=False)
     arms.to_csv(out / "fidelity_arms.csv", index=False)
