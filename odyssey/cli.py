@@ -71,6 +71,14 @@ def run(
         Path | None, typer.Option(help="Per-epoch checkpoints; share it between machines to resume there.")
     ] = None,
     force_jobs: Annotated[bool, typer.Option(help="Start --jobs workers even beyond this machine's cores.")] = False,
+    pack: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Each worker trains up to this many trials of a cell in lockstep (same results; for a GPU: on a CPU "
+            "it is slower than --jobs for now).",
+        ),
+    ] = 1,
 ) -> None:
     """Run a study: each (task, variant) cell gets its missing trials. Safe to stop and run again."""
     from odyssey.console import print_rows, watch
@@ -86,6 +94,7 @@ def run(
         extend=extend,
         checkpoint_dir=checkpoint_dir,
         force_jobs=force_jobs,
+        pack=pack,
         progress=watch,
     )
     print_rows(rows, title=study_file.name)

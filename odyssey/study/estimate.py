@@ -94,7 +94,7 @@ def epoch_seconds(
 
     from ..training.loop import Diverged, train
     from .space import applies, trial_settings
-    from .worker import network_for
+    from .trial import network_for
 
     values = {name: _typical(r) for name, r in study_file.space.items()} | {"hidden_size": hidden}
     config = trial_settings(

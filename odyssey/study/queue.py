@@ -23,6 +23,7 @@ import time
 import uuid
 import warnings
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -188,6 +189,9 @@ def discard_duplicates(cell: optuna.Study, trials: list[FrozenTrial]) -> None:
             _prune_surplus(cell, trial_id_of(t))
 
 
+Fits = Callable[[FrozenTrial], bool]  # whether a queued trial may be claimed (a pack's: packs.fits)
+
+
 class Busy:
     """claim()'s answer when no slot is free but some still run elsewhere: wait, they may come back."""
 
@@ -196,16 +200,21 @@ BUSY = Busy()
 
 
 def claim(
-    cell: optuna.Study, *, worker: Worker, retries: int, dead: frozenset[str] = frozenset()
+    cell: optuna.Study,
+    *,
+    worker: Worker,
+    retries: int,
+    dead: frozenset[str] = frozenset(),
+    fits: Fits | None = None,
 ) -> optuna.Trial | Busy | None:
-    """Take the lowest free slot of the cell: a Trial; BUSY while slots run elsewhere; None once every slot is
-    finished."""
+    """Take the lowest free slot of the cell (of those `fits` accepts, a pack's: the others stay queued): a
+    Trial; BUSY while slots run elsewhere or wait unfit; None once every slot is finished."""
     recover(cell, retries=retries, dead=dead)
     trials = cell.get_trials(deepcopy=False)
     discard_duplicates(cell, trials)
     held = slot_trials(trials)
     for t in held:
-        if t.state != TrialState.WAITING:
+        if t.state != TrialState.WAITING or (fits is not None and not fits(t)):
             continue
         beat(
             storage_of(cell), trial_id_of(t)
@@ -376,10 +385,18 @@ class Heartbeat:
             if self._stop.wait(interval):
                 return
 
-    def __enter__(self) -> Heartbeat:
+    def start(self) -> Heartbeat:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def stop(self) -> None:
+        """Stop beating (again: nothing more)."""
         self._stop.set()
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def __enter__(self) -> Heartbeat:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

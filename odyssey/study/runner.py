@@ -10,6 +10,7 @@ import traceback
 import uuid
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -97,12 +98,20 @@ def build_kernel() -> None:
         warnings.warn(f"{error}; the workers use the slower reference LSTM", OdysseyWarning, stacklevel=2)
 
 
+@dataclass(frozen=True)
+class EachWorker:
+    """How each worker trains: its torch threads, and up to how many slots of a cell at once (--pack)."""
+
+    threads: int
+    pack: int = 1
+
+
 def _worker_process(
     study_file: StudyFile,
     url: str,
     checkpoint_dir: Path,
     worker: int,
-    threads: int,
+    each: EachWorker,
     token: str,
     log: Path,
     errors,
@@ -116,7 +125,15 @@ def _worker_process(
     warnings.simplefilter("ignore", KernelFallback)  # the runner reported it once
     try:
         die_with_parent(parent)  # after install: the parent's death arrives as a clean stop (SIGTERM)
-        work(study_file, url, checkpoint_dir=checkpoint_dir, worker=worker, threads=threads, token=token)
+        work(
+            study_file,
+            url,
+            checkpoint_dir=checkpoint_dir,
+            worker=worker,
+            threads=each.threads,
+            token=token,
+            pack=each.pack,
+        )
     except KeyboardInterrupt:
         pass
     except OdysseyError as err:
@@ -138,9 +155,12 @@ def run(
     extend: bool = False,
     checkpoint_dir: Path | None = None,
     force_jobs: bool = False,
+    pack: int = 1,
     progress: Callable[..., None] | None = None,
 ) -> list[dict[str, object]]:
     """Run every cell's missing trials; returns the status rows afterwards.
+
+    pack: each worker trains up to this many slots of a cell in lockstep (packs.py); the results are the same.
 
     progress: shows the run while it trains, called as progress(cells, running=..., jobs=...) where
     cells() reads the status rows afresh and running() says whether trials still train (the CLI
@@ -159,18 +179,23 @@ def run(
             jobs = min(jobs if force_jobs else min(jobs, cores()), max(unfinished, 1))
             if unfinished:
                 build_kernel()
-            threads = threads or (1 if jobs > 1 else cores())
+            each = EachWorker(threads=threads or (1 if jobs > 1 else cores()), pack=pack)
             if jobs == 1:
-                _run_here(study_file, url, storage, checkpoint_dir, threads, progress)
+                _run_here(study_file, url, storage, checkpoint_dir, each, progress)
             else:
-                _run_workers(study_file, url, storage, checkpoint_dir, jobs, threads, progress)
+                _run_workers(study_file, url, storage, checkpoint_dir, jobs, each, progress)
         except KeyboardInterrupt:
             raise _interrupted(url) from None
     return status_rows(url, study_file.name)
 
 
 def _run_here(
-    study_file: StudyFile, url: str, storage, checkpoint_dir: Path, threads: int, progress: Callable[..., None] | None
+    study_file: StudyFile,
+    url: str,
+    storage,
+    checkpoint_dir: Path,
+    each: EachWorker,
+    progress: Callable[..., None] | None,
 ) -> None:
     done = threading.Event()
     cells = partial(cell_rows, storage, study_file.name)
@@ -180,7 +205,7 @@ def _run_here(
     if progress:
         viewer.start()
     try:
-        work(study_file, url, checkpoint_dir=checkpoint_dir, threads=threads)
+        work(study_file, url, checkpoint_dir=checkpoint_dir, threads=each.threads, pack=each.pack)
     finally:
         done.set()
         if viewer.is_alive():
@@ -197,7 +222,7 @@ def _run_workers(
     storage,
     checkpoint_dir: Path,
     jobs: int,
-    threads: int,
+    each: EachWorker,
     progress: Callable[..., None] | None,
 ) -> None:
     """A worker killed by a signal (out of memory, say) has its trial queued again at once and is
@@ -225,7 +250,7 @@ def _run_workers(
                 url,
                 checkpoint_dir,
                 n,
-                threads,
+                each,
                 token,
                 logs / f"worker-{n}.log",
                 errors,

@@ -2,220 +2,64 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import threading
-from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import optuna
-import torch
-from optuna.trial import TrialState
 
 from ..errors import ConfigError, first_line
-from ..model.network import SequenceNetwork, parameter_count
-from ..record import (
-    BEST_VALIDATION,
-    FAILURE,
-    INTERRUPTED,
-    PROGRESS,
-    PRUNED,
-    PRUNED_AT,
-    cell_name,
-    derive_seed,
-    result_attrs,
-    start_attrs,
-)
+from ..record import INTERRUPTED
 from ..tasks import Task, make_task
-from ..training import checkpoint
-from ..training.config import TrainingConfig
-from ..training.loop import Diverged, train, training_threads
+from ..training.loop import train, training_threads
 from . import queue
 from .cells import load_cells, open_study_storage
-from .space import inactive, suggest, trial_settings
+from .packs import run_pack
 from .stopping import STOP
-from .studyfile import EXTENSIBLE, StudyFile
+from .studyfile import StudyFile
+
+# network_for and checkpoint_identity lived here before trial.py: code outside odyssey imports them from here.
+from .trial import TrialOutcome, finish, give_back, prepare
+from .trial import checkpoint_identity as checkpoint_identity
+from .trial import network_for as network_for
 
 POLL_SECONDS = 2.0  # how often a worker with nothing to take looks again (a peer's trial may come back)
-
-
-class Superseded(Exception):
-    """This worker's trial was finished elsewhere (failed as stale while the worker stalled): stop training it."""
-
-
-@dataclass(frozen=True)
-class TrialOutcome:
-    cell: str
-    number: int
-    state: str  # "COMPLETE", "PRUNED", "FAIL" or "SUPERSEDED" (failed as stale while this worker stalled; its
-    # retry runs it)
-    value: float | None
-    reason: str = ""
-
-
-def versions() -> dict[str, str]:
-    from .. import __version__
-
-    return {"odyssey": __version__, "torch": torch.__version__, "optuna": optuna.__version__}
-
-
-def checkpoint_identity(study_file: StudyFile, task: str, variant: str, slot: int, params: dict) -> dict:
-    """What a checkpoint belongs to: a leftover one of another study, protocol, slot or parameters is never resumed."""
-    canonical = json.loads(json.dumps(study_file.canonical(), sort_keys=True))
-    per_task = ("task_options", "task_sources")  # only this task's: adding a task keeps the others' checkpoints
-    protocol = {k: v for k, v in canonical.items() if k not in EXTENSIBLE.union(per_task)}
-    protocol |= {key: canonical.get(key, {}).get(task, {}) for key in per_task}
-    digest = hashlib.sha256(json.dumps(protocol, sort_keys=True).encode()).hexdigest()[:16]
-    return {
-        "cell": cell_name(study_file.name, task, variant),
-        "slot": slot,
-        "params": json.loads(json.dumps(params)),
-        "protocol": digest,
-    }
-
-
-def checkpoint_path(directory: Path, task: str, variant: str, slot: int) -> Path:
-    return directory / task / variant.replace("+", "_") / f"slot-{slot}.pt"
-
-
-def network_for(task: Task, variant: str, config: TrainingConfig) -> SequenceNetwork:
-    """The network a trial trains: the task's shape, the variant's cell, the trial's size and layers."""
-    return SequenceNetwork(
-        input_size=task.input_size,
-        hidden_size=config.hidden_size,
-        output_size=task.output_size,
-        variant=variant,
-        bidirectional=task.bidirectional,
-        forget_bias=config.forget_bias,
-        num_layers=config.num_layers,
-        dropout=config.dropout,
-        readout=getattr(task, "readout", "frames"),
-    )
 
 
 def run_trial(
     trial: optuna.Trial, *, study_file: StudyFile, task: Task, variant: str, checkpoint_dir: Path, stop: threading.Event
 ) -> TrialOutcome:
     """Train one claimed trial and store its result; a crash gives its slot back, resuming from its checkpoint."""
-    cell, slot = trial.study, queue.slot_of(trial)
-    values = suggest(trial, study_file.space)
-    config = trial_settings(study_file.training, values)
-    unused = inactive(study_file.space, values)  # conditional parameters whose condition this trial does not meet
-    seed, name = derive_seed(study_file.seed, task.name, variant, slot), cell_name(study_file.name, task.name, variant)
-    torch.manual_seed(seed)
-    model = network_for(task, variant, config)
-    path = checkpoint_path(checkpoint_dir, task.name, variant, slot)
-    identity = checkpoint_identity(study_file, task.name, variant, slot, trial.params)
-    _record_start(trial, task=task, variant=variant, model=model, inactive=unused)
-
-    # The learning curve: each epoch's validation metric as the trial's intermediate value at step `epoch`.
-    # A retry resuming from its checkpoint reports the epochs done before (once: Optuna warns on a step twice).
-    reported = set(queue.curve_of(trial))
-    # A retry is judged as its slot's uninterrupted trial would be: with the rungs its slot passed, and pruned
-    # where an earlier trial of the slot was pruned but stopped or killed before it was stored PRUNED.
-    earlier, pruned_at = queue.earlier_marks(trial), queue.stored(trial).user_attrs.get(PRUNED_AT)
-
-    def report(epoch: int, metric: float) -> None:
-        if epoch not in reported:
-            trial.report(metric, epoch)
-            reported.add(epoch)
-
-    def pruned(epoch: int) -> str | None:
-        if not study_file.pruning.enabled:
-            return None
-        if pruned_at is not None and epoch >= pruned_at:
-            return PRUNED
-        if epoch >= config.max_epochs:  # the full budget is spent: pruning saves nothing, it would hide a result
-            return None
-        if not queue.should_prune(trial, earlier=earlier):
-            return None
-        trial.set_user_attr(PRUNED_AT, epoch)  # at once: the test split is still to evaluate before it is stored
-        return PRUNED
-
-    def on_resume(curve: list[float]) -> str | None:
-        for epoch, metric in enumerate(curve, start=1):
-            report(epoch, metric)
-        return pruned(len(curve)) if curve else None
-
-    with queue.Heartbeat.of(trial) as heartbeat:
-
-        def on_epoch(epoch: int, metric: float, best: float) -> str | None:
-            if heartbeat.superseded.is_set():
-                raise Superseded
-            with STOP.shielded():  # the epoch's writes to the storage go whole: a stop waits for them
-                report(epoch, metric)
-                trial.set_user_attr(PROGRESS, {"epoch": epoch, "validation": metric, "best": best})
-                verdict = pruned(epoch)
-            if stop.is_set():  # a stop that landed here, or where Python could not raise it (a destructor, a C call)
-                raise KeyboardInterrupt
-            return verdict
-
-        try:
-            result = train(
-                model,
-                task,
-                config=config,
-                seed=seed,
-                checkpoint_path=path,
-                checkpoint_identity=identity,
-                on_epoch=on_epoch,
-                on_resume=on_resume,
-            )
-        except Diverged as err:
-            queue.finish(cell, trial, attrs={FAILURE: str(err)}, state=TrialState.FAIL)
-            checkpoint.remove(path)
-            return TrialOutcome(name, trial.number, "FAIL", None, str(err))
-        except Superseded:
-            return TrialOutcome(name, trial.number, "SUPERSEDED", None, "failed as stale while this worker stalled")
-        except BaseException as err:
-            # Interrupted or crashed: the slot goes back to the queue, resuming from the last epoch's checkpoint.
-            if isinstance(err, KeyboardInterrupt):  # the user's stop (Ctrl-C, SIGTERM) is not a crash: no retry spent
-                try:
-                    trial.set_user_attr(INTERRUPTED, True)
-                except optuna.exceptions.UpdateFinishedTrialError:
-                    raise err from None
-            queue.give_back(trial, retries=study_file.retries)
-            raise
-    results = result_attrs(
-        test_metric=result.test,
-        epochs=result.epochs,
-        best_epoch=result.best_epoch,
-        seconds=result.seconds,
-        stopped=result.stopped,
-        resumed_from=result.resumed_from,
+    prepared = prepare(
+        trial, study_file=study_file, task=task, variant=variant, checkpoint_dir=checkpoint_dir, stop=stop
     )
-    # A pruned trial is final, as a complete one: its slot is not queued again. Optuna stores its last
-    # reported value as its value; its best epoch's validation and test metrics are in its attributes.
-    state = TrialState.PRUNED if result.stopped == PRUNED else TrialState.COMPLETE
-    if state == TrialState.PRUNED:
-        results[BEST_VALIDATION] = result.validation
-    value = result.validation if state == TrialState.COMPLETE else None
-    if not queue.finish(cell, trial, attrs=results, value=value, state=state):
-        return TrialOutcome(name, trial.number, "SUPERSEDED", None, "failed as stale while this worker stalled")
-    checkpoint.remove(path)
-    return TrialOutcome(name, trial.number, state.name, result.validation)
+    member = prepared.member
+    try:
+        outcome = train(
+            member.model,
+            task,
+            config=member.config,
+            seed=member.seed,
+            checkpoint_path=member.checkpoint_path,
+            checkpoint_identity=member.checkpoint_identity,
+            on_epoch=member.on_epoch,
+            on_resume=member.on_resume,
+        )
+    except Exception as err:  # noqa: BLE001 - Diverged, Superseded or a crash: finish tells them apart
+        outcome = err
+    except BaseException as err:
+        # The user's stop (Ctrl-C, SIGTERM) is not a crash: no retry spent.
+        give_back(prepared, interrupted=isinstance(err, KeyboardInterrupt))
+        raise
+    return finish(prepared, outcome)
 
 
-def _record_start(
-    trial: optuna.Trial, *, task: Task, variant: str, model: torch.nn.Module, inactive: list[str]
-) -> None:
-    """What status and the report read while the trial trains: its cell, metric, size and versions."""
-    attrs = start_attrs(
-        task=task.name,
-        variant=variant,
-        metric=task.metric_name,
-        parameter_count=parameter_count(model),
-        versions=versions(),
-        inactive=inactive,
-    )
-    for key, value in attrs.items():
-        trial.set_user_attr(key, value)
-
-
-def _claim(cell: optuna.Study, me: queue.Worker, retries: int) -> optuna.Trial | queue.Busy | None:
+def _claim(
+    cell: optuna.Study, me: queue.Worker, retries: int, fits: queue.Fits | None = None
+) -> optuna.Trial | queue.Busy | None:
     """A stop landing while a trial is claimed waits for the claim to finish, then gives the trial back at once."""
     with STOP.shielded():
-        trial = queue.claim(cell, worker=me, retries=retries)
+        trial = queue.claim(cell, worker=me, retries=retries, fits=fits)
         if isinstance(trial, optuna.Trial) and STOP.event.is_set():
             trial.set_user_attr(INTERRUPTED, True)
             queue.give_back(trial, retries=retries)
@@ -247,17 +91,19 @@ def work(
     worker: int = 0,
     threads: int = 1,
     token: str | None = None,
+    pack: int = 1,
 ) -> list[TrialOutcome]:
     """Run trials until every cell's slots are finished, staying while a peer's trial might come back.
 
-    Workers start on different cells to spread out; `token` names this worker to its supervisor.
+    Workers start on different cells to spread out; `token` names this worker to its supervisor. `pack`:
+    up to this many slots of a cell train in lockstep (packs.py); 1 trains each alone.
     """
     with training_threads(threads):  # and denormals flushed: see there
-        return _work(study_file, storage_url, checkpoint_dir=checkpoint_dir, worker=worker, token=token)
+        return _work(study_file, storage_url, checkpoint_dir=checkpoint_dir, worker=worker, token=token, pack=pack)
 
 
 def _work(
-    study_file: StudyFile, storage_url: str, *, checkpoint_dir: Path, worker: int, token: str | None
+    study_file: StudyFile, storage_url: str, *, checkpoint_dir: Path, worker: int, token: str | None, pack: int
 ) -> list[TrialOutcome]:
     stop = STOP.event
     tasks = build_tasks(study_file)
@@ -272,17 +118,19 @@ def _work(
             if stop.is_set():
                 raise KeyboardInterrupt
             cell = cells[task_name, variant]
+            given = {
+                "study_file": study_file,
+                "task": tasks[task_name],
+                "variant": variant,
+                "checkpoint_dir": checkpoint_dir,
+                "stop": stop,
+            }
             while isinstance(trial := _claim(cell, me, study_file.retries), optuna.Trial):
-                outcomes.append(
-                    run_trial(
-                        trial,
-                        study_file=study_file,
-                        task=tasks[task_name],
-                        variant=variant,
-                        checkpoint_dir=checkpoint_dir,
-                        stop=stop,
-                    )
-                )
+                if pack == 1:
+                    outcomes.append(run_trial(trial, **given))
+                else:
+                    more = partial(_claim, cell, me, study_file.retries)
+                    outcomes += run_pack(trial, size=pack, claim=more, **given)
             if trial is queue.BUSY:
                 busy.append((task_name, variant))
         order = busy
