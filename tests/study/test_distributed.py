@@ -294,9 +294,14 @@ def _storage(backend: str, tmp_path: Path, request) -> str:
     return f"journal://{tmp_path}/dist.log" if backend == "journal" else request.getfixturevalue("postgres")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["journal", "postgres"])
-def test_two_workers_finish_each_slot_of_a_pruned_study_once(backend, tmp_path, cache, request, start):
-    """Successive halving from epoch 1 (rungs at epochs 1 and 3 of 4), two workers at once."""
+def test_two_workers_finish_each_slot_of_a_pruned_study_once(backend, tmp_path, cache, request, start, full_tests):
+    """Successive halving from epoch 1 (rungs at epochs 1 and 3 of 4), two workers at once. Trimmed: the
+    journal file only (16 s; PostgreSQL 21 s), as two pruned workers on PostgreSQL also run in the kill
+    test below."""
+    if backend == "postgres" and not full_tests:
+        pytest.skip("trimmed: two pruned workers on PostgreSQL run in the kill test (ODYSSEY_FULL_TESTS=1 runs it)")
     study = write_study(tmp_path, trials=6, epochs=4, pruner="successive_halving")
     storage = _storage(backend, tmp_path, request)
     for worker in [start(study, storage, tmp_path) for _ in range(2)]:
@@ -317,7 +322,10 @@ def test_two_workers_finish_each_slot_of_a_pruned_study_once(backend, tmp_path, 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["journal", "postgres"])
-def test_a_killed_worker_of_a_pruned_study_resumes_the_same_curve(backend, tmp_path, cache, request, start):
+def test_a_killed_worker_of_a_pruned_study_resumes_the_same_curve(backend, tmp_path, cache, request, start, full_tests):
+    """Trimmed: PostgreSQL only (21 s each); the journal file's resumed curve is test_pruning's resume test."""
+    if backend == "journal" and not full_tests:
+        pytest.skip("trimmed: PostgreSQL only (ODYSSEY_FULL_TESTS=1 runs the journal file too)")
     storage = _storage(backend, tmp_path, request)
     assert _kill_workers_at_random_moments(start, storage, tmp_path, kills=1, seed=11, pruner="successive_halving") == 1
     assert len(assert_planned_exactly_once(storage, 3, states=FINAL)) == 6

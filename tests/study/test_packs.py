@@ -268,7 +268,9 @@ def test_a_killed_packed_worker_resumes_every_trial_on_another_pack_size(tmp_pat
 
 
 @pytest.mark.parametrize("backend", ["journal", "postgres"])
-def test_two_packed_workers_finish_each_slot_once(backend, tmp_path, cache, request, odyssey_command):
+def test_two_packed_workers_finish_each_slot_once(backend, tmp_path, cache, request, odyssey_command, full_tests):
+    if backend == "journal" and not full_tests:  # 7 s; a journal file's workers are test_distributed's
+        pytest.skip("trimmed: PostgreSQL only (ODYSSEY_FULL_TESTS=1 runs the journal file too)")
     url = f"journal://{tmp_path}/packs.log" if backend == "journal" else request.getfixturevalue("postgres")
     path = write(tmp_path, trials=6, epochs=2)
     workers = [_start(odyssey_command, path, url, pack=2) for _ in range(2)]
