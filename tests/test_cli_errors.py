@@ -1,5 +1,6 @@
 """What the user can fix is one line and exit 2; a stop is exit 130; a bug in odyssey says where it happened."""
 
+import dataclasses
 import os
 import shutil
 import signal
@@ -300,17 +301,17 @@ def test_a_stop_that_python_could_not_raise_still_stops_at_the_next_epoch(tmp_pa
     from odyssey.study.stopping import STOP
     from odyssey.study.studyfile import load_study_file
 
-    real_train = worker.train
+    real_train = worker.train_alone
 
-    def train(*args, on_epoch, **kwargs):
+    def train(training, task):
         def first_epoch_swallows_a_stop(epoch, metric, best):
             if epoch == 1:
                 STOP.event.set()  # what the signal handler leaves behind when its KeyboardInterrupt is lost
-            on_epoch(epoch, metric, best)
+            training.on_epoch(epoch, metric, best)
 
-        return real_train(*args, on_epoch=first_epoch_swallows_a_stop, **kwargs)
+        return real_train(dataclasses.replace(training, on_epoch=first_epoch_swallows_a_stop), task)
 
-    monkeypatch.setattr(worker, "train", train)
+    monkeypatch.setattr(worker, "train_alone", train)
     spec = load_study_file(tiny_study(max_epochs=3, trials=1))
     url = f"sqlite:///{tmp_path}/stop.db"
     with pytest.raises(Interrupted):

@@ -19,15 +19,11 @@ from optuna.trial import FrozenTrial
 from ..model.pack import PackedNetwork
 from ..tasks import Task
 from ..training.config import TrainingConfig, space_setting
-from ..training.pack import Member, lockstep
+from ..training.pack import SHARED, Member, lockstep
 from .queue import Fits
 from .space import trial_settings
 from .studyfile import StudyFile
 from .trial import Prepared, TrialOutcome, finish, give_back, prepare
-
-# What the trials of a pack share: their batches are one (K, T, B, I) input (batch_size), one fused
-# update (optimizer) and one network shape (num_layers); hidden size, dropout and the rest may differ.
-SHARED = ("batch_size", "optimizer", "num_layers")
 
 Claim = Callable[[Fits], optuna.Trial | object]  # the cell's next queued trial that fits: a Trial, or anything else
 

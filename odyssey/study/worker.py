@@ -11,7 +11,7 @@ import optuna
 from ..errors import ConfigError, first_line
 from ..record import INTERRUPTED
 from ..tasks import Task, make_task
-from ..training.loop import train, training_threads
+from ..training.loop import train_alone, training_threads
 from . import queue
 from .cells import load_cells, open_study_storage
 from .packs import run_pack
@@ -33,18 +33,8 @@ def run_trial(
     prepared = prepare(
         trial, study_file=study_file, task=task, variant=variant, checkpoint_dir=checkpoint_dir, stop=stop
     )
-    member = prepared.member
     try:
-        outcome = train(
-            member.model,
-            task,
-            config=member.config,
-            seed=member.seed,
-            checkpoint_path=member.checkpoint_path,
-            checkpoint_identity=member.checkpoint_identity,
-            on_epoch=member.on_epoch,
-            on_resume=member.on_resume,
-        )
+        outcome = train_alone(prepared.member, task)
     except Exception as err:  # noqa: BLE001 - Diverged, Superseded or a crash: finish tells them apart
         outcome = err
     except BaseException as err:

@@ -255,7 +255,12 @@ def train(
     `on_resume` hears the validation metric of each epoch done so far. A reason to stop from either
     callback ends the training as early stopping does: the best epoch's weights, its test metric.
     """
-    trial = Trial(Training(model, config, seed, checkpoint_path, checkpoint_identity, on_epoch, on_resume), task)
+    return train_alone(Training(model, config, seed, checkpoint_path, checkpoint_identity, on_epoch, on_resume), task)
+
+
+def train_alone(training: Training, task: Task) -> TrainingResult:
+    """`train` of one trial given as a Training (a pack's Member trains alone so too)."""
+    trial, model, config = Trial(training, task), training.model, training.config
     while not trial.done:
         loss = train_epoch(
             model,

@@ -35,6 +35,10 @@ from .config import TrainingConfig
 from .loop import FINITE_CHECK_STEPS, Diverged, Training, TrainingResult, Trial, _check_finite, _noisy
 from .pack_optim import Pack, PackedOptimizer, clip_limits, clip_per_trial
 
+# What the trials of a pack share: their batches are one (K, T, B, I) input (batch_size), one fused
+# update (optimizer) and one network shape (num_layers); hidden size, dropout and the rest may differ.
+SHARED = ("batch_size", "optimizer", "num_layers")
+
 PackFactory = Callable[[list[nn.Module]], Pack]  # the trials' models -> their pack (PackedNetwork)
 Outcome = TrainingResult | Exception  # what `train` returns for a trial alone, or what it raises
 
@@ -195,8 +199,7 @@ class _Lockstep:
 
 
 def _check_alike(config: TrainingConfig, first: TrainingConfig) -> None:
-    """What the trials of a pack share: the batch size (the pack's inputs are (K, T, B, I)) and the optimizer."""
-    for name in ("batch_size", "optimizer"):
+    for name in SHARED:
         if getattr(config, name) != getattr(first, name):
             raise ValueError(
                 f"the trials of a pack share {name}: this one has {getattr(config, name)!r}, the pack "

@@ -186,13 +186,13 @@ def test_a_studys_worker_trains_with_denormals_flushed(tmp_path, monkeypatch, ca
     from odyssey.study.studyfile import load_study_file
 
     seen = []
-    real_train = worker.train
+    real_train = worker.train_alone
 
     def train(*args, **kwargs):
         seen.append(_denormal_survives())
         return real_train(*args, **kwargs)
 
-    monkeypatch.setattr(worker, "train", train)
+    monkeypatch.setattr(worker, "train_alone", train)
     study = tmp_path / "tiny.toml"
     study.write_text(
         'name = "tiny"\ntasks = ["adding"]\nvariants = ["V"]\ntrials = 1\n[training]\nmax_epochs = 1\n'
