@@ -1,32 +1,37 @@
-"""`PackedNetwork`: K SequenceNetworks of one variant run as one, each step one batched matmul for the pack.
+"""`PackedNetwork`: K SequenceNetworks of one variant run as one: one call per direction for the pack.
 
 Why: at batch 1 and small hidden sizes a trial's time goes to per-call overhead, not arithmetic (a
-step written in autograd ops is ~12 forward ops and ~25 autograd nodes, microseconds each), so K
-trials that step in lockstep pay each call once; on a GPU it is the only way to fill the device.
-The recurrence is the autograd reference's (`reference.unroll`) with a leading pack dimension: per
-step one `baddbmm` for the K trials, per direction per layer; the input projections and the head
-are one `baddbmm` each over all steps. There is no C++ kernel for packs yet.
+step written in autograd ops is ~12 forward ops and ~25 autograd nodes, microseconds each; a call of
+the C++ kernel through odyssey.LSTM costs ~180 us however short the sequence), so K trials that step
+in lockstep pay each call once; on a GPU it is the only way to fill the device. Two paths, both with
+the pack's dimension leading: on the CPU, where the kernel runs (odyssey.model.kernel.use_kernel),
+each direction of each layer is one C++ call for the whole pack, each trial on its own entries
+(kernel/pack_function.py); elsewhere (CUDA, or backend "reference") the autograd reference's
+recurrence (`reference.unroll`) with per step one `baddbmm` for the K trials. The input projections
+of the reference path and the head are one `baddbmm` each over all steps.
 
 Layout. Each parameter of the networks' LSTMs (named as on `odyssey.LSTM`: weight_ih_l0,
 bias_l0_reverse, ...) and heads (head_weight, head_bias) is one tensor with the trials along its
 first dimension. Trials whose hidden sizes differ are padded to the pack's largest, H: unit j of a
 trial's block b sits at row b * H + j, and its output of direction d at column d * H + j of the
-next layer's and the head's weights; `places(name, k)` says where.
+next layer's and the head's weights; `places(name, k)` says where (odyssey.model.padding).
 
 Padding, not grouping: random search draws the hidden size log-uniformly from [20, 200], so the
 trials of a cell almost never share one and groups of equal size would be packs of one. Padded
 units cannot change a result: their rows and columns hold zeros, so their pre-activations are 0,
 their block input and cell state 0 and their output 0 at every step, and every gradient that
 reaches their entries is 0 (an optimizer leaves a zero parameter with zero gradient at zero, weight
-decay and Adam included). The exception is FGR: a padded unit's gates are sigmoid(0) = 0.5, fed to
-the real units' gates through its columns of weight_gg, so those columns would receive gradient,
-drift, and then change the real units. The forward therefore multiplies weight_gg by a 0/1 mask of
-the trials' real entries (one product per direction per call, not per step): padded entries get
-exactly zero gradient by construction, with nothing to call after backward. Padding is not free:
-a pack of eight chorales-sized networks (I = O = 88, T ~ 50, B = 1, one thread, forward and
-backward) took 6.7 ms with all at H = 20 and 56.5 ms with one of them at 200 (V; FGR: 10.2 and
-683 ms; the quickest of 9 rounds on a busy 2-core AMD EPYC, 2026-12-07), so whoever forms packs
-should put trials of close hidden sizes together.
+decay and Adam included). The exception is FGR on the reference path: a padded unit's gates are
+sigmoid(0) = 0.5, fed to the real units' gates through its columns of weight_gg, so those columns
+would receive gradient, drift, and then change the real units. That path therefore multiplies
+weight_gg by a 0/1 mask of the trials' real entries (one product per direction per call, not per
+step): padded entries get exactly zero gradient by construction. The kernel path never reads the
+padding. What padding costs: eight chorales-sized networks (I = O = 88, T = 50, B = 1, one thread,
+forward and backward) took 1.3 ms all at H = 20, 7.9 ms all at 200 and 2.9 ms with seven at 20 and
+one at 200, where the trials' own sizes would cost 2.2 ms (V; FGR: 2.0, 27 and 6.5 against 5.2 ms;
+the kernel path, the quickest of 7 rounds, AMD EPYC Zen 5, 2026-12-07). The reference path took
+6.0, 42 and 36 ms (FGR: 7.8, 210 and 210), every step at the pack's largest size. So on the CPU
+packs are not grouped by hidden size.
 
 Dropout (between layers and before the head, nn.LSTM's and SequenceNetwork's places) draws each
 trial's masks from that trial's own generator, shaped as the trial alone draws them on the CPU
@@ -44,7 +49,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from . import reference
+from . import kernel, padding, reference
+from .kernel import pack_function
 from .lstm import PARTS, _reverse_index
 from .network import SequenceNetwork
 
@@ -123,14 +129,7 @@ class PackedNetwork(nn.Module):
         """Where trial k keeps its entries of parameter `name`: an index into the packed tensor's slice
         [k] (as torch.meshgrid gives), in the order of the trial's own parameter. `pack.bias_l0[k][places]`
         is trial k's bias_l0; so is `pack.bias_l0.grad[k][places]` its gradient."""
-        axes = []
-        for units, n in self._axes[name]:
-            if units:  # block b's unit j at b * H + j
-                hidden = self.hidden_sizes[k]
-                axes.append((torch.arange(n).unsqueeze(1) * self.hidden_size + torch.arange(hidden)).reshape(-1))
-            else:
-                axes.append(torch.arange(n))
-        return torch.meshgrid(*axes, indexing="ij")
+        return padding.places(self._axes[name], self.hidden_size, self.hidden_sizes[k])
 
     def _real_entries(self, name: str) -> Tensor:
         """1 where a trial's own entries of `name` sit, 0 on its padding."""
@@ -213,11 +212,29 @@ class PackedNetwork(nn.Module):
 
     def _direction(self, direction: int, inputs: Tensor, mask: Tensor | None, reverse: Tensor | None) -> Tensor:
         """One direction of one layer for the whole pack: inputs (K, T, B, in) -> outputs (K, T, B, H)."""
-        suffix = self._suffix(direction)
-        count, total, batch, width = inputs.shape
         backward = direction % self.directions == 1
         if backward:
             inputs = inputs.flip(1) if reverse is None else inputs.gather(1, reverse.expand_as(inputs))
+        if inputs.device.type == "cpu" and kernel.use_kernel(None, inputs):  # elsewhere batched matmuls: any device
+            out = self._on_kernel(direction, inputs, mask)
+        else:
+            out = self._on_reference(direction, inputs, mask)
+        if backward:
+            out = out.flip(1) if reverse is None else out.gather(1, reverse.expand_as(out))
+        return out
+
+    def _on_kernel(self, direction: int, inputs: Tensor, mask: Tensor | None) -> Tensor:
+        """Each trial on the C++ kernel, on its own entries (kernel/pack_function.py): one autograd node."""
+        names = [part + self._suffix(direction) for part in PARTS]
+        layer_input = (False, self.input_size) if direction < self.directions else (True, self.directions)
+        axes = [(layer_input,), *(self._axes.get(name) for name in names)]
+        weights = [getattr(self, name, None) for name in names]
+        return pack_function.packed_direction(self.switches, self.hidden_sizes, axes, inputs, mask, weights)
+
+    def _on_reference(self, direction: int, inputs: Tensor, mask: Tensor | None) -> Tensor:
+        """The autograd reference with a pack dimension: per step one baddbmm for the pack (any device)."""
+        suffix = self._suffix(direction)
+        count, total, batch, width = inputs.shape
         weight_ih, bias = getattr(self, "weight_ih" + suffix), getattr(self, "bias" + suffix)
         projected = torch.baddbmm(
             bias.unsqueeze(1), inputs.reshape(count, total * batch, width), weight_ih.transpose(1, 2)
@@ -236,10 +253,7 @@ class PackedNetwork(nn.Module):
         masks = mask.unbind(1) if mask is not None else [None] * total
         steps = projected.view(count, total, batch, -1).unbind(1)
         outputs, _ = reference.unroll(self.switches, steps, weight.transpose(1, 2), peep, state, masks)
-        out = torch.stack(outputs, dim=1)
-        if backward:
-            out = out.flip(1) if reverse is None else out.gather(1, reverse.expand_as(out))
-        return out
+        return torch.stack(outputs, dim=1)
 
     def _whole_sequence_at_last_step(self, outputs: Tensor, lengths: Tensor | None) -> Tensor:
         """SequenceNetwork's readout "last" with two directions, per trial: at each sequence's last

@@ -34,6 +34,16 @@ STEPS = 7
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device; none here")
 
 
+@pytest.fixture(params=["reference", "kernel"])
+def pack_path(request, monkeypatch):
+    """The pack's two CPU paths: the autograd reference with a pack dimension, and each trial on the C++
+    kernel on its own entries (backend "fast": an error if it does not run, never a silent fallback)."""
+    if request.param == "kernel":
+        request.getfixturevalue("kernel")
+    monkeypatch.setenv("ODYSSEY_BACKEND", "fast" if request.param == "kernel" else "reference")
+    return request.param
+
+
 def networks(variant, *, bidirectional=False, num_layers=1, readout="frames", dropouts=None, dtype=torch.float64):
     """One SequenceNetwork per hidden size, every parameter non-zero (peepholes and gate matrices too)."""
     made = []
@@ -119,7 +129,7 @@ def assert_trials_as_alone(pack, nets, x, target, *, backend="reference", dtype=
     [(v, *shape) for v in VARIANTS for shape in SHAPES]
     + [(v, *s) for v in ("V", "FGR", "CIFG+NP") for s in MORE_SHAPES],
 )
-def test_each_trial_computes_what_its_network_computes_alone(variant, bidirectional, num_layers, readout):
+def test_each_trial_computes_what_its_network_computes_alone(variant, bidirectional, num_layers, readout, pack_path):
     nets = networks(variant, bidirectional=bidirectional, num_layers=num_layers, readout=readout)
     pack = PackedNetwork(nets)
     assert_trials_as_alone(pack, nets, *problem())
@@ -127,13 +137,47 @@ def test_each_trial_computes_what_its_network_computes_alone(variant, bidirectio
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("variant", ["V", "CIFG", "NIG+NOAF+FGR"])
-def test_each_trial_matches_the_default_kernel_path(kernel, variant, dtype):
+def test_each_trial_matches_the_default_kernel_path(kernel, variant, dtype, pack_path):
     """Alone on the C++ kernel (backend "auto" on the CPU), two directions and layers."""
     nets = networks(variant, bidirectional=True, num_layers=2, dtype=dtype)
     assert_trials_as_alone(PackedNetwork(nets), nets, *problem(dtype), backend="auto", dtype=dtype)
 
 
-def test_without_lengths_every_trial_runs_every_step():
+def graph_nodes(tensor):
+    """The names of every autograd node behind a tensor."""
+    seen, stack, names = set(), [tensor.grad_fn], []
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        names.append(type(node).__name__)
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return names
+
+
+def test_on_the_kernel_each_direction_of_a_pack_is_one_autograd_node(kernel, monkeypatch):
+    """Backend "auto" on the CPU takes the kernel: per direction one node for the whole pack, where the
+    reference builds some 25 per step (what a pack is for, kernel/pack_function.py)."""
+    monkeypatch.setenv("ODYSSEY_BACKEND", "auto")
+    nets = networks("V", bidirectional=True, num_layers=2)
+    x, _ = problem()
+    nodes = graph_nodes(PackedNetwork(nets)(x, LENGTHS))
+    assert nodes.count("PackedRecurrenceBackward") == 4
+    assert len(nodes) < 60, nodes
+    monkeypatch.setenv("ODYSSEY_BACKEND", "reference")
+    assert len(graph_nodes(PackedNetwork(nets)(x, LENGTHS))) > 20 * STEPS * 4
+
+
+def test_on_the_kernel_a_pack_refuses_a_double_backward_in_one_line(kernel, monkeypatch):
+    monkeypatch.setenv("ODYSSEY_BACKEND", "fast")
+    pack = PackedNetwork(networks("V"))
+    out = pack(problem()[0], LENGTHS)
+    with pytest.raises(RuntimeError, match="a pack has no double backward"):
+        torch.autograd.grad(out.sum(), list(pack.parameters()), create_graph=True)
+
+
+def test_without_lengths_every_trial_runs_every_step(pack_path):
     nets = networks("FGR", bidirectional=True, num_layers=2, readout="last")
     pack = PackedNetwork(nets)
     x = torch.randn(len(HIDDEN), STEPS, 2, 3, dtype=torch.float64)
@@ -143,7 +187,7 @@ def test_without_lengths_every_trial_runs_every_step():
         assert_close(out[k], network(x[k]), torch.float64)
 
 
-def test_ctc_gradients_are_each_trials_own():
+def test_ctc_gradients_are_each_trials_own(pack_path):
     """The handwriting task's loss: CTC over each trial's own input lengths."""
     nets = networks("V", bidirectional=True, num_layers=2)
     pack = PackedNetwork(nets)
@@ -166,7 +210,7 @@ def test_ctc_gradients_are_each_trials_own():
 
 
 @pytest.mark.parametrize("variant", ["V", "FGR", "CIFG+FGR"])
-def test_a_trial_trained_in_a_pack_stores_what_it_stores_trained_alone(variant):
+def test_a_trial_trained_in_a_pack_stores_what_it_stores_trained_alone(variant, pack_path):
     """Nesterov SGD steps on the pack and on each network alone; written back, the parameters agree and
     every padded entry is still exactly 0. Under FGR this needs the gate-to-gate mask: the padded
     units' gates are 0.5, and without it their weight_gg columns learn and then feed the real units."""

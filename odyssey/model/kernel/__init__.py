@@ -1,6 +1,7 @@
 """The fast path of `odyssey.LSTM`: a C++ kernel per direction, built on first use.
 
-`dispatch.use_kernel` decides per call, `function.forward_sequence` runs the kernel, `build.load`
+`dispatch.use_kernel` decides per call, `function.forward_sequence` runs the kernel,
+`pack_function.packed_direction` runs it for a pack of trials (odyssey.model.pack), `build.load`
 compiles and caches it, `empty_cache` returns its idle buffers.
 """
 

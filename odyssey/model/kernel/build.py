@@ -27,7 +27,7 @@ CSRC = Path(__file__).parent / "csrc"
 SOURCES = ("recurrence.cpp", "isa_generic.cpp", "isa_avx2.cpp", "isa_avx512.cpp")
 HEADERS = (
     "kernels.h", "sequence.h", "pool.h", "team.h", "tuner.h", "team_schedule.h", "library_schedule.h",
-    "step.inc", "vec_common.inc", "vecmath.inc", "vector_kernels.inc",
+    "step.inc", "pack.inc", "vec_common.inc", "vecmath.inc", "vector_kernels.inc",
 )  # fmt: skip
 # -fopenmp compiles the kernel's thread team and torch's at::parallel_for; it is deliberately not a
 # link flag, so the OpenMP calls bind to the runtime torch itself loaded: one thread pool, not two.

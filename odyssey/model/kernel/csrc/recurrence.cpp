@@ -11,6 +11,7 @@
 #include <dlfcn.h>
 #endif
 
+#include <algorithm>
 #include <atomic>
 #include <exception>
 #include <optional>
@@ -440,12 +441,16 @@ int64_t empty_cache() { return buffer_pool().release_idle(); }
 
 int64_t pooled_bytes() { return buffer_pool().bytes(); }
 
+#include "pack.inc"
+
 }  // namespace
 }  // namespace odyssey_kernel
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &odyssey_kernel::forward, "a variant LSTM direction over a whole sequence");
   m.def("backward", &odyssey_kernel::backward, "its gradients by backpropagation through time");
+  m.def("forward_pack", &odyssey_kernel::forward_pack, "forward for a pack of trials, each on its own entries");
+  m.def("backward_pack", &odyssey_kernel::backward_pack, "backward for a pack of trials, into the padded layout");
   m.def("isas", &odyssey_kernel::isas, "the instruction sets this CPU can run, widest first");
   m.def("use_isa", &odyssey_kernel::use_isa, "choose the float kernels' instruction set (\"auto\": the widest)");
   m.def("empty_cache", &odyssey_kernel::empty_cache, "free the idle pooled buffers; returns the bytes still pooled");
