@@ -84,8 +84,10 @@ def run(
     from odyssey.console import print_rows, watch
     from odyssey.study.runner import run as run_study
     from odyssey.study.studyfile import load_study_file
+    from odyssey.training.loop import keep_freed_memory
 
     study_file = load_study_file(study)
+    keep_freed_memory()  # this process trains with --jobs 1 (each spawned worker does the same for itself)
     rows = run_study(
         study_file,
         storage_url=storage,
@@ -125,6 +127,7 @@ def estimate(
     share: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Time this share of each epoch's batches and scale up by frames.")
     ] = 1.0,
+    pack: Annotated[int, typer.Option(min=1, help="Time each trial's epochs in packs of this many (run --pack).")] = 1,
 ) -> None:
     """Project a study's CPU-hours (and with --jobs its wall time) from a few timed epochs per cell."""
     from odyssey.console import print_lines, print_rows
@@ -133,7 +136,8 @@ def estimate(
     from odyssey.study.studyfile import load_study_file
 
     study_file = load_study_file(study)
-    rows, lines = summary(study_file, estimate_study(study_file, epochs=epochs, share=share), jobs=jobs)
+    costs = estimate_study(study_file, epochs=epochs, share=share, pack=pack)
+    rows, lines = summary(study_file, costs, jobs=jobs, pack=pack)
     print_rows(rows, title=f"{study_file.name}: seconds per epoch and per trial (one torch thread)")
     print_lines(lines, title="projection", limit=len(lines))
 

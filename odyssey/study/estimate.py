@@ -119,10 +119,48 @@ def epoch_seconds(
     return epoch, timed.seconds["test"]
 
 
+def pack_epoch_seconds(
+    task, variant: str, hidden: int, study_file: StudyFile, *, epochs: int, share: float, pack: int
+) -> float:
+    """What one trial of a pack of `pack` pays per epoch (training and validation): a pack of that many
+    networks of this hidden size (as `odyssey run --pack` groups trials by it) trained together for
+    `epochs` timed epochs after an untimed batch, its wall time shared out; with `share` below 1 each
+    trial sees that share of each split's batches and the time is scaled up by it."""
+    import torch
+
+    from ..model.pack import PackedNetwork
+    from ..training.pack import Member, train_pack
+    from .space import applies, trial_settings
+    from .trial import network_for
+
+    values = {name: _typical(r) for name, r in study_file.space.items()} | {"hidden_size": hidden}
+    config = trial_settings(study_file.training, {k: v for k, v in values.items() if applies(k, values)})
+    config = replace(config, patience=epochs + 1, max_seconds=None)
+
+    def members(folder: Path, count: int) -> list[Member]:
+        made = []
+        for k in range(pack):
+            torch.manual_seed(k)
+            model = network_for(task, variant, config)
+            made.append(Member(model, replace(config, max_epochs=count), k, folder / f"trial-{k}.pt"))
+        return made
+
+    sizes = (config.batch_size, config.eval_batch_size)
+    with tempfile.TemporaryDirectory() as folder:  # each epoch ends with a checkpoint per trial, as in a study
+        train_pack(members(Path(folder), 1), _Share(task, 0.0, batch_sizes=sizes), pack=PackedNetwork)  # warms up
+        timed = _Share(task, share, batch_sizes=sizes)
+        start = time.perf_counter()
+        outcomes = train_pack(members(Path(folder) / "timed", epochs), timed, pack=PackedNetwork)
+        seconds = time.perf_counter() - start
+    ran = sum(o.epochs if not isinstance(o, BaseException) else 1 for o in outcomes)
+    return seconds / max(ran, 1) / share
+
+
 def estimate(
-    study_file: StudyFile, *, epochs: int = 1, share: float = 1.0, tasks: dict | None = None
+    study_file: StudyFile, *, epochs: int = 1, share: float = 1.0, pack: int = 1, tasks: dict | None = None
 ) -> list[CellCost]:
-    """Times every (task, variant) of the study at the space's smallest and largest hidden size."""
+    """Times every (task, variant) of the study at the space's smallest and largest hidden size; with `pack`
+    above 1 each trial's epoch as it costs in a pack of that many (its test evaluation as alone)."""
     from ..training.loop import training_threads
     from .worker import build_tasks, check_backend
 
@@ -131,6 +169,8 @@ def estimate(
         raise ConfigError(f"--epochs must be at least 1, got {epochs}")
     if not 0 < share <= 1:
         raise ConfigError(f"--share must be in (0, 1], got {share}")
+    if pack < 1:
+        raise ConfigError(f"--pack must be at least 1, got {pack}")
     hidden = study_file.space["hidden_size"]
     sizes = sorted({int(hidden.low), int(hidden.high)})
     with training_threads(1):  # as a study's worker trains
@@ -141,6 +181,11 @@ def estimate(
                 h: epoch_seconds(tasks[task_name], variant, h, study_file, epochs=epochs, share=share) for h in sizes
             }
             epoch, test = ({h: t[k] for h, t in timed.items()} for k in (0, 1))
+            if pack > 1:
+                cell = tasks[task_name], variant
+                epoch = {
+                    h: pack_epoch_seconds(*cell, h, study_file, epochs=epochs, share=share, pack=pack) for h in sizes
+                }
             pruned = _pruned_seconds(epoch, hidden, study_file, test=test) if study_file.pruning.enabled else None
             costs.append(
                 CellCost(task_name, variant, epoch, test, *_trial_seconds(epoch, hidden, study_file, test=test), pruned)
@@ -218,10 +263,10 @@ def _expected(
 
 
 def summary(
-    study_file: StudyFile, costs: list[CellCost], *, jobs: int | None
+    study_file: StudyFile, costs: list[CellCost], *, jobs: int | None, pack: int = 1
 ) -> tuple[list[dict[str, object]], list[str]]:
     """A row per cell and the closing lines: the study's CPU-hours under each assumption (and under its
-    pruner) and, with `jobs`, its wall time on this machine."""
+    pruner) and, with `jobs`, its wall time on this machine; `pack`: what the costs were timed in."""
     training, pruner = study_file.training, study_file.pruning.pruner
     patience_epochs = min(2 * training.patience, training.max_epochs)
     halving = stop_epochs(study_file.pruning, max_epochs=training.max_epochs) is not None
@@ -244,7 +289,8 @@ def summary(
     cap = f", each capped at max_seconds = {training.max_seconds:g}" if training.max_seconds is not None else ""
     trials = study_file.trials * len(costs)
     lines = [
-        f"{trials:,} trials ({study_file.trials} per cell){cap}; timed on one torch thread; "
+        f"{trials:,} trials ({study_file.trials} per cell){cap}; timed on one torch thread"
+        f"{f', in packs of {pack} (odyssey run --pack {pack})' if pack > 1 else ''}; "
         "storage writes and worker starts not included",
         f"if every trial stops after 2 x patience = {patience_epochs} epochs: {_span(hours[0])} CPU",
         f"if every trial runs max_epochs = {training.max_epochs}: {_span(hours[1])} CPU (the most it can cost)",

@@ -2,13 +2,15 @@
 
 The first slot is claimed as ever; the others are claimed one by one through the same atomic claim
 whenever a place of the pack is free, only among the cell's queued slots that fit the pack (below),
-so a slot that does not fit stays queued for a pack of its own, untouched. Each trial is prepared
+so a slot that does not fit stays queued for a pack of its own, untouched; of those, the one whose
+hidden size is closest to the last trial's that joined. Each trial is prepared
 and finished exactly as a trial trained alone (trial.py): its own heartbeat, callbacks, checkpoint
 and stored result; training.pack.lockstep trains them, each what `train` makes of it alone.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,15 +31,21 @@ Claim = Callable[[Fits], optuna.Trial | object]  # the cell's next queued trial 
 
 
 def fits(study_file: StudyFile, first: TrainingConfig) -> Fits:
-    """Whether a queued slot can join a pack that trains like `first`, by its queued parameters; a slot queued
-    empty (TPE fills it when taken) joins only where the space searches none of what a pack shares."""
+    """How far a queued slot is from a pack that trains like `first`, by its queued parameters: None where it
+    cannot join (it differs in what a pack shares; or it was queued empty, TPE filling it when taken, and the
+    space searches some of that), else how far its hidden size is from first's, in log units. Packs are
+    padded to their largest trial, and the padding costs in the optimizer's update and the gradients: eight
+    chorales trials with hidden sizes drawn from the paper's [20, 200] took longer packed than alone, the
+    update alone 2.4 ms a step for 0.26 ms alone (one thread, AMD EPYC Zen 5, 2026-12-07)."""
     searched = [key for key in study_file.space if space_setting(key).field in SHARED]
 
-    def fit(queued: FrozenTrial) -> bool:
+    def fit(queued: FrozenTrial) -> float | None:
         if any(key not in queued.params for key in searched):
-            return False
+            return None
         config = trial_settings(study_file.training, queued.params)
-        return all(getattr(config, name) == getattr(first, name) for name in SHARED)
+        if any(getattr(config, name) != getattr(first, name) for name in SHARED):
+            return None
+        return abs(math.log(config.hidden_size / first.hidden_size))
 
     return fit
 

@@ -189,7 +189,8 @@ def discard_duplicates(cell: optuna.Study, trials: list[FrozenTrial]) -> None:
             _prune_surplus(cell, trial_id_of(t))
 
 
-Fits = Callable[[FrozenTrial], bool]  # whether a queued trial may be claimed (a pack's: packs.fits)
+# How far a queued trial is from a pack (packs.fits): None where it cannot join; the closest is claimed first.
+Fits = Callable[[FrozenTrial], float | None]
 
 
 class Busy:
@@ -207,15 +208,18 @@ def claim(
     dead: frozenset[str] = frozenset(),
     fits: Fits | None = None,
 ) -> optuna.Trial | Busy | None:
-    """Take the lowest free slot of the cell (of those `fits` accepts, a pack's: the others stay queued): a
-    Trial; BUSY while slots run elsewhere or wait unfit; None once every slot is finished."""
+    """Take the lowest free slot of the cell, or with `fits` (a pack's) the closest of those that fit, the
+    others staying queued: a Trial; BUSY while slots run elsewhere or wait unfit; None once every slot is
+    finished."""
     recover(cell, retries=retries, dead=dead)
     trials = cell.get_trials(deepcopy=False)
     discard_duplicates(cell, trials)
     held = slot_trials(trials)
-    for t in held:
-        if t.state != TrialState.WAITING or (fits is not None and not fits(t)):
-            continue
+    free = [t for t in held if t.state == TrialState.WAITING]
+    if fits is not None:
+        ranked = [(distance, n, t) for n, t in enumerate(free) if (distance := fits(t)) is not None]
+        free = [t for _, _, t in sorted(ranked, key=lambda r: r[:2])]
+    for t in free:
         beat(
             storage_of(cell), trial_id_of(t)
         )  # before taking: a worker killed right after the take leaves a beat that goes stale

@@ -119,8 +119,10 @@ def _worker_process(
     verbosity: int,
 ) -> None:
     from ..model.kernel.dispatch import KernelFallback
+    from ..training.loop import keep_freed_memory
 
     STOP.install()
+    keep_freed_memory()  # a process that does nothing but train
     optuna.logging.set_verbosity(verbosity)  # a spawned process starts at Optuna's default: log as the parent does
     warnings.simplefilter("ignore", KernelFallback)  # the runner reported it once
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import ctypes
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -62,6 +63,28 @@ def training_threads(threads: int) -> Iterator[None]:
     finally:
         torch.set_flush_denormal(False)
         torch.set_num_threads(previous)
+
+
+# mallopt's parameters (glibc's malloc.h): above M_MMAP_THRESHOLD bytes an allocation is mmapped and
+# handed back to the system when freed; free memory above M_TRIM_THRESHOLD at the heap's top is too.
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+
+
+def keep_freed_memory() -> bool:
+    """For a process that does nothing but train (a study's worker): glibc's malloc keeps the memory freed
+    between steps for the next, instead of handing it back and page-faulting it in anew. A training step
+    allocates and frees the same buffers (gradients, optimizer temporaries) every time; a pack of eight
+    chorales FGR trials with hidden sizes 180-197 took 10.8 s an epoch with glibc's defaults and 8.4 s
+    with these (alone: 8.5 and 8.2 s; one thread, AMD EPYC Zen 5, 2026-12-07). The process then keeps
+    its peak memory until it ends. Allocations up to 256 MiB come from the heap, none is trimmed. False
+    where the C library is not glibc (nothing changed)."""
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    return bool(mallopt(M_MMAP_THRESHOLD, 256 << 20)) and bool(mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
 
 
 def evaluate(model: nn.Module, task: Task, split: str, *, batch_size: int) -> float:

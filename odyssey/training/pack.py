@@ -189,7 +189,8 @@ class _Lockstep:
         self.pack.zero_grad(set_to_none=True)
         generators = [place.trial.dropout for place in self.places]
         out = self.pack(inputs, lengths, generators=generators, rows=own_rows if min(own_rows) < rows else None)
-        loss = [self.task.loss(out[k, : b.inputs.shape[0], : b.size], b) for k, b in enumerate(batches)]
+        # unbind, not out[k]: indexing makes autograd zero-fill the whole pack's (K, T, B, O) gradient per trial
+        loss = [self.task.loss(own[: b.inputs.shape[0], : b.size], b) for own, b in zip(out.unbind(0), batches)]
         losses = torch.stack(loss)
         losses.sum().backward()  # each trial's loss reaches only its own entries: the gradient of its loss alone
         if self.limits is not None:

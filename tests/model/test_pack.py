@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from odyssey.model import PackedNetwork, SequenceNetwork
+from odyssey.model import pack as pack_module
 from odyssey.model.pack import _trial_parameters
 
 TOLERANCE = {torch.float64: 1e-14, torch.float32: 5e-6}
@@ -37,9 +38,11 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 @pytest.fixture(params=["reference", "kernel"])
 def pack_path(request, monkeypatch):
     """The pack's two CPU paths: the autograd reference with a pack dimension, and each trial on the C++
-    kernel on its own entries (backend "fast": an error if it does not run, never a silent fallback)."""
+    kernel on its own entries (backend "fast": an error if it does not run, never a silent fallback) and
+    its own steps, here in blocks of 2, so that the trials' batches of 7, 4 and 6 steps run 7, 4 and 6."""
     if request.param == "kernel":
         request.getfixturevalue("kernel")
+        monkeypatch.setattr(pack_module, "STEP_BLOCK", 2)
     monkeypatch.setenv("ODYSSEY_BACKEND", "fast" if request.param == "kernel" else "reference")
     return request.param
 

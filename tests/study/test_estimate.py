@@ -8,6 +8,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from odyssey.errors import ConfigError
 from odyssey.study import estimate as estimate_module
 from odyssey.study.cells import build_pruner
 from odyssey.study.estimate import CellCost, _pruned_seconds, _Share, _trial_seconds, estimate, summary
@@ -83,6 +84,32 @@ def test_the_estimate_command(tmp_path, cache, cli):
     assert "3 trials (3 per cell)" in result.stdout and "with --jobs 2" in result.stdout
     bad = cli("estimate", str(tmp_path / "missing.toml"), check=False, timeout=300)
     assert bad.returncode == 2 and "no such study file" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_with_pack_each_trials_epoch_is_timed_in_a_pack_of_that_many(monkeypatch):
+    """`--pack K`: each (cell, hidden size) trains K networks of that size together for the timed epochs, after an
+    untimed epoch on one batch, and a trial's epoch costs the pack's wall time over the epochs its trials ran."""
+    from odyssey.training import pack as pack_training
+
+    study = parse_study(TINY)
+    packs, real = [], pack_training.train_pack
+
+    def spy(members, task, **kwargs):
+        packs.append([(m.model.hidden_size, m.config.max_epochs) for m in members])
+        return real(members, task, **kwargs)
+
+    monkeypatch.setattr(pack_training, "train_pack", spy)
+    costs = estimate(study, epochs=2, pack=3)
+    assert packs == [[(h, epochs)] * 3 for _ in study.cells() for h in (4, 16) for epochs in (1, 2)]
+    for cost in costs:
+        assert all(0 < s < 60 for s in cost.epoch_seconds.values())
+    _, lines = summary(study, costs, jobs=None, pack=3)
+    assert "in packs of 3 (odyssey run --pack 3)" in lines[0]
+
+
+def test_a_pack_of_none_is_one_line():
+    with pytest.raises(ConfigError, match="--pack must be at least 1, got 0"):
+        estimate(parse_study(TINY), pack=0)
 
 
 # --- under a pruner ---------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ was 8.1e-8 (9.9e-8 without dropout; 2-core AMD EPYC, 2026-12-07); the tests allo
 """
 
 import contextlib
+import math
 import os
 import signal
 import subprocess
@@ -51,7 +52,7 @@ train = {train}
 validation = 16
 test = 16
 [space]
-hidden_size = {{ low = 4, high = 12 }}
+hidden_size = {hidden}
 learning_rate = {{ low = 1e-3, high = 1e-1, log = true }}
 """
 PRUNING = '\n[pruning]\npruner = "successive_halving"\nmin_epochs = 1\n'
@@ -68,10 +69,15 @@ def write(
     batch_size: int = 16,
     train: int = 64,
     extra: str = "",
+    hidden: str = "{ low = 4, high = 12 }",
 ) -> Path:
+    """The study file; `hidden`: its space's hidden_size (a fixed one keeps packs in slot order: the others
+    join by closeness of their hidden sizes)."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "packs.toml"
-    text = STUDY.format(trials=trials, epochs=epochs, patience=patience, batch_size=batch_size, train=train)
+    text = STUDY.format(
+        trials=trials, epochs=epochs, patience=patience, batch_size=batch_size, train=train, hidden=hidden
+    )
     path.write_text(text + extra)
     return path
 
@@ -134,8 +140,9 @@ def test_packed_and_unpacked_studies_store_the_same_results(tmp_path, cache):
 
 
 def test_a_pruned_study_packed_prunes_the_slots_it_prunes_unpacked(tmp_path, cache):
-    """Successive halving from epoch 1: in a pack the lower slots reach each rung first, as one after another."""
-    path = write(tmp_path, patience=50, extra=PRUNING)
+    """Successive halving from epoch 1: in a pack the lower slots reach each rung first, as one after another
+    (one hidden size, so packs take slots in order: asynchronous halving judges a trial by those before it)."""
+    path = write(tmp_path, patience=50, extra=PRUNING, hidden="8")
     runs = {pack: run_study(path, f"sqlite:///{tmp_path}/p{pack}.db", pack=pack) for pack in (1, 3)}
     assert any(t.state == TrialState.PRUNED for t in runs[1].values())
     for slot, alone in runs[1].items():
@@ -179,7 +186,7 @@ def train_a_pack(path: Path, url: str, *, size: int, stop) -> optuna.Study:
 
 
 def test_a_stop_mid_pack_gives_every_trial_back_and_each_resumes_from_its_checkpoint(tmp_path, cache):
-    path = write(tmp_path, trials=4, epochs=3, patience=50)
+    path = write(tmp_path, trials=4, epochs=3, patience=50, hidden="8")  # packs in slot order
     straight = run_study(path, f"sqlite:///{tmp_path}/straight.db", pack=1)
     url = f"sqlite:///{tmp_path}/stopped.db"
     with pytest.raises(KeyboardInterrupt):  # looks 1-3: epoch 1 of slots 0, 1, 2; the 4th, slot 0's epoch 2
@@ -200,7 +207,7 @@ def test_a_stop_mid_pack_gives_every_trial_back_and_each_resumes_from_its_checkp
 
 def test_every_trial_of_a_pack_has_its_heartbeat_while_the_pack_trains(tmp_path, cache, monkeypatch):
     """A trial without one would be declared dead after the grace, and retried while its pack trains it."""
-    path = write(tmp_path, trials=4, epochs=2, patience=50)
+    path = write(tmp_path, trials=4, epochs=2, patience=50, hidden="8")  # packs in slot order
     started, of = [], queue.Heartbeat.of
 
     def recorded(trial):
@@ -297,3 +304,23 @@ def test_a_pack_claims_only_slots_that_fit_it(tmp_path, cache):
     for slot, t in runs[6].items():
         others = [u for s, u in runs[6].items() if sizes[s] != sizes[slot]]
         assert not any(u.datetime_start <= t.datetime_start < u.datetime_complete for u in others)
+
+
+def test_a_pack_takes_the_slots_of_closest_hidden_size(tmp_path, cache):
+    """Each trial that joins a pack is, of the slots still queued, the one whose hidden size is closest to the
+    last one's (ties: the lower slot), so that packs are padded little; the results are the unpacked run's."""
+    path = write(tmp_path, trials=8, epochs=1, patience=50, hidden="{ low = 4, high = 64, log = true }")
+    runs = {pack: run_study(path, f"sqlite:///{tmp_path}/p{pack}.db", pack=pack) for pack in (1, 4)}
+    for slot, alone in runs[1].items():
+        assert_same(runs[4][slot], alone)
+    hidden = {slot: t.params["hidden_size"] for slot, t in runs[4].items()}
+    claimed = sorted(runs[4], key=lambda slot: runs[4][slot].datetime_start)
+    queued, last = sorted(hidden), None
+    for slot in claimed:
+        expected = (
+            queued[0] if last is None else min(queued, key=lambda s: (abs(math.log(hidden[s] / hidden[last])), s))
+        )
+        assert slot == expected, (claimed, hidden)
+        queued.remove(slot)
+        last = slot
+    assert claimed != sorted(claimed), "these hidden sizes should have taken the slots out of order"
