@@ -75,8 +75,8 @@ def run(
         int,
         typer.Option(
             min=1,
-            help="Each worker trains up to this many trials of a cell in lockstep (same results; for a GPU: on a CPU "
-            "it is slower than --jobs for now).",
+            help="Each worker trains up to this many trials of a cell in lockstep (same results; on a CPU it pays "
+            "for small networks).",
         ),
     ] = 1,
 ) -> None:
@@ -84,10 +84,8 @@ def run(
     from odyssey.console import print_rows, watch
     from odyssey.study.runner import run as run_study
     from odyssey.study.studyfile import load_study_file
-    from odyssey.training.loop import keep_freed_memory
 
     study_file = load_study_file(study)
-    keep_freed_memory()  # this process trains with --jobs 1 (each spawned worker does the same for itself)
     rows = run_study(
         study_file,
         storage_url=storage,

@@ -66,6 +66,7 @@ class _Share:
             for split, size in (("train", train), ("validation", evaluation), ("test", evaluation))
         }
         self.seconds = {"train": 0.0, "validation": 0.0, "test": 0.0}  # per split, scaled to all of its frames
+        self.unscaled = {"train": 0.0, "validation": 0.0, "test": 0.0}  # per split, the passes' own seconds
         self.timed = 0.0  # the passes' own seconds, unscaled
 
     def __getattr__(self, name):
@@ -82,6 +83,7 @@ class _Share:
                 break
         elapsed = time.perf_counter() - start
         self.timed += elapsed
+        self.unscaled[split] += elapsed
         self.seconds[split] += elapsed * sum(frames) / max(served, 1)
 
 
@@ -124,8 +126,10 @@ def pack_epoch_seconds(
 ) -> float:
     """What one trial of a pack of `pack` pays per epoch (training and validation): a pack of that many
     networks of this hidden size (as `odyssey run --pack` groups trials by it) trained together for
-    `epochs` timed epochs after an untimed batch, its wall time shared out; with `share` below 1 each
-    trial sees that share of each split's batches and the time is scaled up by it."""
+    `epochs` timed epochs after an untimed batch, its time shared out. With `share` below 1 each trial
+    sees that share of each split's batches: the passes are scaled up by frames as `epoch_seconds`
+    scales them, the rest (checkpoints, the pack's writing back) is not. The trials step together, so
+    each one's training pass spans the whole pack's: the K passes of an epoch overlap, and count once."""
     import torch
 
     from ..model.pack import PackedNetwork
@@ -151,9 +155,11 @@ def pack_epoch_seconds(
         timed = _Share(task, share, batch_sizes=sizes)
         start = time.perf_counter()
         outcomes = train_pack(members(Path(folder) / "timed", epochs), timed, pack=PackedNetwork)
-        seconds = time.perf_counter() - start
-    ran = sum(o.epochs if not isinstance(o, BaseException) else 1 for o in outcomes)
-    return seconds / max(ran, 1) / share
+        wall = time.perf_counter() - start
+    ran = sum(o.epochs if not isinstance(o, BaseException) else 1 for o in outcomes)  # trial-epochs
+    training = timed.seconds["train"] / pack  # each epoch's K overlapping passes, once
+    between = wall - timed.unscaled["train"] / pack - timed.unscaled["validation"] - timed.unscaled["test"]
+    return (training + timed.seconds["validation"] + max(between, 0.0)) / max(ran, 1)
 
 
 def estimate(

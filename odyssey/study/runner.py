@@ -167,6 +167,9 @@ def run(
     progress: shows the run while it trains, called as progress(cells, running=..., jobs=...) where
     cells() reads the status rows afresh and running() says whether trials still train (the CLI
     passes odyssey.console.watch); None shows nothing.
+
+    Each worker keeps the memory it frees for its next steps (training.loop.keep_freed_memory); with one
+    job the worker is this process, which then keeps its peak memory until it ends.
     """
     default = study_file.default_storage
     url = storage_url or default
@@ -206,6 +209,9 @@ def _run_here(
     )
     if progress:
         viewer.start()
+    from ..training.loop import keep_freed_memory
+
+    keep_freed_memory()  # this process is the worker
     try:
         work(study_file, url, checkpoint_dir=checkpoint_dir, threads=each.threads, pack=each.pack)
     finally:
