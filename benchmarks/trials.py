@@ -6,13 +6,16 @@ thread against `--jobs` processes of one thread each, each run on a fresh storag
     python benchmarks/trials.py --rounds 2      # alternated twice; medians
     python benchmarks/trials.py --quick         # a third of the trials
     python benchmarks/trials.py --pack 8        # the paper protocol's chorales cell, alone and in packs
+    python benchmarks/trials.py --pack 64 --device cuda  # the packs on a GPU, against the CPU alone
 
 The batch-1 study is the paper's protocol (one update per sequence) on JapaneseVowels with three
 variants and a short budget, written to a temporary file. CPU-hours count every core of the
 machine for the run's wall time: both settings occupy all of them. With --pack the studies are the
 paper protocol's chorales cell (batch 1, the paper's space, V, NFG, CIFG and FGR, a short budget),
 the same at hidden size 200 and with hidden sizes 20-50 only; memory is the largest worker's peak resident set
-(its VmHWM, read from /proc as it runs) over the trials it trains at once.
+(its VmHWM, read from /proc as it runs) over the trials it trains at once. With --device cuda the
+packs train on the GPU (`odyssey run --device cuda`, the card named in the header) and the
+trials per CPU-hour still count every core for the run's wall time.
 """
 
 from __future__ import annotations
@@ -137,6 +140,7 @@ def main() -> None:
     parser.add_argument("--pack", type=int, help="compare --jobs alone with --jobs --pack K on the chorales cell")
     parser.add_argument("--trials", type=int, default=64, help="with --pack: trials per variant (a quarter at H=200)")
     parser.add_argument("--epochs", type=int, default=2, help="with --pack: max_epochs of every trial")
+    parser.add_argument("--device", default="cpu", help="with --pack: where the packs train (cpu, cuda)")
     args = parser.parse_args()
     if args.pack:
         return packs(args)
@@ -186,14 +190,20 @@ def packs(args: argparse.Namespace) -> None:
     cores = os.cpu_count() or 1
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     env["ODYSSEY_CACHE_DIR"] = os.environ.get("ODYSSEY_CACHE_DIR", str(Path.home() / ".cache" / "odyssey"))
-    settings = {f"--jobs {cores}": ["--jobs", str(cores)], f"--jobs {cores} --pack {args.pack}": [
-        "--jobs", str(cores), "--pack", str(args.pack)]}  # fmt: skip
+    packed = ["--jobs", str(cores), "--pack", str(args.pack)]
+    packed += ["--device", args.device] if args.device != "cpu" else []
+    settings = {f"--jobs {cores}": ["--jobs", str(cores)], " ".join(packed): packed}
+    card = ""
+    if args.device != "cpu":
+        import torch  # only here: the CPU rows need no torch in this process
+
+        card = f"; packs on {torch.cuda.get_device_name(torch.device(args.device))}"
     studies = {
         "chorales cell, the paper's space": (args.trials, ""),
         "chorales cell, hidden size 200": (max(args.pack, args.trials // 4), "\n[space]\nhidden_size = 200\n"),
         "chorales cell, hidden sizes 20-50": (args.trials, "\n[space]\nhidden_size = { low = 20, high = 50 }\n"),
     }
-    print(f"{cores} cores; `odyssey run` on a fresh storage, median of {args.rounds} alternated run(s); "
+    print(f"{cores} cores{card}; `odyssey run` on a fresh storage, median of {args.rounds} alternated run(s); "
           f"{args.epochs} epochs per trial\n")  # fmt: skip
     print("| study | trials | setting | wall s | trials per CPU-hour | vs alone | worker's peak MiB | per trial |")
     print("|---|---|---|---|---|---|---|---|")

@@ -79,6 +79,13 @@ def run(
             "for small networks).",
         ),
     ] = 1,
+    device: Annotated[
+        str,
+        typer.Option(
+            help="Where workers train: cpu, or cuda (cuda:N) to train each worker's packs on that GPU (same "
+            "results within float rounding; use a --pack of 32 or more there).",
+        ),
+    ] = "cpu",
 ) -> None:
     """Run a study: each (task, variant) cell gets its missing trials. Safe to stop and run again."""
     from odyssey.console import print_rows, watch
@@ -95,6 +102,7 @@ def run(
         checkpoint_dir=checkpoint_dir,
         force_jobs=force_jobs,
         pack=pack,
+        device=device,
         progress=watch,
     )
     print_rows(rows, title=study_file.name)

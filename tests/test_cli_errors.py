@@ -55,6 +55,9 @@ PREPARED = "sqlite:///{tmp}/prepared.db"
             ["run", "{study}", "--storage", "postgres://user:secret@127.0.0.1:1/db"],
             "postgres://user:***@127.0.0.1:1/db: unknown storage scheme 'postgres://'; write postgresql://user:***@127.0.0.1:1/db",
         ),
+        # issue 24: where packs train; a machine without that GPU says so before any worker starts
+        (["run", "{study}", "--device", "tpu"], "--device 'tpu': expected cpu, cuda, or cuda:N for the N-th GPU"),
+        (["run", "{study}", "--device", "cuda:63", "--storage", PREPARED], "--device cuda:63: "),
     ],
     ids=[
         "study-file",
@@ -68,6 +71,8 @@ PREPARED = "sqlite:///{tmp}/prepared.db"
         "status-before-a-run",
         "report-before-a-run",
         "postgres-scheme",
+        "device-kind",
+        "absent-gpu",
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, expected, cache, tiny_study, cli):

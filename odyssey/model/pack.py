@@ -38,8 +38,9 @@ trial's masks from that trial's own generator, shaped as the trial alone draws t
 ((T_k, B, directions * H_k), T_k its longest sequence: a batch padded to its longest, as
 pad_sequence pads) with `bernoulli_(1 - p)` scaled by 1 / (1 - p), which is what
 `nn.functional.dropout` computes on the CPU: a generator in the state of torch's global one makes
-the masks of a trial trained alone, bit for bit. On CUDA `nn.functional.dropout` runs a fused
-kernel with other draws, so there only the distribution is the same.
+the masks of a trial trained alone, bit for bit. The masks are drawn on the CPU wherever the pack
+runs (a trial's generator is a CPU one, as its checkpoint keeps it), so a pack on CUDA drops the
+same units as the trial alone on the CPU.
 """
 
 from __future__ import annotations
@@ -151,7 +152,8 @@ class PackedNetwork(nn.Module):
         with torch.no_grad():
             for k, network in enumerate(networks):
                 for name, value in _trial_parameters(network).items():
-                    self._parameters[name][k][self.places(name, k)] = value
+                    packed = self._parameters[name]
+                    packed[k][self.places(name, k)] = value.to(packed.device)
 
     def write_back(self, networks: Sequence[SequenceNetwork]) -> None:
         """Copy each trial's parameters into its network, exactly (copies, not views of the pack)."""
@@ -291,9 +293,10 @@ class PackedNetwork(nn.Module):
             trials = zip(self.dropouts, self.hidden_sizes, steps, rows, generators)
             for k, (p, own_h, own_t, own_b, generator) in enumerate(trials):
                 if p:
-                    own = features.new_empty(own_t, own_b, groups * own_h).bernoulli_(1 - p, generator=generator)
+                    own = torch.empty(own_t, own_b, groups * own_h, dtype=features.dtype)  # drawn on the CPU
+                    own = own.bernoulli_(1 - p, generator=generator).div_(1 - p).to(features.device)
                     noise[k].zero_()
-                    noise[k, :own_t, :own_b, :, :own_h] = own.div_(1 - p).view(own_t, own_b, groups, own_h)
+                    noise[k, :own_t, :own_b, :, :own_h] = own.view(own_t, own_b, groups, own_h)
         return features * noise.view(count, total, batch, width)
 
     @staticmethod

@@ -1,4 +1,5 @@
-"""`odyssey run --pack K` (issue 24): a worker trains up to K claimed slots of one cell in lockstep.
+"""`odyssey run --pack K [--device cuda]` (issue 24): a worker trains up to K claimed slots of one cell in
+lockstep, on the CPU or on a GPU.
 
 The first slot is claimed as ever; the others are claimed one by one through the same atomic claim
 whenever a place of the pack is free, only among the cell's queued slots that fit the pack (below),
@@ -6,6 +7,11 @@ so a slot that does not fit stays queued for a pack of its own, untouched; of th
 hidden size is closest to the last trial's that joined. Each trial is prepared
 and finished exactly as a trial trained alone (trial.py): its own heartbeat, callbacks, checkpoint
 and stored result; training.pack.lockstep trains them, each what `train` makes of it alone.
+
+On a GPU (`device` "cuda") only the pack lives there: its padded weights, optimizer state, forward,
+loss and update, through batched matrix products (PackedNetwork's reference path). Each trial's own
+network, optimizer, generators and checkpoint stay on the CPU, where it is validated and tested after
+the pack's weights are written back, so its checkpoint resumes anywhere, alone or packed, on either.
 """
 
 from __future__ import annotations
@@ -16,8 +22,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import optuna
+import torch
 from optuna.trial import FrozenTrial
+from torch import nn
 
+from ..errors import ConfigError
 from ..model.pack import PackedNetwork
 from ..tasks import Task
 from ..training.config import TrainingConfig, space_setting
@@ -50,6 +59,30 @@ def fits(study_file: StudyFile, first: TrainingConfig) -> Fits:
     return fit
 
 
+def check_device(name: str) -> str:
+    """`--device`, checked before a run starts (one line, exit 2, not a failure in every worker): "cpu", or
+    "cuda" / "cuda:N" where torch sees that GPU. Returns torch's spelling of it."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"--device {name!r}: expected cpu, cuda, or cuda:N for the N-th GPU")
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+            raise ConfigError(f"--device {name}: torch {torch.__version__} ({build}) sees no GPU on this machine")
+        if device.index is not None and device.index >= count:
+            raise ConfigError(f"--device {name}: this machine has {count} GPU(s), cuda:0 to cuda:{count - 1}")
+    return str(device)
+
+
+def packed_on(device: str) -> Callable[[list[nn.Module]], PackedNetwork]:
+    """The pack factory for training.pack: the trials' networks (on the CPU) as one PackedNetwork on `device`."""
+    return lambda networks: PackedNetwork(networks).to(device)
+
+
 def run_pack(
     first: optuna.Trial,
     *,
@@ -60,11 +93,12 @@ def run_pack(
     variant: str,
     checkpoint_dir: Path,
     stop: threading.Event,
+    device: str = "cpu",
 ) -> list[TrialOutcome]:
-    """Train `first` and, as places free, the cell's next slots that fit it, up to `size` at once; each stored
-    as run_trial stores it. A stop gives every trial of the pack back (interrupted: each resumes from its
-    checkpoint, alone or in a pack of any size); a trial's crash gives it back as a crash, the others as
-    interrupted."""
+    """Train `first` and, as places free, the cell's next slots that fit it, up to `size` at once, the pack on
+    `device`; each stored as run_trial stores it. A stop gives every trial of the pack back (interrupted: each
+    resumes from its checkpoint, alone or in a pack of any size); a trial's crash gives it back as a crash,
+    the others as interrupted."""
     training: dict[int, Prepared] = {}  # by lockstep's index, until stored
 
     def members() -> Iterator[Member]:
@@ -79,7 +113,7 @@ def run_pack(
 
     outcomes, own = [], None
     try:
-        for index, outcome in lockstep(members(), task, pack=PackedNetwork, size=size):
+        for index, outcome in lockstep(members(), task, pack=packed_on(device), size=size):
             own = outcome if isinstance(outcome, BaseException) else None
             outcomes.append(finish(training.pop(index), outcome))
     except BaseException as err:

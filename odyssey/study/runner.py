@@ -22,6 +22,7 @@ from ..record import FAILURE, WORKER, cell_name
 from ..storage import check_folder, checkpoint_folder, mask_url, writable_folder
 from . import queue
 from .cells import open_study_storage, prepare
+from .packs import check_device
 from .status import cell_rows, status_rows
 from .stopping import STOP, die_with_parent
 from .studyfile import StudyFile
@@ -100,10 +101,12 @@ def build_kernel() -> None:
 
 @dataclass(frozen=True)
 class EachWorker:
-    """How each worker trains: its torch threads, and up to how many slots of a cell at once (--pack)."""
+    """How each worker trains: its torch threads, up to how many slots of a cell at once (--pack), and where
+    (--device)."""
 
     threads: int
     pack: int = 1
+    device: str = "cpu"
 
 
 def _worker_process(
@@ -135,6 +138,7 @@ def _worker_process(
             threads=each.threads,
             token=token,
             pack=each.pack,
+            device=each.device,
         )
     except KeyboardInterrupt:
         pass
@@ -158,11 +162,13 @@ def run(
     checkpoint_dir: Path | None = None,
     force_jobs: bool = False,
     pack: int = 1,
+    device: str = "cpu",
     progress: Callable[..., None] | None = None,
 ) -> list[dict[str, object]]:
     """Run every cell's missing trials; returns the status rows afterwards.
 
     pack: each worker trains up to this many slots of a cell in lockstep (packs.py); the results are the same.
+    device: "cpu", or "cuda" ("cuda:N"): each worker's packs train on that GPU (packs.py), --pack 1 included.
 
     progress: shows the run while it trains, called as progress(cells, running=..., jobs=...) where
     cells() reads the status rows afresh and running() says whether trials still train (the CLI
@@ -176,6 +182,7 @@ def run(
     with STOP.installed():
         try:
             check_backend()
+            device = check_device(device)
             checkpoint_dir = checkpoint_dir or checkpoint_folder(url, study_file.name)
             check_folder(url, create=url == default)
             writable_folder(checkpoint_dir, "the checkpoint folder")
@@ -184,7 +191,7 @@ def run(
             jobs = min(jobs if force_jobs else min(jobs, cores()), max(unfinished, 1))
             if unfinished:
                 build_kernel()
-            each = EachWorker(threads=threads or (1 if jobs > 1 else cores()), pack=pack)
+            each = EachWorker(threads=threads or (1 if jobs > 1 else cores()), pack=pack, device=device)
             if jobs == 1:
                 _run_here(study_file, url, storage, checkpoint_dir, each, progress)
             else:
@@ -213,7 +220,7 @@ def _run_here(
 
     keep_freed_memory()  # this process is the worker
     try:
-        work(study_file, url, checkpoint_dir=checkpoint_dir, threads=each.threads, pack=each.pack)
+        work(study_file, url, checkpoint_dir=checkpoint_dir, threads=each.threads, pack=each.pack, device=each.device)
     finally:
         done.set()
         if viewer.is_alive():

@@ -82,18 +82,29 @@ def work(
     threads: int = 1,
     token: str | None = None,
     pack: int = 1,
+    device: str = "cpu",
 ) -> list[TrialOutcome]:
     """Run trials until every cell's slots are finished, staying while a peer's trial might come back.
 
     Workers start on different cells to spread out; `token` names this worker to its supervisor. `pack`:
-    up to this many slots of a cell train in lockstep (packs.py); 1 trains each alone.
+    up to this many slots of a cell train in lockstep (packs.py); 1 trains each alone. `device`: where
+    they train; on a GPU always as a pack (of one with pack 1).
     """
     with training_threads(threads):  # and denormals flushed: see there
-        return _work(study_file, storage_url, checkpoint_dir=checkpoint_dir, worker=worker, token=token, pack=pack)
+        return _work(
+            study_file, storage_url, checkpoint_dir=checkpoint_dir, worker=worker, token=token, pack=pack, device=device
+        )
 
 
 def _work(
-    study_file: StudyFile, storage_url: str, *, checkpoint_dir: Path, worker: int, token: str | None, pack: int
+    study_file: StudyFile,
+    storage_url: str,
+    *,
+    checkpoint_dir: Path,
+    worker: int,
+    token: str | None,
+    pack: int,
+    device: str,
 ) -> list[TrialOutcome]:
     stop = STOP.event
     tasks = build_tasks(study_file)
@@ -116,11 +127,11 @@ def _work(
                 "stop": stop,
             }
             while isinstance(trial := _claim(cell, me, study_file.retries), optuna.Trial):
-                if pack == 1:
+                if pack == 1 and device == "cpu":
                     outcomes.append(run_trial(trial, **given))
                 else:
                     more = partial(_claim, cell, me, study_file.retries)
-                    outcomes += run_pack(trial, size=pack, claim=more, **given)
+                    outcomes += run_pack(trial, size=pack, claim=more, device=device, **given)
             if trial is queue.BUSY:
                 busy.append((task_name, variant))
         order = busy

@@ -106,7 +106,9 @@ class _Place:
         config = self.trial.config
         batches = self.task.batches("train", config.batch_size, shuffle=True, generator=self.trial.generator)
         self.batches, self.count = iter(batches), 0
-        self.total = torch.zeros((), dtype=torch.float64)  # the epoch's losses, as train_epoch adds them
+        # The epoch's losses, as train_epoch adds them, on the pack's device (a look every FINITE_CHECK_STEPS
+        # steps, not a wait for the device at each).
+        self.total: torch.Tensor | float = 0.0
 
     def next_batch(self) -> bool:
         """Take the epoch's next batch; False when the epoch has none left."""
@@ -115,13 +117,13 @@ class _Place:
 
     def add(self, loss: torch.Tensor) -> Diverged | None:
         """Count a step's loss; train_epoch's look at the running loss every FINITE_CHECK_STEPS steps."""
-        self.total += loss
+        self.total = loss.double() if self.count == 0 else self.total + loss  # float64 0 + loss: loss.double()
         self.count += 1
         return self._finite() if self.count % FINITE_CHECK_STEPS == 0 else None
 
     def _finite(self) -> Diverged | None:
         try:
-            _check_finite(self.total, self.trial.state.epoch + 1)
+            _check_finite(torch.as_tensor(self.total), self.trial.state.epoch + 1)
         except Diverged as err:
             return err
         return None
@@ -131,7 +133,7 @@ class _Place:
         try:
             if (diverged := self._finite()) is not None:
                 return diverged
-            self.trial.end_epoch(self.total.item() / max(self.count, 1))
+            self.trial.end_epoch(float(self.total) / max(self.count, 1))
             if self.trial.done:
                 return self.trial.result()
         except Exception as err:  # noqa: BLE001 - as in join
@@ -178,7 +180,7 @@ class _Lockstep:
         """One training step of every trial on its own batch: one forward, backward and update for the pack."""
         batches = [place.batch for place in self.places]
         steps, width = max(b.inputs.shape[0] for b in batches), batches[0].inputs.shape[-1]
-        rows = self.places[0].trial.config.batch_size
+        rows, device = self.places[0].trial.config.batch_size, self.params[0].device
         inputs = batches[0].inputs.new_zeros(len(batches), steps, rows, width)
         lengths = torch.ones(len(batches), rows, dtype=torch.long)  # a short batch's missing rows: length 1, unread
         for k, (place, batch) in enumerate(zip(self.places, batches)):
@@ -188,6 +190,7 @@ class _Lockstep:
         own_rows = [b.size for b in batches]
         self.pack.zero_grad(set_to_none=True)
         generators = [place.trial.dropout for place in self.places]
+        inputs = inputs.to(device)  # each trial's noise is drawn on the CPU, as alone, from its own generator
         out = self.pack(inputs, lengths, generators=generators, rows=own_rows if min(own_rows) < rows else None)
         # unbind, not out[k]: indexing makes autograd zero-fill the whole pack's (K, T, B, O) gradient per trial
         loss = [self.task.loss(own[: b.inputs.shape[0], : b.size], b) for own, b in zip(out.unbind(0), batches)]

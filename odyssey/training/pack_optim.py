@@ -10,7 +10,8 @@ computes, `addcdiv(exp_avg * -step_size, denom)` what `addcdiv(exp_avg, denom, v
 does, so given the same gradients each trial's update equals torch's for it alone, bit for bit
 (tests/training/test_pack_training.py; torch 2.13 on the CPU). Padded entries have zero values and
 zero gradients, so they stay exactly 0. Between packs, a trial's state lives in its own torch
-optimizer, in torch's format: `load` copies it in, `write_back` out (its checkpoint saves that).
+optimizer, in torch's format: `load` copies it in, `write_back` out (its checkpoint saves that), each
+on its own side: the pack's device, the trial's.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ class PackedOptimizer:
                 own = optimizer.state.get(param, {})
                 for key, packed in self.state[name].items():
                     if own.get(key) is not None:
-                        packed[k][self.pack.places(name, k)] = own[key]
+                        packed[k][self.pack.places(name, k)] = own[key].to(packed.device)
                 if "step" in own:
                     self.steps[k] = int(own["step"])
                 elif own:
@@ -100,8 +101,8 @@ class PackedOptimizer:
                 own = optimizer.state[param]
                 if self.kind is torch.optim.Adam:
                     own["step"] = torch.tensor(float(self.steps[k]))  # a float tensor, torch's default dtype
-                for key, packed in self.state[name].items():
-                    own[key] = packed[k][self.pack.places(name, k)].contiguous()
+                for key, packed in self.state[name].items():  # on the trial's device (a pack may be on another)
+                    own[key] = packed[k][self.pack.places(name, k)].to(param.device).contiguous()
 
     @torch.no_grad()
     def step(self) -> None:
