@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from fidelity import VARIANTS, learning_rate_share, pruned_in_best  # noqa: E402
+from fidelity import VARIANTS, curves, learning_rate_share, pruned_in_best  # noqa: E402
 
 from odyssey.analysis import load_odyssey_trials, open_existing  # noqa: E402
 from odyssey.analysis.render import Table, to_markdown  # noqa: E402
@@ -106,13 +106,8 @@ def main() -> None:
     storage = open_existing(f"sqlite:///{args.out / 'fidelity-none.db'}")
     trials = load_odyssey_trials(storage, "fidelity-none")
     frame = trials.frame.copy()
-    curves = {}
-    for summary in storage.get_all_studies():
-        if summary.study_name.startswith("fidelity-none/"):
-            for t in optuna.load_study(study_name=summary.study_name, storage=storage).trials:
-                if SLOT in t.system_attrs:
-                    curves[summary.study_name.split("/")[-1], t.system_attrs[SLOT]] = dict(t.intermediate_values)
-    frame["curve"] = [curves[v, s] for v, s in zip(frame["variant"], frame["slot"])]
+    stored = curves(args.out / "fidelity-none.db", "fidelity-none")
+    frame["curve"] = [stored[v, s] for v, s in zip(frame["variant"], frame["slot"])]
     frame["per_epoch"] = frame["seconds"] / frame["epochs"]
     complete = trials.complete()
     full_tests = variant_tests(complete, paired=True).set_index("variant")

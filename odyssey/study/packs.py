@@ -69,7 +69,7 @@ def check_device(name: str) -> str:
     if device is None or device.type not in ("cpu", "cuda"):
         raise ConfigError(f"--device {name!r}: expected cpu, cuda, or cuda:N for the N-th GPU")
     if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        count = torch.cuda.device_count()
         if count == 0:
             build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
             raise ConfigError(f"--device {name}: torch {torch.__version__} ({build}) sees no GPU on this machine")

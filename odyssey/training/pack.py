@@ -106,9 +106,7 @@ class _Place:
         config = self.trial.config
         batches = self.task.batches("train", config.batch_size, shuffle=True, generator=self.trial.generator)
         self.batches, self.count = iter(batches), 0
-        # The epoch's losses, as train_epoch adds them, on the pack's device (a look every FINITE_CHECK_STEPS
-        # steps, not a wait for the device at each).
-        self.total: torch.Tensor | float = 0.0
+        self.total = torch.zeros((), dtype=torch.float64)  # the epoch's losses, as train_epoch adds them
 
     def next_batch(self) -> bool:
         """Take the epoch's next batch; False when the epoch has none left."""
@@ -117,13 +115,13 @@ class _Place:
 
     def add(self, loss: torch.Tensor) -> Diverged | None:
         """Count a step's loss; train_epoch's look at the running loss every FINITE_CHECK_STEPS steps."""
-        self.total = loss.double() if self.count == 0 else self.total + loss  # float64 0 + loss: loss.double()
+        self.total = self.total.to(loss.device) + loss  # on the pack's device: no wait for it at each step
         self.count += 1
         return self._finite() if self.count % FINITE_CHECK_STEPS == 0 else None
 
     def _finite(self) -> Diverged | None:
         try:
-            _check_finite(torch.as_tensor(self.total), self.trial.state.epoch + 1)
+            _check_finite(self.total, self.trial.state.epoch + 1)
         except Diverged as err:
             return err
         return None
@@ -133,7 +131,7 @@ class _Place:
         try:
             if (diverged := self._finite()) is not None:
                 return diverged
-            self.trial.end_epoch(float(self.total) / max(self.count, 1))
+            self.trial.end_epoch(self.total.item() / max(self.count, 1))
             if self.trial.done:
                 return self.trial.result()
         except Exception as err:  # noqa: BLE001 - as in join
