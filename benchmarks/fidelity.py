@@ -36,7 +36,8 @@ sys.path.insert(0, str(ROOT))
 
 from odyssey.analysis import analyse, choose_scales, load_odyssey_trials, open_existing, terms_table  # noqa: E402
 from odyssey.analysis.render import Table, to_markdown  # noqa: E402
-from odyssey.analysis.variant_stats import best_trials, variant_tests  # noqa: E402
+from odyssey.analysis.study_analysis import pruned_counts, study_tests  # noqa: E402
+from odyssey.analysis.variant_stats import best_trials  # noqa: E402
 
 VARIANTS = ("V", "NFG", "NOAF", "CIFG")
 ARMS = ("none", "hyperband")
@@ -127,8 +128,8 @@ def arm_table(storage: Path, name: str) -> tuple[pd.DataFrame, pd.DataFrame, tup
     """(per-variant table, verdicts, learning-rate share, all trials) of one arm."""
     trials = load_odyssey_trials(open_existing(f"sqlite:///{storage}"), name)
     frame, complete = trials.frame, trials.complete()
-    top = best_trials(complete)
-    tests = variant_tests(complete, paired=True)
+    top = best_trials(complete, pruned=pruned_counts(trials))
+    tests = study_tests(trials)  # as the report tests them
     rows = []
     for variant in VARIANTS:
         mine = frame[frame["variant"] == variant]
@@ -242,8 +243,8 @@ def report(args, out: Path, costs, tables, tests, shares, frames, curve) -> None
         }
     )
     side = tables[none].merge(tables[band], on="variant", suffixes=(f" {none}", f" {band}"))
-    # The verdict of a paired study is a paired t-test over the slots both cells completed: every slot
-    # unpruned, the slots that survived the pruner in both cells otherwise (another population).
+    # The verdict of a paired study is a paired t-test over its slots: of the test metric, every slot
+    # complete, unpruned; of the validation value at the budget both trials of a slot reached, pruned.
     verdicts = {a: tests[a].set_index("variant")["verdict"] for a in ARMS}
     for a in ARMS:
         indexed = tests[a].set_index("variant")

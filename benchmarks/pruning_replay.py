@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import optuna
@@ -39,7 +40,8 @@ from fidelity import VARIANTS, curves, learning_rate_share, pruned_in_best  # no
 
 from odyssey.analysis import load_odyssey_trials, open_existing  # noqa: E402
 from odyssey.analysis.render import Table, to_markdown  # noqa: E402
-from odyssey.analysis.variant_stats import variant_tests  # noqa: E402
+from odyssey.analysis.study_analysis import study_tests  # noqa: E402
+from odyssey.analysis.trials import Trials  # noqa: E402
 from odyssey.record import SLOT, cell_name  # noqa: E402
 from odyssey.study.cells import build_pruner  # noqa: E402
 from odyssey.study.studyfile import load_study_file  # noqa: E402
@@ -98,6 +100,16 @@ def replay(study_path: Path, frame: pd.DataFrame) -> dict[tuple[str, int], int |
     return stopped
 
 
+def cut_trials(trials: Trials, at: list[int | None]) -> Trials:
+    """The unpruned arm's trials as the replayed pruner leaves them: a trial stopped at epoch e is
+    PRUNED after reporting epochs 1..e (its row of `trials.frame` in order, `at` its epoch or None)."""
+    stopped = {(study, number): e for study, number, e in zip(trials.frame["study"], trials.frame["number"], at)}
+    frame = trials.frame.assign(state=[s if e is None else "PRUNED" for s, e in zip(trials.frame["state"], at)])
+    limit = [stopped.get((study, number)) for study, number in zip(trials.curves["study"], trials.curves["number"])]
+    keep = [e is None or step <= e for e, step in zip(limit, trials.curves["step"])]
+    return replace(trials, frame=frame, curves=trials.curves[keep].reset_index(drop=True))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="a benchmarks/fidelity.py --out folder holding fidelity-none.db")
@@ -109,8 +121,7 @@ def main() -> None:
     stored = curves(args.out / "fidelity-none.db", "fidelity-none")
     frame["curve"] = [stored[v, s] for v, s in zip(frame["variant"], frame["slot"])]
     frame["per_epoch"] = frame["seconds"] / frame["epochs"]
-    complete = trials.complete()
-    full_tests = variant_tests(complete, paired=True).set_index("variant")
+    full_tests = study_tests(trials).set_index("variant")
     full_epochs, full_seconds = frame["epochs"].sum(), frame["seconds"].sum()
     real = args.out / "fidelity-hyperband.db"
     rows = []
@@ -121,12 +132,11 @@ def main() -> None:
         at = [stopped[v, s] for v, s in zip(frame["variant"], frame["slot"])]
         epochs = [e if a is None else a for e, a in zip(frame["epochs"], at)]
         seconds = sum(e * p for e, p in zip(epochs, frame["per_epoch"]))
-        kept = frame[[a is None for a in at]]
-        done = complete[complete.set_index(["variant", "slot"]).index.isin(list(zip(kept["variant"], kept["slot"])))]
-        tests = variant_tests(done.reset_index(drop=True), paired=True).set_index("variant")
-        cut = frame.assign(state=["PRUNED" if a is not None else s for a, s in zip(at, frame["state"])])
-        lost, best = pruned_in_best(frame, cut)
-        share = learning_rate_share(done.reset_index(drop=True), trials)
+        cut = cut_trials(trials, at)
+        tests = study_tests(cut).set_index("variant")
+        lost, best = pruned_in_best(frame, cut.frame)
+        share = learning_rate_share(cut.complete(), trials)
+        kept = cut.frame[cut.frame["state"] == "COMPLETE"]
         row = {
             "setting": setting,
             "epochs": f"{full_epochs / sum(epochs):.2f}x fewer",

@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from .variant_stats import ALPHA, POWER, VANILLA
+from .variant_stats import ALPHA, PAIRED_AT_LEVEL, POWER, VANILLA
 
 AGREES, DISAGREES, UNDECIDED, UNCHECKED = "agrees", "disagrees", "not decided", "cannot be checked"
 VERDICTS = (AGREES, DISAGREES, UNDECIDED, UNCHECKED)
@@ -93,14 +93,17 @@ def variant_finding(row: pd.Series) -> str:
 def _evidence(row: pd.Series) -> str:
     paired = math.isfinite(row["pairs"])
     design = (
-        f"paired t-test over {row['pairs']:,.0f} slots both completed"
+        f"paired t-test over {row['pairs']:,.0f} slots, each pair's validation values at the budget level both reached"
+        if row["test"] == PAIRED_AT_LEVEL
+        else f"paired t-test over {row['pairs']:,.0f} slots both completed"
         if paired
         else f"Welch's t-test, best {row['top']} vs {row['vanilla_top']} trials"
     )
     return (
         f"{design}: t = {row['t']:.3g}, p = {row['p']:.3g}, Holm-adjusted {row['p_adjusted']:.3g}; best-10% test "
         f"mean {row['mean']:.4g} vs {row['vanilla_mean']:.4g} for {VANILLA} ({row['difference']:+.3g} "
-        f"[{row['low']:.3g}, {row['high']:.3g}], {row['difference_sd']:+.2f} pooled SDs); all trials "
+        f"[{row['low']:.3g}, {row['high']:.3g}], {row['difference_sd']:+.2f} pooled SDs); "
+        f"{'the pairs' if row['test'] == PAIRED_AT_LEVEL else 'all trials'} "
         f"{row['all_difference']:+.3g} [{row['all_low']:.3g}, {row['all_high']:.3g}]; equivalence margin "
         f"±{row['margin']:.3g}, two one-sided tests p = {row['p_equivalence']:.3g} (adjusted "
         f"{row['p_equivalence_adjusted']:.3g}); detectable {row['detectable']:.3g} ({row['detectable_sd']:.2f} "

@@ -11,12 +11,14 @@ stopped before b (patience, max_seconds) finished on its own terms, and its valu
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
 from ..record import STUDY_SPEC
 from .trials import Trials
-from .variant_stats import variant_order
+from .variant_stats import VANILLA, variant_order
 
 FINISHED = ("COMPLETE", "PRUNED")  # trials whose curves are final: complete ones and those a pruner stopped
 KEYS = ["study", "number"]  # a trial: its Optuna study (a cell) and its number there
@@ -80,3 +82,49 @@ def curve_quartiles(trials: Trials) -> pd.DataFrame:
     order = {v: i for i, v in enumerate(variant_order(table["variant"].unique()))}
     table = table.sort_values(["task", "variant", "step"], key=lambda s: s.map(order) if s.name == "variant" else s)
     return table[columns].reset_index(drop=True)
+
+
+def pairs_at_common_level(trials: Trials) -> pd.DataFrame:
+    """In each task with pruned trials: every slot's trial of each variant beside vanilla's trial of the
+    same slot, both valued at the budget level both reached (the earlier of the two trials' last steps, a
+    complete trial's being the full budget), each by its best value up to there (the module's
+    docstring). Columns task, variant, slot, level, value, vanilla; no rows where no task has pruned
+    trials or trials carry no slots.
+
+    A paired study compares a variant with vanilla on the same configurations; a pruner stops the
+    bad ones early, and the slots both cells completed are the good region only. At a common budget
+    level every slot that both cells finished is compared, like with like, as the pruner compared them."""
+    columns = ["task", "variant", "slot", "level", "value", "vanilla"]
+    frame = trials.frame
+    finished = frame[frame["state"].isin(FINISHED) & frame["slot"].notna()]
+    finished = finished.sort_values("state").drop_duplicates(["task", "variant", "slot"])  # COMPLETE before PRUNED
+    curves = trials.curves.merge(finished[[*KEYS, "task", "variant", "slot", "state"]], on=KEYS)
+    curves = curves[np.isfinite(curves["value"].to_numpy(float))].sort_values([*KEYS, "step"])
+    rows = []
+    for task, mine in curves.groupby("task", sort=True):
+        if not (mine["state"] == "PRUNED").any():
+            continue
+        full = full_budget(trials, task)
+        best = mine.groupby(KEYS)["value"].cummax() if trials.maximize else mine.groupby(KEYS)["value"].cummin()
+        by_trial = {
+            (variant, int(slot)): (part["step"].to_numpy(int), best[part.index].to_numpy(float), part["state"].iloc[0])
+            for (variant, slot), part in mine.groupby(["variant", "slot"])
+        }
+        for (variant, slot), (steps, values, state) in sorted(by_trial.items()):
+            vanilla = by_trial.get((VANILLA, slot))
+            if variant == VANILLA or vanilla is None:
+                continue
+            level = min(_reached(steps, state, full), _reached(vanilla[0], vanilla[2], full))
+            rows.append((task, variant, slot, level, _best_at(steps, values, level), _best_at(*vanilla[:2], level)))
+    return pd.DataFrame(rows, columns=columns).dropna(subset=["value", "vanilla"]).reset_index(drop=True)
+
+
+def _reached(steps: np.ndarray, state: str, full: int | None) -> int:
+    """The budget level a trial reached: its last step, the full budget for a complete one (module docstring)."""
+    return max(full or 0, int(steps[-1])) if state == "COMPLETE" else int(steps[-1])
+
+
+def _best_at(steps: np.ndarray, best: np.ndarray, level: int) -> float:
+    """The best value so far at budget level `level`, from a trial's steps and running best (NaN: none by then)."""
+    last = np.searchsorted(steps, level, side="right") - 1
+    return float(best[last]) if last >= 0 else math.nan

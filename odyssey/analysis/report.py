@@ -31,7 +31,17 @@ from .settings import settings_blocks
 from .study_analysis import StudyAnalysis, TaskAnalysis, analyse_study
 from .trials import load_odyssey_trials, open_existing, resolve_name
 from .uncertainty import REFITS
-from .variant_stats import ALPHA, CONFIDENCE, MARGIN_SD, MIN_TOP, PAIRED, POWER, TOP_FRACTION, VANILLA
+from .variant_stats import (
+    ALPHA,
+    CONFIDENCE,
+    MARGIN_SD,
+    MIN_TOP,
+    PAIRED,
+    PAIRED_AT_LEVEL,
+    POWER,
+    TOP_FRACTION,
+    VANILLA,
+)
 
 FIGURES = "figures"
 TEST_COLUMNS = [
@@ -240,11 +250,21 @@ def _variant_blocks(task: TaskAnalysis, analysis: StudyAnalysis, stem: str) -> l
             Text(f"No tests: task {task.task} has no complete vanilla ({VANILLA}) trials to compare against.")
         )
     else:
-        paired = task.tests["test"].eq(PAIRED).any()
+        paired = task.tests["test"].isin([PAIRED, PAIRED_AT_LEVEL]).any()
+        at_level = task.tests["test"].eq(PAIRED_AT_LEVEL).any()
+        unit = task.budgets.unit if task.budgets is not None else "epoch"
+        compared = (
+            f"validation {task.metric} against {VANILLA}'s over every slot both finished, each pair at the "
+            f"{unit} both trials reached (the earlier one's last; a complete trial's is the full budget), "
+            "by its best value up to there: the pruner stopped the bad configurations early, so the slots both "
+            "completed are the good region only"
+            if at_level
+            else f"test {task.metric} against {VANILLA}'s over the slots both completed"
+        )
         design = (
-            f"A paired t-test of each variant's test {task.metric} against {VANILLA}'s over the slots both completed "
-            "(the study is paired: slot k of every variant trained the same configuration); the best "
-            f"{TOP_FRACTION:.0%} of each cell by validation value are shown beside it as the paper's numbers"
+            f"A paired t-test of each variant's {compared} (the study is paired: slot k of every variant trained the "
+            f"same configuration); the best {TOP_FRACTION:.0%} of each cell by validation value are shown beside it "
+            "as the paper's numbers"
             if paired
             else f"Welch's t-test of each variant's test {task.metric} against {VANILLA}'s on the best "
             f"{TOP_FRACTION:.0%} of each cell's trials by validation value (at least {MIN_TOP} needed), as the paper "
@@ -254,8 +274,12 @@ def _variant_blocks(task: TaskAnalysis, analysis: StudyAnalysis, stem: str) -> l
             Text(
                 f"{design}. Lower is better: a negative difference is an improvement. 'difference' [low, high] is "
                 f"the difference of the best-{TOP_FRACTION:.0%} means with its {CONFIDENCE:.0%} interval "
-                "('difference_sd' in pooled standard deviations), 'all_difference' the same over all complete trials"
-                + (" (paired: over the common slots)" if paired else "")
+                "('difference_sd' in pooled standard deviations), 'all_difference' "
+                + (
+                    "the paired difference the test runs on, of the validation values at those epochs"
+                    if at_level
+                    else "the same over all complete trials" + (" (paired: over the common slots)" if paired else "")
+                )
                 + ". All tests of this report are one family: 'p_adjusted' is Holm's, and a variant is 'worse' or "
                 f"'better' only where it is below {ALPHA}. A variant is 'equivalent' only where two one-sided tests, "
                 f"Holm-adjusted too, put the difference inside ±'margin' ({_margin_source(analysis)}); otherwise it "
@@ -281,11 +305,12 @@ def _variant_blocks(task: TaskAnalysis, analysis: StudyAnalysis, stem: str) -> l
     shown = task.tests[TEST_COLUMNS].assign(parameters=lambda t: t["parameters"].round().astype("Int64"))
     cells = analysis.cells[analysis.cells["task"] == task.task].set_index("variant")
     if cells["pruned"].any():
-        # Trials stopped early are no sample of the full budget: the tests leave them out, and say how many.
+        # Trials stopped early have no test metric at the full budget: they count in their cells' sizes.
         blocks.append(
             Text(
-                "The tests use the complete trials of each cell, those that reached the full budget; 'pruned' counts "
-                "the trials the study's pruner stopped early, which they leave out."
+                "'pruned' counts the trials the study's pruner stopped early. They count in their cell's size, and "
+                f"its best {TOP_FRACTION:.0%} are taken from its complete trials (those that reached the full "
+                "budget), as without pruning wherever the pruner stopped none of the best."
             )
         )
         shown.insert(
@@ -327,11 +352,13 @@ def _document(
         Text(
             f"Storage {source}; written {dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z} by odyssey {__version__}. "
             + ", ".join(f"{int(n)} {state}" for state, n in totals.items())
-            + " trials. Statistics use complete trials only; failed trials (diverged, or their worker died more than "
+            + " trials. Statistics use complete trials"
+            + ("" if totals.get("pruned", 0) else " only")
+            + "; failed trials (diverged, or their worker died more than "
             "`retries` times; the reason is in trials.csv) are counted, not analysed"
             + (
-                "; pruned trials (stopped early by the study's pruner) enter the learning curves and the importance "
-                "across budgets only."
+                "; pruned trials (stopped early by the study's pruner) enter the learning curves, the importance "
+                "across budgets and the variant tests (see there), not the importance at the full budget."
                 if totals.get("pruned", 0)
                 else "."
             )

@@ -10,7 +10,7 @@ import pandas as pd
 from ..record import STUDY_SPEC
 from .by_budget import BudgetAnalysis, analyse_budgets
 from .claims import check_claims, summary
-from .curves import curve_quartiles
+from .curves import curve_quartiles, pairs_at_common_level
 from .importance import Importance, analyse_spaces, choose_scales
 from .importance_tables import curves_table, terms_table
 from .trials import Trials
@@ -82,7 +82,7 @@ def analyse_study(
     margins: the study's equivalence margin(s) ([analysis] equivalence_margin); None: the default.
     """
     complete = trials.complete()
-    tests = variant_tests(complete, margins=margins, paired=paired_study(trials))
+    tests = study_tests(trials, margins=margins)
     scales = choose_scales(trials)
     tasks = [
         TaskAnalysis(
@@ -101,13 +101,33 @@ def analyse_study(
     return StudyAnalysis(
         trials,
         cell_counts(trials.frame),
-        best_trials(complete),
+        best_trials(complete, pruned=pruned_counts(trials)),
         tests,
         tasks,
         claims,
         tuple(summary(tests, claims, trials.metrics)),
         margins,
         curve_quartiles(trials),
+    )
+
+
+def pruned_counts(trials: Trials) -> dict[tuple[str, str], int]:
+    """Per (task, variant), the trials the study's pruner stopped (none: an empty mapping)."""
+    stopped = trials.frame[trials.frame["state"] == "PRUNED"]
+    return {key: int(n) for key, n in stopped.groupby(["task", "variant"]).size().items()}
+
+
+def study_tests(trials: Trials, *, margins: float | dict[str, float] | None = None) -> pd.DataFrame:
+    """The variants against vanilla as the report tests them (variant_stats.variant_tests): pruned
+    trials count in their cells' sizes, and a paired task with pruned trials compares each slot's
+    trials at the budget level both reached (curves.pairs_at_common_level)."""
+    paired = paired_study(trials)
+    return variant_tests(
+        trials.complete(),
+        margins=margins,
+        paired=paired,
+        pruned=pruned_counts(trials),
+        level_pairs=pairs_at_common_level(trials) if paired else None,
     )
 
 

@@ -29,6 +29,18 @@ Welch's t-test, and adds what a verdict needs to be read:
   same configuration, so the variant's effect is measured on the same draws: a paired t-test over
   the slots both cells completed (`test` says which test decided a row). The best-10% numbers are
   still given, as the paper's.
+- **Pruned trials.** A pruner ([pruning]) stops the trials that look bad early, so the complete ones
+  are the good region of the space, not a sample of it. The best 10% are counted over every trial
+  a cell finished, complete or pruned, and taken from the complete ones (`pruned`): the same
+  best 10% as without pruning wherever the pruner stopped none of them (benchmarks/fidelity.py:
+  14 of 16 such slots kept). A paired test over the slots both cells completed compared
+  survivors only: on the chorales it found NFG worse than V over 7 pairs where all 40 pairs
+  trained to the end found it better. A paired task with pruned trials therefore compares every
+  slot's two trials at the budget level both reached, each by its best validation value up to there
+  (`level_pairs`, curves.pairs_at_common_level), as the pruner itself compares trials at a rung.
+  Replayed under 10 pruner settings (benchmarks/pruning_replay.py), this gave the unpruned verdicts
+  (NFG better, NOAF and CIFG not decided) under 8 and left NFG not decided under the other 2; the
+  survivors' test had NFG worse under 6 and not decided under 4, and NOAF better under one.
 """
 
 from __future__ import annotations
@@ -57,6 +69,7 @@ CONFIDENCE = 0.95  # of the effect sizes' intervals
 # of 24), and 70 (691 trials) at half an SD. A study that knows what difference matters states it.
 MARGIN_SD = 1.0
 WELCH, PAIRED = "best 10%, Welch", "paired slots, t-test"
+PAIRED_AT_LEVEL = "paired slots at the budget level both reached, t-test"  # on validation values (level_pairs)
 
 COLUMNS = [
     "task", "variant", "parameters", "complete", "top", "mean", "vanilla_top", "vanilla_mean",
@@ -90,11 +103,17 @@ def needed_for(top: int, *, fraction: float = TOP_FRACTION) -> int:
     return n
 
 
-def best_trials(complete: pd.DataFrame, *, fraction: float = TOP_FRACTION) -> pd.DataFrame:
-    """Per (task, variant), the best `fraction` of trials by validation value that have a test metric."""
+def best_trials(
+    complete: pd.DataFrame, *, fraction: float = TOP_FRACTION, pruned: Mapping[tuple[str, str], int] | None = None
+) -> pd.DataFrame:
+    """Per (task, variant), the best `fraction` of trials by validation value that have a test metric.
+
+    pruned: per (task, variant), the trials a pruner stopped: they count in the cell's size, and its
+    best `fraction` is taken from its complete trials (all of them where fewer completed)."""
     scored = complete.dropna(subset=["value", "test_metric"]).sort_values(["task", "variant", "value", "number"])
     cells = scored.groupby(["task", "variant"])
-    size = cells["value"].transform("size").map(lambda n: top_count(n, fraction=fraction))
+    stopped = [(pruned or {}).get(key, 0) for key in zip(scored["task"], scored["variant"])]
+    size = (cells["value"].transform("size") + np.asarray(stopped, int)).map(lambda n: top_count(n, fraction=fraction))
     return scored[cells.cumcount() < size].reset_index(drop=True)
 
 
@@ -233,6 +252,8 @@ def variant_tests(
     min_top: int = MIN_TOP,
     margins: float | Mapping[str, float] | None = None,
     paired: bool = False,
+    pruned: Mapping[tuple[str, str], int] | None = None,
+    level_pairs: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per (task, variant): its test metric against vanilla's (lower is better), all rows of
     all tasks one Holm family (see the module's docstring for what each column decides).
@@ -240,7 +261,11 @@ def variant_tests(
     margins: the equivalence margin in the metric's units, one for all tasks or per task (a task
     not named gets the default, MARGIN_SD of V's best-10% test metric). paired: the study's slots
     hold the same configuration in every variant (`sampler = "paired"`); trials carry a `slot`
-    column (else their `number` stands for it).
+    column (else their `number` stands for it). pruned: how many trials a pruner stopped in each
+    (task, variant) (`best_trials`). level_pairs: for the paired tasks it has rows
+    for (those with pruned trials), each slot's variant and vanilla values at the budget level both
+    reached (columns task, variant, slot, value, vanilla; curves.pairs_at_common_level): the paired
+    test runs on them instead of the complete trials' test metrics.
 
     What the budget can resolve: `detectable` (metric units; `detectable_sd` in pooled SDs of the
     two groups tested) is the difference the test finds 80% of the time at these group sizes at
@@ -249,7 +274,8 @@ def variant_tests(
     difference, or show it inside the margin, whichever takes fewer. A row that cannot be tested
     says why in `note` and leaves them empty.
     """
-    top = best_trials(complete, fraction=fraction)
+    top = best_trials(complete, fraction=fraction, pruned=pruned)
+    at_level = level_pairs if level_pairs is not None else pd.DataFrame(columns=["task", "variant", "slot"])
     rows, parts = [], []
     for task, cells in complete.groupby("task", sort=True):
         counts = cells.dropna(subset=["test_metric"]).groupby("variant").size()
@@ -275,16 +301,23 @@ def variant_tests(
             }
             part = None
             own_all = _slots(cells[cells["variant"] == variant])
-            common = own_all.index.intersection(vanilla_all.index)
+            if paired and (at_level["task"] == task).any():
+                mine_pairs = at_level[(at_level["task"] == task) & (at_level["variant"] == variant)]
+                pair_a, pair_b = mine_pairs["value"].to_numpy(float), mine_pairs["vanilla"].to_numpy(float)
+                design_paired, both = PAIRED_AT_LEVEL, "reached a common budget level in"
+            else:
+                common = own_all.index.intersection(vanilla_all.index)
+                pair_a, pair_b = own_all[common].to_numpy(), vanilla_all[common].to_numpy()
+                design_paired, both = PAIRED, "completed"
             if variant == VANILLA:
                 row["note"] = "reference"
             elif VANILLA not in counts:
                 row["note"] = (
                     f"no vanilla ({VANILLA}) trials with a test metric in task {task}: nothing to compare against"
                 )
-            elif paired and len(common) < MIN_PAIRS:
+            elif paired and len(pair_a) < MIN_PAIRS:
                 row["note"] = (
-                    f"{variant} and {VANILLA} completed {len(common)} common slots; the paired test needs {MIN_PAIRS}"
+                    f"{variant} and {VANILLA} {both} {len(pair_a)} common slots; the paired test needs {MIN_PAIRS}"
                 )
             elif not paired and (len(mine) < min_top or len(vanilla) < min_top):
                 short = variant if len(mine) < min_top else VANILLA
@@ -298,10 +331,10 @@ def variant_tests(
                     row.update(difference=difference, difference_sd=difference / pooled if pooled > 0 else math.nan)
                     row["low"], row["high"] = _interval(difference, se, df)
                 if paired:
-                    a, b = own_all[common].to_numpy(), vanilla_all[common].to_numpy()
+                    a, b = pair_a, pair_b
                     difference, se, df = _paired_parts(a - b)
-                    pooled, design = _pooled(a, b), PAIRED
-                    row["pairs"] = len(common)
+                    pooled, design = _pooled(a, b), design_paired
+                    row["pairs"] = len(a)
                 else:
                     a, b = own_all.to_numpy(), vanilla_all.to_numpy()
                     difference, se, df = _welch_parts(a, b)
@@ -314,7 +347,7 @@ def variant_tests(
                 t, p = _t_test(difference, se, df)
                 row.update(test=design, t=t, p=p, p_equivalence=tost(difference, se, df, margin), pooled_sd=pooled)
                 row["direction"] = "better" if difference < 0 else "worse" if difference > 0 else "same"
-                part = (difference, se, df, pooled, margin, mine, vanilla, len(common))
+                part = (difference, se, df, pooled, margin, mine, vanilla, len(pair_a))
             rows.append(row)
             parts.append(part)
     frame = pd.DataFrame(rows, columns=COLUMNS)

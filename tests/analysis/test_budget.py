@@ -25,3 +25,20 @@ def test_paired_studies_need_three_slots_and_a_large_enough_study_says_nothing()
         "Raise 'trials' and run again with --extend."
     )
     assert "no vanilla (V) cell" in budget_gaps(cells(NOG=40), paired=False)[0]
+
+
+def test_pruned_trials_count_in_a_cells_size_for_the_variant_tests():
+    pruned = cells(V=7, NFG=2).assign(pruned=[33, 38])
+    # Unpaired: V's best 10% of 40 are 4 of its 7 complete; NFG's are 4, but only 2 completed.
+    assert budget_gaps(pruned, paired=False) == [
+        "Too small to answer everything for task mydata: a test of a variant against V needs 21 finished trials "
+        "(complete or pruned) in both cells, and 3 complete among their best 10%, these have fewer: NFG 2 + 38 "
+        "pruned; importance needs 20 complete trials of the task, it has 9. Raise 'trials' and run again with "
+        "--extend."
+    ]
+    # Paired: every slot both cells finished is compared, at the budget level both reached.
+    assert budget_gaps(cells(V=2, NFG=1, CIFG=30).assign(pruned=[38, 39, 10]), paired=True) == []
+    assert budget_gaps(cells(V=2, NFG=1).assign(pruned=[0, 0]), paired=True)[0].startswith(
+        "Too small to answer everything for task mydata: a test of a variant against V needs 3 complete trials in "
+        "both cells (paired slots), these have fewer: V 2, NFG 1;"
+    )
