@@ -153,3 +153,20 @@ def test_a_stored_paired_study_under_a_pruner_pairs_every_slot_both_cells_finish
     assert nfg["test"] == PAIRED_AT_LEVEL and nfg["pairs"] == 60
     both = trials.complete().groupby("slot")["variant"].nunique()
     assert (both == 2).sum() < 30  # the slots both completed: what the test ran on before
+
+
+def test_pairs_compared_at_a_common_level_never_make_a_variant_equivalent():
+    """NFG and V alike to 0.001 on every slot: unpruned that is equivalence within V's spread; with
+    30 of 40 slots stopped after epoch 1 it is not decided, since early pairs are alike anyway."""
+    rng = np.random.default_rng(2)
+    curves = {}
+    for slot in range(40):
+        end = rng.uniform(1.0, 1.5)
+        curve = end + (10 - end) * 0.5 ** np.arange(1, EPOCHS + 1)
+        for variant in ("V", "NFG"):
+            curves[variant, slot] = list(curve + rng.normal(0, 0.001, EPOCHS))
+    assert study_tests(_trials(curves, {})).set_index("variant").loc["NFG", "verdict"] == "equivalent"
+    pruned = {(v, s): 1 for (v, s) in curves if s < 30}
+    nfg = study_tests(_trials(curves, pruned)).set_index("variant").loc["NFG"]
+    assert nfg["test"] == PAIRED_AT_LEVEL and nfg["verdict"] == "not decided" and np.isnan(nfg["p_equivalence"])
+    assert nfg["note"] == "equivalence is not tested on pairs compared at a common budget level"
