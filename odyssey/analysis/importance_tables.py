@@ -183,7 +183,8 @@ def pruned_note(pruned: int) -> str:
     """What `odyssey importance` says of the pruned trials it leaves out."""
     return (
         f"{pruned} pruned trial{'s' * (pruned != 1)} left out: importance is of the complete trials, at the full "
-        "budget; --budgets analyses every trial at each budget level it reached"
+        "budget: the region the pruner kept, not the whole space; --budgets analyses every trial at each budget "
+        "level it reached"
     )
 
 

@@ -492,6 +492,8 @@ def test_a_pruned_study_counts_its_pruned_trials_and_tests_variants_on_the_compl
     text = (out / "report.md").read_text()
     assert "pruned trials (stopped early by the study's pruner) enter the learning curves" in text
     assert "| variant | parameters | complete | pruned |" in text
+    # The full budget's importance says whose it is: the trials the pruner kept (task toy only).
+    assert text.count("so these shares describe the region it kept, not the whole space") == 1
 
 
 def test_a_pruned_study_reports_importance_across_budgets_with_its_table_and_figures(pruned_report):
