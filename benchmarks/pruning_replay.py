@@ -143,7 +143,11 @@ def main() -> None:
             "CPU (projected)": f"{full_seconds / seconds:.2f}x less",
             "complete": len(kept),
             "best 10% pruned": f"{lost} of {best}",
-            "learning-rate share": f"{share[0]:.2f} [{share[1]:.2f}, {share[2]:.2f}]",
+            "learning-rate share": (
+                f"{share[0]:.2f} [{share[1]:.2f}, {share[2]:.2f}]"
+                if math.isfinite(share[0])
+                else f"- ({share[3]} trials, too few)"
+            ),
         }
         for variant in VARIANTS[1:]:
             verdict = tests.loc[variant]
