@@ -403,9 +403,15 @@ def summary(tests: pd.DataFrame, claims: pd.DataFrame, metrics: dict[str, str]) 
                 + f" (these trials detect differences of about {open_['detectable'].median():.3g} or more; the table "
                 "says what each needs)"
             )
+        measured = (
+            f"validation {metrics.get(task, 'metric')} of each slot's trials at the epoch both reached"
+            if tested["test"].eq(PAIRED_AT_LEVEL).any()
+            else f"test {metrics.get(task, 'metric')}"
+        )
         lines.append(
-            f"{task} (test {metrics.get(task, 'metric')}, lower is better; the difference to {VANILLA} with its 95% "
-            "interval): " + "; ".join(parts) + "."
+            f"{task} ({measured}, lower is better; the difference to {VANILLA} with its 95% interval): "
+            + "; ".join(parts)
+            + "."
         )
     if len(claims):
         counts = claims["verdict"].value_counts()

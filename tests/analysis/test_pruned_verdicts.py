@@ -170,3 +170,12 @@ def test_pairs_compared_at_a_common_level_never_make_a_variant_equivalent():
     nfg = study_tests(_trials(curves, pruned)).set_index("variant").loc["NFG"]
     assert nfg["test"] == PAIRED_AT_LEVEL and nfg["verdict"] == "not decided" and np.isnan(nfg["p_equivalence"])
     assert nfg["note"] == "equivalence is not tested on pairs compared at a common budget level"
+
+
+def test_the_summary_says_what_a_pruned_paired_study_compared():
+    from odyssey.analysis.claims import summary
+
+    curves, pruned = _robust_but_worse_at_best()
+    line = summary(study_tests(_trials(curves, pruned)), pd.DataFrame(), {"t": "nll"})[0]
+    assert line.startswith("t (validation nll of each slot's trials at the epoch both reached, lower is better;")
+    assert summary(study_tests(_trials(curves, {})), pd.DataFrame(), {"t": "nll"})[0].startswith("t (test nll, ")
