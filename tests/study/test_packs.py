@@ -276,14 +276,18 @@ def test_a_killed_packed_worker_resumes_every_trial_on_another_pack_size(tmp_pat
     straight = run_study(path, f"sqlite:///{tmp_path}/straight.db", pack=1)
     url = f"sqlite:///{tmp_path}/killed.db"
     worker = _start(odyssey_command, path, url, pack=3)
-    deadline = time.monotonic() + 300
+    # Killed once every trial of the pack has an epoch done and none has begun its last: a window of 3 of
+    # the pack's epochs (0.17 s each here), polled every ~25 ms on a cell opened once. Opening the storage
+    # at every poll (27 ms) and a window of 2 epochs missed it once in CI.
+    deadline, cell = time.monotonic() + 300, None
     while time.monotonic() < deadline and worker.poll() is None:
         with contextlib.suppress(Exception):  # the storage may not exist yet
-            running = optuna.load_study(study_name=CELL, storage=url).get_trials(states=(TrialState.RUNNING,))
+            cell = cell or optuna.load_study(study_name=CELL, storage=url)
+            running = cell.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
             epochs_done = [(t.user_attrs.get("progress") or {}).get("epoch", 0) for t in running]
-            if len(running) == 3 and min(epochs_done) >= 1 and max(epochs_done) <= epochs - 2:
+            if len(running) == 3 and min(epochs_done) >= 1 and max(epochs_done) <= epochs - 1:
                 break
-        time.sleep(0.05)
+        time.sleep(0.02)
     assert worker.poll() is None, "the worker ended before its pack trained"
     worker.send_signal(signal.SIGKILL)
     worker.wait()
