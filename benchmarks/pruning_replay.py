@@ -17,8 +17,9 @@ decisions depend on their timing, so a real run differs somewhat.
 Per setting: epochs trained against the unpruned arm's; CPU projected from each trial's own seconds
 per epoch in the unpruned arm (the trial's fixed cost of claiming, building and testing left out,
 0.2-0.3 s a trial); how many slots of each variant's best 10% (by the unpruned arm) were pruned; the
-paired verdicts against V on the trials that reached the full budget (as the report gives them), with
-their pairs; the learning rate's share with its interval over those trials.
+paired verdicts against V as the report gives them (each slot's trials compared at the budget level
+both reached), with their pairs; the learning rate's share with its interval over the trials that
+reached the full budget.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from odyssey.analysis import load_odyssey_trials, open_existing  # noqa: E402
 from odyssey.analysis.render import Table, to_markdown  # noqa: E402
 from odyssey.analysis.study_analysis import study_tests  # noqa: E402
 from odyssey.analysis.trials import Trials  # noqa: E402
+from odyssey.optuna_private import storage_of, trial_id_of  # noqa: E402
 from odyssey.record import SLOT, cell_name  # noqa: E402
 from odyssey.study.cells import build_pruner  # noqa: E402
 from odyssey.study.studyfile import load_study_file  # noqa: E402
@@ -85,7 +87,7 @@ def replay(study_path: Path, frame: pd.DataFrame) -> dict[tuple[str, int], int |
         mine = frame[frame["variant"] == variant].sort_values("slot")
         for slot, curve in zip(mine["slot"], mine["curve"]):
             trial = cell.ask()
-            cell._storage.set_trial_system_attr(trial._trial_id, SLOT, int(slot))
+            storage_of(cell).set_trial_system_attr(trial_id_of(trial), SLOT, int(slot))
             at = None
             for epoch in sorted(curve):
                 trial.report(curve[epoch], epoch)

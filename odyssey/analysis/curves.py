@@ -105,7 +105,8 @@ def pairs_at_common_level(trials: Trials) -> pd.DataFrame:
         if not (mine["state"] == "PRUNED").any():
             continue
         full = full_budget(trials, task)
-        best = mine.groupby(KEYS)["value"].cummax() if trials.maximize else mine.groupby(KEYS)["value"].cummin()
+        values = mine.groupby(KEYS)["value"]
+        best = values.cummax() if trials.maximize else values.cummin()
         by_trial = {
             (variant, int(slot)): (part["step"].to_numpy(int), best[part.index].to_numpy(float), part["state"].iloc[0])
             for (variant, slot), part in mine.groupby(["variant", "slot"])

@@ -283,6 +283,7 @@ def variant_tests(
         counts = cells.dropna(subset=["test_metric"]).groupby("variant").size()
         vanilla = top[(top["task"] == task) & (top["variant"] == VANILLA)]["test_metric"].to_numpy(float)
         vanilla_all = _slots(cells[cells["variant"] == VANILLA])
+        task_pairs = at_level[at_level["task"] == task] if paired else at_level.iloc[:0]
         for variant in variant_order(cells["variant"].unique()):
             mine = top[(top["task"] == task) & (top["variant"] == variant)]["test_metric"].to_numpy(float)
             row = dict.fromkeys(COLUMNS, math.nan) | {
@@ -303,8 +304,8 @@ def variant_tests(
             }
             part = None
             own_all = _slots(cells[cells["variant"] == variant])
-            if paired and (at_level["task"] == task).any():
-                mine_pairs = at_level[(at_level["task"] == task) & (at_level["variant"] == variant)]
+            if len(task_pairs):
+                mine_pairs = task_pairs[task_pairs["variant"] == variant]
                 pair_a, pair_b = mine_pairs["value"].to_numpy(float), mine_pairs["vanilla"].to_numpy(float)
                 design_paired, both = PAIRED_AT_LEVEL, "reached a common budget level in"
             else:
