@@ -25,7 +25,7 @@ from scipy.stats import qmc
 from sklearn.ensemble import RandomForestRegressor
 from threadpoolctl import threadpool_limits
 
-from .forest import predict
+from .forest import Steps, predict
 
 
 @dataclass(frozen=True)
@@ -255,11 +255,12 @@ class Fanova:
         return np.concatenate([self.main, self.pair, [self.higher_order]])
 
 
-def _choice_boxes(d: int, effect: np.ndarray, lows: np.ndarray, highs: np.ndarray) -> tuple[LeafBoxes, np.ndarray]:
-    """A categorical effect as boxes: one per choice, the choice's bin in d by the whole space elsewhere."""
+def _one_way_boxes(d: int, steps: Steps, lows: np.ndarray, highs: np.ndarray) -> tuple[LeafBoxes, np.ndarray]:
+    """A one-way effect as boxes: one per bin (a choice), the bin in d by the whole space elsewhere."""
+    edges, effect = steps
     k = len(effect)
     low, high = np.tile(lows, (k, 1)), np.tile(highs, (k, 1))
-    low[:, d], high[:, d] = np.arange(k) - 0.5, np.arange(k) + 0.5
+    low[:, d], high[:, d] = np.maximum(edges[:-1], lows[d]), np.minimum(edges[1:], highs[d])
     return LeafBoxes(effect, low, high), effect
 
 
@@ -275,7 +276,7 @@ def decompose_forest(
     curve_points: int = 100,
     surface_points: int = 25,
     codes: dict[int, np.ndarray] | None = None,
-    choices: dict[int, np.ndarray] | None = None,
+    one_way: dict[int, Steps] | None = None,
     probes: int = PROBES,
     pair_bins: int = PAIR_BINS,
     first: int | None = None,
@@ -293,9 +294,9 @@ def decompose_forest(
     signal's variance); averaging the trees cancels most of it.
 
     codes: for a categorical dimension fit on recoded choices, the code of each choice; curves and
-    surfaces are then given at the choices' own positions. choices: for a categorical dimension, an
-    effect per (coded) choice fit before the forest (which then fit what it leaves): the function
-    decomposed is that effect plus the forest's mean prediction. first: only the forest's first
+    surfaces are then given at the choices' own positions. one_way: a dimension's one-way effect fit
+    before the forest (which then fit what it leaves), per (coded) choice or bin (forest.one_way_effects):
+    the function decomposed is those effects plus the forest's mean prediction. first: only the forest's first
     trees (a smaller forest of the same kind, as the refits grow).
     """
     lows, highs = np.asarray(lows, float), np.asarray(highs, float)
@@ -322,7 +323,7 @@ def decompose_forest(
         parts.append((boxes, value - means[-1]))
     mean = float(np.mean(means))
     parts = [(boxes, value / len(trees)) for boxes, value in parts] + [
-        _choice_boxes(d, effect, lows, highs) for d, effect in (choices or {}).items()
+        _one_way_boxes(d, effect, lows, highs) for d, effect in (one_way or {}).items()
     ]
     every = LeafBoxes(
         np.concatenate([v for _, v in parts]),
@@ -345,7 +346,7 @@ def decompose_forest(
             probe=probe,
             pair_bins=pair_bins,
         )
-    rest = float(np.mean((predict(forest, probe, first=first, choices=choices) - terms.probe) ** 2))
+    rest = float(np.mean((predict(forest, probe, first=first, one_way=one_way) - terms.probe) ** 2))
     variance = float(terms.main.sum() + terms.pair.sum() + rest)
     # A constant forest has no variance to share out: its shares are undefined, not zero. The
     # floor only catches rounding.

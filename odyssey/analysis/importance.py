@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..errors import OdysseyError
 from .fanova import Fanova, decompose_forest
-from .forest import choice_effects, choice_part, choose_leaf, fit_forest, oob_prediction
+from .forest import fit_forest, fit_model, one_way_effects, one_way_part
 from .scales import Scale, param_order
 from .trials import PARAM_PREFIX, TooFewTrials, Trials
 from .uncertainty import REFITS, Uncertainty, estimate
@@ -54,6 +54,7 @@ class Importance:
     constant: bool = False  # the target has one value: there is no variance to share out
     dominant: str = ""  # the few trials that carry most of the target's variance, said (see `dominant_trials`)
     noise: float = math.nan  # the share of the trials' variance no parameter explains (out-of-bag error / variance)
+    one_way: bool = False  # the forest fit what every parameter's one-way effect leaves (forest.fit_model)
 
     @property
     def note(self) -> str:
@@ -63,7 +64,12 @@ class Importance:
             f"{self.trials} trials ({self.space})",
             SCALE_NOTE,
             SHARES_NOTE,
-            f"forest of {self.fanova.trees} trees, leaves of {self.fanova.leaf}+ trials (chosen out of bag)",
+            f"forest of {self.fanova.trees} trees, leaves of {self.fanova.leaf}+ trials (chosen out of bag)"
+            + (
+                ", fit to what each parameter's one-way effect leaves (that predicted left-out trials better)"
+                if self.one_way
+                else ""
+            ),
         ]
         if self.constant:
             notes.append("the objective is constant over these trials: its variance is zero and no share is defined")
@@ -220,26 +226,27 @@ def analyse(
     grid = {} if pairs else {"pairs": []}
     sizes = {d: len(used[d].choices) for d in categorical}
     coded, codes = recode(x, y, categorical)
-    choices = choice_effects(coded, y, categorical, sizes)
-    leaf, forest = choose_leaf(coded, y - choice_part(coded, choices), trees=trees, seed=seed)
-    fanova = decompose_forest(forest, lows=lows, highs=highs, codes=codes, choices=choices, **grid)
+    fit = fit_model(coded, y, categorical=categorical, sizes=sizes, lows=lows, highs=highs, trees=trees, seed=seed)
+    effects, leaf, forest = fit.effects, fit.leaf, fit.forest
+    fanova = decompose_forest(forest, lows=lows, highs=highs, codes=codes, one_way=effects, **grid)
 
     def refit(xs: np.ndarray, ys: np.ndarray, at: int, with_pairs: bool) -> Fanova:
         # The same analysis on other trials or targets (the marginals' spread over them is the curves' band).
         again, again_codes = recode(xs, ys, categorical)
-        again_choices = choice_effects(again, ys, categorical, sizes)
-        model = fit_forest(
-            again, ys - choice_part(again, again_choices), trees=min(trees, REFIT_TREES), min_samples_leaf=leaf, seed=at
+        again_effects = one_way_effects(
+            again, ys, categorical=categorical, sizes=sizes, lows=lows, highs=highs, continuous=fit.continuous
         )
-        return small(model, again_codes, again_choices, with_pairs)
+        target = ys - one_way_part(again, again_effects)
+        model = fit_forest(again, target, trees=min(trees, REFIT_TREES), min_samples_leaf=leaf, seed=at)
+        return small(model, again_codes, again_effects, with_pairs)
 
-    def small(model, model_codes, model_choices, with_pairs: bool, first: int | None = None) -> Fanova:
+    def small(model, model_codes, model_effects, with_pairs: bool, first: int | None = None) -> Fanova:
         return decompose_forest(
             model,
             lows=lows,
             highs=highs,
             codes=model_codes,
-            choices=model_choices,
+            one_way=model_effects,
             probes=REFIT_PROBES,
             pair_bins=REFIT_PAIR_BINS,
             first=first,
@@ -247,7 +254,7 @@ def analyse(
         )
 
     constant = bool(np.ptp(y) == 0)
-    fitted = oob_prediction(forest) + choice_part(coded, choices)  # the choices' effects are in-sample means
+    fitted = fit.left_out  # trials the forest did not see (the categorical effects are in-sample means)
     seen = np.isfinite(fitted)
     noise = float(np.mean((y[seen] - fitted[seen]) ** 2) / np.var(y)) if seen.any() and not constant else math.nan
     uncertainty = None
@@ -258,7 +265,7 @@ def analyse(
             x,
             y,
             fanova,
-            like_refits=small(forest, codes, choices, True, first=REFIT_TREES),
+            like_refits=small(forest, codes, effects, True, first=REFIT_TREES),
             residuals=residuals,
             additive=additive_part(fanova, x),
             replicates=refits,
@@ -275,6 +282,7 @@ def analyse(
         constant=constant,
         dominant=dominant_trials(rows, y),
         noise=min(noise, 1.0),
+        one_way=fit.continuous,
     )
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from odyssey.analysis.forest import left_out_prediction, one_way_effects
 from odyssey.analysis.importance import ALL_TRIALS, analyse_spaces
 from odyssey.analysis.importance_tables import terms_table
 
@@ -69,6 +70,54 @@ def test_a_pure_three_way_interaction_is_higher_order_not_nothing():
     assert table.loc["higher order", "mean"] > 0.8
     effects = table[table["kind"].isin(["main", "pair"])]
     assert effects["mean"].max() < 0.05
+
+
+def test_a_pair_of_parameters_without_main_effects_beside_strong_ones_is_found():
+    """A pair of 0.074 between hidden size and input noise, neither of which matters alone, beside a
+    learning rate and a momentum that explain the rest (a held-out study): trees grown on the
+    objective split on the strong parameters only, and the code before gave the pair 0.001-0.002 in
+    3 of 3 draws. Fit on what the one-way effects leave (which predicts the trials it left out
+    better here), the pair is found: 0.030 in this draw (issue 21's target: within 0.05 of the truth),
+    the largest of the pairs."""
+    tables, truth = _analysed("bowl, 1/3", 1000, refits=0)
+    table, pair = tables[ALL_TRIALS], "log10(hidden_size) × input_noise"
+    assert table.loc[pair, "mean"] == pytest.approx(truth[ALL_TRIALS][pair], abs=0.05)
+    assert table.loc[pair, "mean"] == table.loc[table["kind"] == "pair", "mean"].max()
+
+
+def test_the_one_way_effects_are_fit_first_only_where_that_predicts_left_out_trials_better():
+    """On a smooth study whose pair is between two strong parameters, fitting their one-way effects
+    first blurred the pair (largest error 0.048 -> 0.091 at 1000 trials), and the left-out error
+    keeps the forest alone there; on the study above it fits the one-way effects first, and says so."""
+    chosen = {}
+    for name in ("noise 1/2", "bowl, 1/3"):
+        study = bench.STUDIES[name]
+        frame = bench.draw(
+            study, 1000, np.random.default_rng([0, 1000]), bench.signal_variance(study, np.random.default_rng(12345))
+        )
+        (_, result), *_ = analyse_spaces(frame, scales=[bench.SCALES[p] for p in study.params], refits=0)
+        chosen[name] = (result.one_way, "one-way effect leaves" in result.note)
+    assert chosen == {"noise 1/2": (False, False), "bowl, 1/3": (True, True)}
+
+
+def test_a_continuous_one_way_effect_left_out_is_its_bins_mean_of_the_other_trials():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (200, 1))
+    y = np.where(x[:, 0] < 0.5, 0.0, 1.0) + rng.normal(0, 0.1, 200)
+    effects = one_way_effects(x, y, categorical=[], sizes={}, lows=np.zeros(1), highs=np.ones(1), continuous=True)
+    edges, effect = effects[0]
+    assert len(edges) - 1 in (2, 4, 6, 8, 12, 16) and effect[0] < 0 < effect[-1]  # a step: an even count of bins
+
+    class Forest:  # predicts nothing beyond the one-way effect
+        oob_prediction_ = np.zeros(200)
+
+    left_out = left_out_prediction(Forest(), x, y, effects, categorical=[])
+    bins = np.clip(np.searchsorted(edges, x[:, 0], side="right") - 1, 0, len(effect) - 1)
+    means = np.array([y[bins == b].mean() for b in range(len(effect))])
+    centre = means.mean()  # the effect is each bin's mean less the mean over bins
+    for i in (0, 57, 199):
+        others = (bins == bins[i]) & (np.arange(200) != i)
+        assert left_out[i] == pytest.approx(y[others].mean() - centre, abs=1e-12)
 
 
 @pytest.mark.slow
