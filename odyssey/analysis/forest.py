@@ -77,7 +77,7 @@ def predict(
     one_way: dict[int, Steps] | None = None,
 ) -> np.ndarray:
     """The forest's mean prediction in y's units, its trees added in their order (sklearn's threads add
-    them in any order), plus each categorical dimension's effect per choice where one was fit first."""
+    them in any order), plus the one-way effects fit before it (`one_way_part`)."""
     offset, unit = getattr(forest, "odyssey_units_", (0.0, 1.0))
     points, total = np.ascontiguousarray(x, dtype=np.float32), np.zeros(len(x))  # sklearn's trees compare float32
     trees = forest.estimators_[:first]
@@ -94,7 +94,7 @@ def one_way_part(x: np.ndarray, one_way: dict[int, Steps] | None) -> np.ndarray:
     """The one-way effects fit before the forest (`one_way_effects`), summed at each point."""
     total = np.zeros(len(x))
     for d, (edges, effect) in (one_way or {}).items():
-        total += effect[np.clip(np.searchsorted(edges, x[:, d], side="right") - 1, 0, len(effect) - 1)]
+        total += effect[_levels(x[:, d], edges)]
     return total
 
 
@@ -104,6 +104,7 @@ BINS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
 
 
 def _levels(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """The bin of each value (the first or last for one outside the edges)."""
     return np.clip(np.searchsorted(edges, x, side="right") - 1, 0, len(edges) - 2)
 
 
@@ -125,6 +126,12 @@ def _left_out_means(levels: np.ndarray, y: np.ndarray, size: int) -> tuple[np.nd
         return (sums - y) / (n - 1), sums / n
 
 
+def _mean_square(y: np.ndarray, predicted: np.ndarray) -> float:
+    """The mean squared error where there is a prediction (inf where there is none)."""
+    seen = np.isfinite(predicted)
+    return float(np.mean((y[seen] - predicted[seen]) ** 2)) if seen.any() else math.inf
+
+
 def _loo_error(levels: np.ndarray, y: np.ndarray, size: int) -> float:
     """Mean squared error of predicting each trial by the mean of the other trials in its bin."""
     others, _ = _left_out_means(levels, y, size)
@@ -143,27 +150,24 @@ def _bins(x: np.ndarray, y: np.ndarray, low: float, high: float) -> np.ndarray |
 
 
 def one_way_effects(
-    x: np.ndarray,
-    y: np.ndarray,
-    *,
-    categorical: list[int],
-    sizes: dict[int, int],
-    lows: np.ndarray,
-    highs: np.ndarray,
-    continuous: bool,
+    x: np.ndarray, y: np.ndarray, *, categorical: list[int], lows: np.ndarray, highs: np.ndarray, continuous: bool
 ) -> dict[int, Steps]:
     """One-way effects fit before the forest: each categorical parameter's per (coded) choice and, with
     `continuous`, each continuous one's per equal-width bin of its analysis scale (as many bins as
     leave-one-out error prefers; none where one bin is best). Under random search every parameter is
     drawn on its own, so one-way means are its main effect; fit first, they are not left to trees that
     isolate the trials by strong parameters before they split on a weak one (a 9-level variant: 0.08-0.11
-    of a true 0.16 with the forest alone, 0.14-0.19 so)."""
-    effects = {}
-    for d in categorical:
-        levels = np.clip(np.rint(x[:, d]), 0, sizes[d] - 1).astype(int)
-        effects[d] = (np.arange(sizes[d] + 1) - 0.5, _binned(levels, y, sizes[d]))
-    for d in range(x.shape[1]) if continuous else ():
-        if d not in categorical and highs[d] > lows[d] and (edges := _bins(x[:, d], y, lows[d], highs[d])) is not None:
+    of a true 0.16 with the forest alone, 0.14-0.19 so). A categorical scale spans its choices one unit
+    each (scales.py), so its choices are that many equal-width bins too."""
+    effects = {}  # the categorical ones first: the order in which the effects are summed, to the last bit
+    for d in [*categorical, *(d for d in range(x.shape[1]) if d not in categorical)]:
+        if d in categorical:
+            edges = np.linspace(lows[d], highs[d], round(highs[d] - lows[d]) + 1)
+        elif continuous and highs[d] > lows[d]:
+            edges = _bins(x[:, d], y, lows[d], highs[d])
+        else:
+            edges = None
+        if edges is not None:
             effects[d] = (edges, _binned(_levels(x[:, d], edges), y, len(edges) - 1))
     return effects
 
@@ -190,8 +194,7 @@ class Fit:
 
     effects: dict[int, Steps]
     continuous: bool  # whether continuous parameters' one-way effects were fit first
-    leaf: int
-    forest: RandomForestRegressor
+    forest: RandomForestRegressor  # its min_samples_leaf chosen out of bag
     left_out: np.ndarray  # each trial's left_out_prediction
 
 
@@ -200,7 +203,6 @@ def fit_model(
     y: np.ndarray,
     *,
     categorical: list[int],
-    sizes: dict[int, int],
     lows: np.ndarray,
     highs: np.ndarray,
     trees: int = 32,
@@ -218,18 +220,15 @@ def fit_model(
     left-out error tells which fits these trials better (both at 1000 trials, 3 replicates, 2026-12-07)."""
     best = None
     for continuous in (False, True):
-        effects = one_way_effects(
-            x, y, categorical=categorical, sizes=sizes, lows=lows, highs=highs, continuous=continuous
-        )
+        effects = one_way_effects(x, y, categorical=categorical, lows=lows, highs=highs, continuous=continuous)
         if continuous and len(effects) == len(categorical):
             break  # no continuous parameter has a one-way effect: the same fit as without
-        start = best[1].leaf if best else None  # the second search starts where the first ended: fewer forests
-        leaf, forest = choose_leaf(x, y - one_way_part(x, effects), trees=trees, seed=seed, start=start)
+        start = best[1].forest.min_samples_leaf if best else None  # the second search starts at the first's leaf
+        _, forest = choose_leaf(x, y - one_way_part(x, effects), trees=trees, seed=seed, start=start)
         left_out = left_out_prediction(forest, x, y, effects, categorical)
-        seen = np.isfinite(left_out)
-        error = float(np.mean((y[seen] - left_out[seen]) ** 2)) if seen.any() else math.inf
+        error = _mean_square(y, left_out)
         if best is None or error < best[0]:
-            best = (error, Fit(effects, continuous, leaf, forest, left_out))
+            best = (error, Fit(effects, continuous, forest, left_out))
     return best[1]
 
 
@@ -262,9 +261,7 @@ def choose_leaf(
 
     def tried(leaf: int) -> tuple[float, int, RandomForestRegressor]:
         forest = fit_forest(x, y, trees=trees, min_samples_leaf=leaf, seed=seed, oob=True, jobs=jobs)
-        predicted = oob_prediction(forest)
-        seen = np.isfinite(predicted)
-        return (float(np.mean((y[seen] - predicted[seen]) ** 2)) if seen.any() else math.inf), leaf, forest
+        return _mean_square(y, oob_prediction(forest)), leaf, forest
 
     sizes = [k for k in LEAVES if k == 1 or k <= len(y) / 10]
     at = sizes.index(start) if start in sizes else 0

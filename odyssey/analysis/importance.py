@@ -224,17 +224,17 @@ def analyse(
     y = rows[target].to_numpy(float)
     categorical = [d for d, s in enumerate(used) if s.choices is not None]
     grid = {} if pairs else {"pairs": []}
-    sizes = {d: len(used[d].choices) for d in categorical}
     coded, codes = recode(x, y, categorical)
-    fit = fit_model(coded, y, categorical=categorical, sizes=sizes, lows=lows, highs=highs, trees=trees, seed=seed)
-    effects, leaf, forest = fit.effects, fit.leaf, fit.forest
+    fit = fit_model(coded, y, categorical=categorical, lows=lows, highs=highs, trees=trees, seed=seed)
+    effects, forest = fit.effects, fit.forest
+    leaf = forest.min_samples_leaf
     fanova = decompose_forest(forest, lows=lows, highs=highs, codes=codes, one_way=effects, **grid)
 
     def refit(xs: np.ndarray, ys: np.ndarray, at: int, with_pairs: bool) -> Fanova:
         # The same analysis on other trials or targets (the marginals' spread over them is the curves' band).
         again, again_codes = recode(xs, ys, categorical)
         again_effects = one_way_effects(
-            again, ys, categorical=categorical, sizes=sizes, lows=lows, highs=highs, continuous=fit.continuous
+            again, ys, categorical=categorical, lows=lows, highs=highs, continuous=fit.continuous
         )
         target = ys - one_way_part(again, again_effects)
         model = fit_forest(again, target, trees=min(trees, REFIT_TREES), min_samples_leaf=leaf, seed=at)

@@ -104,7 +104,7 @@ def test_a_continuous_one_way_effect_left_out_is_its_bins_mean_of_the_other_tria
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, (200, 1))
     y = np.where(x[:, 0] < 0.5, 0.0, 1.0) + rng.normal(0, 0.1, 200)
-    effects = one_way_effects(x, y, categorical=[], sizes={}, lows=np.zeros(1), highs=np.ones(1), continuous=True)
+    effects = one_way_effects(x, y, categorical=[], lows=np.zeros(1), highs=np.ones(1), continuous=True)
     edges, effect = effects[0]
     assert len(edges) - 1 in (2, 4, 6, 8, 12, 16) and effect[0] < 0 < effect[-1]  # a step: an even count of bins
 
