@@ -17,6 +17,7 @@ rest and the total are found.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -25,7 +26,7 @@ from scipy.stats import qmc
 from sklearn.ensemble import RandomForestRegressor
 from threadpoolctl import threadpool_limits
 
-from .forest import Steps, predict
+from .forest import Effect, predict
 
 
 @dataclass(frozen=True)
@@ -237,7 +238,9 @@ class Fanova:
     lows: np.ndarray
     highs: np.ndarray
     pairs: list[tuple[int, int]]
-    variance: float  # of the forest's mean prediction over the space: what the shares divide
+    variance: (
+        float  # of the model's prediction (effects fit first, forest's mean) over the space: what the shares divide
+    )
     main: np.ndarray  # (D,) shares V_i / V
     pair: np.ndarray  # (P,) shares (V_ij - V_i - V_j) / V
     higher_order: float  # the share left to triples and beyond
@@ -255,13 +258,17 @@ class Fanova:
         return np.concatenate([self.main, self.pair, [self.higher_order]])
 
 
-def _one_way_boxes(d: int, steps: Steps, lows: np.ndarray, highs: np.ndarray) -> tuple[LeafBoxes, np.ndarray]:
-    """A one-way effect as boxes: one per bin (a choice), the bin in d by the whole space elsewhere."""
-    edges, effect = steps
-    k = len(effect)
+def _effect_boxes(effect: Effect, lows: np.ndarray, highs: np.ndarray) -> tuple[LeafBoxes, np.ndarray]:
+    """An effect fit before the forest as boxes: one per cell (a bin or a choice, or a grid of them),
+    the cell in its dimensions by the whole space elsewhere."""
+    grids = np.meshgrid(*(np.arange(len(e) - 1) for e in effect.edges), indexing="ij")  # the cells, flattened as values
+    k = effect.values.size
     low, high = np.tile(lows, (k, 1)), np.tile(highs, (k, 1))
-    low[:, d], high[:, d] = np.maximum(edges[:-1], lows[d]), np.minimum(edges[1:], highs[d])
-    return LeafBoxes(effect, low, high), effect
+    for d, edges, at in zip(effect.dims, effect.edges, grids):
+        at = at.reshape(-1)
+        low[:, d], high[:, d] = np.maximum(edges[:-1][at], lows[d]), np.minimum(edges[1:][at], highs[d])
+    value = effect.values.reshape(-1)
+    return LeafBoxes(value, low, high), value
 
 
 PROBES = 2**14  # quasi-random points for the higher-order rest (the only term not computed exactly)
@@ -276,7 +283,7 @@ def decompose_forest(
     curve_points: int = 100,
     surface_points: int = 25,
     codes: dict[int, np.ndarray] | None = None,
-    one_way: dict[int, Steps] | None = None,
+    effects: Sequence[Effect] = (),
     probes: int = PROBES,
     pair_bins: int = PAIR_BINS,
     first: int | None = None,
@@ -294,8 +301,8 @@ def decompose_forest(
     signal's variance); averaging the trees cancels most of it.
 
     codes: for a categorical dimension fit on recoded choices, the code of each choice; curves and
-    surfaces are then given at the choices' own positions. one_way: a dimension's one-way effect fit
-    before the forest (which then fit what it leaves), per (coded) choice or bin (forest.one_way_effects):
+    surfaces are then given at the choices' own positions. effects: those fit before the forest (which
+    then fit what they leave), one-way or of pairs and triples, per (coded) choice, bin or cell (forest.fit_effects):
     the function decomposed is those effects plus the forest's mean prediction. first: only the forest's first
     trees (a smaller forest of the same kind, as the refits grow).
     """
@@ -323,7 +330,7 @@ def decompose_forest(
         parts.append((boxes, value - means[-1]))
     mean = float(np.mean(means))
     parts = [(boxes, value / len(trees)) for boxes, value in parts] + [
-        _one_way_boxes(d, effect, lows, highs) for d, effect in (one_way or {}).items()
+        _effect_boxes(effect, lows, highs) for effect in effects
     ]
     every = LeafBoxes(
         np.concatenate([v for _, v in parts]),
@@ -346,7 +353,7 @@ def decompose_forest(
             probe=probe,
             pair_bins=pair_bins,
         )
-    rest = float(np.mean((predict(forest, probe, first=first, one_way=one_way) - terms.probe) ** 2))
+    rest = float(np.mean((predict(forest, probe, first=first, effects=effects) - terms.probe) ** 2))
     variance = float(terms.main.sum() + terms.pair.sum() + rest)
     # A constant forest has no variance to share out: its shares are undefined, not zero. The
     # floor only catches rounding.

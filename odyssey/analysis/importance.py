@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..errors import OdysseyError
 from .fanova import Fanova, decompose_forest
-from .forest import fit_forest, fit_model, one_way_effects, one_way_part
+from .forest import effects_part, fit_effects, fit_forest, fit_model
 from .scales import Scale, param_order
 from .trials import PARAM_PREFIX, TooFewTrials, Trials
 from .uncertainty import REFITS, Uncertainty, estimate
@@ -35,10 +35,15 @@ PAIR_SIGN = " × "
 ALL_TRIALS = "all trials"
 SCALE_NOTE = "log-sampled parameters on their log10 scale, categorical ones as equally weighted choices"
 SHARES_NOTE = (
-    "shares divide the variance of the forest's mean prediction over the space (the objective without its noise, as "
-    "the forest sees it); the noise row is the share of the trials' own variance that no parameter explains (out of "
-    "bag)"
+    "shares divide the variance of the model's prediction over the space (the effects fit first plus the forest's "
+    "mean: the objective without its noise, as the model sees it); the noise row is the share of the trials' own "
+    "variance that no parameter explains (out of bag)"
 )
+FIRST_NOTE = {  # what the forest was fit to, where more than the categorical effects came first (forest.fit_model)
+    "one-way": ", fit to what each parameter's one-way effect leaves (that predicted left-out trials better)",
+    "interactions": ", fit to what each parameter's one-way effect and binned effects of pairs and triples of "
+    "parameters leave (that predicted left-out trials better)",
+}
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,7 @@ class Importance:
     constant: bool = False  # the target has one value: there is no variance to share out
     dominant: str = ""  # the few trials that carry most of the target's variance, said (see `dominant_trials`)
     noise: float = math.nan  # the share of the trials' variance no parameter explains (out-of-bag error / variance)
-    one_way: bool = False  # the forest fit what every parameter's one-way effect leaves (forest.fit_model)
+    first: str = "categorical"  # the effects fit before the forest (forest.FIRST, chosen by forest.fit_model)
 
     @property
     def note(self) -> str:
@@ -65,11 +70,7 @@ class Importance:
             SCALE_NOTE,
             SHARES_NOTE,
             f"forest of {self.fanova.trees} trees, leaves of {self.fanova.leaf}+ trials (chosen out of bag)"
-            + (
-                ", fit to what each parameter's one-way effect leaves (that predicted left-out trials better)"
-                if self.one_way
-                else ""
-            ),
+            + FIRST_NOTE.get(self.first, ""),
         ]
         if self.constant:
             notes.append("the objective is constant over these trials: its variance is zero and no share is defined")
@@ -228,15 +229,13 @@ def analyse(
     fit = fit_model(coded, y, categorical=categorical, lows=lows, highs=highs, trees=trees, seed=seed)
     effects, forest = fit.effects, fit.forest
     leaf = forest.min_samples_leaf
-    fanova = decompose_forest(forest, lows=lows, highs=highs, codes=codes, one_way=effects, **grid)
+    fanova = decompose_forest(forest, lows=lows, highs=highs, codes=codes, effects=effects, **grid)
 
     def refit(xs: np.ndarray, ys: np.ndarray, at: int, with_pairs: bool) -> Fanova:
         # The same analysis on other trials or targets (the marginals' spread over them is the curves' band).
         again, again_codes = recode(xs, ys, categorical)
-        again_effects = one_way_effects(
-            again, ys, categorical=categorical, lows=lows, highs=highs, continuous=fit.continuous
-        )
-        target = ys - one_way_part(again, again_effects)
+        again_effects, _ = fit_effects(again, ys, categorical=categorical, lows=lows, highs=highs, first=fit.first)
+        target = ys - effects_part(again, again_effects)
         model = fit_forest(again, target, trees=min(trees, REFIT_TREES), min_samples_leaf=leaf, seed=at)
         return small(model, again_codes, again_effects, with_pairs)
 
@@ -246,7 +245,7 @@ def analyse(
             lows=lows,
             highs=highs,
             codes=model_codes,
-            one_way=model_effects,
+            effects=model_effects,
             probes=REFIT_PROBES,
             pair_bins=REFIT_PAIR_BINS,
             first=first,
@@ -282,7 +281,7 @@ def analyse(
         constant=constant,
         dominant=dominant_trials(rows, y),
         noise=min(noise, 1.0),
-        one_way=fit.continuous,
+        first=fit.first,
     )
 
 
