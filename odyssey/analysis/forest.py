@@ -127,8 +127,9 @@ SIDES = {2: (2, 4, 8), 3: (2, 4)}
 TRIPLES_UP_TO = 8
 # An interaction's grid is added only where its cells' means differ beyond noise at this level, over
 # every grid the round tries (Bonferroni): the best of many grids predicts left-out trials better by
-# chance, and with the left-out error alone 12 parameters of which one pair mattered gained two
-# spurious triples and a spurious pair (1000 trials), 20 parameters nine spurious interactions.
+# chance: with the left-out error alone, of 12 parameters of which one pair mattered (1000 trials) the
+# pair came as a triple with a third parameter, beside a spurious pair and a spurious triple; of 20
+# (2000 trials), ten spurious interactions beside the pair. With the test, the pair alone in both.
 ALPHA = 0.05
 
 
