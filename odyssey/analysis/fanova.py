@@ -238,9 +238,7 @@ class Fanova:
     lows: np.ndarray
     highs: np.ndarray
     pairs: list[tuple[int, int]]
-    variance: (
-        float  # of the model's prediction (effects fit first, forest's mean) over the space: what the shares divide
-    )
+    variance: float  # of the model's prediction (effects fit first, forest's mean): what the shares divide
     main: np.ndarray  # (D,) shares V_i / V
     pair: np.ndarray  # (P,) shares (V_ij - V_i - V_j) / V
     higher_order: float  # the share left to triples and beyond

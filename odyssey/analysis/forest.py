@@ -102,8 +102,7 @@ class Effect:
 
     def cells(self, x: np.ndarray) -> np.ndarray:
         """Each point's cell, as an index into the flattened values."""
-        levels = tuple(_levels(x[:, d], e) for d, e in zip(self.dims, self.edges))
-        return levels[0] if len(levels) == 1 else np.ravel_multi_index(levels, self.values.shape)
+        return np.ravel_multi_index([_levels(x[:, d], e) for d, e in zip(self.dims, self.edges)], self.values.shape)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.values.reshape(-1)[self.cells(x)]
@@ -244,8 +243,8 @@ def interaction_effects(
     a time: of every such set and grid of equal-width bins (SIDES a continuous side, a categorical
     one's choices), the one whose cell means predict the trials they leave out best, as long as that
     beats their overall mean and the means differ beyond noise (ALPHA); each on what the ones before
-    it leave. Returns them and, per trial,
-    what leaving it out of its cells' means changes (`left_out_prediction`).
+    it leave. Returns them and, per trial, what leaving it out of its cells' means changes
+    (`left_out_prediction`).
 
     Why: after the one-way effects, an interaction leaves no single split that helps where its
     parameters do little alone (a pair of a 9-level choice with a continuous parameter; a product of
@@ -267,18 +266,13 @@ def interaction_effects(
         for order in orders
         for d in dims
     }
-    merges = {  # per side, how many finest bins each of its grids' bins takes
-        key: [1] if key[1] in categorical else [max(SIDES[key[0]]) // k for k in SIDES[key[0]]] for key in finest
-    }
-    subsets = {}  # per set of parameters: each trial's finest cell, the finest shape, the grids (merges) to try
+    subsets = {}  # per set of parameters: each trial's finest cell, the finest shape, the grids to try (as
+    # how many finest bins each side's bins take)
     for order in orders:
         for subset in combinations(dims, order):
             fine = tuple(len(finest[order, d]) - 1 for d in subset)
-            grids = [
-                m
-                for m in product(*(merges[order, d] for d in subset))
-                if math.prod(f // k for f, k in zip(fine, m)) * 10 <= n
-            ]
+            merges = [[1] if d in categorical else [max(SIDES[order]) // k for k in SIDES[order]] for d in subset]
+            grids = [m for m in product(*merges) if math.prod(f // k for f, k in zip(fine, m)) * 10 <= n]
             if grids:
                 levels = [_levels(x[:, d], finest[order, d]) for d in subset]
                 subsets[subset] = (np.ravel_multi_index(levels, fine), fine, grids)
@@ -380,7 +374,7 @@ def fit_model(
             continue  # the same effects as the model before (none added): the same fit
         before = len(effects)
         start, forest = choose_leaf(x, y - effects_part(x, effects), trees=trees, seed=seed, start=start)
-        # each later search starts at the leaf of the one before (of 34 forests at 5400 trials, 14 were grown)
+        # each later search starts at the leaf of the one before: 9 forests at 5400 trials, 15 if each started afresh
         left_out = left_out_prediction(forest, x, effects, correction)
         error = _mean_square(y, left_out)
         if best is None or error < best[0]:
