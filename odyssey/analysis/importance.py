@@ -19,7 +19,7 @@ from .fanova import Fanova, decompose_forest
 from .forest import effects_part, fit_effects, fit_forest, fit_model
 from .scales import Scale, param_order
 from .trials import PARAM_PREFIX, TooFewTrials, Trials
-from .uncertainty import REFITS, Uncertainty, estimate
+from .uncertainty import REFITS, Uncertainty, estimate, table_bounds
 
 # A refit's shares feed a spread, a bias or a floor, not a reported share: a quarter of the trees, fewer
 # probes for its higher-order rest, fewer bins in its pair grids. At 5400 trials 36 refits as large
@@ -259,6 +259,7 @@ def analyse(
     uncertainty = None
     if refits and not constant:
         residuals = y - np.where(seen, fitted, np.mean(y))
+        mains = main_parts(fanova, x)
         uncertainty = estimate(
             refit,
             x,
@@ -270,6 +271,7 @@ def analyse(
             replicates=refits,
             nulls=refits,
             seed=seed,
+            table_high=table_bounds(x, y, mains, fanova.pairs, categorical=categorical, lows=lows, highs=highs),
         )
     return Importance(
         used,
@@ -285,10 +287,15 @@ def analyse(
     )
 
 
+def main_parts(fanova: Fanova, x: np.ndarray) -> np.ndarray:
+    """(N, D) each parameter's main effect at each trial (its marginal less the overall mean)."""
+    mean = float(fanova.curves.mean())
+    return np.column_stack([np.interp(x[:, d], fanova.curve_x[d], fanova.curves[d]) - mean for d in range(x.shape[1])])
+
+
 def additive_part(fanova: Fanova, x: np.ndarray) -> np.ndarray:
     """The forest's main effects summed at each trial: the objective with every interaction removed."""
-    mean = float(fanova.curves.mean())
-    return mean + sum(np.interp(x[:, d], fanova.curve_x[d], fanova.curves[d]) - mean for d in range(x.shape[1]))
+    return float(fanova.curves.mean()) + sum(main_parts(fanova, x).T)
 
 
 def _condition(rows: pd.DataFrame, inside: pd.Series, scales: dict[str, Scale]) -> str:

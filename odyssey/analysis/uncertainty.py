@@ -17,6 +17,17 @@ effects are not found at all); the forest's share is reported as it is, since ex
 by the move overshot at small studies (a spurious 0.5 main effect, down to 0.2 on halves, became
 1.0).
 
+The move cannot show a bias where the forest finds a term in neither the halves nor all the trials:
+a pair of two parameters that do nothing alone (0.074) came out 0.002 at 200 trials, with an
+interval up to 0.007. So the interval's top is also at least what a table of the trials allows
+(`table_bounds`): the term's binned effect in the trials' means by cell (a main effect on the
+objective less the other parameters' main effects, a pair on what all of them leave), bounded at
+95% from its noise, and the largest such bound over the tables of 2, 4 or 8 bins a side that the
+trials fill; binning only lowers an effect's variance, so each bound is one of the term's own. Over
+the benchmark's 24 studies at 200 trials the intervals of pairs held the truth for 68% of them, up
+from 42%, those of main effects for 93% (89%); a truly-zero term's top rose from 0.009 to 0.027
+(medians).
+
 Noise floor: the share a term reaches where it is truly zero, from refits on objectives with no
 such term. The noise is each trial's residual against the forest's out-of-bag prediction, with
 its sign flipped at random (a wild bootstrap): each trial keeps the size of its own noise, so
@@ -33,20 +44,25 @@ from zero when its share less 1.645 spreads clears its floor.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import product
 
 import numpy as np
 
 from .fanova import Fanova
-from .forest import THREADS
+from .forest import THREADS, _choices, _levels
 
 LEVEL = 0.90  # two-sided interval
 Z_FLOOR = Z_INTERVAL = 1.6449  # the floor: a share that noise alone exceeds 5% of the time (normal quantile)
 # What is left of a bias that falls as 1/sqrt(n), per unit of its move from n/2 to n trials.
 EXTRAPOLATE = 1.0 / (2**0.5 - 1.0)
 REFITS = 12  # halves of the trials behind every interval, and refits behind each floor
+# The tables behind `table_bounds`: a continuous side in TABLE_SIDES equal-width bins, the finest
+# that leaves 10 trials a cell on average, else 5 (a 9-level choice by 2 bins in a space of 100 trials).
+TABLE_SIDES, TABLE_PER_CELL = (8, 4, 2), (10, 5)
 
 Fit = Callable[[np.ndarray, np.ndarray, int, bool], Fanova]  # (x, y, seed, with pairs) -> decomposition
 
@@ -74,10 +90,11 @@ class Uncertainty:
         return (
             f"{LEVEL:.0%} intervals from {self.replicates} analyses of random halves of the trials: from the share "
             "to where it heads if its bias falls as 1/sqrt(trials) (from its move between half and all of them), "
-            "widened by 1.645 spreads; noise floor: the share a term reaches (95th percentile) where it is truly "
-            f"zero, from {self.nulls} refits on sign-flipped out-of-bag residuals (main effects) and {self.nulls} on "
-            "the forest's main effects plus such residuals (pairs, higher order); a share is distinguishable from "
-            "zero when it is 1.645 spreads above its floor"
+            "widened by 1.645 spreads, and up to at least the 95% bound of the term's effect in tables of the "
+            "trials' means by bins of its parameters; noise floor: the share a term reaches (95th percentile) "
+            f"where it is truly zero, from {self.nulls} refits on sign-flipped out-of-bag residuals (main effects) "
+            f"and {self.nulls} on the forest's main effects plus such residuals (pairs, higher order); a share is "
+            "distinguishable from zero when it is 1.645 spreads above its floor"
         )
 
 
@@ -98,11 +115,13 @@ def estimate(
     replicates: int = REFITS,
     nulls: int = REFITS,
     seed: int = 0,
+    table_high: np.ndarray | None = None,
 ) -> Uncertainty:
     """`point` is the analysis being reported, `like_refits` the same forest decomposed as `fit`
     decomposes (the move is measured from it; default `point`), `fit` runs it again on other trials or targets,
     `residuals` are the objective less its out-of-bag prediction, `additive` the forest's main
-    effects summed at each trial."""
+    effects summed at each trial, `table_high` (D + P,) an upper bound of each main effect's and
+    pair's variance that does not rest on the forest (`table_bounds`; NaN where there is none)."""
     if replicates < 2 or nulls < 2:
         raise ValueError(f"need at least 2 halves and 2 null refits for a spread, got {replicates} and {nulls}")
     rng = np.random.default_rng(seed)
@@ -130,11 +149,14 @@ def estimate(
     for start, terms in zip(nulls_at, (slice(0, mains), slice(mains, None))):
         null = np.array([variances(f) for f in done[start : start + nulls]])
         floor[terms] = ((null.mean(axis=0) + Z_FLOOR * null.std(axis=0, ddof=1)) / point.variance)[terms]
+    high = np.maximum(share, heading) + Z_INTERVAL * spread
+    if table_high is not None:
+        high[: len(table_high)] = np.fmax(high[: len(table_high)], table_high / point.variance)
     return Uncertainty(
         replicates=replicates,
         nulls=nulls,
         low=np.clip(np.minimum(share, heading) - Z_INTERVAL * spread, 0.0, 1.0),
-        high=np.clip(np.maximum(share, heading) + Z_INTERVAL * spread, 0.0, 1.0),
+        high=np.clip(high, 0.0, 1.0),
         std=spread,
         floor=floor,
         moved=moved,
@@ -144,3 +166,70 @@ def estimate(
         interaction_std=np.std([a.interactions for a in again], axis=0, ddof=1),
         halves=halved,
     )
+
+
+def table_bound(levels: Sequence[np.ndarray], shape: tuple[int, ...], r: np.ndarray) -> float:
+    """An upper bound (95%) of the variance of the pure effect in the table of r by `levels` (one
+    array of cell indices per parameter, `shape` cells): of a one-way table its main effect, of a
+    two-way one the interaction, uniform over the cells; NaN where a cell is empty.
+
+    The effect in the cell means m (each less its row's and column's mean, plus the overall mean, in
+    a two-way table) is a projection P m, so its mean square T = |P m|^2 / c (c cells) has
+    expectation V + tr(P S) / c, V the binned effect's variance and S the means' noise (the variance
+    within cells, pooled, over each cell's trials), and variance (2 tr(P S P S) + 4 m'P S P m) / c^2
+    (normal noise). The bound is T - tr(P S) / c + 1.645 of that spread's root. Parameters outside
+    the table add to the noise: random search draws them apart from these."""
+    cells = math.prod(shape)
+    cell = np.ravel_multi_index(tuple(levels), shape)
+    count = np.bincount(cell, minlength=cells)
+    if count.min() < 1 or len(r) <= cells:
+        return math.nan
+    mean = np.bincount(cell, r, cells) / count
+    within = float(np.sum(np.bincount(cell, r * r, cells) - count * mean**2)) / (len(r) - cells)
+    noise = within / count  # each mean's variance
+    project = np.ones((1, 1))
+    for size in shape:
+        project = np.kron(project, np.eye(size) - 1.0 / size)  # cells flattened as ravel_multi_index does
+    effect = project @ mean
+    weighted = project * noise  # P S
+    spread = 2.0 * float(np.sum(weighted * weighted.T)) + 4.0 * float(effect @ (noise * effect))
+    bias = float(np.diag(project) @ noise)
+    return max((effect @ effect - bias + Z_INTERVAL * math.sqrt(max(spread, 0.0))) / cells, 0.0)
+
+
+def _edges(d: int, side: int, categorical: Sequence[int], lows: np.ndarray, highs: np.ndarray) -> np.ndarray:
+    return _choices(lows[d], highs[d]) if d in categorical else np.linspace(lows[d], highs[d], side + 1)
+
+
+def table_bounds(
+    x: np.ndarray,
+    y: np.ndarray,
+    mains: np.ndarray,
+    pairs: list[tuple[int, int]],
+    *,
+    categorical: Sequence[int],
+    lows: np.ndarray,
+    highs: np.ndarray,
+) -> np.ndarray:
+    """(D + P,) `table_bound` of each main effect (on y less the other parameters' main effects,
+    `mains` (N, D) at each trial) and each pair (on y less all of them): a categorical side in its
+    choices, a continuous one in as many equal-width bins (of TABLE_SIDES) as leave the most trials
+    a cell on average (of TABLE_PER_CELL) that give every cell one; NaN where none does."""
+    rest = y - mains.sum(axis=1)
+    terms = [((d,), rest + mains[:, d]) for d in range(x.shape[1])] + [(pair, rest) for pair in pairs]
+    bounds = np.full(len(terms), math.nan)
+    for k, (dims, r) in enumerate(terms):
+        tables = {}  # by shape: a categorical side is the same table whatever the side
+        for sides in product(TABLE_SIDES, repeat=len(dims)):
+            edges = [_edges(d, side, categorical, lows, highs) for d, side in zip(dims, sides)]
+            tables.setdefault(tuple(len(e) - 1 for e in edges), edges)
+        for per_cell in TABLE_PER_CELL:
+            found = [
+                table_bound([_levels(x[:, d], e) for d, e in zip(dims, edges)], shape, r)
+                for shape, edges in tables.items()
+                if math.prod(shape) * per_cell <= len(r)
+            ]
+            if np.isfinite(found).any():
+                bounds[k] = np.nanmax(found)
+                break
+    return bounds
