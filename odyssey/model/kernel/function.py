@@ -71,6 +71,7 @@ class Recurrence(torch.autograd.Function):
             d_out, d_h, d_c, d_g, x, weight_ih, rs, cs, acts, weight_hh, weight_gg, peephole, mask,
             list(layout(ctx.switches, weight_hh.shape[1])), bias is not None,
             [needs[0], needs[1] or needs[2], needs[3] or needs[4]], SCHEDULE,
+            [],  # no buffers to write into: every gradient has storage of its own
         )  # fmt: skip
         return (None, *grads, None)
 

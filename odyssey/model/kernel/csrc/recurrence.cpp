@@ -199,11 +199,6 @@ at::Tensor& product_blocks(const CallThreads& call, at::Tensor& out, const at::T
   return out;
 }
 
-at::Tensor product(const CallThreads& call, const at::Tensor& a, const at::Tensor& b) {
-  at::Tensor out = at::empty({a.size(0), b.size(1)}, a.options());
-  return product_blocks(call, out, a, b);
-}
-
 // out = a @ b for a weight gradient (a a transposed view: a sum over every step's rows), in the
 // call's blocks of that sum: each block's partial into a buffer of its own (the first into out),
 // then added in order. Not blocks of out's rows: those would be rows of a transposed view, which
@@ -218,11 +213,6 @@ at::Tensor& gradient_blocks(const CallThreads& call, at::Tensor& out, const at::
   });
   for (int i = 1; i < call.blocks; ++i) out.add_(partial[i]);
   return out;
-}
-
-at::Tensor gradient(const CallThreads& call, const at::Tensor& a, const at::Tensor& b) {
-  at::Tensor out = at::empty({a.size(0), b.size(1)}, a.options());
-  return gradient_blocks(call, out, a, b);
 }
 
 // How one call walks its sequence: the team (split by units or rows) or a library matmul per step.
@@ -347,18 +337,33 @@ std::vector<at::Tensor> forward(const at::Tensor& x, const at::Tensor& w_ih, con
   return results;
 }
 
+// Where backward writes the gradients of x, W_ih, the bias, W_hh, W_gg and the peepholes, in that
+// order: a contiguous tensor of that gradient's size, or none (or fewer entries) for one of its own.
+// backward_pack passes a full-size trial's slice of the padded gradients, so that it needs neither a
+// zero-filled pack nor a copy; function.py passes none.
+using Into = std::vector<std::optional<at::Tensor>>;
+
+at::Tensor into_or_new(const Into& into, size_t which, at::IntArrayRef shape, const at::TensorOptions& options) {
+  if (which >= into.size() || !into[which]) return at::empty(shape, options);
+  const at::Tensor& buffer = *into[which];
+  TORCH_CHECK(buffer.is_contiguous() && buffer.numel() == c10::multiply_integers(shape),
+              "odyssey kernel: a gradient's buffer must be contiguous with ", shape, " entries");
+  return buffer.view(shape);
+}
+
 // dR = sum_t da_t^T [h, gates]_{t-1}, as matmuls over all steps at once: W_hh's gradient takes
 // every block and h, W_gg's (FGR) the gate blocks and the fed-back gates, each straight into its
 // rows. Gradients are the caller's (autograd may make them a parameter's .grad): never pooled.
 std::vector<at::Tensor> recurrent_grads(const CallThreads& call, const at::Tensor& da, const at::Tensor& rs,
-                                        const Layout& L) {
+                                        const Layout& L, const Into& into) {
   const int64_t T = da.size(0), B = da.size(1), H = L.H, SH = L.S * H;
   const at::Tensor da2 = da.view({T * B, L.G * H}), inputs = rs.narrow(0, 0, T).view({T * B, L.K});
-  at::Tensor dwhh = gradient(call, da2.t(), inputs.narrow(1, 0, H));
+  at::Tensor dwhh = into_or_new(into, 3, {L.G * H, H}, da.options());
+  gradient_blocks(call, dwhh, da2.t(), inputs.narrow(1, 0, H));
   if (L.S == 0) return {dwhh, at::Tensor()};
   int64_t gates = 0;
   for (int64_t g = 0; g < L.G; ++g) gates += L.gate_of_block[g] >= 0;
-  at::Tensor dwgg = at::empty({gates * H, SH}, da.options());
+  at::Tensor dwgg = into_or_new(into, 4, {gates * H, SH}, da.options());
   for (int64_t g = 0; g < L.G; ++g)
     if (L.gate_of_block[g] >= 0) {
       at::Tensor rows = dwgg.narrow(0, L.gate_of_block[g] * H, H);
@@ -377,14 +382,14 @@ at::Tensor given(const std::optional<at::Tensor>& grad, at::IntArrayRef shape, c
 
 // Returns the gradients of x, W_ih, bias, W_hh, W_gg, the peepholes, h0, c0 and gates0; `needs`
 // says whether x, the input weights and the recurrent weights want theirs (undefined if not).
-// Only da is pooled scratch; every gradient returned has storage of its own.
+// Only da is pooled scratch; every gradient returned has storage of its own, or is `into`'s.
 std::vector<at::Tensor> backward(const std::optional<at::Tensor>& d_out, const std::optional<at::Tensor>& d_h,
                                  const std::optional<at::Tensor>& d_c, const std::optional<at::Tensor>& d_g,
                                  const at::Tensor& x, const at::Tensor& w_ih, const at::Tensor& rs,
                                  const at::Tensor& cs, const at::Tensor& acts, const at::Tensor& whh,
                                  const std::optional<at::Tensor>& wgg, const std::optional<at::Tensor>& peep,
                                  const std::optional<at::Tensor>& mask, const std::vector<int64_t>& layout,
-                                 bool has_bias, const std::vector<bool>& needs, int64_t schedule) {
+                                 bool has_bias, const std::vector<bool>& needs, int64_t schedule, const Into& into) {
   const Layout L = make_layout(layout);
   const int64_t T = acts.size(0), B = acts.size(1), H = L.H, GH = L.G * H, I = x.size(2);
   const Shapes shape{L, T, B};
@@ -403,7 +408,7 @@ std::vector<at::Tensor> backward(const std::optional<at::Tensor>& d_out, const s
   dr.narrow(1, 0, H).copy_(given(d_h, {B, H}, options));
   dr.narrow(1, H, L.S * H).copy_(given(d_g, {B, L.S * H}, options));
   at::Tensor dc = given(d_c, {B, H}, options).clone(at::MemoryFormat::Contiguous);
-  at::Tensor dpeep = peep ? at::zeros_like(*peep) : at::Tensor();
+  at::Tensor dpeep = peep ? into_or_new(into, 5, peep->sizes(), options).zero_() : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES(acts.scalar_type(), "odyssey_backward", [&] {
     const Sequence<scalar_t> s = sequence<scalar_t>(shape, whh, wgg, peep, mask, rs, cs, acts);
     scalar_t* dpeep_ptr = peep ? dpeep.data_ptr<scalar_t>() : nullptr;
@@ -417,19 +422,26 @@ std::vector<at::Tensor> backward(const std::optional<at::Tensor>& d_out, const s
   });
   // After the loop, every step at once: dx = da W_ih, dW_ih = da^T x, db = sum da, dR = da^T [h, g].
   const at::Tensor da2 = da.view({T * B, GH});
-  const at::Tensor dx = needs[0] ? product(call, da2, w_ih).view({T, B, I}) : at::Tensor();
-  const at::Tensor dw_ih = needs[1] ? gradient(call, da2.t(), x.reshape({T * B, I})) : at::Tensor();
-  at::Tensor db;
+  at::Tensor dx, dw_ih, db;
+  if (needs[0]) {
+    dx = into_or_new(into, 0, {T * B, I}, options);
+    product_blocks(call, dx, da2, w_ih);
+    dx = dx.view({T, B, I});
+  }
+  if (needs[1]) {
+    dw_ih = into_or_new(into, 1, {GH, I}, options);
+    gradient_blocks(call, dw_ih, da2.t(), x.reshape({T * B, I}));
+  }
+  if (needs[1] && has_bias) db = into_or_new(into, 2, {GH}, options);
   if (needs[1] && has_bias && call.blocks) {  // summed in blocks of units, each on one thread: the same bits either way
-    db = at::empty({GH}, options);
     in_blocks(GH, call.blocks, call.lone ? 1 : call.blocks, [&](int, int64_t u0, int64_t u1) {
       at::Tensor part = db.narrow(0, u0, u1 - u0);
       at::sum_out(part, da2.narrow(1, u0, u1 - u0), 0);
     });
   } else if (needs[1] && has_bias) {
-    db = da2.sum(0);
+    at::sum_out(db, da2, 0);
   }
-  std::vector<at::Tensor> recurrent = needs[2] ? recurrent_grads(call, da, rs, L) : std::vector<at::Tensor>(2);
+  std::vector<at::Tensor> recurrent = needs[2] ? recurrent_grads(call, da, rs, L, into) : std::vector<at::Tensor>(2);
   if (L.S == 0) return {dx, dw_ih, db, recurrent[0], recurrent[1], dpeep, dr, dc, at::Tensor()};
   return {dx, dw_ih, db, recurrent[0], recurrent[1], dpeep, dr.narrow(1, 0, H).clone(), dc,
           dr.narrow(1, H, L.S * H).clone()};
