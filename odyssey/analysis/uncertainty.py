@@ -60,8 +60,9 @@ Z_FLOOR = Z_INTERVAL = 1.6449  # the floor: a share that noise alone exceeds 5% 
 # What is left of a bias that falls as 1/sqrt(n), per unit of its move from n/2 to n trials.
 EXTRAPOLATE = 1.0 / (2**0.5 - 1.0)
 REFITS = 12  # halves of the trials behind every interval, and refits behind each floor
-# The tables behind `table_bounds`: a continuous side in TABLE_SIDES equal-width bins, the finest
-# that leaves 10 trials a cell on average, else 5 (a 9-level choice by 2 bins in a space of 100 trials).
+# The tables behind `table_bounds`: a continuous side in any of TABLE_SIDES equal-width bins, every
+# table with 10 trials a cell on average, else every one with 5 (a 9-level choice by 2 bins in a space
+# of 100 trials).
 TABLE_SIDES, TABLE_PER_CELL = (8, 4, 2), (10, 5)
 
 Fit = Callable[[np.ndarray, np.ndarray, int, bool], Fanova]  # (x, y, seed, with pairs) -> decomposition
@@ -212,9 +213,10 @@ def table_bounds(
     highs: np.ndarray,
 ) -> np.ndarray:
     """(D + P,) `table_bound` of each main effect (on y less the other parameters' main effects,
-    `mains` (N, D) at each trial) and each pair (on y less all of them): a categorical side in its
-    choices, a continuous one in as many equal-width bins (of TABLE_SIDES) as leave the most trials
-    a cell on average (of TABLE_PER_CELL) that give every cell one; NaN where none does."""
+    `mains` (N, D) at each trial) and each pair (on y less all of them), the largest over the tables
+    that TABLE_PER_CELL admits (a categorical side in its choices, a continuous one in TABLE_SIDES
+    equal-width bins): each bounds the term, since binning only lowers an effect's variance; NaN
+    where no table has a trial in every cell."""
     rest = y - mains.sum(axis=1)
     terms = [((d,), rest + mains[:, d]) for d in range(x.shape[1])] + [(pair, rest) for pair in pairs]
     bounds = np.full(len(terms), math.nan)
