@@ -19,14 +19,14 @@ by the move overshot at small studies (a spurious 0.5 main effect, down to 0.2 o
 
 The move cannot show a bias where the forest finds a term in neither the halves nor all the trials:
 a pair of two parameters that do nothing alone (0.074) came out 0.002 at 200 trials, with an
-interval up to 0.007. So the interval's top is also at least what a table of the trials allows
-(`table_bounds`): the term's binned effect in the trials' means by cell (a main effect on the
-objective less the other parameters' main effects, a pair on what all of them leave), bounded at
-95% from its noise, and the largest such bound over the tables of 2, 4 or 8 bins a side that the
-trials fill; binning only lowers an effect's variance, so each bound is one of the term's own. Over
-the benchmark's 24 studies at 200 trials the intervals of pairs held the truth for 68% of them, up
-from 42%, those of main effects for 93% (89%); a truly-zero term's top rose from 0.009 to 0.027
-(medians).
+interval up to 0.007, and a pure three-way interaction (1.0) 0.002-0.02 at 60 trials, up to
+0.16. So the interval's top is also at least what a table of the trials allows (`table_bounds`):
+the term's binned effect in the trials' means by cell (a main effect on the objective less the
+other parameters' main effects, a pair or, for the higher-order rest, any triple of parameters on
+what all of them leave), bounded at 95% from its noise (a noncentral chi-square), and the largest
+such bound over the tables of 2, 4 or 8 bins a side (a triple's 2 or 4) with 5 trials a cell;
+binning only lowers an effect's variance, so the term is at least its binned effect.
+docs/importance.md has what it gained in coverage and cost in width.
 
 Noise floor: the share a term reaches where it is truly zero, from refits on objectives with no
 such term. The noise is each trial's residual against the forest's out-of-bag prediction, with
@@ -48,22 +48,28 @@ import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from itertools import product
+from itertools import combinations, product
 
 import numpy as np
+from scipy.special import chndtr  # the noncentral chi-square's cdf: scipy.stats.ncx2's, without its 130 us a call
 
 from .fanova import Fanova
 from .forest import THREADS, _choices, _levels
 
 LEVEL = 0.90  # two-sided interval
+CONFIDENCE = 0.95  # of a table's bound (one-sided)
 Z_FLOOR = Z_INTERVAL = 1.6449  # the floor: a share that noise alone exceeds 5% of the time (normal quantile)
 # What is left of a bias that falls as 1/sqrt(n), per unit of its move from n/2 to n trials.
 EXTRAPOLATE = 1.0 / (2**0.5 - 1.0)
 REFITS = 12  # halves of the trials behind every interval, and refits behind each floor
-# The tables behind `table_bounds`: a continuous side in any of TABLE_SIDES equal-width bins, every
-# table with 10 trials a cell on average, else every one with 5 (a 9-level choice by 2 bins in a space
-# of 100 trials).
-TABLE_SIDES, TABLE_PER_CELL = (8, 4, 2), (10, 5)
+# The tables behind `table_bounds`: a continuous side in any of TABLE_SIDES equal-width bins (a
+# triple's in 4 or 2, as the interactions model bins them), every table with TABLE_PER_CELL trials a
+# cell on average. 5, not 10 (with 5 only where no table had 10): each table's bound is valid, and
+# at 60 and 200 trials the finer tables it admits took pairs' intervals from holding the truth for
+# 43% and 68% of nonzero pairs to 55% and 77%, at the cost of width (a truly-zero term's top,
+# median: 0.024 -> 0.045 at 60 trials, 0.027 -> 0.044 at 200, with the triples' bounds;
+# benchmarks/importance_accuracy.py, 2026-12-08, before the noncentral chi-square).
+TABLE_SIDES, TABLE_PER_CELL = (8, 4, 2), 5
 
 Fit = Callable[[np.ndarray, np.ndarray, int, bool], Fanova]  # (x, y, seed, with pairs) -> decomposition
 
@@ -92,7 +98,8 @@ class Uncertainty:
             f"{LEVEL:.0%} intervals from {self.replicates} analyses of random halves of the trials: from the share "
             "to where it heads if its bias falls as 1/sqrt(trials) (from its move between half and all of them), "
             "widened by 1.645 spreads, and up to at least the 95% bound of the term's effect in tables of the "
-            "trials' means by bins of its parameters; noise floor: the share a term reaches (95th percentile) "
+            "trials' means by bins of its parameters (the higher-order rest: of any three); noise floor: the "
+            "share a term reaches (95th percentile) "
             f"where it is truly zero, from {self.nulls} refits on sign-flipped out-of-bag residuals (main effects) "
             f"and {self.nulls} on the forest's main effects plus such residuals (pairs, higher order); a share is "
             "distinguishable from zero when it is 1.645 spreads above its floor"
@@ -121,8 +128,8 @@ def estimate(
     """`point` is the analysis being reported, `like_refits` the same forest decomposed as `fit`
     decomposes (the move is measured from it; default `point`), `fit` runs it again on other trials or targets,
     `residuals` are the objective less its out-of-bag prediction, `additive` the forest's main
-    effects summed at each trial, `table_high` (D + P,) an upper bound of each main effect's and
-    pair's variance that does not rest on the forest (`table_bounds`; NaN where there is none)."""
+    effects summed at each trial, `table_high` (D + P + 1,) an upper bound of each main effect's,
+    pair's and the rest's variance that does not rest on the forest (`table_bounds`; NaN where there is none)."""
     if replicates < 2 or nulls < 2:
         raise ValueError(f"need at least 2 halves and 2 null refits for a spread, got {replicates} and {nulls}")
     rng = np.random.default_rng(seed)
@@ -172,30 +179,54 @@ def estimate(
 def table_bound(levels: Sequence[np.ndarray], shape: tuple[int, ...], r: np.ndarray) -> float:
     """An upper bound (95%) of the variance of the pure effect in the table of r by `levels` (one
     array of cell indices per parameter, `shape` cells): of a one-way table its main effect, of a
-    two-way one the interaction, uniform over the cells; NaN where a cell is empty.
+    two- or three-way one the interaction, uniform over the cells; NaN where a cell is empty."""
+    found = _table_statistic(levels, shape, r)
+    return math.nan if found is None else float(_bounds([found])[0])
 
-    The effect in the cell means m (each less its row's and column's mean, plus the overall mean, in
-    a two-way table) is a projection P m, so its mean square T = |P m|^2 / c (c cells) has
-    expectation V + tr(P S) / c, V the binned effect's variance and S the means' noise (the variance
-    within cells, pooled, over each cell's trials), and variance (2 tr(P S P S) + 4 m'P S P m) / c^2
-    (normal noise). The bound is T - tr(P S) / c + 1.645 of that spread's root. Parameters outside
-    the table add to the noise: random search draws them apart from these."""
+
+def _table_statistic(levels: Sequence[np.ndarray], shape: tuple[int, ...], r: np.ndarray) -> tuple | None:
+    """(sum of squares, noise, degrees of freedom, cells) of the pure effect in the table, None where a
+    cell is empty or the trials do not outnumber the cells.
+
+    The effect in the cell means m (for two sides each less its row's and column's mean plus the
+    overall mean; likewise for one and three) is a projection P m, and its sum of squares |P m|^2
+    is a scaled noncentral chi-square: s chi2'(f, |P mu|^2 / s), whose scale s = tr(PSPS) / tr(PS)
+    and degrees of freedom f = tr(PS)^2 / tr(PSPS) give the noise part its mean and variance (S the
+    means' noise: the variance within cells, pooled, over each cell's trials). Where every cell has
+    as many trials, s is each mean's noise and f the effect's rank, exactly; where the counts differ,
+    it is Satterthwaite's approximation. Parameters outside the table add to the noise: random
+    search draws them apart from these."""
     cells = math.prod(shape)
     cell = np.ravel_multi_index(tuple(levels), shape)
     count = np.bincount(cell, minlength=cells)
     if count.min() < 1 or len(r) <= cells:
-        return math.nan
+        return None
     mean = np.bincount(cell, r, cells) / count
     within = float(np.sum(np.bincount(cell, r * r, cells) - count * mean**2)) / (len(r) - cells)
-    noise = within / count  # each mean's variance
     project = np.ones((1, 1))
     for size in shape:
         project = np.kron(project, np.eye(size) - 1.0 / size)  # cells flattened as ravel_multi_index does
     effect = project @ mean
-    weighted = project * noise  # P S
-    spread = 2.0 * float(np.sum(weighted * weighted.T)) + 4.0 * float(effect @ (noise * effect))
-    bias = float(np.diag(project) @ noise)
-    return max((effect @ effect - bias + Z_INTERVAL * math.sqrt(max(spread, 0.0))) / cells, 0.0)
+    weighted = project * (within / count)  # P S
+    trace, square = float(np.trace(weighted)), float(np.sum(weighted * weighted.T))  # tr(PS), tr(PSPS)
+    if trace <= 0.0:
+        return None
+    return float(effect @ effect), square / trace, trace**2 / square, cells
+
+
+def _bounds(statistics: Sequence[tuple]) -> np.ndarray:
+    """Each statistic's 95% upper bound of its effect's variance: the noncentrality at which its sum of
+    squares or less has 5% chance, times the noise, over the cells. Exact where the cells' noise is
+    alike; the moments' normal approximation it replaces held 84-89% for effects of one degree of
+    freedom (2 x 2 tables, 2 x 2 x 2, two bins; simulated at 60 trials)."""
+    squares, noise, freedom, cells = (np.array(column, dtype=float) for column in zip(*statistics))
+    observed = squares / np.maximum(noise, np.finfo(float).tiny)
+    low, high = np.zeros_like(observed), observed + 10.0 * np.sqrt(observed + freedom) + 20.0
+    for _ in range(60):  # bisection, all tables at once: the cdf falls as the noncentrality grows
+        middle = (low + high) / 2
+        above = chndtr(observed, freedom, middle) > 1.0 - CONFIDENCE
+        low, high = np.where(above, middle, low), np.where(above, high, middle)
+    return high * noise / cells
 
 
 def _edges(d: int, side: int, categorical: Sequence[int], lows: np.ndarray, highs: np.ndarray) -> np.ndarray:
@@ -212,26 +243,38 @@ def table_bounds(
     lows: np.ndarray,
     highs: np.ndarray,
 ) -> np.ndarray:
-    """(D + P,) `table_bound` of each main effect (on y less the other parameters' main effects,
-    `mains` (N, D) at each trial) and each pair (on y less all of them), the largest over the tables
-    that TABLE_PER_CELL admits (a categorical side in its choices, a continuous one in TABLE_SIDES
-    equal-width bins): each bounds the term, since binning only lowers an effect's variance; NaN
-    where no table has a trial in every cell."""
+    """(D + P + 1,) `table_bound` of each main effect (on y less the other parameters' main effects,
+    `mains` (N, D) at each trial), each pair (on y less all of them) and the higher-order rest (the
+    largest over every triple of parameters of its three-way effect, on y less all main effects);
+    of each, the largest over the tables that TABLE_PER_CELL admits (a categorical side in its
+    choices, a continuous one in TABLE_SIDES equal-width bins): the term is at least its binned
+    effect, since binning only lowers an effect's variance; NaN where no table has a trial in every
+    cell (or, for the rest, with fewer than three parameters)."""
     rest = y - mains.sum(axis=1)
     terms = [((d,), rest + mains[:, d]) for d in range(x.shape[1])] + [(pair, rest) for pair in pairs]
-    bounds = np.full(len(terms), math.nan)
+    terms += [(triple, rest) for triple in combinations(range(x.shape[1]), 3)]
+    term, statistics = [], []  # every admitted table's statistic, and the term it bounds
     for k, (dims, r) in enumerate(terms):
-        tables = {}  # by shape: a categorical side is the same table whatever the side
-        for sides in product(TABLE_SIDES, repeat=len(dims)):
-            edges = [_edges(d, side, categorical, lows, highs) for d, side in zip(dims, sides)]
-            tables.setdefault(tuple(len(e) - 1 for e in edges), edges)
-        for per_cell in TABLE_PER_CELL:
-            found = [
-                table_bound([_levels(x[:, d], e) for d, e in zip(dims, edges)], shape, r)
-                for shape, edges in tables.items()
-                if math.prod(shape) * per_cell <= len(r)
-            ]
-            if np.isfinite(found).any():
-                bounds[k] = np.nanmax(found)
-                break
-    return bounds
+        for levels, shape in _tables(x, dims, categorical, lows, highs):
+            if (found := _table_statistic(levels, shape, r)) is not None:
+                term.append(min(k, x.shape[1] + len(pairs)))  # every triple bounds the rest
+                statistics.append(found)
+    largest = np.full(x.shape[1] + len(pairs) + 1, -np.inf)
+    if statistics:
+        np.maximum.at(largest, term, _bounds(statistics))
+    return np.where(np.isfinite(largest), largest, math.nan)
+
+
+def _tables(
+    x: np.ndarray, dims: tuple[int, ...], categorical: Sequence[int], lows: np.ndarray, highs: np.ndarray
+) -> list[tuple[list[np.ndarray], tuple[int, ...]]]:
+    """(each trial's cell index per side, shape) of every table of dims that TABLE_PER_CELL admits."""
+    tables = {}  # by shape: a categorical side is the same table whatever the side
+    for sides in product(TABLE_SIDES if len(dims) < 3 else TABLE_SIDES[1:], repeat=len(dims)):
+        edges = [_edges(d, side, categorical, lows, highs) for d, side in zip(dims, sides)]
+        tables.setdefault(tuple(len(e) - 1 for e in edges), edges)
+    return [
+        ([_levels(x[:, d], e) for d, e in zip(dims, edges)], shape)
+        for shape, edges in tables.items()
+        if math.prod(shape) * TABLE_PER_CELL <= x.shape[0]
+    ]
